@@ -1,0 +1,1 @@
+"""HTTP, CLI, settings and the dependency-injection container."""

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations and their runner (sql backend)."""

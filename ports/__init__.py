@@ -1,0 +1,1 @@
+"""Ports: the Protocols the domain depends on and the adapters implement."""
