@@ -1,0 +1,87 @@
+"""The Litestar application factory.
+
+``create_app()`` reads the settings from the environment (uvicorn calls it with
+``factory=True``); tests pass settings and, usually, a store:
+``create_app(settings, store=MemoryStore())``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dependency_injector import providers
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from domain.errors import DomainError
+from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.errors import (
+    domain_error_handler,
+    http_error_handler,
+    internal_error_handler,
+)
+from entrypoints.http.health import HealthController
+from entrypoints.http.services import Services
+from entrypoints.settings import Settings, load_settings
+from ports.store import Store
+
+VERSION = "0.1.0"
+
+
+def build_services(container: Container) -> Services:
+    return Services(
+        settings=container.settings(),
+        store=container.store(),
+        clock=container.clock(),
+        token_generator=container.token_generator(),
+        password_hasher=container.password_hasher(),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    container: Container | None = None,
+) -> Litestar:
+    settings = settings or load_settings()
+    container = container or build_container(settings)
+    if store is not None:
+        container.store.override(providers.Object(store))
+    holder: dict[str, Services] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        backend = await open_backend(container)
+        try:
+            holder["services"] = build_services(container)
+            app.state.services = holder["services"]
+            app.state.container = container
+            yield
+        finally:
+            await backend.close()
+
+    def provide_services() -> Services:
+        return holder["services"]
+
+    route_handlers: list[Any] = [HealthController]
+    return Litestar(
+        route_handlers=route_handlers,
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers={
+            DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="auth-service",
+            version=VERSION,
+            description="OAuth 2.1 / OpenID Connect authorization server with SCIM 2.0",
+        ),
+        debug=False,
+    )

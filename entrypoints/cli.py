@@ -1,0 +1,78 @@
+"""The ``auth-service`` command: ``serve``, ``migrate`` and maintenance commands.
+
+Configuration errors print one line naming the variable and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from entrypoints.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="auth-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve HTTP on BIND_ADDR")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending SQL migrations (sql backend)")
+    migrate.set_defaults(handler=_migrate)
+
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(f"auth-service: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be at least 1")
+    if args.workers > 1 and settings.store_backend == "hybrid" and not settings.redis_url:
+        raise ConfigError(
+            "--workers",
+            "hybrid without REDIS_URL keeps tokens in one process's memory; "
+            "set REDIS_URL or use STORE_BACKEND=sql to run more than one worker",
+        )
+    uvicorn.run(
+        "entrypoints.app:create_app",
+        factory=True,
+        host=settings.bind_host,
+        port=settings.bind_port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=15,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL", "is required for migrate")
+    from migrations.runner import migrate
+
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

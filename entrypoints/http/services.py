@@ -1,0 +1,23 @@
+"""What request handlers are given: the ports, resolved once at start-up.
+
+Handlers take one ``services: Services`` dependency instead of resolving each port per
+request; the container builds it once in the lifespan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entrypoints.settings import Settings
+from ports.clock import Clock
+from ports.security import PasswordHasher, TokenGenerator
+from ports.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    token_generator: TokenGenerator
+    password_hasher: PasswordHasher

@@ -1,0 +1,213 @@
+"""Settings, read once from the environment and validated before anything listens.
+
+Every problem is a :class:`ConfigError` naming the variable; the CLI prints it as one line
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+import msgspec
+
+StoreBackendName = Literal["hybrid", "sql"]
+#: The backends the configuration accepts. Adding an adapter adds its name here and a
+#: container in ``entrypoints.container.BACKENDS`` (docs/writing-an-adapter.md).
+STORE_BACKENDS: tuple[str, ...] = ("hybrid", "sql")
+
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "read", "write")
+MIN_CLIENT_SECRET_LENGTH = 32
+_DATABASE_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. ``str()`` is the one line shown to the operator."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    store_backend: StoreBackendName = "hybrid"
+    database_url: str | None = None
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 8080
+    external_base_url: str = "http://localhost:8080"
+    token_expiry_seconds: int = 3600
+    refresh_token_expiry_seconds: int = 1_209_600
+    auth_code_expiry_seconds: int = 600
+    #: ``(client_id, sha256 hex of the secret)``: secrets are not kept in clear after loading.
+    client_credentials: tuple[tuple[str, str], ...] = ()
+    client_redirect_uris: Mapping[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    allowed_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    clients_file: str | None = None
+    signing_key_files: tuple[str, ...] = ()
+    purge_interval_seconds: int = 300
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def issuer(self) -> str:
+        return self.external_base_url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raises :class:`ConfigError` on the first problem."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    backend = (get("STORE_BACKEND") or "hybrid").lower()
+    if backend not in STORE_BACKENDS:
+        raise ConfigError(
+            "STORE_BACKEND", f"must be one of {', '.join(STORE_BACKENDS)} (got {backend!r})"
+        )
+    database_url = get("DATABASE_URL")
+    if backend == "sql" and database_url is None:
+        raise ConfigError("DATABASE_URL", "is required when STORE_BACKEND=sql")
+    if database_url is not None:
+        _check_database_url(database_url)
+    redis_url = get("REDIS_URL")
+    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    host, port = _bind_addr(get("BIND_ADDR") or "127.0.0.1:8080")
+    base_url = (get("EXTERNAL_BASE_URL") or "http://localhost:8080").rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError("EXTERNAL_BASE_URL", "must be an absolute http(s) URL without query")
+    scopes = _scopes(get("ALLOWED_SCOPES"))
+    clients_file = get("CLIENTS_FILE")
+    if clients_file is not None and not os.path.isfile(clients_file):
+        raise ConfigError("CLIENTS_FILE", f"no such file: {clients_file}")
+    key_files = tuple(p.strip() for p in (get("SIGNING_KEY_FILE") or "").split(",") if p.strip())
+    for path in key_files:
+        if not os.path.isfile(path):
+            raise ConfigError("SIGNING_KEY_FILE", f"no such file: {path}")
+    log_format = (get("LOG_FORMAT") or "auto").lower()
+    if log_format not in ("auto", "json", "console"):
+        raise ConfigError("LOG_FORMAT", "must be auto, json or console")
+    return Settings(
+        store_backend=cast(StoreBackendName, backend),
+        database_url=database_url,
+        database_pool_size=_positive_int(env, "DATABASE_POOL_SIZE", 10),
+        redis_url=redis_url,
+        bind_host=host,
+        bind_port=port,
+        external_base_url=base_url,
+        token_expiry_seconds=_positive_int(env, "TOKEN_EXPIRY_SECONDS", 3600),
+        refresh_token_expiry_seconds=_positive_int(env, "REFRESH_TOKEN_EXPIRY_SECONDS", 1_209_600),
+        auth_code_expiry_seconds=_positive_int(env, "AUTH_CODE_EXPIRY_SECONDS", 600),
+        client_credentials=_client_credentials(get("CLIENT_CREDENTIALS")),
+        client_redirect_uris=_redirect_uris(get("CLIENT_REDIRECT_URIS")),
+        allowed_scopes=scopes,
+        clients_file=clients_file,
+        signing_key_files=key_files,
+        purge_interval_seconds=_positive_int(env, "PURGE_INTERVAL_SECONDS", 300),
+        log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        log_format=cast(Literal["auto", "json", "console"], log_format),
+    )
+
+
+def _check_database_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in _DATABASE_SCHEMES or not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(
+            "DATABASE_URL",
+            "must look like postgresql://user:password@host:5432/dbname "
+            "(postgres://, postgresql:// or postgresql+asyncpg://)",
+        )
+
+
+def _bind_addr(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError("BIND_ADDR", f"must be host:port, e.g. 127.0.0.1:8080 (got {value!r})")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not all(label.isalnum() or "-" in label for label in host.split(".")):
+                raise ConfigError("BIND_ADDR", f"{host!r} is not a host name or address") from None
+    return host, int(port_text)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(name, f"must be a positive integer (got {raw!r})")
+    return int(raw)
+
+
+def _scopes(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_SCOPES
+    scopes = tuple(s.strip() for s in value.split(",") if s.strip())
+    bad = [s for s in scopes if not _is_scope_token(s)]
+    if bad or not scopes:
+        raise ConfigError("ALLOWED_SCOPES", "must be a comma-separated list of scope names")
+    return scopes
+
+
+def _is_scope_token(scope: str) -> bool:
+    # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    return all(c == "\x21" or "\x23" <= c <= "\x5b" or "\x5d" <= c <= "\x7e" for c in scope)
+
+
+def _client_credentials(value: str | None) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    clients: list[tuple[str, str]] = []
+    for index, entry in enumerate((e.strip() for e in value.split(";")), start=1):
+        if not entry:
+            continue
+        client_id, sep, secret = entry.partition(":")
+        if not sep or not client_id.strip() or not secret:
+            raise ConfigError(
+                "CLIENT_CREDENTIALS", f"entry {index} must be client_id:secret (id:secret;id2:secret2)"
+            )
+        client_id = client_id.strip()
+        if len(secret) < MIN_CLIENT_SECRET_LENGTH:
+            raise ConfigError(
+                "CLIENT_CREDENTIALS",
+                f"client {client_id!r} has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters",
+            )
+        if any(existing == client_id for existing, _ in clients):
+            raise ConfigError("CLIENT_CREDENTIALS", f"client {client_id!r} is listed twice")
+        clients.append((client_id, hashlib.sha256(secret.encode("utf-8")).hexdigest()))
+    return tuple(clients)
+
+
+def _redirect_uris(value: str | None) -> dict[str, tuple[str, ...]]:
+    if value is None:
+        return {}
+    result: dict[str, tuple[str, ...]] = {}
+    for index, entry in enumerate((e.strip() for e in value.split(";")), start=1):
+        if not entry:
+            continue
+        client_id, sep, uris_text = entry.partition(":")
+        uris = tuple(u.strip() for u in uris_text.split(",") if u.strip())
+        if not sep or not client_id.strip() or not uris:
+            raise ConfigError(
+                "CLIENT_REDIRECT_URIS", f"entry {index} must be client_id:uri1,uri2"
+            )
+        for uri in uris:
+            parts = urlsplit(uri)
+            if not parts.scheme or not parts.netloc and parts.scheme in ("http", "https") or parts.fragment:
+                raise ConfigError(
+                    "CLIENT_REDIRECT_URIS", f"{uri!r} is not an absolute URI without fragment"
+                )
+        result[client_id.strip()] = uris
+    return result
