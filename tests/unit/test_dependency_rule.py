@@ -34,16 +34,6 @@ def test_inner_layers_import_nothing_from_the_outside(package: str) -> None:
     assert not offenders, sorted(offenders)
 
 
-def test_ports_import_only_the_domain() -> None:
-    offenders = {
-        f"{path.relative_to(ROOT)}: {name}"
-        for path in (ROOT / "ports").rglob("*.py")
-        for name in imported_modules(path)
-        if name.split(".")[0] in {"domain", "ports"} and not name.startswith(("domain", "ports"))
-    }
-    assert not offenders
-
-
 def test_the_rule_catches_an_offender(tmp_path: Path) -> None:
     offender = tmp_path / "bad.py"
     offender.write_text("import litestar\nfrom adapters.sql import SqlStore\n")
