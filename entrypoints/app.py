@@ -39,6 +39,7 @@ def build_services(container: Container) -> Services:
         clock=container.clock(),
         token_generator=container.token_generator(),
         password_hasher=container.password_hasher(),
+        events=container.events(),
     )
 
 

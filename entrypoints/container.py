@@ -19,6 +19,7 @@ from dependency_injector import containers, providers
 from adapters.passwords import Argon2PasswordHasher
 from entrypoints.settings import Settings
 from ports.clock import SystemClock
+from ports.events import LoggingEvents
 from ports.security import SecretsTokenGenerator
 from ports.store import Store
 
@@ -67,6 +68,7 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     token_generator = providers.Singleton(SecretsTokenGenerator)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
+    events = providers.Singleton(LoggingEvents)
 
 
 def build_container(settings: Settings) -> Container:

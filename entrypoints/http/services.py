@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from entrypoints.settings import Settings
 from ports.clock import Clock
+from ports.events import Events
 from ports.security import PasswordHasher, TokenGenerator
 from ports.store import Store
 
@@ -21,3 +22,4 @@ class Services:
     clock: Clock
     token_generator: TokenGenerator
     password_hasher: PasswordHasher
+    events: Events
