@@ -40,6 +40,7 @@ def build_services(container: Container) -> Services:
         token_generator=container.token_generator(),
         password_hasher=container.password_hasher(),
         events=container.events(),
+        signer=container.signer(),
     )
 
 

@@ -18,6 +18,7 @@ from dependency_injector import containers, providers
 
 from adapters.passwords import Argon2PasswordHasher
 from entrypoints.settings import Settings
+from entrypoints.signing import load_signer
 from ports.clock import SystemClock
 from ports.events import LoggingEvents
 from ports.security import SecretsTokenGenerator
@@ -64,11 +65,12 @@ BACKENDS: dict[str, type[containers.DeclarativeContainer]] = {
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    store = providers.Dependency()
+    store: providers.Dependency[Store] = providers.Dependency()
     clock = providers.Singleton(SystemClock)
     token_generator = providers.Singleton(SecretsTokenGenerator)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
     events = providers.Singleton(LoggingEvents)
+    signer = providers.Singleton(load_signer, settings)
 
 
 def build_container(settings: Settings) -> Container:
@@ -97,6 +99,6 @@ async def open_backend(container: Container) -> OpenedBackend:
     init: Any = backend.init_resources()
     if init is not None:
         await init
-    store = await backend.store()  # type: ignore[attr-defined]
+    store = await backend.store()
     container.store.override(providers.Object(store))
     return OpenedBackend(backend)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
-from ports.security import PasswordHasher, TokenGenerator
+from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
 from ports.store import Store
 
 
@@ -23,3 +23,4 @@ class Services:
     token_generator: TokenGenerator
     password_hasher: PasswordHasher
     events: Events
+    signer: IdTokenSigner
