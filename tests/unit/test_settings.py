@@ -1,0 +1,85 @@
+"""Settings are validated at load; every problem names its variable."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from entrypoints.settings import ConfigError, load_settings
+
+STRONG = "s" * 32
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings({})
+    assert settings.store_backend == "hybrid"
+    assert (settings.bind_host, settings.bind_port) == ("127.0.0.1", 8080)
+    assert settings.external_base_url == "http://localhost:8080"
+    assert settings.token_expiry_seconds == 3600
+    assert settings.refresh_token_expiry_seconds == 1_209_600
+    assert settings.auth_code_expiry_seconds == 600
+    assert settings.allowed_scopes == ("openid", "profile", "email", "offline_access", "read", "write")
+    assert settings.redis_url is None and settings.database_url is None
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "fragment"),
+    [
+        ({"STORE_BACKEND": "mongo"}, "STORE_BACKEND", "hybrid, sql"),
+        ({"STORE_BACKEND": "sql"}, "DATABASE_URL", "required"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL", "postgresql://"),
+        ({"BIND_ADDR": "localhost"}, "BIND_ADDR", "host:port"),
+        ({"BIND_ADDR": "127.0.0.1:99999"}, "BIND_ADDR", "host:port"),
+        ({"BIND_ADDR": "bad host!:80"}, "BIND_ADDR", "not a host"),
+        ({"CLIENT_CREDENTIALS": "no-colon"}, "CLIENT_CREDENTIALS", "client_id:secret"),
+        ({"CLIENT_CREDENTIALS": "app:short"}, "CLIENT_CREDENTIALS", "'app'"),
+        ({"CLIENT_CREDENTIALS": f"a:{STRONG};a:{STRONG}"}, "CLIENT_CREDENTIALS", "twice"),
+        ({"CLIENT_REDIRECT_URIS": "app"}, "CLIENT_REDIRECT_URIS", "client_id:uri"),
+        ({"CLIENT_REDIRECT_URIS": "app:/relative"}, "CLIENT_REDIRECT_URIS", "absolute"),
+        ({"TOKEN_EXPIRY_SECONDS": "-5"}, "TOKEN_EXPIRY_SECONDS", "positive"),
+        ({"REFRESH_TOKEN_EXPIRY_SECONDS": "soon"}, "REFRESH_TOKEN_EXPIRY_SECONDS", "positive"),
+        ({"EXTERNAL_BASE_URL": "ftp://x"}, "EXTERNAL_BASE_URL", "http"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL", "redis://"),
+        ({"ALLOWED_SCOPES": 'a,"b'}, "ALLOWED_SCOPES", "scope"),
+        ({"CLIENTS_FILE": "/nonexistent/clients.toml"}, "CLIENTS_FILE", "no such file"),
+        ({"SIGNING_KEY_FILE": "/nonexistent/key.pem"}, "SIGNING_KEY_FILE", "no such file"),
+    ],
+)
+def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://u:p@db:5432/auth", "postgresql://u@db/auth", "postgresql+asyncpg://u:p@db/auth"],
+)
+def test_every_documented_database_url_form_is_accepted(url: str) -> None:
+    assert load_settings({"STORE_BACKEND": "sql", "DATABASE_URL": url}).database_url == url
+
+
+def test_client_secrets_are_not_kept_in_clear() -> None:
+    secret = "x" * 40
+    settings = load_settings({"CLIENT_CREDENTIALS": f"app:{secret}"})
+    assert settings.client_credentials == (("app", hashlib.sha256(secret.encode()).hexdigest()),)
+    assert secret not in repr(settings)
+
+
+def test_lists_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "CLIENT_CREDENTIALS": f"a:{STRONG}; b:{STRONG};",
+            "CLIENT_REDIRECT_URIS": "a:https://a.example/cb,http://localhost:3000/cb;b:https://b/cb",
+            "ALLOWED_SCOPES": "read, write",
+            "BIND_ADDR": "[::1]:9000",
+        }
+    )
+    assert [c for c, _ in settings.client_credentials] == ["a", "b"]
+    assert settings.client_redirect_uris["a"] == ("https://a.example/cb", "http://localhost:3000/cb")
+    assert settings.allowed_scopes == ("read", "write")
+    assert (settings.bind_host, settings.bind_port) == ("::1", 9000)
