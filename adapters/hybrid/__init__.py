@@ -1,1 +1,42 @@
+"""The ``hybrid`` adapter: identities in memory, token state in memory and Redis.
 
+See ``docs/hybrid-backend.md`` for the key layout, TTLs and failure behaviour.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from adapters.hybrid.redis_state import RedisTokenState
+from adapters.hybrid.store import HybridStore
+
+__all__ = ["HybridStore", "open_hybrid_store"]
+
+# Short timeouts: while Redis is away, a request waits at most this long once per back-off
+# interval before it is served from memory.
+CONNECT_TIMEOUT_SECONDS = 0.5
+COMMAND_TIMEOUT_SECONDS = 1.0
+
+
+async def open_hybrid_store(redis_url: str | None, *, key_prefix: str = "as:") -> HybridStore:
+    """A :class:`HybridStore`, sharing token state through ``redis_url`` when given.
+
+    An unreachable Redis is not an error: the store starts degraded (``health()`` says
+    ``"redis": False``, one warning is logged) and uses Redis as soon as it answers.
+    A malformed URL raises ``ValueError``.
+    """
+    if redis_url is None:
+        return HybridStore()
+    client = Redis.from_url(
+        redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=COMMAND_TIMEOUT_SECONDS,
+        # No retries inside redis-py: a failure is handled once, by the store's back-off.
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,
+    )
+    store = HybridStore(RedisTokenState(client, key_prefix))
+    await store.health()
+    return store

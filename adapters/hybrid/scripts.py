@@ -1,0 +1,175 @@
+"""Lua scripts: every read-then-write on token state runs inside Redis, atomically.
+
+Conventions: ``ARGV[1]`` is the caller's ``now`` (expiry is decided by the caller's clock,
+as the port requires, not by Redis's); records are the msgpack arrays of ``codec.py``
+(``exp`` first); an access token value is a flag byte (``1``/``0``) then its array.
+Index sets (``g:<grant>``, ``s:<sub>``) hold members ``t:<hash>`` and ``r:<hash>``; a
+grant set that holds ``x`` belongs to a revoked grant.
+
+Every write gives its key a TTL, and no script ever lengthens a record's TTL: a revocation
+is ``SETRANGE`` (which keeps the TTL), a removal is ``DEL``.
+"""
+
+from __future__ import annotations
+
+# Revoke everything listed in one index set. Used by revoke_grant, revoke_subject and
+# refresh-token reuse. A grant set is then reduced to the revoked flag ``x`` (keeping its
+# TTL, at least ``flag_ms``) so that a pair saved later for this grant -- a rotation that
+# raced the reuse detection -- is stored revoked. A subject set is simply dropped.
+_REVOKE_SET = """
+local function revoke_set(set, prefix, now, flag_ms)
+  local changed = 0
+  local members = redis.call('SMEMBERS', set)
+  for i = 1, #members do
+    local m = members[i]
+    local kind = string.sub(m, 1, 1)
+    local key = prefix .. m
+    if kind == 't' then
+      local v = redis.call('GET', key)
+      if v and string.sub(v, 1, 1) == '1' and cmsgpack.unpack(string.sub(v, 2))[1] > now then
+        redis.call('SETRANGE', key, 0, '0')
+        changed = changed + 1
+      end
+    elseif kind == 'r' then
+      local v = redis.call('GET', key)
+      if v then
+        if cmsgpack.unpack(v)[1] > now then changed = changed + 1 end
+        redis.call('DEL', key)
+      end
+    end
+  end
+  if flag_ms then
+    local pttl = redis.call('PTTL', set)
+    redis.call('DEL', set)
+    redis.call('SADD', set, 'x')
+    redis.call('PEXPIRE', set, math.max(pttl, flag_ms))
+  else
+    redis.call('DEL', set)
+  end
+  return changed
+end
+"""
+
+# KEYS: code, tombstone. ARGV: now, remember_until.
+# Returns {1, record} (taken), {2, grant_id, client_id} (a replay), or {0}.
+TAKE_CODE = """
+local now = tonumber(ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v then
+  redis.call('DEL', KEYS[1])
+  local c = cmsgpack.unpack(v)
+  if c[1] > now then
+    local until_ = tonumber(ARGV[2])
+    if until_ > now then
+      redis.call('SET', KEYS[2], cmsgpack.pack({until_, c[2], c[3]}), 'EX', until_ - now)
+    end
+    return {1, v}
+  end
+end
+local t = redis.call('GET', KEYS[2])
+if t then
+  local d = cmsgpack.unpack(t)
+  if d[1] > now then return {2, d[2], d[3]} end
+end
+return {0}
+"""
+
+# KEYS: access, refresh, access grant set, access subject set, refresh grant set,
+#       refresh subject set ('' when absent).
+# ARGV: access value, access ttl, refresh value, refresh ttl, access member, refresh member.
+# Returns 1 when the grant was already revoked (the pair is then stored revoked / dropped).
+SAVE_TOKENS = """
+local function index(set, member, ttl)
+  if set == '' then return end
+  redis.call('SADD', set, member)
+  if redis.call('TTL', set) < ttl then redis.call('EXPIRE', set, ttl) end
+end
+local function flagged(set)
+  return set ~= '' and redis.call('SISMEMBER', set, 'x') == 1
+end
+local revoked = flagged(KEYS[3]) or flagged(KEYS[5])
+local value = ARGV[1]
+local ttl = tonumber(ARGV[2])
+if revoked then value = '0' .. string.sub(value, 2) end
+redis.call('SET', KEYS[1], value, 'EX', ttl)
+index(KEYS[3], ARGV[5], ttl)
+index(KEYS[4], ARGV[5], ttl)
+if KEYS[2] ~= '' and not revoked then
+  local rttl = tonumber(ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', rttl)
+  index(KEYS[5], ARGV[6], rttl)
+  index(KEYS[6], ARGV[6], rttl)
+end
+if revoked then return 1 end
+return 0
+"""
+
+# KEYS: access. ARGV: now. Returns 1 when a live record was found (and is now revoked).
+REVOKE_ACCESS = """
+local v = redis.call('GET', KEYS[1])
+if not v or cmsgpack.unpack(string.sub(v, 2))[1] <= tonumber(ARGV[1]) then return 0 end
+if string.sub(v, 1, 1) ~= '0' then redis.call('SETRANGE', KEYS[1], 0, '0') end
+return 1
+"""
+
+# KEYS: refresh, reuse marker. ARGV: now, key prefix, token hash, flag ms.
+# Returns {1, record} (taken), {2, grant_id, changed} (reused: family revoked), or {0}.
+TAKE_REFRESH = _REVOKE_SET + """
+local now = tonumber(ARGV[1])
+local prefix = ARGV[2]
+local v = redis.call('GET', KEYS[1])
+if v then
+  local r = cmsgpack.unpack(v)
+  if r[1] > now then
+    redis.call('DEL', KEYS[1])
+    -- The marker lives exactly as long as the token would have, no longer.
+    redis.call('SET', KEYS[2], cmsgpack.pack({r[1], r[3]}), 'EX', r[1] - now)
+    local access = prefix .. 't:' .. r[2]
+    local a = redis.call('GET', access)
+    if a and string.sub(a, 1, 1) == '1' then redis.call('SETRANGE', access, 0, '0') end
+    -- Neither record of this pair can change any more: keep the index sets small.
+    local members = {'r:' .. ARGV[3], 't:' .. r[2]}
+    redis.call('SREM', prefix .. 'g:' .. r[3], members[1], members[2])
+    if r[7] then redis.call('SREM', prefix .. 's:' .. r[7], members[1], members[2]) end
+    return {1, v}
+  end
+end
+local m = redis.call('GET', KEYS[2])
+if m then
+  local marker = cmsgpack.unpack(m)
+  if marker[1] > now then
+    local changed = revoke_set(prefix .. 'g:' .. marker[2], prefix, now, tonumber(ARGV[4]))
+    return {2, marker[2], changed}
+  end
+end
+return {0}
+"""
+
+# KEYS: grant set. ARGV: now, key prefix, flag ms. Returns how many records changed.
+REVOKE_GRANT = _REVOKE_SET + """
+return revoke_set(KEYS[1], ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3]))
+"""
+
+# KEYS: subject set. ARGV: now, key prefix. Returns how many records changed.
+REVOKE_SUBJECT = _REVOKE_SET + """
+return revoke_set(KEYS[1], ARGV[2], tonumber(ARGV[1]), nil)
+"""
+
+# KEYS: claim. ARGV: now, exp. Returns 1 for the caller that claimed it.
+CLAIM_ONCE = """
+local now = tonumber(ARGV[1])
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) > now then return 0 end
+local exp = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', math.max(exp - now, 1))
+return 1
+"""
+
+# KEYS: counter of one window. ARGV: amount, seconds left in the window.
+HIT = """
+local amount = tonumber(ARGV[1])
+if amount == 0 then return tonumber(redis.call('GET', KEYS[1]) or '0') end
+local value = redis.call('INCRBY', KEYS[1], amount)
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""

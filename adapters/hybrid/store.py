@@ -1,0 +1,434 @@
+"""``HybridStore``: identities in memory; token state in memory and, when configured, Redis.
+
+With Redis, Redis is the source of truth for token state: every read of it goes to Redis
+(one round trip, no cache), so a token revoked on one instance reads as inactive on every
+other at once. Every write also lands in this process's memory, which is the fallback
+while Redis is unreachable. Writes made during an outage are queued and replayed into
+Redis, in order, before Redis is used again, so tokens issued meanwhile stay valid and a
+refresh token rotated on two instances during the outage is caught as reused afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Final, Literal, TypeVar
+
+import msgspec
+from redis.exceptions import RedisError
+
+from adapters.hybrid.redis_state import RedisTokenState
+from adapters.memory.identities import MemoryIdentities
+from adapters.memory.token_state import MemoryTokenState
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    ConsumedCode,
+    Credentials,
+    Group,
+    Page,
+    PurgeCounts,
+    RefreshTake,
+    RefreshToken,
+    Reused,
+    StoreCounts,
+    Taken,
+    User,
+)
+from domain.errors import StoreUnavailable
+from domain.filters import ListQuery
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+# A write to replay into Redis: called with the Redis state and the replay time.
+_Deferred = Callable[[RedisTokenState, int], Awaitable[object]]
+
+# Socket errors normally surface as redis ConnectionError, but not on every path.
+_REDIS_ERRORS: Final = (RedisError, OSError, asyncio.TimeoutError)
+DEFAULT_BACKLOG: Final = 100_000
+
+
+class _Skip(enum.Enum):
+    """Redis was not asked (not configured, or inside the back-off after a failure)."""
+
+    SKIP = 0
+
+
+_SKIP: Final = _Skip.SKIP
+
+
+class HybridStore:
+    """Implements :class:`ports.store.Store`; see the module docstring.
+
+    ``redis`` is None for a memory-only store. After a failed Redis call, Redis is not
+    tried again for ``retry_after`` seconds, so an outage costs one timeout per interval,
+    not one per request. At most ``max_backlog`` writes are queued during an outage; past
+    that the oldest are dropped (and said so once in the log).
+    """
+
+    __slots__ = (
+        "_backlog",
+        "_backlog_overflowed",
+        "_closed",
+        "_deferred_now",
+        "_redis",
+        "_replay_lock",
+        "_retry_after",
+        "_retry_at",
+        "_up",
+        "identities",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        redis: RedisTokenState | None = None,
+        *,
+        identities: MemoryIdentities | None = None,
+        tokens: MemoryTokenState | None = None,
+        retry_after: float = 1.0,
+        max_backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
+        self.identities = identities if identities is not None else MemoryIdentities()
+        self.tokens = tokens if tokens is not None else MemoryTokenState()
+        self._redis = redis
+        self._retry_after = retry_after
+        self._retry_at = 0.0
+        # Optimistic until the first failure: the first call then finds out.
+        self._up = True
+        self._backlog: deque[_Deferred] = deque(maxlen=max_backlog)
+        self._backlog_overflowed = False
+        self._deferred_now = 0
+        self._replay_lock = asyncio.Lock()
+        self._closed = False
+
+    # Redis availability
+
+    async def _ask(
+        self, now: int | None, op: Callable[[RedisTokenState], Awaitable[_T]]
+    ) -> _T | Literal[_Skip.SKIP]:
+        """Run ``op`` on Redis, or return ``_SKIP`` when Redis is not to be used now.
+
+        Queued writes are replayed first, so that ``op`` sees them.
+        """
+        redis = self._redis
+        if redis is None or (not self._up and time.monotonic() < self._retry_at):
+            return _SKIP
+        try:
+            if self._backlog:
+                await self._replay(redis, now)
+            result = await op(redis)
+        except _REDIS_ERRORS as exc:
+            self._went_down(exc)
+            return _SKIP
+        if not self._up:
+            self._came_up()
+        return result
+
+    def _defer(self, op: _Deferred, now: int) -> None:
+        """Queue a write that Redis missed, to replay it when Redis is back."""
+        if self._redis is None:
+            return
+        if len(self._backlog) == self._backlog.maxlen and not self._backlog_overflowed:
+            self._backlog_overflowed = True
+            _log.warning(
+                "token-state write queue full (%d); the oldest writes made during the "
+                "Redis outage will not reach Redis",
+                self._backlog.maxlen,
+            )
+        self._backlog.append(op)
+        self._deferred_now = max(self._deferred_now, now)
+
+    async def _replay(self, redis: RedisTokenState, now: int | None) -> None:
+        async with self._replay_lock:
+            replay_now = max(now or 0, self._deferred_now)
+            while self._backlog:
+                await self._backlog[0](redis, replay_now)
+                self._backlog.popleft()
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + self._retry_after
+        if self._up:
+            self._up = False
+            _log.warning(
+                "Redis unreachable (%s); token state is served from this instance's "
+                "memory until it is back",
+                type(exc).__name__,
+            )
+
+    def _came_up(self) -> None:
+        self._up = True
+        self._backlog_overflowed = False
+        _log.info("Redis reachable again; token state is shared through it again")
+
+    # UserStore
+
+    async def create_user(self, user: User, *, password_hash: str | None = None) -> User:
+        """See :meth:`ports.store.UserStore.create_user`."""
+        return await self.identities.create_user(user, password_hash=password_hash)
+
+    async def get_user(self, user_id: str) -> User:
+        """See :meth:`ports.store.UserStore.get_user`."""
+        return await self.identities.get_user(user_id)
+
+    async def find_user_by_name(self, user_name: str) -> User | None:
+        """See :meth:`ports.store.UserStore.find_user_by_name`."""
+        return await self.identities.find_user_by_name(user_name)
+
+    async def list_users(self, query: ListQuery) -> Page[User]:
+        """See :meth:`ports.store.UserStore.list_users`."""
+        return await self.identities.list_users(query)
+
+    async def replace_user(self, user: User, *, expected_version: int | None = None) -> User:
+        """See :meth:`ports.store.UserStore.replace_user`."""
+        return await self.identities.replace_user(user, expected_version=expected_version)
+
+    async def delete_user(self, user_id: str, *, expected_version: int | None = None) -> None:
+        """See :meth:`ports.store.UserStore.delete_user`."""
+        await self.identities.delete_user(user_id, expected_version=expected_version)
+
+    # GroupStore
+
+    async def create_group(self, group: Group) -> Group:
+        """See :meth:`ports.store.GroupStore.create_group`."""
+        return await self.identities.create_group(group)
+
+    async def get_group(self, group_id: str) -> Group:
+        """See :meth:`ports.store.GroupStore.get_group`."""
+        return await self.identities.get_group(group_id)
+
+    async def list_groups(self, query: ListQuery) -> Page[Group]:
+        """See :meth:`ports.store.GroupStore.list_groups`."""
+        return await self.identities.list_groups(query)
+
+    async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:
+        """See :meth:`ports.store.GroupStore.replace_group`."""
+        return await self.identities.replace_group(group, expected_version=expected_version)
+
+    async def delete_group(self, group_id: str, *, expected_version: int | None = None) -> None:
+        """See :meth:`ports.store.GroupStore.delete_group`."""
+        await self.identities.delete_group(group_id, expected_version=expected_version)
+
+    # CredentialStore
+
+    async def get_credentials(self, user_id: str) -> Credentials:
+        """See :meth:`ports.store.CredentialStore.get_credentials`."""
+        return await self.identities.get_credentials(user_id)
+
+    async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
+        """See :meth:`ports.store.CredentialStore.set_password_hash`."""
+        await self.identities.set_password_hash(user_id, password_hash)
+
+    async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
+        """See :meth:`ports.store.CredentialStore.set_totp`."""
+        await self.identities.set_totp(user_id, secret, confirmed=confirmed)
+
+    # CodeStore
+
+    async def save_code(self, code: AuthorizationCode, now: int) -> None:
+        """See :meth:`ports.store.CodeStore.save_code`."""
+        await self.tokens.save_code(code, now)
+        if await self._ask(now, lambda r: r.save_code(code, now)) is _SKIP:
+            self._defer(lambda r, n: r.save_code(code, n), now)
+
+    async def take_code(
+        self, code_hash: str, now: int, *, remember_until: int
+    ) -> AuthorizationCode | ConsumedCode | None:
+        """See :meth:`ports.store.CodeStore.take_code`.
+
+        Whatever Redis answers, this instance's copy is taken too, so that a later outage
+        cannot hand the same code out again from memory.
+        """
+        shared = await self._ask(now, lambda r: r.take_code(code_hash, now, remember_until))
+        local = await self.tokens.take_code(code_hash, now, remember_until=remember_until)
+        if shared is not _SKIP:
+            return shared
+        if isinstance(local, AuthorizationCode):
+            self._defer(lambda r, n: r.take_code(code_hash, n, remember_until), now)
+        return local
+
+    # TokenStore
+
+    async def save_tokens(
+        self, access: AccessToken, refresh: RefreshToken | None, now: int
+    ) -> None:
+        """See :meth:`ports.store.TokenStore.save_tokens`.
+
+        With Redis, a pair saved for a grant that was revoked meanwhile (a rotation that
+        raced a reuse detection) is stored revoked, so the revocation cannot be outrun.
+        """
+        kept = await self._ask(now, lambda r: r.save_tokens(access, refresh, now))
+        if kept is _SKIP:
+            self._defer(lambda r, n: r.save_tokens(access, refresh, n), now)
+        elif not kept:
+            access = msgspec.structs.replace(access, active=False)
+            refresh = None
+        await self.tokens.save_tokens(access, refresh, now)
+
+    async def get_access_token(self, token_hash: str, now: int) -> AccessToken | None:
+        """See :meth:`ports.store.TokenStore.get_access_token`. One Redis GET."""
+        shared = await self._ask(now, lambda r: r.get_access_token(token_hash, now))
+        if shared is _SKIP:
+            return await self.tokens.get_access_token(token_hash, now)
+        if shared is not None and not shared.active:
+            # Revoked elsewhere: make this instance's fallback copy agree.
+            await self.tokens.revoke_access_token(token_hash, now)
+        return shared
+
+    async def revoke_access_token(self, token_hash: str, now: int) -> bool:
+        """See :meth:`ports.store.TokenStore.revoke_access_token`."""
+        shared = await self._ask(now, lambda r: r.revoke_access_token(token_hash, now))
+        local = await self.tokens.revoke_access_token(token_hash, now)
+        if shared is not _SKIP:
+            return shared
+        self._defer(lambda r, n: r.revoke_access_token(token_hash, n), now)
+        return local
+
+    async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        """See :meth:`ports.store.TokenStore.get_refresh_token`."""
+        shared = await self._ask(now, lambda r: r.get_refresh_token(token_hash, now))
+        if shared is _SKIP:
+            return await self.tokens.get_refresh_token(token_hash, now)
+        return shared
+
+    async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
+        """See :meth:`ports.store.TokenStore.take_refresh_token`.
+
+        With Redis up, one Lua script does the whole step. While Redis is down, memory
+        answers, and a rotation made then is replayed into Redis later, where a second
+        rotation of the same token on another instance shows up as reuse.
+        """
+        shared = await self._ask(now, lambda r: r.take_refresh_token(token_hash, now))
+        if shared is _SKIP:
+            local = await self.tokens.take_refresh_token(token_hash, now)
+            if isinstance(local, Taken):
+                self._defer(lambda r, n: r.take_refresh_token(token_hash, n), now)
+            elif isinstance(local, Reused):
+                grant_id = local.grant_id
+                self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
+            return local
+        if isinstance(shared, Taken):
+            await self.tokens.take_refresh_token(token_hash, now)
+        elif isinstance(shared, Reused):
+            await self.tokens.revoke_grant(shared.grant_id, now)
+        return shared
+
+    async def revoke_grant(self, grant_id: str, now: int) -> int:
+        """See :meth:`ports.store.TokenStore.revoke_grant`.
+
+        With Redis, the grant is also flagged revoked for as long as its index lives (at
+        least an hour), so tokens saved for it afterwards are stored revoked.
+        """
+        shared = await self._ask(now, lambda r: r.revoke_grant(grant_id, now))
+        local = await self.tokens.revoke_grant(grant_id, now)
+        if shared is not _SKIP:
+            return shared
+        self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
+        return local
+
+    async def revoke_subject(self, sub: str, now: int) -> int:
+        """See :meth:`ports.store.TokenStore.revoke_subject`."""
+        shared = await self._ask(now, lambda r: r.revoke_subject(sub, now))
+        local = await self.tokens.revoke_subject(sub, now)
+        if shared is not _SKIP:
+            return shared
+        self._defer(lambda r, n: r.revoke_subject(sub, n), now)
+        return local
+
+    # EphemeralStore
+
+    async def claim_once(self, key: str, exp: int, now: int) -> bool:
+        """See :meth:`ports.store.EphemeralStore.claim_once`."""
+        shared = await self._ask(now, lambda r: r.claim_once(key, exp, now))
+        local = await self.tokens.claim_once(key, exp, now)
+        if shared is not _SKIP:
+            return shared
+        if local:
+            self._defer(lambda r, n: r.claim_once(key, exp, n), now)
+        return local
+
+    async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
+        """See :meth:`ports.store.EphemeralStore.hit`.
+
+        During an outage counters are per instance and are not replayed: a rate limit
+        is approximate for that while.
+        """
+        shared = await self._ask(now, lambda r: r.hit(key, window_seconds, now, amount))
+        # Counted here too, so that an outage starts from this instance's share, not 0.
+        local = await self.tokens.hit(key, window_seconds, now, amount)
+        return local if shared is _SKIP else shared
+
+    # StoreAdmin
+
+    async def health(self) -> dict[str, bool]:
+        """``{"store": True}``, plus ``"redis"`` when Redis is configured. Never raises.
+
+        Pings Redis even inside the back-off interval, so readiness notices a recovery
+        without waiting for traffic; a recovery replays the queued writes.
+        """
+        redis = self._redis
+        if redis is None:
+            return {"store": True}
+        try:
+            await redis.ping()
+            if self._backlog:
+                await self._replay(redis, None)
+        except _REDIS_ERRORS as exc:
+            self._went_down(exc)
+            return {"store": True, "redis": False}
+        if not self._up:
+            self._came_up()
+        return {"store": True, "redis": True}
+
+    async def counts(self, now: int) -> StoreCounts:
+        """See :meth:`ports.store.StoreAdmin.counts`.
+
+        Token counts come from Redis when it is up (a SCAN of the key space, meant for a
+        metrics scrape), else from this instance's memory.
+        """
+
+        async def from_redis(r: RedisTokenState) -> tuple[int, int, int]:
+            return (
+                await r.count_live("t", now),
+                await r.count_live("r", now),
+                await r.count_live("c", now),
+            )
+
+        shared = await self._ask(now, from_redis)
+        if shared is _SKIP:
+            shared = (
+                self.tokens.count_access_tokens(now),
+                self.tokens.count_refresh_tokens(now),
+                self.tokens.count_codes(now),
+            )
+        return StoreCounts(
+            users=self.identities.user_count,
+            groups=self.identities.group_count,
+            access_tokens=shared[0],
+            refresh_tokens=shared[1],
+            codes=shared[2],
+        )
+
+    async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
+        """See :meth:`ports.store.StoreAdmin.purge_expired`.
+
+        Purges this instance's memory and returns its counts. Redis needs no purge: every
+        key carries a TTL equal to its record's remaining lifetime.
+        """
+        return await self.tokens.purge_expired(now, batch_size)
+
+    async def close(self) -> None:
+        """Close the Redis connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._redis is not None:
+            try:
+                await self._redis.client.aclose()
+            except _REDIS_ERRORS as exc:
+                raise StoreUnavailable("closing the token store failed") from exc

@@ -1,0 +1,1 @@
+"""Services (Redis, ...) resolved for tests: from the environment, Docker, or local binaries."""
