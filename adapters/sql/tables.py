@@ -1,0 +1,139 @@
+"""SQLAlchemy Core descriptions of the tables the migrations create (at head).
+
+These are used only to build statements; the schema itself is owned by ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("external_id", sa.Text),
+    sa.Column("display_name", sa.Text),
+    sa.Column("given_name", sa.Text),
+    sa.Column("family_name", sa.Text),
+    sa.Column("formatted_name", sa.Text),
+    sa.Column("emails", JSONB, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("last_modified", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("last_modified", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column("group_id", sa.Text, sa.ForeignKey("groups.id"), primary_key=True),
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("member_type", sa.Text, nullable=False),
+)
+
+user_credentials = sa.Table(
+    "user_credentials",
+    metadata,
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("totp_secret", sa.Text),
+    sa.Column("totp_confirmed", sa.Boolean, nullable=False),
+)
+
+auth_codes = sa.Table(
+    "auth_codes",
+    metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("nonce", sa.Text),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("pkce_challenge", sa.Text),
+    sa.Column("pkce_method", sa.Text),
+    sa.Column("user_id", sa.Text),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    sa.Column("grant_id", sa.Text),
+    sa.Column("auth_time", sa.BigInteger),
+    sa.Column("mfa_verified", sa.Boolean, nullable=False),
+)
+
+consumed_codes = sa.Table(
+    "consumed_codes",
+    metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("grant_id", sa.Text, nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("token_display", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("scope", sa.Text),
+    sa.Column("client_id", sa.Text),
+    sa.Column("exp", sa.BigInteger),
+    sa.Column("iat", sa.BigInteger),
+    sa.Column("sub", sa.Text),
+    sa.Column("token_binding", sa.Text),
+    sa.Column("mfa_verified", sa.Boolean, nullable=False),
+    sa.Column("grant_id", sa.Text),
+    sa.Column("auth_time", sa.BigInteger),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("refresh_token_hash", sa.Text, primary_key=True),
+    sa.Column("access_token_hash", sa.Text, nullable=False),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    sa.Column("grant_id", sa.Text),
+    sa.Column("client_id", sa.Text),
+    sa.Column("scope", sa.Text),
+    sa.Column("sub", sa.Text),
+    sa.Column("mfa_verified", sa.Boolean, nullable=False),
+    sa.Column("iat", sa.BigInteger),
+    sa.Column("auth_time", sa.BigInteger),
+)
+
+refresh_token_reuse = sa.Table(
+    "refresh_token_reuse",
+    metadata,
+    sa.Column("refresh_token_hash", sa.Text, primary_key=True),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    sa.Column("grant_id", sa.Text),
+)
+
+ephemeral_claims = sa.Table(
+    "ephemeral_claims",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+)
+
+ephemeral_counters = sa.Table(
+    "ephemeral_counters",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,31 @@
+"""The Store contract suite against the sql adapter, on a real PostgreSQL.
+
+Each test gets its own database, copied from a migrated template, so tests are independent.
+No test of the suite is skipped for this adapter; the concurrency tests run for real
+(50 callers over a pool of connections, each single-use operation decided by PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.sql import open_sql_store
+from adapters.testing import StoreContract
+from ports.store import Store
+from tests.services.postgres_server import create_migrated_database, drop_database, postgres_url
+
+pytestmark = pytest.mark.postgres
+
+
+class TestSqlStore(StoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[Store]:
+        url = await create_migrated_database(postgres_url())
+        sql = await open_sql_store(url, migrate=False, pool_size=10, connect_timeout=5)
+        try:
+            yield sql
+        finally:
+            await sql.close()
+            await drop_database(url)
