@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from adapters.hybrid.redis_state import RedisTokenState
 from adapters.hybrid.store import HybridStore
 
-__all__ = ["HybridStore", "open_hybrid_store"]
+__all__ = ["HybridStore", "RedisTokenState", "open_hybrid_store", "redis_client"]
 
 # Short timeouts: while Redis is away, a request waits at most this long once per back-off
 # interval before it is served from memory.
@@ -29,7 +29,14 @@ async def open_hybrid_store(redis_url: str | None, *, key_prefix: str = "as:") -
     """
     if redis_url is None:
         return HybridStore()
-    client = Redis.from_url(
+    store = HybridStore(RedisTokenState(redis_client(redis_url), key_prefix))
+    await store.health()
+    return store
+
+
+def redis_client(redis_url: str) -> Redis:
+    """A client for the store: short timeouts, no retries of its own. Connects lazily."""
+    return Redis.from_url(
         redis_url,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=COMMAND_TIMEOUT_SECONDS,
@@ -37,6 +44,3 @@ async def open_hybrid_store(redis_url: str | None, *, key_prefix: str = "as:") -
         retry=Retry(NoBackoff(), 0),
         protocol=2,
     )
-    store = HybridStore(RedisTokenState(client, key_prefix))
-    await store.health()
-    return store

@@ -1,0 +1,485 @@
+"""``hybrid`` against a real Redis: sharing between instances, TTLs, restarts and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from adapters.hybrid import (
+    HybridStore,
+    RedisTokenState,
+    open_hybrid_store,
+    redis_client,
+)
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    ConsumedCode,
+    RefreshToken,
+    Reused,
+    Taken,
+    Unknown,
+)
+from domain.tokens import hash_token
+from tests.services.redis_server import LocalRedis, local_redis, session_redis_url
+
+pytestmark = pytest.mark.redis
+
+STORE_LOGGER = "adapters.hybrid.store"
+
+
+def _now() -> int:
+    # Real time: these tests look at real Redis TTLs.
+    return int(time.time())
+
+
+def _code(name: str, exp: int, grant_id: str = "grant-c") -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=hash_token(name), client_id="client-1", redirect_uri="https://app/cb",
+        scope="openid", exp=exp, grant_id=grant_id, user_id="user-1",
+    )
+
+
+def _access(
+    name: str, now: int, ttl: int = 3600, *, grant_id: str | None = "grant-1",
+    sub: str | None = "user-1",
+) -> AccessToken:
+    return AccessToken(
+        token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
+        scope="openid", client_id="client-1", exp=now + ttl, iat=now, sub=sub,
+        grant_id=grant_id,
+    )
+
+
+def _refresh(name: str, access: AccessToken, now: int, ttl: int = 86400) -> RefreshToken:
+    assert access.grant_id is not None
+    return RefreshToken(
+        token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
+        iat=now, grant_id=access.grant_id, client_id=access.client_id, scope=access.scope,
+        sub=access.sub,
+    )
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of its own per test: isolation without flushing a shared Redis."""
+    return f"it:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[Redis]:
+    """A plain client on the session Redis, to look at keys and TTLs."""
+    client = Redis.from_url(session_redis_url())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def two_stores(prefix: str) -> AsyncIterator[tuple[HybridStore, HybridStore]]:
+    """Two instances of the service sharing one Redis."""
+    url = session_redis_url()
+    first = await open_hybrid_store(url, key_prefix=prefix)
+    second = await open_hybrid_store(url, key_prefix=prefix)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[LocalRedis]:
+    """A Redis of this test's own, which the test may stop and start (keeping its data,
+    as a production Redis with an append-only file would)."""
+    server = local_redis(appendonly=True)
+    server.start()
+    yield server
+    server.cleanup()
+
+
+async def _ttls(raw: Redis, prefix: str) -> dict[bytes, int]:
+    return {key: await raw.ttl(key) async for key in raw.scan_iter(match=prefix + "*")}
+
+
+# Several instances on one Redis
+
+
+async def test_a_token_issued_on_one_instance_is_valid_and_revocable_on_another(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    access = _access("tk_shared", now)
+    await a.save_tokens(access, None, now)
+    assert await b.get_access_token(access.token_hash, now) == access
+    assert await b.revoke_access_token(access.token_hash, now) is True
+    seen_by_a = await a.get_access_token(access.token_hash, now)
+    assert seen_by_a is not None and seen_by_a.active is False
+
+
+async def test_a_code_taken_on_one_instance_cannot_be_taken_on_another(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    code = _code("ac_shared", now + 600)
+    await a.save_code(code, now)
+    assert await b.take_code(code.code_hash, now, remember_until=now + 600) == code
+    # The issuing instance still had its own copy: it must not hand it out again.
+    replay = await a.take_code(code.code_hash, now, remember_until=now + 600)
+    assert replay == ConsumedCode(code.code_hash, code.grant_id, code.client_id)
+
+
+async def test_concurrent_takes_of_a_code_on_two_instances_have_one_winner(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    code = _code("ac_race", now + 600)
+    await a.save_code(code, now)
+    results = await asyncio.gather(
+        *((a if n % 2 else b).take_code(code.code_hash, now, remember_until=now + 600)
+          for n in range(40))
+    )
+    assert sum(isinstance(r, AuthorizationCode) for r in results) == 1
+    assert sum(isinstance(r, ConsumedCode) for r in results) == 39
+
+
+async def test_refresh_taken_on_one_instance_is_detected_as_reused_on_another(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    access = _access("tk_gen1", now)
+    refresh = _refresh("rt_gen1", access, now)
+    await a.save_tokens(access, refresh, now)
+
+    assert isinstance(await a.take_refresh_token(refresh.token_hash, now), Taken)
+    old_access = await b.get_access_token(access.token_hash, now)
+    assert old_access is not None and old_access.active is False
+    access2 = _access("tk_gen2", now)
+    refresh2 = _refresh("rt_gen2", access2, now)
+    await a.save_tokens(access2, refresh2, now)
+
+    assert await b.take_refresh_token(refresh.token_hash, now) == Reused("grant-1")
+    revoked = await a.get_access_token(access2.token_hash, now)
+    assert revoked is not None and revoked.active is False
+    assert await a.get_refresh_token(refresh2.token_hash, now) is None
+    assert await a.take_refresh_token(refresh2.token_hash, now) == Unknown()
+
+
+async def test_a_pair_saved_after_its_grant_was_revoked_is_stored_revoked(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    access = _access("tk_first", now)
+    refresh = _refresh("rt_first", access, now)
+    await a.save_tokens(access, refresh, now)
+    taken = await a.take_refresh_token(refresh.token_hash, now)
+    assert isinstance(taken, Taken)
+    # The reuse is detected on b before a has stored the rotated pair.
+    assert isinstance(await b.take_refresh_token(refresh.token_hash, now), Reused)
+    late_access = _access("tk_late", now)
+    late_refresh = _refresh("rt_late", late_access, now)
+    await a.save_tokens(late_access, late_refresh, now)
+    for store in (a, b):
+        late = await store.get_access_token(late_access.token_hash, now)
+        assert late is not None and late.active is False
+        assert await store.get_refresh_token(late_refresh.token_hash, now) is None
+
+
+async def test_revoke_subject_on_one_instance_reaches_tokens_issued_on_another(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    mine = _access("tk_sub", now, sub="user-9")
+    refresh = _refresh("rt_sub", mine, now)
+    other = _access("tk_other", now, sub="user-8", grant_id="grant-8")
+    await a.save_tokens(mine, refresh, now)
+    await a.save_tokens(other, None, now)
+    assert await b.revoke_subject("user-9", now) == 2
+    revoked = await a.get_access_token(mine.token_hash, now)
+    assert revoked is not None and revoked.active is False
+    assert await a.get_refresh_token(refresh.token_hash, now) is None
+    assert await a.get_access_token(other.token_hash, now) == other
+
+
+async def test_claim_once_is_shared_between_instances(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    assert await a.claim_once("totp:user-1:123456", now + 90, now) is True
+    assert await b.claim_once("totp:user-1:123456", now + 90, now) is False
+    assert await a.hit("login:bob", 60, now) == 1
+    assert await b.hit("login:bob", 60, now) == 2
+
+
+async def test_get_access_token_is_one_redis_command(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis,
+) -> None:
+    a, _ = two_stores
+    now = _now()
+    access = _access("tk_hot", now)
+    await a.save_tokens(access, None, now)
+    assert await a.get_access_token(access.token_hash, now) == access  # warm connection
+    await raw.config_resetstat()
+    assert await a.get_access_token(access.token_hash, now) == access
+    stats = await raw.info("commandstats")
+    assert stats["cmdstat_get"]["calls"] == 1
+    assert set(stats) <= {"cmdstat_get", "cmdstat_config|resetstat", "cmdstat_info"}
+
+
+# Restarts
+
+
+async def test_tokens_survive_a_restart_of_the_service(prefix: str) -> None:
+    url = session_redis_url()
+    now = _now()
+    first = await open_hybrid_store(url, key_prefix=prefix)
+    access = _access("tk_restart", now)
+    refresh = _refresh("rt_restart", access, now)
+    await first.save_tokens(access, refresh, now)
+    await first.close()
+    second = await open_hybrid_store(url, key_prefix=prefix)
+    try:
+        assert await second.get_access_token(access.token_hash, now) == access
+        assert await second.take_refresh_token(refresh.token_hash, now) == Taken(refresh)
+    finally:
+        await second.close()
+
+
+async def test_tokens_survive_a_restart_of_redis_with_persistence() -> None:
+    server = local_redis(appendonly=True)
+    server.start()
+    try:
+        now = _now()
+        store = await open_hybrid_store(server.url)
+        access = _access("tk_durable", now)
+        code = _code("ac_durable", now + 600)
+        await store.save_tokens(access, None, now)
+        await store.save_code(code, now)
+        await store.close()
+        server.stop()
+        server.start()
+        reopened = await open_hybrid_store(server.url)
+        try:
+            assert await reopened.get_access_token(access.token_hash, now) == access
+            assert await reopened.take_code(code.code_hash, now, remember_until=now + 60) == code
+        finally:
+            await reopened.close()
+    finally:
+        server.cleanup()
+
+
+# TTLs and expiry
+
+
+async def test_every_key_has_a_ttl_after_a_full_workflow(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    code = _code("ac_flow", now + 600)
+    await a.save_code(code, now)
+    await b.take_code(code.code_hash, now, remember_until=now + 600)
+    await a.save_code(_code("ac_unused", now + 600), now)
+    access = _access("tk_flow", now)
+    refresh = _refresh("rt_flow", access, now)
+    await a.save_tokens(access, refresh, now)
+    await a.save_tokens(_access("tk_cc", now, grant_id=None, sub=None), None, now)
+    await b.take_refresh_token(refresh.token_hash, now)
+    access2 = _access("tk_flow2", now)
+    await a.save_tokens(access2, _refresh("rt_flow2", access2, now), now)
+    await a.take_refresh_token(refresh.token_hash, now)  # reuse: revokes grant-1
+    await a.revoke_grant("grant-never-issued", now)
+    await a.save_tokens(_access("tk_subj", now, grant_id="g-s", sub="user-7"), None, now)
+    await b.revoke_subject("user-7", now)
+    await a.revoke_access_token(access2.token_hash, now)
+    await a.claim_once("lock", now + 30, now)
+    await a.hit("counter", 60, now)
+
+    ttls = await _ttls(raw, prefix)
+    kinds = {key[len(prefix):].split(b":")[0] for key in ttls}
+    assert {b"c", b"cx", b"t", b"ru", b"g", b"o", b"h"} <= kinds
+    assert ttls and all(ttl > 0 for ttl in ttls.values()), ttls
+
+
+async def test_keys_live_as_long_as_their_records(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str,
+) -> None:
+    a, _ = two_stores
+    now = _now()
+    access = _access("tk_ttl", now, ttl=300)
+    refresh = _refresh("rt_ttl", access, now, ttl=7200)
+    await a.save_tokens(access, refresh, now)
+    assert 295 <= await raw.ttl(f"{prefix}t:{access.token_hash}") <= 300
+    assert 7195 <= await raw.ttl(f"{prefix}r:{refresh.token_hash}") <= 7200
+    # The index must outlive every member it lists.
+    assert await raw.ttl(f"{prefix}g:grant-1") >= 7195
+    await a.take_refresh_token(refresh.token_hash, now)
+    assert 7195 <= await raw.ttl(f"{prefix}ru:{refresh.token_hash}") <= 7200
+
+
+@pytest.mark.parametrize("how", ["token", "grant", "subject", "rotation"])
+async def test_revoking_keeps_the_ttl(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str, how: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    access = _access("tk_keep", now, ttl=1000)
+    refresh = _refresh("rt_keep", access, now)
+    await a.save_tokens(access, refresh, now)
+    key = f"{prefix}t:{access.token_hash}"
+    before = await raw.pttl(key)
+    if how == "token":
+        assert await b.revoke_access_token(access.token_hash, now)
+    elif how == "grant":
+        assert await b.revoke_grant("grant-1", now) == 2
+    elif how == "subject":
+        assert await b.revoke_subject("user-1", now) == 2
+    else:
+        assert isinstance(await b.take_refresh_token(refresh.token_hash, now), Taken)
+    after = await raw.pttl(key)
+    assert 0 < after <= before
+    revoked = await a.get_access_token(access.token_hash, now)
+    assert revoked is not None and revoked.active is False and revoked.exp == access.exp
+
+
+async def test_expired_codes_and_tokens_are_never_returned_while_their_keys_remain(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    code = _code("ac_old", now + 5)
+    access = _access("tk_old", now, ttl=5)
+    refresh = _refresh("rt_old", access, now, ttl=5)
+    await a.save_code(code, now)
+    await a.save_tokens(access, refresh, now)
+    later = now + 5  # expired for the caller's clock, while the keys still live in Redis
+    assert await raw.exists(f"{prefix}t:{access.token_hash}") == 1
+    assert await b.get_access_token(access.token_hash, later) is None
+    assert await b.get_refresh_token(refresh.token_hash, later) is None
+    assert await b.take_refresh_token(refresh.token_hash, later) == Unknown()
+    assert await b.revoke_access_token(access.token_hash, later) is False
+    assert await b.take_code(code.code_hash, later, remember_until=later + 60) is None
+
+
+# Outages
+
+
+async def test_a_redis_outage_is_served_from_memory_logged_once_and_recovered(
+    own_redis: LocalRedis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = _now()
+    # No back-off: every request below really tries Redis, and must still log only once.
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        before = _access("tk_before", now)
+        await store.save_tokens(before, None, now)
+        assert await store.health() == {"store": True, "redis": True}
+
+        own_redis.stop()
+        with caplog.at_level(logging.INFO, logger=STORE_LOGGER):
+            for n in range(30):
+                assert await store.get_access_token(before.token_hash, now) == before
+                await store.save_tokens(_access(f"tk_during_{n}", now), None, now)
+            during = _access("tk_during_0", now)
+            assert await store.get_access_token(during.token_hash, now) == during
+            code = _code("ac_during", now + 600)
+            await store.save_code(code, now)
+            assert await store.take_code(code.code_hash, now, remember_until=now + 600) == code
+            assert await store.health() == {"store": True, "redis": False}
+            assert await store.health() == {"store": True, "redis": False}
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert "redis" in warnings[0].getMessage().lower()
+
+        caplog.clear()
+        own_redis.start()
+        with caplog.at_level(logging.INFO, logger=STORE_LOGGER):
+            assert await store.health() == {"store": True, "redis": True}
+        assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+        # What was written during the outage reached Redis: another instance sees it.
+        assert await other.get_access_token(during.token_hash, now) == during
+        replay = await other.take_code(code.code_hash, now, remember_until=now + 600)
+        assert isinstance(replay, ConsumedCode)
+        # And new writes go to Redis again, without a new store.
+        after = _access("tk_after", now)
+        await store.save_tokens(after, None, now)
+        assert await other.get_access_token(after.token_hash, now) == after
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_a_revocation_made_during_an_outage_reaches_other_instances_afterwards(
+    own_redis: LocalRedis,
+) -> None:
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        access = _access("tk_out", now)
+        refresh = _refresh("rt_out", access, now)
+        await store.save_tokens(access, refresh, now)
+        own_redis.stop()
+        assert isinstance(await store.take_refresh_token(refresh.token_hash, now), Taken)
+        assert await store.revoke_access_token(access.token_hash, now) is True
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        seen = await other.get_access_token(access.token_hash, now)
+        assert seen is not None and seen.active is False
+        # The rotation made during the outage is known: presenting it again is reuse.
+        assert isinstance(await other.take_refresh_token(refresh.token_hash, now), Reused)
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_an_outage_does_not_make_every_request_wait(own_redis: LocalRedis) -> None:
+    now = _now()
+    store = await open_hybrid_store(own_redis.url)
+    try:
+        access = _access("tk_fast", now)
+        await store.save_tokens(access, None, now)
+        own_redis.stop()
+        started = time.perf_counter()
+        for _ in range(200):
+            assert await store.get_access_token(access.token_hash, now) == access
+        assert time.perf_counter() - started < 0.5
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_redis_at_start_up_is_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = local_redis()  # not started yet: its port refuses connections
+    now = _now()
+    with caplog.at_level(logging.WARNING, logger=STORE_LOGGER):
+        store = await open_hybrid_store(server.url)
+    try:
+        assert await store.health() == {"store": True, "redis": False}
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+        early = _access("tk_early", now)
+        await store.save_tokens(early, None, now)
+        assert await store.get_access_token(early.token_hash, now) == early
+        server.start()
+        assert await store.health() == {"store": True, "redis": True}
+        raw = Redis.from_url(server.url)
+        try:
+            assert await raw.exists(f"as:t:{early.token_hash}") == 1
+        finally:
+            await raw.aclose()
+    finally:
+        await store.close()
+        server.cleanup()
