@@ -8,6 +8,7 @@ between reading and writing, so on one event loop each of them is atomic.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -26,6 +27,10 @@ from domain.entities import (
 )
 
 _V = TypeVar("_V")
+
+# One hash is kept as a bare ``str``; a second one promotes the entry to a ``set``. Most
+# subjects and grants hold one or two tokens, and an empty set costs 216 bytes.
+_Hashes = str | set[str]
 
 
 class _Expiring(msgspec.Struct, frozen=True, gc=False):
@@ -50,7 +55,7 @@ class _Counter(_Expiring, frozen=True, gc=False):
 class MemoryTokenState:
     """Token state held in dicts keyed by SHA-256 hex digests.
 
-    ``grant_id`` and ``sub`` indexes (to ``set`` of access- and refresh-token hashes) make
+    ``grant_id`` and ``sub`` indexes (to the access- and refresh-token hashes) make
     family and subject revocation proportional to the family, not to the store; they are
     cleaned whenever a token leaves the store. Expired records stay until
     :meth:`purge_expired` but are never returned.
@@ -74,8 +79,8 @@ class MemoryTokenState:
         self._access: dict[str, AccessToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._reuse: dict[str, _ReuseMarker] = {}
-        self._by_grant: dict[str, set[str]] = {}
-        self._by_sub: dict[str, set[str]] = {}
+        self._by_grant: dict[str, _Hashes] = {}
+        self._by_sub: dict[str, _Hashes] = {}
         self._claims: dict[str, int] = {}
         self._counters: dict[str, _Counter] = {}
 
@@ -106,6 +111,7 @@ class MemoryTokenState:
         self, access: AccessToken, refresh: RefreshToken | None, now: int
     ) -> None:
         """See :meth:`ports.store.TokenStore.save_tokens`."""
+        access = _compact_access(access)
         self._forget_access(access.token_hash)
         self._access[access.token_hash] = access
         self._index(access.token_hash, access.grant_id, access.sub)
@@ -159,7 +165,7 @@ class MemoryTokenState:
 
     def _revoke(
         self,
-        index: dict[str, set[str]],
+        index: dict[str, _Hashes],
         key: str,
         now: int,
         key_of: Callable[[AccessToken | RefreshToken], str | None],
@@ -169,7 +175,9 @@ class MemoryTokenState:
         Synchronous on purpose: a reuse detection must revoke the family in one step.
         """
         changed = 0
-        for token_hash in list(index.get(key, ())):
+        entry = index.get(key)
+        hashes = [] if entry is None else [entry] if isinstance(entry, str) else list(entry)
+        for token_hash in hashes:
             access = self._access.get(token_hash)
             if access is not None and key_of(access) == key:
                 if access.active and access.exp > now:
@@ -188,19 +196,15 @@ class MemoryTokenState:
 
     def _index(self, token_hash: str, grant_id: str | None, sub: str | None) -> None:
         if grant_id is not None:
-            self._by_grant.setdefault(grant_id, set()).add(token_hash)
+            _add(self._by_grant, grant_id, token_hash)
         if sub is not None:
-            self._by_sub.setdefault(sub, set()).add(token_hash)
+            _add(self._by_sub, sub, token_hash)
 
     def _unindex(self, token_hash: str, grant_id: str | None, sub: str | None) -> None:
-        for index, key in ((self._by_grant, grant_id), (self._by_sub, sub)):
-            if key is None:
-                continue
-            hashes = index.get(key)
-            if hashes is not None:
-                hashes.discard(token_hash)
-                if not hashes:
-                    del index[key]
+        if grant_id is not None:
+            _discard(self._by_grant, grant_id, token_hash)
+        if sub is not None:
+            _discard(self._by_sub, sub, token_hash)
 
     def _forget_access(self, token_hash: str) -> None:
         token = self._access.pop(token_hash, None)
@@ -275,6 +279,42 @@ class MemoryTokenState:
             reuse_markers=reuse,
             other=other,
         )
+
+
+def _add(index: dict[str, _Hashes], key: str, token_hash: str) -> None:
+    entry = index.get(key)
+    if entry is None:
+        index[key] = token_hash
+    elif isinstance(entry, str):
+        if entry != token_hash:
+            index[key] = {entry, token_hash}
+    else:
+        entry.add(token_hash)
+
+
+def _discard(index: dict[str, _Hashes], key: str, token_hash: str) -> None:
+    entry = index.get(key)
+    if entry is None:
+        return
+    if isinstance(entry, str):
+        if entry == token_hash:
+            del index[key]
+        return
+    entry.discard(token_hash)
+    if len(entry) == 1:
+        index[key] = entry.pop()
+
+
+def _compact_access(token: AccessToken) -> AccessToken:
+    """The record with its ``scope`` and ``client_id`` shared with every other record.
+
+    Each request parses its own copy of these few distinct strings; sharing them saves
+    about a hundred bytes per stored token.
+    """
+    scope, client_id = sys.intern(token.scope), sys.intern(token.client_id)
+    if scope is token.scope and client_id is token.client_id:
+        return token
+    return msgspec.structs.replace(token, scope=scope, client_id=client_id)
 
 
 def _chunks(keys: list[str], size: int) -> Iterator[list[str]]:

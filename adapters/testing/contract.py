@@ -152,8 +152,9 @@ class StoreContract:
     only through the port, so an adapter passes it by behaving as the port's docstrings
     say. Times come from the ``now`` fixture (a fixed Unix time); adapters must decide
     expiry from the ``now`` they are given, never from a clock of their own. The tests are
-    async and need ``pytest-asyncio`` (``asyncio_mode = "auto"``, or mark the module with
-    ``pytestmark = pytest.mark.asyncio``).
+    async and need ``pytest-asyncio``; they carry its ``asyncio`` mark, so under its strict
+    mode only the ``store`` override needs ``@pytest_asyncio.fixture`` instead of
+    ``@pytest.fixture``.
 
     Tests named ``test_concurrent_*`` start 50 callers at once with ``asyncio.gather`` and
     check that single-use operations have exactly one winner. An adapter that cannot be
@@ -173,6 +174,9 @@ class StoreContract:
     """
 
     concurrency_skip_reason: ClassVar[str | None] = None
+
+    # Marks every inherited test, so the suite also runs under pytest-asyncio's strict mode.
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[Store]:
