@@ -10,30 +10,48 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+#: RS256 with less than 2048-bit keys is refused by current guidance (NIST SP 800-131A).
+MIN_RSA_BITS = 2048
+
 
 class JoseSigner:
+    """Signs with the first key; publishes all of them."""
+
     algorithm = "RS256"
 
     def __init__(self, keys: Sequence[RSAKey]) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
-        self._keys = tuple(keys)
-        self._signing = keys[0]
-        self._kid = keys[0].thumbprint()
+        unique: dict[str, RSAKey] = {}
+        for key in keys:
+            if not key.is_private:
+                raise ValueError("a signing key must be a private key")
+            if key.raw_value.key_size < MIN_RSA_BITS:
+                raise ValueError(f"an RSA signing key must have at least {MIN_RSA_BITS} bits")
+            # The same file listed twice would publish one kid twice.
+            unique.setdefault(key.thumbprint(), key)
+        self._keys = tuple(unique.values())
+        self._signing = self._keys[0]
+        self._kid = self._signing.thumbprint()
         self._jwks = {
             "keys": [
-                {**key.as_dict(private=False), "kid": key.thumbprint(), "use": "sig",
-                 "alg": self.algorithm}
-                for key in self._keys
+                {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": self.algorithm}
+                for kid, key in unique.items()
             ]
         }
 
     @classmethod
     def from_pem_files(cls, paths: Sequence[str]) -> JoseSigner:
-        """Load PEM private keys; the first path is the current (signing) key."""
+        """Load PEM private keys; the first path is the current (signing) key.
+
+        Raises ``OSError`` for an unreadable file and ``ValueError`` for anything that is not
+        an RSA private key of at least 2048 bits.
+        """
         keys = []
         for path in paths:
             with open(path, "rb") as handle:
@@ -42,11 +60,35 @@ class JoseSigner:
 
     @classmethod
     def generated(cls) -> JoseSigner:
+        """A signer with a fresh 2048-bit key, for a process without ``SIGNING_KEY_FILE``."""
         return cls([RSAKey.generate_key(2048, private=True)])
 
+    @property
+    def kid(self) -> str:
+        """The ``kid`` of the signing key."""
+        return self._kid
+
     def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS of ``claims`` with the current key, its ``kid`` in the header."""
         header = {"alg": self.algorithm, "kid": self._kid, "typ": "JWT"}
         return jwt.encode(header, claims, self._signing)
 
     def jwks(self) -> dict[str, Any]:
+        """Every public key, the signing one first."""
         return self._jwks
+
+    def derive_secret(self, label: str) -> bytes:
+        """A 256-bit secret for ``label``, derived (HKDF-SHA256) from the signing key.
+
+        Every instance configured with the same key derives the same secret, so state sealed
+        by one (the sign-in transaction) opens on another; distinct labels give independent
+        secrets, and nothing about the private key can be learnt from one.
+        """
+        private_key = self._signing.private_key
+        assert private_key is not None  # only private keys are accepted by __init__
+        private_numbers = private_key.private_numbers()
+        material = private_numbers.d.to_bytes((private_numbers.d.bit_length() + 7) // 8, "big")
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=b"auth-service", info=label.encode()
+        )
+        return hkdf.derive(material)

@@ -1,0 +1,156 @@
+"""Validating an authorization request (RFC 6749 4.1.1, RFC 7636, OpenID Connect Core 3.1.2).
+
+Validation runs in two phases, because where an error may be sent depends on it: until the
+client and its exact redirect URI are known, an error is shown to the user (a redirect
+would make the server an open redirector); afterwards it goes back to the client by
+redirect, with ``error`` and ``state`` (RFC 6749 4.1.2.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from domain.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
+
+#: Longest value accepted for any parameter; longer is a malformed request.
+MAX_PARAMETER_LENGTH = 2048
+_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SINGLE_VALUED = (
+    "client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+    "code_challenge", "code_challenge_method", "response_mode", "prompt",
+)
+
+
+class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A valid request: the client, its exact redirect URI, and what it asked for."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+class ShowError(msgspec.Struct, frozen=True):
+    """An error found before the redirect URI was trusted: show it, never redirect."""
+
+    description: str
+
+
+class RedirectError(msgspec.Struct, frozen=True):
+    """An error to send back to the client's (validated) redirect URI."""
+
+    redirect_uri: str
+    error: str
+    description: str
+    state: str | None
+
+
+def validate_authorization_request(
+    clients: ClientRegistry, params: Mapping[str, Sequence[str]]
+) -> AuthorizationRequest | ShowError | RedirectError:
+    """Check the request's parameters (each name mapped to every value it was given).
+
+    The redirect URI must be one the client registered, compared as exact strings: no
+    prefix, suffix, case or normalisation games. PKCE ``S256`` is required from public
+    clients and the only method accepted from anyone (``plain`` is refused).
+    """
+    client_ids = params.get("client_id", ())
+    if len(client_ids) != 1 or not client_ids[0]:
+        return ShowError("The request has no client_id, or more than one.")
+    client = clients.get(client_ids[0])
+    if client is None:
+        return ShowError("The application that sent you here is not registered.")
+    redirect_uris = params.get("redirect_uri", ())
+    if len(redirect_uris) != 1 or not redirect_uris[0]:
+        return ShowError("The request has no redirect_uri, or more than one.")
+    redirect_uri = redirect_uris[0]
+    if redirect_uri not in client.redirect_uris:
+        return ShowError("The redirect_uri is not registered for this application.")
+
+    states = params.get("state", ())
+    state = states[0] if len(states) == 1 and states[0] else None
+
+    def fail(error: str, description: str) -> RedirectError:
+        return RedirectError(redirect_uri, error, description, state)
+
+    for name in _SINGLE_VALUED:
+        values = params.get(name, ())
+        if len(values) > 1:
+            return fail("invalid_request", f"{name} must not be repeated")
+        if values and len(values[0]) > MAX_PARAMETER_LENGTH:
+            return fail("invalid_request", f"{name} is too long")
+    if "request" in params:
+        return fail("request_not_supported", "request objects are not supported")
+    if "request_uri" in params:
+        return fail("request_uri_not_supported", "request_uri is not supported")
+
+    def one(name: str) -> str | None:
+        values = params.get(name, ())
+        return values[0] if values and values[0] else None
+
+    response_type = one("response_type")
+    if response_type is None:
+        return fail("invalid_request", "response_type is required")
+    if response_type != "code":
+        return fail("unsupported_response_type", "only response_type=code is supported")
+    if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
+        return fail("unauthorized_client", "this client may not use the authorization code flow")
+    response_mode = one("response_mode")
+    if response_mode not in (None, "query"):
+        return fail("invalid_request", "only response_mode=query is supported")
+
+    scope_text = one("scope")
+    if scope_text is None:
+        return fail("invalid_scope", "scope is required")
+    scopes = list(dict.fromkeys(scope_text.split()))
+    if not scopes or not all(_SCOPE_TOKEN.match(s) for s in scopes):
+        return fail("invalid_scope", "scope is malformed")
+    if not client.allows_scopes(scopes):
+        return fail("invalid_scope", "a requested scope is not allowed for this client")
+
+    challenge = one("code_challenge")
+    method = one("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            return fail("invalid_request", "code_challenge_method without code_challenge")
+        if client.is_public:
+            return fail("invalid_request", "PKCE (code_challenge with S256) is required")
+    else:
+        if method != "S256":
+            return fail("invalid_request", "code_challenge_method must be S256")
+        if not _PKCE_CHALLENGE.match(challenge):
+            return fail("invalid_request", "code_challenge is malformed")
+
+    prompt = one("prompt")
+    if prompt is not None and "none" in prompt.split():
+        # There is no sign-in session to reuse: every authorization asks for credentials.
+        return fail("login_required", "the user must sign in")
+
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scope=" ".join(scopes),
+        state=state,
+        nonce=one("nonce"),
+        code_challenge=challenge,
+        code_challenge_method=method if challenge is not None else None,
+    )
+
+
+def redirect_location(redirect_uri: str, params: Mapping[str, str | None]) -> str:
+    """``redirect_uri`` with ``params`` (None values left out) added to its query.
+
+    A query already in the registered URI is kept (RFC 6749 3.1.2).
+    """
+    parts = urlsplit(redirect_uri)
+    added = urlencode({k: v for k, v in params.items() if v is not None})
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

@@ -1,0 +1,120 @@
+"""``GET``/``POST /oauth/userinfo`` (OpenID Connect Core 5.3): claims of the token's user.
+
+The access token comes from the ``Authorization`` header or, on POST, from a form body's
+``access_token`` (RFC 6750 sections 2.1 and 2.2); sending it both ways is refused (section
+2). Query-string tokens (2.3) are not accepted: they end up in logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+
+from domain.bearer import has_scope, resolve_bearer
+from domain.entities import User
+from domain.errors import NotFound
+from entrypoints.http.bearer import bearer_from_header
+from entrypoints.http.services import Services
+
+REALM = 'realm="auth-service"'
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_encoder = msgspec.json.Encoder()
+
+
+def bearer_error(status_code: int, error: str | None, description: str) -> Response[bytes]:
+    """An RFC 6750 section 3 error: the challenge in ``WWW-Authenticate`` and a JSON body.
+
+    Without ``error`` (no credentials were sent) the challenge carries only the realm.
+    """
+    challenge = f"Bearer {REALM}"
+    if error is not None:
+        challenge += f', error="{error}", error_description="{description}"'
+    body = {"error": error or "invalid_request", "error_description": description}
+    return Response(
+        _encoder.encode(body), status_code=status_code, media_type="application/json",
+        headers={**_NO_STORE, "WWW-Authenticate": challenge},
+    )
+
+
+async def bearer_token(request: Request[Any, Any, Any]) -> str | Response[bytes] | None:
+    """The bearer token of the request (header, or a form body's ``access_token``).
+
+    Returns an error response when the request is malformed (the token sent twice).
+    """
+    from_header = bearer_from_header(request)
+    from_body: str | None = None
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if request.method == "POST" and content_type == "application/x-www-form-urlencoded":
+        values = (await request.form()).getall("access_token", [])
+        if len(values) > 1:
+            return bearer_error(400, "invalid_request", "access_token is repeated")
+        from_body = values[0] if values and isinstance(values[0], str) and values[0] else None
+    if from_header is not None and from_body is not None:
+        return bearer_error(400, "invalid_request", "send the token in one place only")
+    return from_header or from_body
+
+
+def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
+    """OIDC standard claims of ``user`` released for ``scopes`` (OIDC Core 5.4)."""
+    claims: dict[str, Any] = {"sub": user.id}
+    if "profile" in scopes:
+        claims["preferred_username"] = user.user_name
+        name = user.display_name or (user.name.formatted if user.name else None)
+        if name is None and user.name and (user.name.given_name or user.name.family_name):
+            name = " ".join(p for p in (user.name.given_name, user.name.family_name) if p)
+        claims["name"] = name or user.user_name
+        if user.name and user.name.given_name:
+            claims["given_name"] = user.name.given_name
+        if user.name and user.name.family_name:
+            claims["family_name"] = user.name.family_name
+    if "email" in scopes and user.emails:
+        primary = next((e for e in user.emails if e.primary), user.emails[0])
+        claims["email"] = primary.value
+        # Addresses come from SCIM as given; nothing here proves the user controls them.
+        claims["email_verified"] = False
+    return claims
+
+
+class UserinfoController(Controller):
+    """The OpenID Connect userinfo endpoint."""
+
+    path = "/oauth/userinfo"
+
+    @get(operation_id="userinfo")
+    async def userinfo_get(self,
+        request: Request[Any, Any, Any], services: Services
+    ) -> Response[bytes]:
+        """Claims of the bearer token's user, by the token's scope."""
+        return await _userinfo(request, services)
+
+    @post(operation_id="userinfoPost", status_code=200)
+    async def userinfo_post(self,
+        request: Request[Any, Any, Any], services: Services
+    ) -> Response[bytes]:
+        """As GET; the token may also come as ``access_token`` in a form body."""
+        return await _userinfo(request, services)
+
+
+async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    token = await bearer_token(request)
+    if isinstance(token, Response):
+        return token
+    if token is None:
+        return bearer_error(401, None, "a bearer access token is required")
+    record = await resolve_bearer(services.store, token, services.clock.now())
+    if record is None or record.sub is None:
+        return bearer_error(401, "invalid_token", "the access token is invalid or expired")
+    if not has_scope(record, "openid"):
+        return bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
+    try:
+        user = await services.store.get_user(record.sub)
+    except NotFound:
+        return bearer_error(401, "invalid_token", "the token's user no longer exists")
+    if not user.active:
+        return bearer_error(401, "invalid_token", "the token's user is inactive")
+    return Response(
+        _encoder.encode(user_claims(user, record.scope.split())),
+        media_type="application/json", headers=_NO_STORE,
+    )

@@ -1,0 +1,247 @@
+"""Driving the sign-in pages like a browser would: parse the HTML form, submit its fields.
+
+Shared by tests/e2e/test_authorize*.py, test_userinfo.py and test_mfa*.py. The app runs
+over a ``MemoryStore`` with a fake clock (fixed-window counters and TOTP steps stay
+deterministic) and a generated signing key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pyotp
+from dependency_injector import providers
+from litestar.testing import TestClient
+
+from adapters.memory.store import MemoryStore
+from adapters.passwords import Argon2PasswordHasher
+from domain.entities import Email, User
+from entrypoints.app import create_app
+from entrypoints.container import build_container
+from entrypoints.settings import load_settings
+from ports.events import FieldValue
+
+ISSUER = "http://auth.test"
+T0 = 1_700_000_010  # 10 seconds into a TOTP step
+PUBLIC_ID = "spa"
+PUBLIC_REDIRECT = "http://127.0.0.1:9999/callback"
+CONFIDENTIAL_ID = "web"
+CONFIDENTIAL_SECRET = "w" * 40
+CONFIDENTIAL_REDIRECT = "https://web.example.test/cb?tenant=1"
+PASSWORD = "correct horse battery staple"
+
+_CLIENTS_TOML = f"""
+[[clients]]
+client_id = "{PUBLIC_ID}"
+name = "Single-Page App"
+public = true
+redirect_uris = ["{PUBLIC_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access", "read"]
+
+[[clients]]
+client_id = "{CONFIDENTIAL_ID}"
+name = "Web <App>"
+secret = "{CONFIDENTIAL_SECRET}"
+redirect_uris = ["{CONFIDENTIAL_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+"""
+
+#: argon2 with small costs: these tests check the flow, not the hash's strength.
+HASHER = Argon2PasswordHasher()
+
+
+class FakeClock:
+    def __init__(self, now: int = T0) -> None:
+        self.value = now
+
+    def now(self) -> int:
+        return self.value
+
+    def advance(self, seconds: int) -> None:
+        self.value += seconds
+
+
+@dataclass
+class RecordingEvents:
+    events: list[tuple[str, dict[str, FieldValue]]] = field(default_factory=list)
+
+    def emit(self, name: str, **fields: FieldValue) -> None:
+        self.events.append((name, fields))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+
+class Form(HTMLParser):
+    """The first form of a page: its action, method, named inputs and submit buttons."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.method = "get"
+        self.fields: dict[str, str] = {}
+        self.buttons: dict[str, list[str]] = {}
+        self.labels: dict[str, str] = {}
+        self._forms = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._forms += 1
+            if self._forms == 1:
+                self.action = a.get("action", "")
+                self.method = a.get("method", "get").lower()
+        elif self._forms == 1 and tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value", "")
+        elif self._forms == 1 and tag == "button" and a.get("name"):
+            self.buttons.setdefault(a["name"], []).append(a.get("value", ""))
+        elif tag == "label" and a.get("for"):
+            self.labels[a["for"]] = ""
+
+
+@dataclass
+class Harness:
+    """A running app over a memory store, with its fake clock and recorded events."""
+
+    client: TestClient[Any]
+    store: MemoryStore
+    clock: FakeClock
+    events: RecordingEvents
+
+    def run(self, coroutine: Any) -> Any:
+        """Run a store call from the test thread (the memory store is plain dicts)."""
+        return asyncio.run(coroutine)
+
+    def add_user(
+        self,
+        user_name: str = "alice",
+        password: str | None = PASSWORD,
+        *,
+        active: bool = True,
+        totp_secret: str | None = None,
+        email: str | None = "alice@example.test",
+    ) -> User:
+        async def create() -> User:
+            password_hash = await HASHER.hash(password) if password is not None else None
+            user = await self.store.create_user(
+                User(user_name=user_name, active=active, display_name=f"{user_name.title()} Doe",
+                     emails=(Email(value=email, primary=True),) if email else ()),
+                password_hash=password_hash,
+            )
+            if totp_secret is not None:
+                await self.store.set_totp(user.id, totp_secret, confirmed=True)
+            return user
+
+        result: User = self.run(create())
+        return result
+
+
+@contextmanager
+def harness(tmp_path: Path, **env: str) -> Iterator[Harness]:
+    """The app with a public client (PKCE) and a confidential one, a fake clock, no users."""
+    clients_file = tmp_path / "clients.toml"
+    clients_file.write_text(_CLIENTS_TOML)
+    settings = load_settings({"CLIENTS_FILE": str(clients_file), "EXTERNAL_BASE_URL": ISSUER,
+                              **env})
+    container = build_container(settings)
+    clock = FakeClock()
+    events = RecordingEvents()
+    container.clock.override(providers.Object(clock))
+    container.events.override(providers.Object(events))
+    store = MemoryStore()
+    app = create_app(settings, store=store, container=container)
+    with TestClient(app, base_url=ISSUER) as client:
+        yield Harness(client, store, clock, events)
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+def auth_params(**overrides: str | None) -> dict[str, str]:
+    """A valid request of the public client, with overrides (None removes a parameter)."""
+    _, challenge = pkce_pair()
+    params: dict[str, str | None] = {
+        "response_type": "code", "client_id": PUBLIC_ID, "redirect_uri": PUBLIC_REDIRECT,
+        "scope": "openid profile email offline_access", "state": "st-123", "nonce": "n-456",
+        "code_challenge": challenge, "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def submit(client: TestClient[Any], page: httpx.Response, **values: str) -> httpx.Response:
+    """Fill the page's form with ``values`` (keeping its hidden fields) and submit it."""
+    form = Form(page.text)
+    assert form.method == "post" and form.action, page.text
+    data = {**form.fields, **values}
+    if "action" not in data and form.buttons.get("action"):
+        data["action"] = form.buttons["action"][0]
+    return client.post(form.action, data=data, follow_redirects=False)
+
+
+def redirect_params(response: httpx.Response) -> dict[str, str]:
+    """The query parameters of a redirect's Location, checking it is a redirect."""
+    assert response.status_code == 303, (response.status_code, response.text)
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    return {k: v[0] for k, v in query.items()}
+
+
+def sign_in(
+    h: Harness,
+    params: dict[str, str],
+    *,
+    username: str = "alice",
+    password: str = PASSWORD,
+    totp_secret: str | None = None,
+) -> httpx.Response:
+    """GET the sign-in page, submit the password (and a TOTP code); the final response."""
+    page = h.client.get("/oauth/authorize", params=params, follow_redirects=False)
+    assert page.status_code == 200, page.text
+    response = submit(h.client, page, username=username, password=password)
+    if totp_secret is not None:
+        assert response.status_code == 200, response.text
+        assert 'name="code"' in response.text
+        response = submit(h.client, response, code=pyotp.TOTP(totp_secret).at(h.clock.now()))
+    return response
+
+
+def exchange(
+    h: Harness, code: str, verifier: str, *, client_id: str = PUBLIC_ID,
+    redirect_uri: str = PUBLIC_REDIRECT,
+) -> httpx.Response:
+    return h.client.post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+        "client_id": client_id, "code_verifier": verifier,
+    })
+
+
+def full_flow(
+    h: Harness, *, totp_secret: str | None = None, scope: str = "openid profile email offline_access",
+    nonce: str | None = "n-456",
+) -> dict[str, Any]:
+    """Sign in through the pages and exchange the code; the token response's JSON."""
+    verifier, challenge = pkce_pair()
+    response = sign_in(h, auth_params(code_challenge=challenge, scope=scope, nonce=nonce),
+                       totp_secret=totp_secret)
+    params = redirect_params(response)
+    token = exchange(h, params["code"], verifier)
+    assert token.status_code == 200, token.text
+    body: dict[str, Any] = token.json()
+    return body
