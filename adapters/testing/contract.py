@@ -18,6 +18,7 @@ from domain.entities import (
     ConsumedCode,
     Email,
     Group,
+    GroupRef,
     Member,
     Name,
     RefreshToken,
@@ -224,6 +225,13 @@ class StoreContract:
         assert await store.get_user(created.id) == created
         assert created.emails == user.emails and created.name == user.name
         assert created.active is False
+
+    async def test_create_user_ignores_groups_given_on_write(self, store: Store) -> None:
+        created = await store.create_user(
+            _user("alice", groups=(GroupRef(value="not-a-group", display="x"),))
+        )
+        assert created.groups == ()
+        assert (await store.get_user(created.id)).groups == ()
 
     async def test_get_unknown_user_raises_not_found(self, store: Store) -> None:
         with pytest.raises(NotFound):
@@ -451,6 +459,12 @@ class StoreContract:
         group = await store.create_group(_group("staff", alice.id, bob.id))
         members = (await store.get_group(group.id)).members
         assert {(m.value, m.display) for m in members} == {(alice.id, "alice"), (bob.id, "bob")}
+
+    async def test_member_display_given_on_write_is_ignored(self, store: Store) -> None:
+        alice = await store.create_user(_user("alice"))
+        group = Group(display_name="staff", members=(Member(value=alice.id, display="bogus"),))
+        created = await store.create_group(group)
+        assert [m.display for m in (await store.get_group(created.id)).members] == ["alice"]
 
     async def test_member_display_follows_a_renamed_user(self, store: Store) -> None:
         alice = await store.create_user(_user("alice"))
