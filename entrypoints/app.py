@@ -19,12 +19,14 @@ from litestar.openapi import OpenAPIConfig
 
 from domain.errors import DomainError
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
     domain_error_handler,
     http_error_handler,
     internal_error_handler,
 )
 from entrypoints.http.health import HealthController
+from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.services import Services
 from entrypoints.settings import Settings, load_settings
 from ports.store import Store
@@ -41,6 +43,7 @@ def build_services(container: Container) -> Services:
         password_hasher=container.password_hasher(),
         events=container.events(),
         signer=container.signer(),
+        clients=container.clients(),
     )
 
 
@@ -70,7 +73,7 @@ def create_app(
     def provide_services() -> Services:
         return holder["services"]
 
-    route_handlers: list[Any] = [HealthController]
+    route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS]
     return Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

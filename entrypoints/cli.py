@@ -47,6 +47,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "hybrid without REDIS_URL keeps tokens in one process's memory; "
             "set REDIS_URL or use STORE_BACKEND=sql to run more than one worker",
         )
+    from entrypoints.clients import load_clients
+
+    # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
+    load_clients(settings)
     uvicorn.run(
         "entrypoints.app:create_app",
         factory=True,

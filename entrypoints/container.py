@@ -17,6 +17,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from adapters.passwords import Argon2PasswordHasher
+from entrypoints.clients import load_clients
 from entrypoints.settings import Settings
 from entrypoints.signing import load_signer
 from ports.clock import SystemClock
@@ -71,6 +72,7 @@ class Container(containers.DeclarativeContainer):
     password_hasher = providers.Singleton(Argon2PasswordHasher)
     events = providers.Singleton(LoggingEvents)
     signer = providers.Singleton(load_signer, settings)
+    clients = providers.Singleton(load_clients, settings)
 
 
 def build_container(settings: Settings) -> Container:

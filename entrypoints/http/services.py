@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.clients import ClientRegistry
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
@@ -24,3 +25,4 @@ class Services:
     password_hasher: PasswordHasher
     events: Events
     signer: IdTokenSigner
+    clients: ClientRegistry

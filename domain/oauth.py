@@ -1,0 +1,558 @@
+"""OAuth 2 token use cases: issue, exchange, rotate, introspect and revoke.
+
+Every function depends only on ports (the token and code parts of the Store, a clock, a
+token generator, events and the ID-token signer), gathered in :class:`OAuthPorts`. Client
+authentication happens before these are called: they receive the authenticated
+:class:`~domain.clients.Client`. Failures are :class:`OAuthError` with an RFC 6749 error
+code; a :class:`~domain.errors.StoreUnavailable` is never caught here, so every store
+failure fails closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+
+from domain.clients import (
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    Client,
+)
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    ConsumedCode,
+    RefreshToken,
+    Reused,
+    Taken,
+)
+from domain.tokens import (
+    ACCESS_TOKEN_PREFIX,
+    CODE_PREFIX,
+    REFRESH_TOKEN_PREFIX,
+    hash_token,
+    token_display,
+)
+from ports.clock import Clock
+from ports.events import Events
+from ports.security import IdTokenSigner, TokenGenerator
+from ports.store import CodeStore, TokenStore
+
+GRANT_ID_PREFIX = "gr_"
+PKCE_S256 = "S256"
+OFFLINE_ACCESS = "offline_access"
+OPENID = "openid"
+#: Scopes that only make sense with a signed-in user: refused for ``client_credentials``.
+USER_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS})
+
+# RFC 7636 section 4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+_PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_MAX_TOKEN_LENGTH = 512
+
+
+class OAuthError(Exception):
+    """An OAuth error (RFC 6749 section 5.2): ``error`` is the RFC code, ``description``
+    the human-readable ``error_description``.
+
+    ``event`` names the security event the use case emitted for it, if any (e.g.
+    ``refresh_token_reused``), so callers and tests can tell the failures apart.
+    """
+
+    def __init__(self, error: str, description: str, *, event: str | None = None) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.event = event
+
+
+class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Lifetimes (seconds) and the issuer named in introspection and ID tokens."""
+
+    issuer: str
+    access_token_seconds: int = 3600
+    refresh_token_seconds: int = 1_209_600
+    code_seconds: int = 600
+    id_token_seconds: int = 3600
+
+
+class OAuthStore(CodeStore, TokenStore, Protocol):
+    """The part of the Store the OAuth use cases need."""
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthPorts:
+    """What the OAuth use cases depend on."""
+
+    store: OAuthStore
+    clock: Clock
+    token_generator: TokenGenerator
+    events: Events
+    signer: IdTokenSigner
+    policy: TokenPolicy
+
+
+class TokenResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A successful token response (RFC 6749 section 5.1; ``id_token`` from OIDC Core 3.1.3.3)."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    token_type: str = "Bearer"
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+
+def parse_scope(scope: str | None) -> tuple[str, ...] | None:
+    """The scope tokens of a ``scope`` parameter, duplicates removed, order kept.
+
+    None (or an empty string) means the parameter was not given. A malformed token raises
+    ``invalid_scope``.
+    """
+    if scope is None:
+        return None
+    tokens = tuple(dict.fromkeys(scope.split(" ")))
+    tokens = tuple(t for t in tokens if t)
+    if not tokens:
+        return None
+    for token in tokens:
+        if not _SCOPE_TOKEN.fullmatch(token):
+            raise OAuthError("invalid_scope", "the scope parameter is malformed")
+    return tokens
+
+
+# Client credentials
+
+
+async def issue_client_credentials(
+    ports: OAuthPorts, client: Client, scope: str | None
+) -> TokenResponse:
+    """Issue an access token to the client itself (RFC 6749 section 4.4).
+
+    No refresh token (section 4.4.3). Without a ``scope`` the token gets every scope of the
+    client except those that need a user (:data:`USER_SCOPES`); asking for one of those, or
+    for a scope the client may not use, is ``invalid_scope``.
+    """
+    if not client.allows_grant(GRANT_CLIENT_CREDENTIALS):
+        raise OAuthError("unauthorized_client", "the client may not use this grant type")
+    requested = parse_scope(scope)
+    if requested is None:
+        granted = tuple(sorted(s for s in client.scopes if s not in USER_SCOPES))
+    else:
+        if not client.allows_scopes(requested):
+            raise OAuthError("invalid_scope", "the client may not request this scope")
+        if any(s in USER_SCOPES for s in requested):
+            raise OAuthError("invalid_scope", "this scope needs a signed-in user")
+        granted = requested
+    now = ports.clock.now()
+    value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    scope_text = " ".join(granted)
+    access = AccessToken(
+        token_hash=hash_token(value),
+        token_display=token_display(value),
+        active=True,
+        scope=scope_text,
+        client_id=client.client_id,
+        exp=now + ports.policy.access_token_seconds,
+        iat=now,
+    )
+    await ports.store.save_tokens(access, None, now)
+    ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
+                      client_id=client.client_id)
+    return TokenResponse(
+        access_token=value, expires_in=ports.policy.access_token_seconds, scope=scope_text
+    )
+
+
+# Authorization code
+
+
+async def create_authorization_code(
+    ports: OAuthPorts,
+    *,
+    client: Client,
+    redirect_uri: str,
+    scope: str | None,
+    user_id: str,
+    nonce: str | None,
+    code_challenge: str | None,
+    code_challenge_method: str | None,
+    auth_time: int,
+    mfa_verified: bool,
+) -> str:
+    """Store a new authorization code for a signed-in user and return its value.
+
+    Checks what the authorization endpoint must check before redirecting: the client may use
+    the grant, ``redirect_uri`` is one of its registered URIs exactly, the scope is allowed,
+    and PKCE is ``S256`` (required for public clients; ``plain`` is refused). Raises
+    ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``).
+    """
+    if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
+        raise OAuthError("unauthorized_client", "the client may not use this grant type")
+    if redirect_uri not in client.redirect_uris:
+        raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
+    requested = parse_scope(scope)
+    if requested is None:
+        raise OAuthError("invalid_scope", "a scope is required")
+    if not client.allows_scopes(requested):
+        raise OAuthError("invalid_scope", "the client may not request this scope")
+    if code_challenge is None:
+        if code_challenge_method is not None:
+            raise OAuthError("invalid_request", "code_challenge_method without code_challenge")
+        if client.is_public:
+            raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
+    else:
+        if code_challenge_method != PKCE_S256:
+            raise OAuthError("invalid_request", "code_challenge_method must be S256")
+        if not _PKCE_VALUE.fullmatch(code_challenge):
+            raise OAuthError("invalid_request", "code_challenge is malformed")
+    now = ports.clock.now()
+    value = ports.token_generator.new(CODE_PREFIX)
+    code = AuthorizationCode(
+        code_hash=hash_token(value),
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        scope=" ".join(requested),
+        exp=now + ports.policy.code_seconds,
+        grant_id=ports.token_generator.new(GRANT_ID_PREFIX),
+        user_id=user_id,
+        nonce=nonce,
+        pkce_challenge=code_challenge,
+        pkce_method=PKCE_S256 if code_challenge is not None else None,
+        auth_time=auth_time,
+        mfa_verified=mfa_verified,
+    )
+    await ports.store.save_code(code, now)
+    return value
+
+
+def pkce_s256(verifier: str) -> str:
+    """The S256 code challenge of a verifier (RFC 7636 section 4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _verify_pkce(code: AuthorizationCode, verifier: str | None, client: Client) -> None:
+    if code.pkce_challenge is None:
+        # OAuth 2.1 section 4.1.3: a verifier without a stored challenge is a downgrade attempt.
+        if verifier is not None:
+            raise OAuthError("invalid_grant", "code_verifier sent but no code_challenge was")
+        if client.is_public:
+            raise OAuthError("invalid_grant", "PKCE is required for public clients")
+        return
+    if verifier is None:
+        raise OAuthError("invalid_grant", "code_verifier is required")
+    if code.pkce_method != PKCE_S256 or not _PKCE_VALUE.fullmatch(verifier):
+        raise OAuthError("invalid_grant", "code_verifier does not match")
+    if not hmac.compare_digest(pkce_s256(verifier), code.pkce_challenge):
+        raise OAuthError("invalid_grant", "code_verifier does not match")
+
+
+def at_hash(access_token: str) -> str:
+    """OIDC Core 3.1.3.6: left half of the SHA-256 of the token, base64url without padding."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
+def _wants_refresh_token(client: Client, scopes: tuple[str, ...]) -> bool:
+    # OIDC Core section 11: a refresh token is what ``offline_access`` asks for; a client
+    # without the refresh_token grant could not use one anyway.
+    return client.allows_grant(GRANT_REFRESH_TOKEN) and OFFLINE_ACCESS in scopes
+
+
+async def exchange_authorization_code(
+    ports: OAuthPorts,
+    client: Client,
+    code: str,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+) -> TokenResponse:
+    """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.6).
+
+    The code is taken atomically. A code taken before (a replay) revokes every token issued
+    from it and raises ``invalid_grant`` with event ``authorization_code_replayed``. The code
+    must belong to the calling client, ``redirect_uri`` must equal the one it was issued
+    for, and the PKCE verifier must match a stored challenge. Issues an access token, a
+    refresh token when the scope has ``offline_access`` and the client may refresh, and an
+    ID token when the scope has ``openid``.
+    """
+    if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
+        raise OAuthError("unauthorized_client", "the client may not use this grant type")
+    if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
+        raise OAuthError("invalid_grant", "the code is invalid or expired")
+    policy = ports.policy
+    now = ports.clock.now()
+    # Remember a redeemed code as long as anything issued from it may live, so that a late
+    # replay still revokes it all.
+    lifetime = policy.access_token_seconds
+    if client.allows_grant(GRANT_REFRESH_TOKEN):
+        lifetime = max(lifetime, policy.refresh_token_seconds)
+    taken = await ports.store.take_code(
+        hash_token(code), now, remember_until=now + max(lifetime, policy.code_seconds)
+    )
+    if taken is None:
+        raise OAuthError("invalid_grant", "the code is invalid or expired")
+    if isinstance(taken, ConsumedCode):
+        await ports.store.revoke_grant(taken.grant_id, now)
+        ports.events.emit("authorization_code_replayed", client_id=client.client_id,
+                          code_client_id=taken.client_id, grant_id=taken.grant_id)
+        raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
+                         event="authorization_code_replayed")
+    if taken.client_id != client.client_id:
+        raise OAuthError("invalid_grant", "the code was issued to another client")
+    if redirect_uri != taken.redirect_uri:
+        raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+    _verify_pkce(taken, code_verifier, client)
+
+    scopes = tuple(taken.scope.split())
+    access_value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    access = AccessToken(
+        token_hash=hash_token(access_value),
+        token_display=token_display(access_value),
+        active=True,
+        scope=taken.scope,
+        client_id=client.client_id,
+        exp=now + policy.access_token_seconds,
+        iat=now,
+        sub=taken.user_id,
+        mfa_verified=taken.mfa_verified,
+        grant_id=taken.grant_id,
+        auth_time=taken.auth_time,
+    )
+    refresh_value: str | None = None
+    refresh: RefreshToken | None = None
+    if _wants_refresh_token(client, scopes):
+        refresh_value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
+        refresh = RefreshToken(
+            token_hash=hash_token(refresh_value),
+            access_token_hash=access.token_hash,
+            exp=now + policy.refresh_token_seconds,
+            iat=now,
+            grant_id=taken.grant_id,
+            client_id=client.client_id,
+            scope=taken.scope,
+            sub=taken.user_id,
+            mfa_verified=taken.mfa_verified,
+            auth_time=taken.auth_time,
+        )
+    id_token: str | None = None
+    if OPENID in scopes and taken.user_id is not None:
+        id_token = ports.signer.sign(_id_token_claims(policy, taken, access_value, now))
+    await ports.store.save_tokens(access, refresh, now)
+    ports.events.emit("token_issued", grant_type=GRANT_AUTHORIZATION_CODE,
+                      client_id=client.client_id)
+    return TokenResponse(
+        access_token=access_value,
+        expires_in=policy.access_token_seconds,
+        scope=taken.scope,
+        refresh_token=refresh_value,
+        id_token=id_token,
+    )
+
+
+def _id_token_claims(
+    policy: TokenPolicy, code: AuthorizationCode, access_token: str, now: int
+) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": policy.issuer,
+        "sub": code.user_id,
+        "aud": code.client_id,
+        "exp": now + policy.id_token_seconds,
+        "iat": now,
+        "auth_time": code.auth_time if code.auth_time is not None else now,
+        "amr": ["pwd", "otp"] if code.mfa_verified else ["pwd"],
+        "at_hash": at_hash(access_token),
+    }
+    if code.nonce is not None:
+        claims["nonce"] = code.nonce
+    return claims
+
+
+# Refresh
+
+
+async def refresh(
+    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None
+) -> TokenResponse:
+    """Rotate a refresh token (RFC 6749 section 6, RFC 9700 section 4.14.2).
+
+    The token is read first, without side effect, so that a wrong client or a widened scope
+    is refused without burning it. Then it is taken atomically: the old refresh token stops
+    working and its access token is revoked; a new pair of the same grant is issued with the
+    same subject, ``mfa_verified`` and ``auth_time``. The new access token carries the
+    requested (narrowed) scope; the new refresh token keeps the original scope (section 6).
+    A token already rotated revokes its whole family and raises ``invalid_grant`` with event
+    ``refresh_token_reused``.
+    """
+    if not client.allows_grant(GRANT_REFRESH_TOKEN):
+        raise OAuthError("unauthorized_client", "the client may not use this grant type")
+    if not refresh_token.startswith(REFRESH_TOKEN_PREFIX) or len(refresh_token) > _MAX_TOKEN_LENGTH:
+        raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
+    requested = parse_scope(scope)
+    token_hash = hash_token(refresh_token)
+    now = ports.clock.now()
+    current = await ports.store.get_refresh_token(token_hash, now)
+    if current is not None:
+        _check_refresh(current, client, requested)
+    outcome = await ports.store.take_refresh_token(token_hash, now)
+    if isinstance(outcome, Reused):
+        ports.events.emit("refresh_token_reused", client_id=client.client_id,
+                          grant_id=outcome.grant_id, token=token_display(refresh_token))
+        raise OAuthError("invalid_grant", "the refresh token was already used; "
+                         "every token of its grant is revoked", event="refresh_token_reused")
+    if not isinstance(outcome, Taken):
+        raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
+    old = outcome.token
+    # Checked again on what was taken: it may differ from what was read if it changed between.
+    _check_refresh(old, client, requested)
+    access_scope = " ".join(requested) if requested is not None else old.scope
+    policy = ports.policy
+    access_value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    refresh_value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
+    access = AccessToken(
+        token_hash=hash_token(access_value),
+        token_display=token_display(access_value),
+        active=True,
+        scope=access_scope,
+        client_id=client.client_id,
+        exp=now + policy.access_token_seconds,
+        iat=now,
+        sub=old.sub,
+        mfa_verified=old.mfa_verified,
+        grant_id=old.grant_id,
+        auth_time=old.auth_time,
+    )
+    new_refresh = RefreshToken(
+        token_hash=hash_token(refresh_value),
+        access_token_hash=access.token_hash,
+        exp=now + policy.refresh_token_seconds,
+        iat=now,
+        grant_id=old.grant_id,
+        client_id=client.client_id,
+        scope=old.scope,
+        sub=old.sub,
+        mfa_verified=old.mfa_verified,
+        auth_time=old.auth_time,
+    )
+    await ports.store.save_tokens(access, new_refresh, now)
+    ports.events.emit("token_issued", grant_type=GRANT_REFRESH_TOKEN, client_id=client.client_id)
+    return TokenResponse(
+        access_token=access_value,
+        expires_in=policy.access_token_seconds,
+        scope=access_scope,
+        refresh_token=refresh_value,
+    )
+
+
+def _check_refresh(token: RefreshToken, client: Client, requested: tuple[str, ...] | None) -> None:
+    if token.client_id != client.client_id:
+        raise OAuthError("invalid_grant", "the refresh token was issued to another client")
+    if requested is not None:
+        granted = token.scope.split()
+        if any(scope not in granted for scope in requested):
+            raise OAuthError("invalid_scope", "the scope exceeds the scope originally granted")
+
+
+# Introspection and revocation
+
+
+class Introspection(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An RFC 7662 introspection response. Inactive tokens give only ``active: false``."""
+
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    sub: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    iss: str | None = None
+    token_type: str | None = None
+    mfa_verified: bool | None = None
+    cnf: dict[str, str] | None = None
+
+
+INACTIVE = Introspection(active=False)
+#: ``token_type`` reported for refresh tokens (access tokens report ``Bearer``).
+REFRESH_TOKEN_TYPE = "refresh_token"
+
+
+async def introspect(
+    ports: OAuthPorts, client: Client, token: str, token_type_hint: str | None
+) -> Introspection:
+    """What the token is, for a resource server (RFC 7662).
+
+    Any authenticated client may introspect access tokens; a refresh token is shown only to
+    the client it was issued to. Unknown, expired and revoked tokens are inactive. The
+    hint is not trusted: our tokens carry their type in their prefix.
+    """
+    del token_type_hint  # the prefix decides; a wrong hint must not hide a token
+    now = ports.clock.now()
+    result = INACTIVE
+    if len(token) <= _MAX_TOKEN_LENGTH:
+        if token.startswith(ACCESS_TOKEN_PREFIX):
+            access = await ports.store.get_access_token(hash_token(token), now)
+            if access is not None and access.is_active(now):
+                result = Introspection(
+                    active=True,
+                    scope=access.scope,
+                    client_id=access.client_id,
+                    sub=access.sub,
+                    exp=access.exp,
+                    iat=access.iat,
+                    iss=ports.policy.issuer,
+                    token_type="Bearer",
+                    mfa_verified=access.mfa_verified,
+                    cnf={"x5t#S256": access.token_binding} if access.token_binding else None,
+                )
+        elif token.startswith(REFRESH_TOKEN_PREFIX):
+            refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
+            if refresh_record is not None and refresh_record.client_id == client.client_id:
+                result = Introspection(
+                    active=True,
+                    scope=refresh_record.scope,
+                    client_id=refresh_record.client_id,
+                    sub=refresh_record.sub,
+                    exp=refresh_record.exp,
+                    iat=refresh_record.iat,
+                    iss=ports.policy.issuer,
+                    token_type=REFRESH_TOKEN_TYPE,
+                    mfa_verified=refresh_record.mfa_verified,
+                )
+    ports.events.emit("token_introspected", active=result.active)
+    return result
+
+
+async def revoke(
+    ports: OAuthPorts, client: Client, token: str, token_type_hint: str | None
+) -> bool:
+    """Revoke one of the client's own tokens (RFC 7009). True if something was revoked.
+
+    A refresh token revokes its whole family (every token of its grant). Tokens of other
+    clients and unknown tokens are left alone without error: the endpoint answers 200
+    either way, so it reveals nothing about tokens the caller does not own.
+    """
+    del token_type_hint  # the prefix decides, as in introspect
+    if len(token) > _MAX_TOKEN_LENGTH:
+        return False
+    now = ports.clock.now()
+    revoked = False
+    if token.startswith(ACCESS_TOKEN_PREFIX):
+        token_hash = hash_token(token)
+        access = await ports.store.get_access_token(token_hash, now)
+        if access is not None and access.client_id == client.client_id:
+            revoked = await ports.store.revoke_access_token(token_hash, now)
+    elif token.startswith(REFRESH_TOKEN_PREFIX):
+        refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
+        if refresh_record is not None and refresh_record.client_id == client.client_id:
+            revoked = await ports.store.revoke_grant(refresh_record.grant_id, now) > 0
+    if revoked:
+        ports.events.emit("token_revoked", client_id=client.client_id)
+    return revoked

@@ -1,0 +1,73 @@
+"""Discovery metadata (OIDC Discovery 1.0, RFC 8414) and the JWKS.
+
+The metadata lists what this server implements and nothing more. It depends only on the
+settings, the client registry and the signer, all fixed at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, get
+
+from domain.clients import AUTH_BASIC, AUTH_METHODS, AUTH_POST, GRANT_TYPES
+from domain.oauth import PKCE_S256
+from entrypoints.http.services import Services
+
+#: Claims of our ID tokens. The userinfo endpoint may extend this list with its own claims.
+ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash")
+_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+def discovery_document(services: Services) -> dict[str, Any]:
+    """The metadata document, served at both well-known paths."""
+    base = services.settings.external_base_url
+    scopes = set(services.settings.allowed_scopes)
+    for client in services.clients:
+        scopes.update(client.scopes)
+    return {
+        "issuer": services.settings.issuer,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/jwks.json",
+        "scopes_supported": sorted(scopes),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "code_challenge_methods_supported": [PKCE_S256],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST],
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "id_token_signing_alg_values_supported": [services.signer.algorithm],
+        "subject_types_supported": ["public"],
+        "claims_supported": list(ID_TOKEN_CLAIMS),
+    }
+
+
+class DiscoveryController(Controller):
+    """The two well-known metadata documents and the public signing keys."""
+
+    tags = ["discovery"]
+
+    @get(
+        "/.well-known/openid-configuration",
+        operation_id="openid_configuration",
+        summary="OpenID Connect Discovery metadata",
+    )
+    async def openid_configuration(self, services: Services) -> Response[dict[str, Any]]:
+        return Response(discovery_document(services), headers=_CACHE)
+
+    @get(
+        "/.well-known/oauth-authorization-server",
+        operation_id="oauth_authorization_server",
+        summary="OAuth 2.0 Authorization Server Metadata (RFC 8414)",
+    )
+    async def oauth_authorization_server(self, services: Services) -> Response[dict[str, Any]]:
+        return Response(discovery_document(services), headers=_CACHE)
+
+    @get("/jwks.json", operation_id="jwks", summary="Public ID-token signing keys (JWK Set)")
+    async def jwks(self, services: Services) -> Response[dict[str, Any]]:
+        return Response(services.signer.jwks(), headers=_CACHE)

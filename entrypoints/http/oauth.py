@@ -1,0 +1,278 @@
+"""POST /oauth/token, /oauth/introspect and /oauth/revoke.
+
+Thin handlers: parse the body, authenticate the client, call one use case from
+``domain.oauth``, encode. These are hot paths, so the form is parsed straight from the raw
+body and responses are encoded with a prebuilt msgspec encoder; Litestar's own body
+parsing and signature models are bypassed.
+
+Error bodies follow RFC 6749 section 5.2. ``invalid_client`` is always 401 with
+``WWW-Authenticate: Basic realm="auth-service"``: section 5.2 requires it when Basic was
+tried, and HTTP (RFC 9110 section 15.5.2) requires the header on every 401, where it also
+tells the client which scheme to use. Every other OAuth error is 400. A store failure is
+not caught here: the application's handler answers 503 ``temporarily_unavailable``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+import msgspec
+from litestar import Request, Response, post
+
+from domain.clients import (
+    AUTH_BASIC,
+    AUTH_NONE,
+    AUTH_POST,
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    Client,
+    ClientRegistry,
+)
+from domain.oauth import (
+    OAuthError,
+    OAuthPorts,
+    TokenPolicy,
+    exchange_authorization_code,
+    introspect,
+    issue_client_credentials,
+    refresh,
+    revoke,
+)
+from entrypoints.http.services import Services
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+#: More than any OAuth request needs; bounds the work an abusive body can cause.
+MAX_FORM_FIELDS = 20
+WWW_AUTHENTICATE = 'Basic realm="auth-service"'
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_UNAUTHORIZED_HEADERS = {**NO_STORE, "WWW-Authenticate": WWW_AUTHENTICATE}
+
+_encoder = msgspec.json.Encoder()
+_json_body = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Error(msgspec.Struct, frozen=True):
+    error: str
+    error_description: str
+
+
+def error_response(exc: OAuthError) -> Response[bytes]:
+    """The RFC 6749 section 5.2 response for an OAuth error."""
+    unauthorized = exc.error == "invalid_client"
+    return Response(
+        _encoder.encode(_Error(exc.error, exc.description)),
+        status_code=401 if unauthorized else 400,
+        media_type=JSON,
+        headers=_UNAUTHORIZED_HEADERS if unauthorized else NO_STORE,
+    )
+
+
+def _json_response(body: msgspec.Struct) -> Response[bytes]:
+    return Response(_encoder.encode(body), status_code=200, media_type=JSON, headers=NO_STORE)
+
+
+def oauth_ports(services: Services) -> OAuthPorts:
+    """The use cases' ports, from the services built at start-up."""
+    settings = services.settings
+    return OAuthPorts(
+        store=services.store,
+        clock=services.clock,
+        token_generator=services.token_generator,
+        events=services.events,
+        signer=services.signer,
+        policy=TokenPolicy(
+            issuer=settings.issuer,
+            access_token_seconds=settings.token_expiry_seconds,
+            refresh_token_seconds=settings.refresh_token_expiry_seconds,
+            code_seconds=settings.auth_code_expiry_seconds,
+        ),
+    )
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The parameters of a form body. Empty values count as omitted (RFC 6749 section 3.1);
+    a repeated parameter is ``invalid_request`` (section 3.2)."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=False,
+            strict_parsing=False,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "the form body is malformed") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
+        form[name] = value
+    return form
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    if _media_type(request) != FORM:
+        raise OAuthError("invalid_request", f"the body must be {FORM}")
+    return parse_form(await request.body())
+
+
+async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
+    media_type = _media_type(request)
+    if media_type == FORM:
+        return parse_form(await request.body())
+    if media_type != JSON:
+        raise OAuthError("invalid_request", f"the body must be {FORM} or {JSON}")
+    try:
+        document = _json_body.decode(await request.body())
+    except msgspec.DecodeError:
+        raise OAuthError("invalid_request", "the JSON body is malformed") from None
+    if not all(isinstance(value, str) for value in document.values()):
+        raise OAuthError("invalid_request", "every parameter must be a string")
+    return {name: value for name, value in document.items() if value}
+
+
+def authenticate_client(
+    request: Request[Any, Any, Any], form: dict[str, str], clients: ClientRegistry
+) -> Client:
+    """The client authenticated by HTTP Basic, by ``client_id`` and ``client_secret`` in
+    the body, or, for a public client, by ``client_id`` alone.
+
+    Using two methods at once is ``invalid_request``; any failure is ``invalid_client``.
+    """
+    header = request.headers.get("authorization")
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() == "basic":
+        if "client_secret" in form:
+            raise OAuthError("invalid_request", "use one client authentication method, not two")
+        client_id, secret = _basic_credentials(credentials.strip())
+        if form.get("client_id", client_id) != client_id:
+            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+        method = AUTH_BASIC
+    else:
+        client_id_or_none = form.get("client_id")
+        if client_id_or_none is None:
+            raise OAuthError("invalid_client", "client authentication is required")
+        client_id = client_id_or_none
+        secret_or_none = form.get("client_secret")
+        method = AUTH_NONE if secret_or_none is None else AUTH_POST
+        secret = secret_or_none or ""
+    client = clients.authenticate(client_id, secret if method != AUTH_NONE else None, method)
+    if client is None:
+        raise OAuthError("invalid_client", "client authentication failed")
+    return client
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    # RFC 6749 section 2.3.1: id and secret are form-urlencoded before Basic encoding.
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise OAuthError("invalid_client", "malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise OAuthError("invalid_client", "malformed Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _required(form: dict[str, str], name: str) -> str:
+    value = form.get(name)
+    if value is None:
+        raise OAuthError("invalid_request", f"{name} is required")
+    return value
+
+
+@post(
+    "/oauth/token",
+    operation_id="token",
+    summary="Token endpoint (RFC 6749 section 3.2)",
+    description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
+    "Form body; client authentication by HTTP Basic or client_secret_post.",
+    tags=["oauth"],
+    status_code=200,
+)
+async def token_endpoint(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    try:
+        form = await _form(request)
+        grant_type = _required(form, "grant_type")
+        client = authenticate_client(request, form, services.clients)
+        ports = oauth_ports(services)
+        if grant_type == GRANT_CLIENT_CREDENTIALS:
+            result = await issue_client_credentials(ports, client, form.get("scope"))
+        elif grant_type == GRANT_REFRESH_TOKEN:
+            result = await refresh(
+                ports, client, _required(form, "refresh_token"), form.get("scope")
+            )
+        elif grant_type == GRANT_AUTHORIZATION_CODE:
+            result = await exchange_authorization_code(
+                ports,
+                client,
+                _required(form, "code"),
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            )
+        else:
+            raise OAuthError("unsupported_grant_type", "the grant type is not supported")
+    except OAuthError as exc:
+        return error_response(exc)
+    return _json_response(result)
+
+
+@post(
+    "/oauth/introspect",
+    operation_id="introspect",
+    summary="Token introspection (RFC 7662)",
+    description="Form body (JSON accepted). The caller authenticates as a confidential client. "
+    "Unknown, expired or revoked tokens give {\"active\": false}.",
+    tags=["oauth"],
+    status_code=200,
+)
+async def introspection_endpoint(
+    request: Request[Any, Any, Any], services: Services
+) -> Response[bytes]:
+    try:
+        form = await _form_or_json(request)
+        client = authenticate_client(request, form, services.clients)
+        # RFC 7662 section 4: the endpoint must not answer anyone who merely names a client.
+        if client.is_public:
+            raise OAuthError("invalid_client", "public clients may not introspect tokens")
+        result = await introspect(
+            oauth_ports(services), client, _required(form, "token"), form.get("token_type_hint")
+        )
+    except OAuthError as exc:
+        return error_response(exc)
+    return _json_response(result)
+
+
+@post(
+    "/oauth/revoke",
+    operation_id="revoke",
+    summary="Token revocation (RFC 7009)",
+    description="Form body. A client revokes only its own tokens; a refresh token revokes "
+    "its whole family. Unknown tokens give 200 too.",
+    tags=["oauth"],
+    status_code=200,
+)
+async def revocation_endpoint(
+    request: Request[Any, Any, Any], services: Services
+) -> Response[bytes]:
+    try:
+        form = await _form(request)
+        client = authenticate_client(request, form, services.clients)
+        await revoke(
+            oauth_ports(services), client, _required(form, "token"), form.get("token_type_hint")
+        )
+    except OAuthError as exc:
+        return error_response(exc)
+    return Response(b"", status_code=200, headers=NO_STORE)
+
+
+#: The OAuth endpoints, for ``create_app``'s route handlers.
+OAUTH_HANDLERS = [token_endpoint, introspection_endpoint, revocation_endpoint]

@@ -1,0 +1,130 @@
+"""Test doubles and fixtures shared by the OAuth unit tests (tests/unit/test_oauth_*.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.jose_signer import JoseSigner
+from adapters.memory.store import MemoryStore
+from domain.clients import (
+    AUTH_BASIC,
+    AUTH_NONE,
+    AUTH_POST,
+    GRANT_TYPES,
+    Client,
+    hash_secret,
+)
+from domain.oauth import OAuthPorts, TokenPolicy, create_authorization_code, pkce_s256
+from ports.events import FieldValue
+from ports.security import SecretsTokenGenerator
+
+ISSUER = "https://auth.example.test"
+T0 = 1_700_000_000
+SECRET = "s" * 40
+REDIRECT = "https://app.example.test/callback"
+VERIFIER = "v" * 43 + "-._~0123456789"
+SCOPES = frozenset({"openid", "profile", "email", "offline_access", "read", "write"})
+
+_SIGNER = JoseSigner.generated()
+
+
+class FakeClock:
+    def __init__(self, now: int = T0) -> None:
+        self.value = now
+
+    def now(self) -> int:
+        return self.value
+
+    def advance(self, seconds: int) -> None:
+        self.value += seconds
+
+
+@dataclass
+class RecordingEvents:
+    events: list[tuple[str, dict[str, FieldValue]]] = field(default_factory=list)
+
+    def emit(self, name: str, **fields: FieldValue) -> None:
+        self.events.append((name, fields))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+
+CONFIDENTIAL = Client(
+    client_id="app",
+    name="App",
+    secret_hash=hash_secret(SECRET),
+    redirect_uris=(REDIRECT,),
+    grant_types=frozenset(GRANT_TYPES),
+    scopes=SCOPES,
+    auth_methods=frozenset({AUTH_BASIC, AUTH_POST}),
+)
+OTHER = Client(
+    client_id="other",
+    name="Other",
+    secret_hash=hash_secret(SECRET),
+    redirect_uris=(REDIRECT,),
+    grant_types=frozenset(GRANT_TYPES),
+    scopes=SCOPES,
+    auth_methods=frozenset({AUTH_BASIC}),
+)
+PUBLIC = Client(
+    client_id="spa",
+    name="SPA",
+    redirect_uris=(REDIRECT,),
+    grant_types=frozenset({"authorization_code", "refresh_token"}),
+    scopes=SCOPES,
+    auth_methods=frozenset({AUTH_NONE}),
+)
+SERVICE = Client(
+    client_id="svc",
+    name="Service",
+    secret_hash=hash_secret(SECRET),
+    grant_types=frozenset({"client_credentials"}),
+    scopes=frozenset({"read", "write", "openid"}),
+    auth_methods=frozenset({AUTH_BASIC}),
+)
+
+
+@dataclass
+class World:
+    """A memory store, a fake clock and recorded events, wired into OAuthPorts."""
+
+    store: Any = field(default_factory=MemoryStore)
+    clock: FakeClock = field(default_factory=FakeClock)
+    events: RecordingEvents = field(default_factory=RecordingEvents)
+    policy: TokenPolicy = field(
+        default_factory=lambda: TokenPolicy(
+            issuer=ISSUER, access_token_seconds=3600, refresh_token_seconds=86400,
+            code_seconds=600,
+        )
+    )
+
+    @property
+    def ports(self) -> OAuthPorts:
+        return OAuthPorts(
+            store=self.store, clock=self.clock, token_generator=SecretsTokenGenerator(),
+            events=self.events, signer=_SIGNER, policy=self.policy,
+        )
+
+    @property
+    def signer(self) -> JoseSigner:
+        return _SIGNER
+
+    async def code(
+        self,
+        client: Client = CONFIDENTIAL,
+        *,
+        scope: str = "openid offline_access read",
+        user_id: str = "user-1",
+        nonce: str | None = "n-1",
+        verifier: str | None = VERIFIER,
+        mfa_verified: bool = False,
+    ) -> str:
+        return await create_authorization_code(
+            self.ports, client=client, redirect_uri=REDIRECT, scope=scope, user_id=user_id,
+            nonce=nonce, code_challenge=pkce_s256(verifier) if verifier else None,
+            code_challenge_method="S256" if verifier else None, auth_time=self.clock.now() - 5,
+            mfa_verified=mfa_verified,
+        )

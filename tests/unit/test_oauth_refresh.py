@@ -1,0 +1,201 @@
+"""Use case: refresh (rotation, reuse detection, scope narrowing, fail closed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from domain.entities import RefreshTake, RefreshToken
+from domain.errors import StoreUnavailable
+from domain.oauth import OAuthError, TokenResponse, exchange_authorization_code, refresh
+from domain.tokens import hash_token
+from tests.unit.oauth_doubles import (
+    CONFIDENTIAL,
+    OTHER,
+    PUBLIC,
+    REDIRECT,
+    SERVICE,
+    T0,
+    VERIFIER,
+    World,
+)
+
+
+async def _first_pair(world: World, **kwargs: Any) -> TokenResponse:
+    client = kwargs.pop("client", CONFIDENTIAL)
+    code = await world.code(client, **kwargs)
+    response = await exchange_authorization_code(world.ports, client, code, REDIRECT, VERIFIER)
+    assert response.refresh_token is not None
+    return response
+
+
+async def test_rotation_issues_a_new_pair_and_retires_the_old_one() -> None:
+    world = World()
+    first = await _first_pair(world, mfa_verified=True)
+    assert first.refresh_token is not None
+    world.clock.advance(10)
+    now = T0 + 10
+    second = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert second.refresh_token is not None and second.refresh_token != first.refresh_token
+    assert second.scope == first.scope
+    old_access = await world.store.get_access_token(hash_token(first.access_token), now)
+    assert old_access is not None and not old_access.active
+    assert await world.store.get_refresh_token(hash_token(first.refresh_token), now) is None
+    new_access = await world.store.get_access_token(hash_token(second.access_token), now)
+    assert new_access is not None and new_access.is_active(now)
+    assert new_access.sub == "user-1" and new_access.mfa_verified
+    assert new_access.auth_time == T0 - 5
+    assert new_access.grant_id == old_access.grant_id
+    new_refresh = await world.store.get_refresh_token(hash_token(second.refresh_token), now)
+    assert new_refresh is not None and new_refresh.exp == now + 86400
+    assert ("token_issued", {"grant_type": "refresh_token", "client_id": "app"}) in (
+        world.events.events
+    )
+
+
+async def test_scope_may_be_narrowed_for_the_access_token_only() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    second = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, "read")
+    assert second.scope == "read"
+    access = await world.store.get_access_token(hash_token(second.access_token), T0)
+    assert access is not None and access.scope == "read"
+    assert second.refresh_token is not None
+    # RFC 6749 section 6: the new refresh token keeps the scope of the one presented.
+    kept = await world.store.get_refresh_token(hash_token(second.refresh_token), T0)
+    assert kept is not None and kept.scope == "openid offline_access read"
+
+
+async def test_widening_the_scope_is_refused_without_burning_the_token() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, "read write")
+    assert caught.value.error == "invalid_scope"
+    again = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert again.access_token
+
+
+async def test_another_client_cannot_use_or_burn_the_token() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, OTHER, first.refresh_token, None)
+    assert caught.value.error == "invalid_grant"
+    assert (await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)).access_token
+
+
+async def test_reuse_revokes_the_whole_family() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    second = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert caught.value.error == "invalid_grant"
+    assert caught.value.event == "refresh_token_reused"
+    assert "refresh_token_reused" in world.events.names()
+    access = await world.store.get_access_token(hash_token(second.access_token), T0)
+    assert access is not None and not access.active
+    assert second.refresh_token is not None
+    assert await world.store.get_refresh_token(hash_token(second.refresh_token), T0) is None
+    with pytest.raises(OAuthError):
+        await refresh(world.ports, CONFIDENTIAL, second.refresh_token, None)
+
+
+async def test_reuse_marker_expires_with_the_token() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    world.clock.advance(86400)
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert caught.value.error == "invalid_grant" and caught.value.event is None
+
+
+async def test_expired_refresh_token_is_invalid_grant() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    world.clock.advance(86400)
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert caught.value.error == "invalid_grant"
+
+
+@pytest.mark.parametrize("token", ["rt_unknown", "tk_not-a-refresh-token", "x" * 600])
+async def test_unknown_token_is_invalid_grant(token: str) -> None:
+    with pytest.raises(OAuthError) as caught:
+        await refresh(World().ports, CONFIDENTIAL, token, None)
+    assert caught.value.error == "invalid_grant"
+
+
+async def test_client_without_the_grant_is_refused() -> None:
+    with pytest.raises(OAuthError) as caught:
+        await refresh(World().ports, SERVICE, "rt_x", None)
+    assert caught.value.error == "unauthorized_client"
+
+
+async def test_public_client_rotation() -> None:
+    world = World()
+    first = await _first_pair(world, client=PUBLIC)
+    assert first.refresh_token is not None
+    second = await refresh(world.ports, PUBLIC, first.refresh_token, None)
+    assert second.refresh_token is not None
+
+
+async def test_concurrent_rotations_one_wins_and_the_family_is_revoked() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    token = first.refresh_token
+    results = await asyncio.gather(
+        *(refresh(world.ports, CONFIDENTIAL, token, None) for _ in range(30)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, TokenResponse)]
+    losers = [r for r in results if isinstance(r, OAuthError)]
+    assert len(winners) == 1 and len(losers) == 29
+    assert all(e.error == "invalid_grant" for e in losers)
+    access = await world.store.get_access_token(hash_token(winners[0].access_token), T0)
+    assert access is not None and not access.active
+
+
+class _FailingStore:
+    """The memory store, except that refresh-token operations fail as an outage would."""
+
+    def __init__(self, inner: Any, fail_on: str) -> None:
+        self._inner = inner
+        self._fail_on = fail_on
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        if self._fail_on == "get":
+            raise StoreUnavailable("down")
+        result: RefreshToken | None = await self._inner.get_refresh_token(token_hash, now)
+        return result
+
+    async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
+        if self._fail_on == "take":
+            raise StoreUnavailable("down")
+        result: RefreshTake = await self._inner.take_refresh_token(token_hash, now)
+        return result
+
+
+@pytest.mark.parametrize("fail_on", ["get", "take"])
+async def test_store_failure_during_the_reuse_check_fails_closed(fail_on: str) -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    world.store = _FailingStore(world.store, fail_on)
+    with pytest.raises(StoreUnavailable):
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert "token_issued" not in world.events.names()[1:]
