@@ -1,6 +1,7 @@
 # auth-service: the two commands of the README, and a few more.
 #   make run   - create .venv, install, serve on http://127.0.0.1:8080 (hybrid store)
 #   make test  - create .venv, install, install/start test services, run every test
+#   make bench - benchmark against the framework's ceiling (bench/README.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -29,6 +30,11 @@ test: install
 	@bash scripts/install-test-services.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -p no:cacheprovider -rs $(PYTEST_ARGS)
+
+# Ceilings and the service (hybrid, hybrid+Redis, sql), scale, purge, workers, memory;
+# about 8 minutes with 10 s runs. Shorter: make bench BENCH_ARGS="--duration 3 --warmup 1"
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .test-services test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+-- One wrk script for every scenario, configured by the environment (set by bench/run.py):
+--   BENCH_METHOD   GET or POST (default POST)
+--   BENCH_BODY     form body, sent as application/x-www-form-urlencoded
+--   BENCH_AUTH     the Authorization header value
+--   BENCH_POOL     when set to N > 0, each request introspects a random one of N seeded
+--                  tokens "tk_bench" .. zero-padded index (the body is then built per request)
+-- done() prints one line "BENCH_RESULT {json}" that bench/wrkresult.py parses.
+
+local method = os.getenv("BENCH_METHOD") or "POST"
+local body = os.getenv("BENCH_BODY")
+local auth = os.getenv("BENCH_AUTH")
+local pool = tonumber(os.getenv("BENCH_POOL") or "0")
+
+wrk.method = method
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
+if method == "POST" then
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  if body then
+    wrk.body = body
+  end
+end
+
+-- Each thread gets its own random sequence (a Lua state per thread, same default seed).
+init = function(args)
+  math.randomseed(os.time() + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000))
+end
+
+if pool > 0 then
+  request = function()
+    local token = string.format("tk_bench%010d", math.random(0, pool - 1))
+    return wrk.format(nil, nil, nil, "token=" .. token)
+  end
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d, "max_us": %d, "mean_us": %.1f, ' ..
+    '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "status_errors": %d, ' ..
+    '"timeouts": %d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
