@@ -1,0 +1,246 @@
+"""Use cases for SCIM identities: users and groups (create, get, list, replace, patch, delete).
+
+Bodies arrive as decoded SCIM JSON and leave as entities; the HTTP layer only translates.
+
+- Filters are parsed and validated against the resource's attributes here, so every store
+  receives only filters it can translate (``InvalidFilter`` otherwise).
+- Passwords are hashed through the ``PasswordHasher`` port and stored with the user; they
+  never appear in an entity.
+- Deactivating a user (``active`` from true to false) or deleting one revokes every token
+  whose subject is that user; sign-in checks ``active`` itself.
+- Writes take the ``expected_version`` of an ``If-Match``. A PATCH without one is a
+  read-modify-write that is retried a few times when another writer got in between, so
+  concurrent patches (Entra adding two members at once) do not lose each other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from domain.entities import Group, Page, User
+from domain.errors import PreconditionFailed
+from domain.filter_parser import parse_filter
+from domain.filters import ListQuery
+from domain.scim.patch import apply_patch, read_patch_request
+from domain.scim.resources import group_from_json, group_to_json, user_from_json, user_to_json
+from domain.scim.schema import GROUP, USER, ResourceSchema, validate_filter
+from ports.clock import Clock
+from ports.events import Events
+from ports.security import PasswordHasher
+from ports.store import GroupStore, Store, TokenStore, UserStore
+
+#: How many times a PATCH without ``If-Match`` is retried after losing a race.
+PATCH_ATTEMPTS = 5
+#: The most items one list page returns (``ServiceProviderConfig.filter.maxResults``).
+MAX_RESULTS = 200
+
+_T = TypeVar("_T")
+
+
+def list_query(
+    filter_text: str | None, start_index: int | None, count: int | None,
+    resource: ResourceSchema,
+) -> ListQuery:
+    """A checked :class:`ListQuery`: ``startIndex`` below 1 is 1, ``count`` is clamped to
+    ``0..MAX_RESULTS`` (RFC 7644 3.4.2.4). Raises ``InvalidFilter``."""
+    expr = None
+    if filter_text is not None and filter_text.strip():
+        expr = parse_filter(filter_text)
+        validate_filter(expr, resource)
+    start = 1 if start_index is None or start_index < 1 else start_index
+    size = MAX_RESULTS if count is None else min(max(count, 0), MAX_RESULTS)
+    return ListQuery(filter=expr, start_index=start, count=size)
+
+
+async def _revoke_if_deactivated(
+    tokens: TokenStore, events: Events, before: User, after: User, now: int
+) -> None:
+    if before.active and not after.active:
+        revoked = await tokens.revoke_subject(after.id, now)
+        events.emit("user_deactivated", user_id=after.id, tokens_revoked=revoked)
+
+
+async def _retrying(attempt: Callable[[], Awaitable[_T]], expected_version: int | None) -> _T:
+    for remaining in range(PATCH_ATTEMPTS - 1, -1, -1):
+        try:
+            return await attempt()
+        except PreconditionFailed:
+            # With If-Match the caller asked for exactly that version: no retry.
+            if expected_version is not None or remaining == 0:
+                raise
+    raise AssertionError("unreachable")
+
+
+# Users
+
+
+async def create_user(
+    store: UserStore, clock: Clock, hasher: PasswordHasher, document: Any
+) -> User:
+    """Create a user from a SCIM body. Raises ``InvalidValue``, ``Conflict`` (userName)."""
+    user, password = user_from_json(document)
+    now = clock.now()
+    password_hash = await hasher.hash(password) if password is not None else None
+    return await store.create_user(
+        msgspec.structs.replace(user, created=now, last_modified=now),
+        password_hash=password_hash,
+    )
+
+
+async def get_user(store: UserStore, user_id: str) -> User:
+    """The user. Raises ``NotFound``."""
+    return await store.get_user(user_id)
+
+
+async def list_users(
+    store: UserStore, filter_text: str | None, start_index: int | None, count: int | None
+) -> Page[User]:
+    """One page of users matching the SCIM filter. Raises ``InvalidFilter``."""
+    return await store.list_users(list_query(filter_text, start_index, count, USER))
+
+
+async def replace_user(
+    store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
+    user_id: str, document: Any, *, expected_version: int | None = None,
+) -> User:
+    """PUT: replace every writable attribute; a password in the body replaces the password.
+
+    Raises ``NotFound``, ``InvalidValue``, ``Conflict``, ``PreconditionFailed``.
+    """
+    user, password = user_from_json(document)
+    before = await store.get_user(user_id)
+    password_hash = await hasher.hash(password) if password is not None else None
+    stored = await store.replace_user(
+        msgspec.structs.replace(user, id=user_id, created=before.created,
+                                last_modified=clock.now()),
+        expected_version=expected_version,
+    )
+    if password_hash is not None:
+        await store.set_password_hash(user_id, password_hash)
+    await _revoke_if_deactivated(store, events, before, stored, clock.now())
+    return stored
+
+
+async def patch_user(
+    store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
+    user_id: str, body: Any, *, expected_version: int | None = None,
+) -> User:
+    """PATCH (RFC 7644 3.5.2). Raises ``NotFound``, ``InvalidSyntax``, ``InvalidPath``,
+    ``InvalidValue``, ``Mutability``, ``NoTarget``, ``Conflict``, ``PreconditionFailed``."""
+    operations = read_patch_request(body)
+    hashed: dict[str, str] = {}
+
+    async def attempt() -> User:
+        before = await store.get_user(user_id)
+        if expected_version is not None and before.version != expected_version:
+            raise PreconditionFailed(f"user version is {before.version}")
+        document = apply_patch(user_to_json(before, ""), operations, USER)
+        user, password = user_from_json(document)
+        if password is not None and password not in hashed:
+            hashed.clear()
+            hashed[password] = await hasher.hash(password)
+        candidate = msgspec.structs.replace(
+            user, id=before.id, created=before.created, last_modified=before.last_modified,
+            version=before.version, groups=before.groups,
+        )
+        stored = before
+        if candidate != before:
+            stored = await store.replace_user(
+                msgspec.structs.replace(candidate, last_modified=clock.now()),
+                expected_version=before.version,
+            )
+        if password is not None:
+            await store.set_password_hash(user_id, hashed[password])
+        await _revoke_if_deactivated(store, events, before, stored, clock.now())
+        return stored
+
+    return await _retrying(attempt, expected_version)
+
+
+async def delete_user(
+    store: Store, clock: Clock, events: Events, user_id: str,
+    *, expected_version: int | None = None,
+) -> None:
+    """Delete the user and its memberships, and revoke its tokens. Raises ``NotFound``,
+    ``PreconditionFailed``."""
+    await store.delete_user(user_id, expected_version=expected_version)
+    revoked = await store.revoke_subject(user_id, clock.now())
+    events.emit("user_deleted", user_id=user_id, tokens_revoked=revoked)
+
+
+# Groups
+
+
+async def create_group(store: GroupStore, clock: Clock, document: Any) -> Group:
+    """Create a group from a SCIM body. Raises ``InvalidValue``, ``Conflict`` (displayName),
+    ``InvalidReference`` (a member that is no user)."""
+    group = group_from_json(document)
+    now = clock.now()
+    return await store.create_group(msgspec.structs.replace(group, created=now, last_modified=now))
+
+
+async def get_group(store: GroupStore, group_id: str) -> Group:
+    """The group. Raises ``NotFound``."""
+    return await store.get_group(group_id)
+
+
+async def list_groups(
+    store: GroupStore, filter_text: str | None, start_index: int | None, count: int | None
+) -> Page[Group]:
+    """One page of groups matching the SCIM filter. Raises ``InvalidFilter``."""
+    return await store.list_groups(list_query(filter_text, start_index, count, GROUP))
+
+
+async def replace_group(
+    store: GroupStore, clock: Clock, group_id: str, document: Any,
+    *, expected_version: int | None = None,
+) -> Group:
+    """PUT: replace the group and its whole member list. Raises ``NotFound``,
+    ``InvalidValue``, ``Conflict``, ``InvalidReference``, ``PreconditionFailed``."""
+    group = group_from_json(document)
+    before = await store.get_group(group_id)
+    return await store.replace_group(
+        msgspec.structs.replace(group, id=group_id, created=before.created,
+                                last_modified=clock.now()),
+        expected_version=expected_version,
+    )
+
+
+def _same_group(a: Group, b: Group) -> bool:
+    return (a.display_name, a.external_id, [m.value for m in a.members]) == (
+        b.display_name, b.external_id, [m.value for m in b.members])
+
+
+async def patch_group(
+    store: GroupStore, clock: Clock, group_id: str, body: Any,
+    *, expected_version: int | None = None,
+) -> Group:
+    """PATCH a group (member adds and removes in Entra ID and Okta styles). Raises as
+    :func:`patch_user`, plus ``InvalidReference``."""
+    operations = read_patch_request(body)
+
+    async def attempt() -> Group:
+        before = await store.get_group(group_id)
+        if expected_version is not None and before.version != expected_version:
+            raise PreconditionFailed(f"group version is {before.version}")
+        document = apply_patch(group_to_json(before, ""), operations, GROUP)
+        group = group_from_json(document)
+        if _same_group(group, before):
+            return before
+        return await store.replace_group(
+            msgspec.structs.replace(group, id=before.id, created=before.created,
+                                    last_modified=clock.now()),
+            expected_version=before.version,
+        )
+
+    return await _retrying(attempt, expected_version)
+
+
+async def delete_group(
+    store: GroupStore, group_id: str, *, expected_version: int | None = None
+) -> None:
+    """Delete the group and its memberships. Raises ``NotFound``, ``PreconditionFailed``."""
+    await store.delete_group(group_id, expected_version=expected_version)

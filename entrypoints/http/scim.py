@@ -1,0 +1,514 @@
+"""SCIM 2.0 over HTTP (RFC 7644): ``/scim/v2/Users``, ``/Groups`` and discovery.
+
+Thin handlers over ``domain.identities``. Bodies are read and written as JSON by msgspec,
+whatever the media type (``application/scim+json`` or ``application/json``); responses
+are ``application/scim+json``. Every error under ``/scim/v2`` is an RFC 7644 error resource,
+through this router's own exception handlers.
+
+Authorization (RFC 6750 bearer tokens): reads need scope ``scim:read`` or ``scim:write``
+(write implies read), writes need ``scim:write``. A missing or invalid token is 401 with
+``WWW-Authenticate: Bearer``; a token without the scope is 403 ``insufficient_scope``.
+Discovery (``ServiceProviderConfig``, ``ResourceTypes``, ``Schemas``) is public: it holds
+nothing secret and tells a client how to authenticate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import msgspec
+from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
+
+from domain import identities
+from domain.bearer import has_scope, resolve_bearer
+from domain.entities import Group, Page, User
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidReference,
+    InvalidValue,
+    NotFound,
+    PreconditionFailed,
+    StoreUnavailable,
+)
+from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
+from domain.scim.resources import etag, group_to_json, user_to_json
+from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
+from entrypoints.http.bearer import bearer_from_header
+from entrypoints.http.services import Services
+
+SCIM_MEDIA_TYPE = "application/scim+json"
+MAX_BODY_BYTES = 1024 * 1024
+READ = "scim:read"
+WRITE = "scim:write"
+_ACCEPTED_TYPES = ("application/scim+json", "application/json")
+
+log = logging.getLogger("auth_service.scim")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class ScimError(Exception):
+    """An error answered as an RFC 7644 error resource."""
+
+    def __init__(self, status: int, detail: str, scim_type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.scim_type = scim_type
+        self.headers = headers or {}
+
+
+def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response[bytes]:
+    """A ``application/scim+json`` response."""
+    return Response(_encoder.encode(body), status_code=status, media_type=SCIM_MEDIA_TYPE,
+                    headers=headers)
+
+
+def _error_response(error: ScimError) -> Response[bytes]:
+    body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status)}
+    if error.scim_type:
+        body["scimType"] = error.scim_type
+    body["detail"] = error.detail
+    return scim_response(body, error.status, {"Cache-Control": "no-store", **error.headers})
+
+
+# Errors
+
+_SCIM_TYPES: tuple[tuple[type[DomainError], int, str | None], ...] = (
+    (InvalidFilter, 400, "invalidFilter"),
+    (InvalidPath, 400, "invalidPath"),
+    (InvalidSyntax, 400, "invalidSyntax"),
+    (Mutability, 400, "mutability"),
+    (NoTarget, 400, "noTarget"),
+    (InvalidValue, 400, "invalidValue"),
+    (InvalidReference, 400, "invalidValue"),
+    (NotFound, 404, None),
+    (Conflict, 409, "uniqueness"),
+    (PreconditionFailed, 412, None),
+)
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable on %s %s", request.method, request.url.path)
+        return _error_response(ScimError(
+            503, "the service is temporarily unavailable; retry later",
+            headers={"Retry-After": "1"}))
+    for kind, status, scim_type in _SCIM_TYPES:
+        if isinstance(exc, kind):
+            detail = str(exc)
+            if isinstance(exc, PreconditionFailed):
+                detail = "the resource was modified: its version does not match If-Match"
+            return _error_response(ScimError(status, detail, scim_type))
+    return _error_response(ScimError(400, str(exc), "invalidValue"))
+
+
+def _scim_error(request: Request[Any, Any, Any], exc: ScimError) -> Response[bytes]:
+    return _error_response(exc)
+
+
+_HTTP_DETAILS = {
+    400: "the request is malformed (check the query parameters)",
+    404: "no such endpoint",
+    405: "method not allowed on this endpoint",
+    413: "the request body is too large",
+    415: "the body must be application/scim+json or application/json",
+}
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    detail = _HTTP_DETAILS.get(status, "the request cannot be processed")
+    return _error_response(ScimError(status, detail, "invalidValue" if status == 400 else None,
+                                     headers=dict(exc.headers or {})))
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_response(ScimError(500, "internal error"))
+
+
+# Authorization
+
+
+async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
+                     handler: BaseRouteHandler) -> None:
+    """Guard: a live bearer token with the scope the handler's ``opt["scim_scope"]`` names."""
+    services = cast(Services, connection.app.state.services)
+    needed = cast(str, handler.opt["scim_scope"])
+    token = bearer_from_header(cast(Request[Any, Any, Any], connection))
+    record = None
+    if token is not None:
+        record = await resolve_bearer(services.store, token, services.clock.now())
+    if record is None:
+        challenge = 'Bearer realm="scim"'
+        if token is not None:
+            challenge += ', error="invalid_token"'
+        raise ScimError(401, "a valid bearer access token is required",
+                        headers={"WWW-Authenticate": challenge})
+    if not (has_scope(record, needed) or (needed == READ and has_scope(record, WRITE))):
+        raise ScimError(403, f"the access token lacks the scope {needed}", headers={
+            "WWW-Authenticate": f'Bearer realm="scim", error="insufficient_scope", '
+                                f'scope="{needed}"'})
+
+
+# Request helpers
+
+
+async def _body(request: Request[Any, Any, Any]) -> Any:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media not in _ACCEPTED_TYPES:
+        raise ScimError(415, _HTTP_DETAILS[415])
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ScimError(413, _HTTP_DETAILS[413])
+    try:
+        return _decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
+
+
+def _versions(header: str | None) -> set[int] | None:
+    """The versions an ``If-Match``/``If-None-Match`` header names; None for ``*`` or none.
+
+    A tag that is not one of ours (``W/"<n>"`` or ``"<n>"``) becomes -1, which matches nothing.
+    """
+    if header is None or not header.strip() or header.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for raw in header.split(","):
+        tag = raw.strip().removeprefix("W/").strip()
+        inner = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
+        versions.add(int(inner) if inner.isdigit() and len(inner) < 19 else -1)
+    return versions
+
+
+async def _expected_version(
+    request: Request[Any, Any, Any], current: Callable[[], Any]
+) -> int | None:
+    """The ``expected_version`` an ``If-Match`` asks for (None without one)."""
+    versions = _versions(request.headers.get("if-match"))
+    if versions is None:
+        return None
+    if len(versions) == 1:
+        return next(iter(versions))
+    version = cast(int, (await current()).version)
+    if version not in versions:
+        raise PreconditionFailed("no entity tag matches")
+    return version
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip().lower() for part in (value or "").split(",") if part.strip()]
+
+
+_ALWAYS = frozenset({"id", "schemas"})
+
+
+def _project(resource: dict[str, Any], attributes: list[str], excluded: list[str]
+             ) -> dict[str, Any]:
+    """Apply ``attributes``/``excludedAttributes`` (RFC 7644 3.4.2.5), by (sub-)attribute name."""
+    if not attributes and not excluded:
+        return resource
+
+    def simple(name: str) -> str:
+        return name.rsplit(":", 1)[-1] if name.startswith("urn:") else name
+
+    wanted = [simple(a) for a in attributes]
+    unwanted = [simple(a) for a in excluded]
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        lowered = key.lower()
+        if lowered in _ALWAYS:
+            out[key] = value
+            continue
+        if wanted:
+            if lowered in wanted:
+                out[key] = value
+            else:
+                subs = {w.split(".", 1)[1] for w in wanted if w.startswith(lowered + ".")}
+                if subs and isinstance(value, dict):
+                    out[key] = {k: v for k, v in value.items() if k.lower() in subs}
+                elif subs and isinstance(value, list):
+                    out[key] = [{k: v for k, v in item.items() if k.lower() in subs}
+                                for item in value if isinstance(item, dict)]
+            continue
+        if lowered in unwanted:
+            continue
+        subs = {u.split(".", 1)[1] for u in unwanted if u.startswith(lowered + ".")}
+        if subs and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k.lower() not in subs}
+        out[key] = value
+    return out
+
+
+def _base_url(services: Services) -> str:
+    return services.settings.external_base_url + "/scim/v2"
+
+
+def _user_response(services: Services, user: User, status: int = 200,
+                   attributes: str | None = None, excluded: str | None = None,
+                   location: bool = False) -> Response[bytes]:
+    base = _base_url(services)
+    headers = {"ETag": etag(user.version)}
+    if location:
+        headers["Location"] = f"{base}/Users/{user.id}"
+    body = _project(user_to_json(user, base), _split(attributes), _split(excluded))
+    return scim_response(body, status, headers)
+
+
+def _group_response(services: Services, group: Group, status: int = 200,
+                    attributes: str | None = None, excluded: str | None = None,
+                    location: bool = False) -> Response[bytes]:
+    base = _base_url(services)
+    headers = {"ETag": etag(group.version)}
+    if location:
+        headers["Location"] = f"{base}/Groups/{group.id}"
+    body = _project(group_to_json(group, base), _split(attributes), _split(excluded))
+    return scim_response(body, status, headers)
+
+
+def _list_response(page: Page[Any], resources: list[dict[str, Any]]) -> Response[bytes]:
+    return scim_response({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": page.total,
+        "itemsPerPage": len(resources),
+        "startIndex": page.start_index,
+        "Resources": resources,
+    })
+
+
+def _not_modified(request: Request[Any, Any, Any], version: int) -> Response[bytes] | None:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return None
+    versions = _versions(header)
+    if versions is None or version in versions:
+        return Response(b"", status_code=304, headers={"ETag": etag(version)})
+    return None
+
+
+_FILTER = Parameter(query="filter", default=None, description="RFC 7644 filter expression")
+_START = Parameter(query="startIndex", default=None, description="1-based first result")
+_COUNT = Parameter(query="count", default=None, description="page size, at most 200")
+_ATTRIBUTES = Parameter(query="attributes", default=None)
+_EXCLUDED = Parameter(query="excludedAttributes", default=None)
+
+
+class UsersController(Controller):
+    """``/scim/v2/Users``."""
+
+    path = "/Users"
+    tags = ["scim"]
+    guards = [_authorize]
+
+    @post("/", operation_id="scimCreateUser", opt={"scim_scope": WRITE}, status_code=201)
+    async def create(self, request: Request[Any, Any, Any], services: Services,
+                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                     ) -> Response[bytes]:
+        user = await identities.create_user(services.store, services.clock,
+                                            services.password_hasher, await _body(request))
+        return _user_response(services, user, 201, attributes, excluded, location=True)
+
+    @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
+    async def index(self, services: Services, filter_text: str | None = _FILTER,
+                   start_index: int | None = _START, count: int | None = _COUNT,
+                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                   ) -> Response[bytes]:
+        page = await identities.list_users(services.store, filter_text, start_index, count)
+        base = _base_url(services)
+        wanted, unwanted = _split(attributes), _split(excluded)
+        return _list_response(page, [_project(user_to_json(u, base), wanted, unwanted)
+                                     for u in page.items])
+
+    @get("/{user_id:str}", operation_id="scimGetUser", opt={"scim_scope": READ})
+    async def read(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                   ) -> Response[bytes]:
+        user = await identities.get_user(services.store, user_id)
+        return _not_modified(request, user.version) or _user_response(
+            services, user, 200, attributes, excluded)
+
+    @put("/{user_id:str}", operation_id="scimReplaceUser", opt={"scim_scope": WRITE})
+    async def replace(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                      ) -> Response[bytes]:
+        body = await _body(request)
+        expected = await _expected_version(
+            request, lambda: identities.get_user(services.store, user_id))
+        user = await identities.replace_user(
+            services.store, services.clock, services.password_hasher, services.events,
+            user_id, body, expected_version=expected)
+        return _user_response(services, user, 200, attributes, excluded)
+
+    @patch("/{user_id:str}", operation_id="scimPatchUser", opt={"scim_scope": WRITE})
+    async def patch(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                    ) -> Response[bytes]:
+        body = await _body(request)
+        expected = await _expected_version(
+            request, lambda: identities.get_user(services.store, user_id))
+        user = await identities.patch_user(
+            services.store, services.clock, services.password_hasher, services.events,
+            user_id, body, expected_version=expected)
+        return _user_response(services, user, 200, attributes, excluded)
+
+    @delete("/{user_id:str}", operation_id="scimDeleteUser", opt={"scim_scope": WRITE},
+            status_code=204)
+    async def remove(self, request: Request[Any, Any, Any], services: Services, user_id: str
+                     ) -> None:
+        expected = await _expected_version(
+            request, lambda: identities.get_user(services.store, user_id))
+        await identities.delete_user(services.store, services.clock, services.events, user_id,
+                                     expected_version=expected)
+
+
+class GroupsController(Controller):
+    """``/scim/v2/Groups``."""
+
+    path = "/Groups"
+    tags = ["scim"]
+    guards = [_authorize]
+
+    @post("/", operation_id="scimCreateGroup", opt={"scim_scope": WRITE}, status_code=201)
+    async def create(self, request: Request[Any, Any, Any], services: Services,
+                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                     ) -> Response[bytes]:
+        group = await identities.create_group(services.store, services.clock,
+                                              await _body(request))
+        return _group_response(services, group, 201, attributes, excluded, location=True)
+
+    @get("/", operation_id="scimListGroups", opt={"scim_scope": READ})
+    async def index(self, services: Services, filter_text: str | None = _FILTER,
+                   start_index: int | None = _START, count: int | None = _COUNT,
+                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                   ) -> Response[bytes]:
+        page = await identities.list_groups(services.store, filter_text, start_index, count)
+        base = _base_url(services)
+        wanted, unwanted = _split(attributes), _split(excluded)
+        return _list_response(page, [_project(group_to_json(g, base), wanted, unwanted)
+                                     for g in page.items])
+
+    @get("/{group_id:str}", operation_id="scimGetGroup", opt={"scim_scope": READ})
+    async def read(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                   ) -> Response[bytes]:
+        group = await identities.get_group(services.store, group_id)
+        return _not_modified(request, group.version) or _group_response(
+            services, group, 200, attributes, excluded)
+
+    @put("/{group_id:str}", operation_id="scimReplaceGroup", opt={"scim_scope": WRITE})
+    async def replace(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                      ) -> Response[bytes]:
+        body = await _body(request)
+        expected = await _expected_version(
+            request, lambda: identities.get_group(services.store, group_id))
+        group = await identities.replace_group(services.store, services.clock, group_id, body,
+                                               expected_version=expected)
+        return _group_response(services, group, 200, attributes, excluded)
+
+    @patch("/{group_id:str}", operation_id="scimPatchGroup", opt={"scim_scope": WRITE})
+    async def patch(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+                    ) -> Response[bytes]:
+        body = await _body(request)
+        expected = await _expected_version(
+            request, lambda: identities.get_group(services.store, group_id))
+        group = await identities.patch_group(services.store, services.clock, group_id, body,
+                                             expected_version=expected)
+        return _group_response(services, group, 200, attributes, excluded)
+
+    @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
+            status_code=204)
+    async def remove(self, request: Request[Any, Any, Any], services: Services, group_id: str
+                     ) -> None:
+        expected = await _expected_version(
+            request, lambda: identities.get_group(services.store, group_id))
+        await identities.delete_group(services.store, group_id, expected_version=expected)
+
+
+# Discovery
+
+
+def service_provider_config(base_url: str) -> dict[str, Any]:
+    """What this service supports, honestly (RFC 7643 section 5)."""
+    return {
+        "schemas": [SERVICE_PROVIDER_CONFIG],
+        "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": identities.MAX_RESULTS},
+        "changePassword": {"supported": True},
+        "sort": {"supported": False},
+        "etag": {"supported": True},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "An access token from this service's /oauth/token with scope "
+                           "scim:read (reads) or scim:write (reads and writes).",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": True,
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig",
+                 "location": f"{base_url}/ServiceProviderConfig"},
+    }
+
+
+class ScimDiscoveryController(Controller):
+    """``/ServiceProviderConfig``, ``/ResourceTypes`` and ``/Schemas`` (public)."""
+
+    path = "/"
+    tags = ["scim"]
+
+    @get("/ServiceProviderConfig", operation_id="scimServiceProviderConfig")
+    async def config(self, services: Services) -> Response[bytes]:
+        return scim_response(service_provider_config(_base_url(services)))
+
+    @get("/ResourceTypes", operation_id="scimResourceTypes")
+    async def resource_types(self, services: Services) -> Response[bytes]:
+        base = _base_url(services)
+        items = [resource.resource_type_json(base) for resource in RESOURCES]
+        return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
+
+    @get("/ResourceTypes/{name:str}", operation_id="scimResourceType")
+    async def resource_type(self, services: Services, name: str) -> Response[bytes]:
+        for resource in RESOURCES:
+            if resource.name == name:
+                return scim_response(resource.resource_type_json(_base_url(services)))
+        raise ScimError(404, f"no resource type {name}")
+
+    @get("/Schemas", operation_id="scimSchemas")
+    async def schemas(self, services: Services) -> Response[bytes]:
+        base = _base_url(services)
+        items = [resource.schema_json(base) for resource in RESOURCES]
+        return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
+
+    @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
+    async def schema(self, services: Services, schema_id: str) -> Response[bytes]:
+        for resource in RESOURCES:
+            if resource.schema == schema_id:
+                return scim_response(resource.schema_json(_base_url(services)))
+        raise ScimError(404, f"no schema {schema_id}")
+
+
+scim_router = Router(
+    path="/scim/v2",
+    route_handlers=[UsersController, GroupsController, ScimDiscoveryController],
+    exception_handlers={
+        ScimError: _scim_error,
+        DomainError: _domain_error,
+        HTTPException: _http_error,
+        Exception: _internal_error,
+    },
+    request_max_body_size=MAX_BODY_BYTES,
+)
