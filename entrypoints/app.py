@@ -28,6 +28,10 @@ from entrypoints.http.errors import (
 from entrypoints.http.health import HealthController
 from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.services import Services
+from entrypoints.janitor import Janitor, janitor_running
+from entrypoints.logging import configure_logging
+from entrypoints.metrics import MetricsController
+from entrypoints.middleware import instrument
 from entrypoints.settings import Settings, load_settings
 from ports.store import Store
 
@@ -54,6 +58,7 @@ def create_app(
     container: Container | None = None,
 ) -> Litestar:
     settings = settings or load_settings()
+    configure_logging(settings)
     container = container or build_container(settings)
     if store is not None:
         container.store.override(providers.Object(store))
@@ -66,15 +71,20 @@ def create_app(
             holder["services"] = build_services(container)
             app.state.services = holder["services"]
             app.state.container = container
-            yield
+            services = holder["services"]
+            janitor = Janitor(services.store, services.clock, services.events,
+                              interval_seconds=settings.purge_interval_seconds)
+            async with janitor_running(janitor):
+                yield
         finally:
             await backend.close()
 
     def provide_services() -> Services:
         return holder["services"]
 
-    route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS]
-    return Litestar(
+    route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
+                                 MetricsController]
+    app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
@@ -88,5 +98,9 @@ def create_app(
             version=VERSION,
             description="OAuth 2.1 / OpenID Connect authorization server with SCIM 2.0",
         ),
+        # Logging is ours (entrypoints.logging): one format, request ids, redaction.
+        logging_config=None,
         debug=False,
     )
+    instrument(app, settings, container.metrics())
+    return app

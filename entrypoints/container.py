@@ -18,10 +18,11 @@ from dependency_injector import containers, providers
 
 from adapters.passwords import Argon2PasswordHasher
 from entrypoints.clients import load_clients
+from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
 from entrypoints.signing import load_signer
+from entrypoints.telemetry import TelemetryEvents
 from ports.clock import SystemClock
-from ports.events import LoggingEvents
 from ports.security import SecretsTokenGenerator
 from ports.store import Store
 
@@ -70,7 +71,8 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     token_generator = providers.Singleton(SecretsTokenGenerator)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
-    events = providers.Singleton(LoggingEvents)
+    metrics = providers.Singleton(Metrics, settings.provided.store_backend)
+    events = providers.Singleton(TelemetryEvents, metrics)
     signer = providers.Singleton(load_signer, settings)
     clients = providers.Singleton(load_clients, settings)
 

@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     purge_interval_seconds: int = 300
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    #: Requests per minute; 0 switches a limit off (docs/operations.md, "Rate limits").
+    rate_limit_token_per_minute: int = 0
+    rate_limit_token_ip_per_minute: int = 0
+    rate_limit_signin_per_minute: int = 60
 
     @property
     def issuer(self) -> str:
@@ -115,6 +119,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         purge_interval_seconds=_positive_int(env, "PURGE_INTERVAL_SECONDS", 300),
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         log_format=cast(Literal["auto", "json", "console"], log_format),
+        rate_limit_token_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_PER_MINUTE", 0),
+        rate_limit_token_ip_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_IP_PER_MINUTE", 0),
+        rate_limit_signin_per_minute=_non_negative_int(env, "RATE_LIMIT_SIGNIN_PER_MINUTE", 60),
     )
 
 
@@ -140,6 +147,15 @@ def _bind_addr(value: str) -> tuple[str, int]:
             if not all(label.isalnum() or "-" in label for label in host.split(".")):
                 raise ConfigError("BIND_ADDR", f"{host!r} is not a host name or address") from None
     return host, int(port_text)
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(name, f"must be a whole number, 0 to switch off (got {raw!r})")
+    return int(raw)
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
