@@ -1,6 +1,7 @@
 """The Store contract suite against the sql adapter, on a real PostgreSQL.
 
-Each test gets its own database, copied from a migrated template, so tests are independent.
+Each test starts from empty tables (the session's migrated database, truncated), so tests
+are independent.
 No test of the suite is skipped for this adapter; the concurrency tests run for real
 (50 callers over a pool of connections, each single-use operation decided by PostgreSQL).
 """
@@ -14,7 +15,7 @@ import pytest
 from adapters.sql import open_sql_store
 from adapters.testing import StoreContract
 from ports.store import Store
-from tests.services.postgres_server import create_migrated_database, drop_database, postgres_url
+from tests.services.postgres_server import empty_migrated_database
 
 pytestmark = pytest.mark.postgres
 
@@ -22,10 +23,7 @@ pytestmark = pytest.mark.postgres
 class TestSqlStore(StoreContract):
     @pytest.fixture
     async def store(self) -> AsyncIterator[Store]:
-        url = await create_migrated_database(postgres_url())
+        url = await empty_migrated_database()
         sql = await open_sql_store(url, migrate=False, pool_size=10, connect_timeout=5)
-        try:
-            yield sql
-        finally:
-            await sql.close()
-            await drop_database(url)
+        yield sql
+        await sql.close()

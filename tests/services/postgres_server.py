@@ -266,8 +266,37 @@ async def drop_database(database_url: str) -> None:
 
 def _drop_template(server_url: str) -> None:
     import asyncio
+    import contextlib
 
-    try:
+    # Best effort at interpreter exit: the server may already be gone.
+    with contextlib.suppress(Exception):
         asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{_template_name}"'))
-    except Exception:  # noqa: S110 - best effort at interpreter exit; the server may be gone
-        pass
+
+
+# Per-test isolation for suites that only need empty tables: one migrated database for
+# the session, emptied before each test. TRUNCATE takes milliseconds where CREATE DATABASE
+# from a template takes about a second (it copies the catalogs through the WAL).
+_shared_database: str | None = None
+
+
+async def empty_migrated_database() -> str:
+    """The session's migrated database, with every table emptied; returns its URL."""
+    global _shared_database
+    if _shared_database is None:
+        _shared_database = await create_migrated_database(postgres_url())
+    await _admin_execute(_shared_database, _TRUNCATE_EVERYTHING)
+    return _shared_database
+
+
+# Every table but the migration ledger, found at run time so new migrations are covered.
+_TRUNCATE_EVERYTHING = """
+DO $$
+DECLARE names text;
+BEGIN
+  SELECT string_agg(format('%I', tablename), ', ') INTO names
+  FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations';
+  IF names IS NOT NULL THEN
+    EXECUTE 'TRUNCATE ' || names || ' CASCADE';
+  END IF;
+END $$;
+"""
