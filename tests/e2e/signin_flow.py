@@ -21,9 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pyotp
+from argon2 import PasswordHasher
 from dependency_injector import providers
 from litestar.testing import TestClient
 
+from adapters.jose_signer import JoseSigner
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from domain.entities import Email, User
@@ -60,7 +62,9 @@ scopes = ["openid", "profile", "email", "offline_access"]
 """
 
 #: argon2 with small costs: these tests check the flow, not the hash's strength.
-HASHER = Argon2PasswordHasher()
+HASHER = Argon2PasswordHasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+#: One generated key for every harness without SIGNING_KEY_FILE (RSA generation is slow).
+SIGNER = JoseSigner.generated()
 
 
 class FakeClock:
@@ -151,18 +155,27 @@ class Harness:
 
 
 @contextmanager
-def harness(tmp_path: Path, **env: str) -> Iterator[Harness]:
-    """The app with a public client (PKCE) and a confidential one, a fake clock, no users."""
+def harness(
+    tmp_path: Path, *, store: MemoryStore | None = None, clock: FakeClock | None = None,
+    **env: str,
+) -> Iterator[Harness]:
+    """The app with a public client (PKCE) and a confidential one, a fake clock, no users.
+
+    Passing another harness's ``store`` and ``clock`` makes a second instance sharing them.
+    """
     clients_file = tmp_path / "clients.toml"
     clients_file.write_text(_CLIENTS_TOML)
     settings = load_settings({"CLIENTS_FILE": str(clients_file), "EXTERNAL_BASE_URL": ISSUER,
                               **env})
     container = build_container(settings)
-    clock = FakeClock()
+    clock = clock or FakeClock()
     events = RecordingEvents()
     container.clock.override(providers.Object(clock))
     container.events.override(providers.Object(events))
-    store = MemoryStore()
+    container.password_hasher.override(providers.Object(HASHER))
+    if "SIGNING_KEY_FILE" not in env:
+        container.signer.override(providers.Object(SIGNER))
+    store = store or MemoryStore()
     app = create_app(settings, store=store, container=container)
     with TestClient(app, base_url=ISSUER) as client:
         yield Harness(client, store, clock, events)
