@@ -49,6 +49,7 @@ GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
 OFFLINE_ACCESS = "offline_access"
 OPENID = "openid"
+BEARER = "Bearer"
 #: Scopes that only make sense with a signed-in user: refused for ``client_credentials``.
 USER_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS})
 
@@ -104,9 +105,9 @@ class TokenResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     """A successful token response (RFC 6749 section 5.1; ``id_token`` from OIDC Core 3.1.3.3)."""
 
     access_token: str
+    token_type: str
     expires_in: int
     scope: str
-    token_type: str = "Bearer"
     refresh_token: str | None = None
     id_token: str | None = None
 
@@ -168,7 +169,10 @@ async def issue_client_credentials(
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
     return TokenResponse(
-        access_token=value, expires_in=ports.policy.access_token_seconds, scope=scope_text
+        access_token=value,
+        token_type=BEARER,
+        expires_in=ports.policy.access_token_seconds,
+        scope=scope_text,
     )
 
 
@@ -351,6 +355,7 @@ async def exchange_authorization_code(
                       client_id=client.client_id)
     return TokenResponse(
         access_token=access_value,
+        token_type=BEARER,
         expires_in=policy.access_token_seconds,
         scope=taken.scope,
         refresh_token=refresh_value,
@@ -391,6 +396,11 @@ async def refresh(
     requested (narrowed) scope; the new refresh token keeps the original scope (section 6).
     A token already rotated revokes its whole family and raises ``invalid_grant`` with event
     ``refresh_token_reused``.
+
+    The new pair is saved *before* the take. Of concurrent rotations one wins the take and
+    the others find a reuse marker and revoke the family; because every pair was saved
+    before its take, the family revocation reaches the winner's new pair too, on any
+    backend. A rotation that loses revokes the pair it saved.
     """
     if not client.allows_grant(GRANT_REFRESH_TOKEN):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -400,21 +410,38 @@ async def refresh(
     token_hash = hash_token(refresh_token)
     now = ports.clock.now()
     current = await ports.store.get_refresh_token(token_hash, now)
+    issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
         _check_refresh(current, client, requested)
+        issued = _next_pair(ports, current, requested, now)
+        await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
+        # The store revoked the family, which includes the pair saved above.
         ports.events.emit("refresh_token_reused", client_id=client.client_id,
                           grant_id=outcome.grant_id, token=token_display(refresh_token))
         raise OAuthError("invalid_grant", "the refresh token was already used; "
                          "every token of its grant is revoked", event="refresh_token_reused")
     if not isinstance(outcome, Taken):
+        if current is not None:
+            # Revoked or expired since it was read: nothing of this family may stay usable.
+            await ports.store.revoke_grant(current.grant_id, now)
         raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
-    old = outcome.token
-    # Checked again on what was taken: it may differ from what was read if it changed between.
-    _check_refresh(old, client, requested)
-    access_scope = " ".join(requested) if requested is not None else old.scope
+    if issued is None:
+        # The token appeared between the read and the take (refresh-token records are never
+        # modified in place, so a token that was read is the one taken).
+        _check_refresh(outcome.token, client, requested)
+        issued = _next_pair(ports, outcome.token, requested, now)
+        await ports.store.save_tokens(issued[1], issued[2], now)
+    ports.events.emit("token_issued", grant_type=GRANT_REFRESH_TOKEN, client_id=client.client_id)
+    return issued[0]
+
+
+def _next_pair(
+    ports: OAuthPorts, old: RefreshToken, requested: tuple[str, ...] | None, now: int
+) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     policy = ports.policy
+    access_scope = " ".join(requested) if requested is not None else old.scope
     access_value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
     refresh_value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
     access = AccessToken(
@@ -422,7 +449,7 @@ async def refresh(
         token_display=token_display(access_value),
         active=True,
         scope=access_scope,
-        client_id=client.client_id,
+        client_id=old.client_id,
         exp=now + policy.access_token_seconds,
         iat=now,
         sub=old.sub,
@@ -436,20 +463,20 @@ async def refresh(
         exp=now + policy.refresh_token_seconds,
         iat=now,
         grant_id=old.grant_id,
-        client_id=client.client_id,
+        client_id=old.client_id,
         scope=old.scope,
         sub=old.sub,
         mfa_verified=old.mfa_verified,
         auth_time=old.auth_time,
     )
-    await ports.store.save_tokens(access, new_refresh, now)
-    ports.events.emit("token_issued", grant_type=GRANT_REFRESH_TOKEN, client_id=client.client_id)
-    return TokenResponse(
+    response = TokenResponse(
         access_token=access_value,
+        token_type=BEARER,
         expires_in=policy.access_token_seconds,
         scope=access_scope,
         refresh_token=refresh_value,
     )
+    return response, access, new_refresh
 
 
 def _check_refresh(token: RefreshToken, client: Client, requested: tuple[str, ...] | None) -> None:
@@ -508,7 +535,7 @@ async def introspect(
                     exp=access.exp,
                     iat=access.iat,
                     iss=ports.policy.issuer,
-                    token_type="Bearer",
+                    token_type=BEARER,
                     mfa_verified=access.mfa_verified,
                     cnf={"x5t#S256": access.token_binding} if access.token_binding else None,
                 )

@@ -199,3 +199,40 @@ async def test_store_failure_during_the_reuse_check_fails_closed(fail_on: str) -
     with pytest.raises(StoreUnavailable):
         await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
     assert "token_issued" not in world.events.names()[1:]
+
+
+class _InterleavingStore:
+    """The memory store, yielding to the event loop before every call, as a networked
+    store would: concurrent rotations then interleave between their reads and writes."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def test_interleaved_rotations_revoke_the_winners_pair_too() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    token = first.refresh_token
+    world.store = _InterleavingStore(world.store)
+    results = await asyncio.gather(
+        *(refresh(world.ports, CONFIDENTIAL, token, None) for _ in range(30)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, TokenResponse)]
+    assert len(winners) == 1
+    assert all(isinstance(r, OAuthError) and r.error == "invalid_grant"
+               for r in results if r is not winners[0])
+    assert winners[0].refresh_token is not None
+    assert await world.store.get_refresh_token(hash_token(winners[0].refresh_token), T0) is None
+    access = await world.store.get_access_token(hash_token(winners[0].access_token), T0)
+    assert access is not None and not access.active
