@@ -144,7 +144,7 @@ def _signin_page(
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     template = "totp.html" if transaction.step == "totp" else "signin.html"
     return page(
-        template, status_code, headers,
+        template, status_code, headers, form_target=transaction.request.redirect_uri,
         action=PATH, client_name=client.name, scopes=_scopes(transaction.request),
         csrf_token=transaction.csrf, error=error, username=username,
     )

@@ -246,7 +246,10 @@ def exchange(
 
 
 def full_flow(
-    h: Harness, *, totp_secret: str | None = None, scope: str = "openid profile email offline_access",
+    h: Harness,
+    *,
+    totp_secret: str | None = None,
+    scope: str = "openid profile email offline_access",
     nonce: str | None = "n-456",
 ) -> dict[str, Any]:
     """Sign in through the pages and exchange the code; the token response's JSON."""

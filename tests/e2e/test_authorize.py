@@ -44,9 +44,11 @@ def test_sign_in_page_is_plain_accessible_html_with_security_headers(h: Harness)
                         code_challenge_method=None, scope="openid email"))
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    # form-action also names the client's origin: browsers check it on the redirect that
+    # follows the form, and would block the way back to the client otherwise.
     assert page.headers["content-security-policy"] == (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'")
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+        "form-action 'self' https://web.example.test; frame-ancestors 'none'")
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
     assert '<html lang="en">' in page.text
@@ -87,7 +89,8 @@ def test_redirect_carries_code_state_and_issuer_and_clears_the_transaction(h: Ha
     response = sign_in(h, auth_params(state="xyz/+="))
     params = redirect_params(response)
     assert response.headers["location"].startswith(PUBLIC_REDIRECT + "?")
-    assert params["code"].startswith("ac_") and params["state"] == "xyz/+=" and params["iss"] == ISSUER
+    assert params["code"].startswith("ac_") and params["state"] == "xyz/+="
+    assert params["iss"] == ISSUER
     assert "max-age=0" in response.headers["set-cookie"].lower()
 
 
@@ -139,6 +142,9 @@ def test_unregistered_redirect_uris_get_an_error_page_never_a_redirect(
     assert "location" not in page.headers
     assert "redirect_uri" in page.text
     assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["content-security-policy"] == (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'")
 
 
 @pytest.mark.parametrize("params", [

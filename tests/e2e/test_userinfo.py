@@ -61,7 +61,9 @@ def test_token_in_both_header_and_body_is_a_bad_request(h: Harness) -> None:
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("authorization", ["Bearer tk_unknown", "Bearer nonsense", "Bearer " + "x" * 600])
+@pytest.mark.parametrize(
+    "authorization", ["Bearer tk_unknown", "Bearer nonsense", "Bearer " + "x" * 600]
+)
 def test_bad_token_gets_401_with_invalid_token(h: Harness, authorization: str) -> None:
     response = h.client.get("/oauth/userinfo", headers={"Authorization": authorization})
     assert response.status_code == 401
