@@ -1,0 +1,204 @@
+"""PostgreSQL specifics of the sql adapter, beyond the shared contract suite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.sql import SqlStore, open_sql_store, sqlalchemy_url
+from domain.entities import AccessToken, RefreshToken, Taken, User
+from domain.errors import Conflict, PreconditionFailed, StoreUnavailable
+from domain.tokens import hash_token
+from tests.services.postgres_server import empty_migrated_database
+
+pytestmark = pytest.mark.postgres
+
+NOW = 1_700_000_000
+
+
+@pytest.fixture
+async def url() -> str:
+    return await empty_migrated_database()
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[SqlStore]:
+    sql = await open_sql_store(url, migrate=False, pool_size=20)
+    yield sql
+    await sql.close()
+
+
+def _statements(store: SqlStore) -> list[str]:
+    """Every SQL statement the store sends from now on (recorded by a SQLAlchemy event)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+def _access(name: str, exp: int = NOW + 3600, grant_id: str | None = "g1") -> AccessToken:
+    return AccessToken(
+        token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
+        scope="read", client_id="c1", exp=exp, iat=NOW, sub="s1", grant_id=grant_id,
+    )
+
+
+def _refresh(name: str, access: AccessToken) -> RefreshToken:
+    return RefreshToken(
+        token_hash=hash_token(name), access_token_hash=access.token_hash, exp=NOW + 86400,
+        iat=NOW, grant_id="g1", client_id="c1", scope="read", sub="s1",
+    )
+
+
+@pytest.mark.parametrize(
+    "scheme", ["postgres://", "postgresql://", "postgresql+asyncpg://"]
+)
+async def test_every_url_form_opens_a_working_store(url: str, scheme: str) -> None:
+    rest = url.split("://", 1)[1]
+    sql = await open_sql_store(scheme + rest, migrate=False, connect_timeout=5)
+    try:
+        assert await sql.health() == {"store": True}
+    finally:
+        await sql.close()
+
+
+def test_other_schemes_are_refused() -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        sqlalchemy_url("mysql://u@h/db")
+
+
+async def test_get_access_token_is_one_primary_key_select(store: SqlStore) -> None:
+    await store.save_tokens(_access("tk_hot"), None, NOW)
+    await store.get_access_token(hash_token("tk_hot"), NOW)  # warm the pool
+    seen = _statements(store)
+    token = await store.get_access_token(hash_token("tk_hot"), NOW)
+    assert token is not None
+    selects = [s for s in seen if "tokens" in s]
+    assert len(selects) == 1
+    assert selects[0].lstrip().upper().startswith("SELECT")
+    assert "token_hash = " in selects[0]
+    # No BEGIN/COMMIT: the read runs in autocommit (pings are the pool's, on checkout).
+    assert not [s for s in seen if s.strip().upper() in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+async def test_purge_deletes_in_bounded_batches(store: SqlStore) -> None:
+    for n in range(25):
+        await store.save_tokens(_access(f"tk_old_{n}", exp=NOW - 1), None, NOW - 10)
+    await store.save_tokens(_access("tk_live"), None, NOW)
+    seen = _statements(store)
+    counts = await store.purge_expired(NOW, batch_size=10)
+    assert counts.access_tokens == 25
+    token_deletes = [s for s in seen if s.startswith("DELETE FROM tokens")]
+    assert len(token_deletes) == 3  # 10 + 10 + 5
+    assert all("LIMIT" in s and "ctid" in s for s in token_deletes)
+    assert await store.get_access_token(hash_token("tk_live"), NOW) is not None
+
+
+async def test_concurrent_creates_of_one_user_name_give_one_user_and_conflicts(
+    store: SqlStore,
+) -> None:
+    names = ["Zoë", "ZOË", "zoë"] * 7
+    results = await asyncio.gather(
+        *(store.create_user(User(user_name=n)) for n in names), return_exceptions=True
+    )
+    created = [r for r in results if isinstance(r, User)]
+    conflicts = [r for r in results if isinstance(r, Conflict)]
+    assert len(created) == 1
+    assert len(conflicts) == len(names) - 1
+    assert all(c.attribute == "userName" for c in conflicts)
+
+
+async def test_case_folding_is_unicode_not_ascii_only(store: SqlStore) -> None:
+    await store.create_user(User(user_name="ÉMILE"))
+    with pytest.raises(Conflict):
+        await store.create_user(User(user_name="émile"))
+    found = await store.find_user_by_name("émile")
+    assert found is not None and found.user_name == "ÉMILE"
+
+
+async def test_concurrent_compare_and_set_replaces_have_one_winner(store: SqlStore) -> None:
+    user = await store.create_user(User(user_name="casey"))
+    attempts = [
+        store.replace_user(User(id=user.id, user_name=f"casey{n}"), expected_version=1)
+        for n in range(20)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sum(isinstance(r, User) for r in results) == 1
+    assert sum(isinstance(r, PreconditionFailed) for r in results) == 19
+    assert (await store.get_user(user.id)).version == 2
+
+
+async def test_rotation_from_two_processes_has_one_winner(url: str, store: SqlStore) -> None:
+    other = await open_sql_store(url, migrate=False)
+    try:
+        access = _access("tk_pair")
+        await store.save_tokens(access, _refresh("rt_pair", access), NOW)
+        takes = [
+            s.take_refresh_token(hash_token("rt_pair"), NOW)
+            for s in (store, other) * 15
+        ]
+        results = await asyncio.gather(*takes)
+        assert sum(isinstance(r, Taken) for r in results) == 1
+        seen_elsewhere = await other.get_access_token(access.token_hash, NOW)
+        assert seen_elsewhere is not None and not seen_elsewhere.active
+    finally:
+        await other.close()
+
+
+class _Orig(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def _db_error(sqlstate: str) -> sa_exc.DBAPIError:
+    return sa_exc.DBAPIError("UPDATE ...", None, _Orig(sqlstate))
+
+
+async def test_serialization_failures_and_deadlocks_are_retried(store: SqlStore) -> None:
+    calls = 0
+
+    async def flaky(conn: AsyncConnection) -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise _db_error("40001" if calls == 1 else "40P01")
+        return "done"
+
+    assert await store._transaction(flaky) == "done"
+    assert calls == 3
+
+
+async def test_retries_are_bounded_then_unavailable(store: SqlStore) -> None:
+    calls = 0
+
+    async def always(conn: AsyncConnection) -> None:
+        nonlocal calls
+        calls += 1
+        raise _db_error("40001")
+
+    with pytest.raises(StoreUnavailable) as caught:
+        await store._transaction(always)
+    assert calls == 5
+    assert "sqlalchemy" not in str(caught.value).lower()
+
+
+async def test_committed_data_survives_a_new_store(url: str, store: SqlStore) -> None:
+    alice = await store.create_user(User(user_name="alice"))
+    await store.save_tokens(_access("tk_keep"), None, NOW)
+    await store.close()
+    reopened = await open_sql_store(url)
+    try:
+        assert await reopened.get_user(alice.id) == alice
+        assert await reopened.get_access_token(hash_token("tk_keep"), NOW) is not None
+    finally:
+        await reopened.close()
