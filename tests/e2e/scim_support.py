@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from scim2_client import BaseSyncSCIMClient
 
 from adapters.memory.store import MemoryStore
 from domain.entities import AccessToken
@@ -86,12 +88,41 @@ def _sql_settings() -> dict[str, str]:
 
 
 @contextmanager
-def scim_app(backend: str) -> Iterator[ScimHarness]:
-    """A started application on ``backend`` (``memory`` or ``sql``)."""
+def scim_app(backend: str, base_url: str = BASE_URL) -> Iterator[ScimHarness]:
+    """A started application on ``backend`` (``memory`` or ``sql``); the client's base URL
+    is ``base_url`` (``SCIM_URL`` for a SCIM client library)."""
     env = {"EXTERNAL_BASE_URL": BASE_URL}
     if backend == "memory":
         app = create_app(load_settings(env), store=MemoryStore())
     else:
         app = create_app(load_settings({**env, **_sql_settings()}))
-    with TestClient(app=app, base_url=BASE_URL) as client:
+    with TestClient(app=app, base_url=base_url) as client:
         yield ScimHarness(client, app)
+
+
+class HttpxSCIMClient(BaseSyncSCIMClient):
+    """scim2-client over an ``httpx.Client`` (such as Litestar's ``TestClient``).
+
+    scim2-client 0.13 ships its network engine for ``httpx2`` only; this is the same engine
+    for ``httpx``. Everything SCIM (request building, response validation against the
+    scim2-models resources) is the library's own.
+    """
+
+    def __init__(self, client: httpx.Client, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+
+    def _stays_under_base_url(self, endpoint: str) -> bool:
+        base = self.client.base_url
+        try:
+            url = self.client.build_request("GET", endpoint).url
+        except httpx.InvalidURL:
+            return False
+        return url.scheme == base.scheme and url.host == base.host and \
+            url.raw_path.startswith(base.raw_path)
+
+    def _parse_json(self, response: Any) -> Any:
+        return response.json()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self.client.request(method, url, **kwargs)
