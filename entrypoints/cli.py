@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="apply pending SQL migrations (sql backend)")
     migrate.set_defaults(handler=_migrate)
 
+    purge = commands.add_parser("purge", help="remove expired tokens, codes and markers (for cron)")
+    purge.set_defaults(handler=_purge)
+
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -51,6 +54,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
     load_clients(settings)
+    from entrypoints.logging import configure_logging
+
+    configure_logging(settings)
+    if args.workers > 1:
+        from entrypoints.metrics import prepare_multiprocess
+
+        prepare_multiprocess()
     uvicorn.run(
         "entrypoints.app:create_app",
         factory=True,
@@ -64,6 +74,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=15,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our handler (entrypoints.logging)
     )
     return 0
 
@@ -75,6 +86,20 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     applied = asyncio.run(migrate(settings.database_url))
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.store_backend == "hybrid" and not settings.redis_url:
+        print("nothing to purge: without REDIS_URL, token state lives in the serving process, "
+              "whose janitor purges it")
+        return 0
+    from entrypoints.janitor import purge_now
+
+    counts = asyncio.run(purge_now(settings))
+    print(f"purged {counts.total} expired record(s): codes={counts.codes} "
+          f"access_tokens={counts.access_tokens} refresh_tokens={counts.refresh_tokens} "
+          f"reuse_markers={counts.reuse_markers} other={counts.other}")
     return 0
 
 

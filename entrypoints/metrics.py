@@ -13,7 +13,10 @@ the sum over every worker, whichever worker serves the scrape.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from litestar import Controller, Request, Response, get
@@ -38,6 +41,22 @@ PURGE_KINDS = ("codes", "access_tokens", "refresh_tokens", "reuse_markers", "oth
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
+
+
+def prepare_multiprocess() -> str:
+    """Make sure ``PROMETHEUS_MULTIPROC_DIR`` names a directory, before workers start.
+
+    An operator's directory is used as is (it must be emptied between runs, as
+    prometheus-client requires); otherwise a fresh one is made and removed at exit.
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        os.makedirs(configured, exist_ok=True)
+        return configured
+    directory = tempfile.mkdtemp(prefix="auth-service-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def bounded(value: object, allowed: frozenset[str]) -> str:
@@ -81,7 +100,9 @@ class Metrics:
             "Authorization codes presented after being redeemed", registry=r,
         )
         self.signin_failures = Counter(
-            "auth_signin_failures", "Failed sign-ins (wrong password or one-time code)", registry=r,
+            "auth_signin_failures",
+            "Failed sign-ins, by reason (unknown_user, inactive, bad_password, bad_totp)",
+            ["reason"], registry=r,
         )
         self.signin_lockouts = Counter(
             "auth_signin_lockouts", "Sign-ins refused because of too many failures", registry=r,

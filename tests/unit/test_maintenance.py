@@ -152,3 +152,14 @@ async def test_lock_lives_exactly_one_interval(interval: int) -> None:
     assert not await store.claim_once(PURGE_LOCK_KEY, T0 + interval + interval - 1,
                                       T0 + interval - 1)
     assert await store.claim_once(PURGE_LOCK_KEY, T0 + 2 * interval, T0 + interval)
+
+
+def test_purge_command_explains_when_state_lives_in_the_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from entrypoints.cli import main
+
+    for name in ("STORE_BACKEND", "REDIS_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["purge"]) == 0
+    assert "nothing to purge" in capsys.readouterr().out
