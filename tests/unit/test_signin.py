@@ -1,0 +1,197 @@
+"""Sign-in use cases: password step, TOTP step, throttling, set_password."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+from argon2 import PasswordHasher
+
+from adapters.memory.store import MemoryStore
+from adapters.passwords import Argon2PasswordHasher
+from adapters.totp import PyotpTotp
+from domain.entities import User
+from domain.errors import InvalidValue, NotFound
+from domain.signin import (
+    PasswordAccepted,
+    Rejected,
+    Throttled,
+    ThrottlePolicy,
+    TotpAccepted,
+    check_password,
+    check_totp,
+    set_password,
+)
+from tests.unit.oauth_doubles import RecordingEvents
+
+NOW = 1_700_000_010
+PW = "s3cret pass"
+HASHER = Argon2PasswordHasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+SECRET = pyotp.random_base32()
+
+
+class SpyHasher:
+    """Records what was verified, to prove unknown users cost a verification too."""
+
+    def __init__(self) -> None:
+        self.verified: list[str | None] = []
+
+    async def hash(self, password: str) -> str:
+        return await HASHER.hash(password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.verified.append(password_hash)
+        return await HASHER.verify(password_hash, password)
+
+
+async def _store(*, active: bool = True, totp: bool = False) -> tuple[MemoryStore, User]:
+    store = MemoryStore()
+    user = await store.create_user(User(user_name="Alice", active=active),
+                                   password_hash=await HASHER.hash(PW))
+    if totp:
+        await store.set_totp(user.id, SECRET, confirmed=True)
+    return store, user
+
+
+async def _password(store: MemoryStore, events: RecordingEvents, name: str = "alice",
+                    password: str = PW, ip: str = "10.0.0.1", now: int = NOW,
+                    hasher: object = HASHER) -> object:
+    return await check_password(store, hasher, events, user_name=name,  # type: ignore[arg-type]
+                                password=password, client_ip=ip, now=now)
+
+
+async def test_right_password_is_accepted_case_insensitively() -> None:
+    store, user = await _store()
+    outcome = await _password(store, RecordingEvents(), name="ALICE")
+    assert outcome == PasswordAccepted(user_id=user.id, auth_time=NOW, totp_required=False)
+
+
+async def test_confirmed_totp_factor_is_required_after_the_password() -> None:
+    store, _ = await _store(totp=True)
+    outcome = await _password(store, RecordingEvents())
+    assert isinstance(outcome, PasswordAccepted) and outcome.totp_required
+
+
+async def test_unconfirmed_totp_factor_is_not_required() -> None:
+    store, user = await _store()
+    await store.set_totp(user.id, SECRET, confirmed=False)
+    outcome = await _password(store, RecordingEvents())
+    assert isinstance(outcome, PasswordAccepted) and not outcome.totp_required
+
+
+async def test_wrong_password_is_rejected_and_reported() -> None:
+    store, user = await _store()
+    events = RecordingEvents()
+    assert await _password(store, events, password="wrong") == Rejected()
+    assert events.events == [("signin_failed", {"reason": "bad_password", "user_id": user.id,
+                                                "client_ip": "10.0.0.1"})]
+
+
+async def test_unknown_user_costs_a_verification_against_no_hash() -> None:
+    store, _ = await _store()
+    spy = SpyHasher()
+    assert await _password(store, RecordingEvents(), name="mallory", hasher=spy) == Rejected()
+    assert spy.verified == [None]
+
+
+async def test_inactive_user_is_rejected_even_with_the_right_password() -> None:
+    store, _ = await _store(active=False)
+    spy = SpyHasher()
+    events = RecordingEvents()
+    assert await _password(store, events, hasher=spy) == Rejected()
+    assert spy.verified != [None]  # the same work as an active user
+    assert events.events[0][1]["reason"] == "inactive"
+
+
+async def test_user_without_password_cannot_sign_in() -> None:
+    store = MemoryStore()
+    await store.create_user(User(user_name="alice"))
+    assert await _password(store, RecordingEvents(), password="") == Rejected()
+
+
+async def test_fifth_failure_locks_the_user_until_the_window_ends() -> None:
+    store, _ = await _store()
+    events = RecordingEvents()
+    for _ in range(5):
+        assert await _password(store, events, password="wrong") == Rejected()
+    locked = await _password(store, events)
+    assert locked == Throttled(retry_after=900 - NOW % 900)
+    assert "signin_locked" in events.names()
+    next_window = NOW - NOW % 900 + 900
+    assert isinstance(await _password(store, events, now=next_window), PasswordAccepted)
+
+
+async def test_failures_from_one_address_across_users_lock_the_address() -> None:
+    store, _ = await _store()
+    events = RecordingEvents()
+    for i in range(20):
+        await _password(store, events, name=f"user{i}", password="x")
+    assert isinstance(await _password(store, events), Throttled)
+    assert isinstance(await _password(store, events, ip="10.0.0.2"), PasswordAccepted)
+
+
+async def test_successes_do_not_count_towards_the_limit() -> None:
+    store, _ = await _store()
+    for _ in range(10):
+        assert isinstance(await _password(store, RecordingEvents()), PasswordAccepted)
+
+
+async def test_policy_is_configurable() -> None:
+    store, _ = await _store()
+    policy = ThrottlePolicy(user_limit=1, ip_limit=100, window_seconds=60)
+    events = RecordingEvents()
+    await check_password(store, HASHER, events, user_name="alice", password="x",
+                         client_ip="ip", now=NOW, policy=policy)
+    outcome = await check_password(store, HASHER, events, user_name="alice", password=PW,
+                                   client_ip="ip", now=NOW, policy=policy)
+    assert outcome == Throttled(retry_after=60 - NOW % 60)
+
+
+async def test_totp_step_accepts_a_valid_code_once() -> None:
+    store, user = await _store(totp=True)
+    events = RecordingEvents()
+    code = pyotp.TOTP(SECRET).at(NOW)
+    first = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
+                             client_ip="ip", now=NOW)
+    assert first == TotpAccepted(user_id=user.id)
+    replay = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
+                              client_ip="ip", now=NOW + 5)
+    assert replay == Rejected()
+
+
+async def test_totp_failures_count_towards_the_user_limit() -> None:
+    store, user = await _store(totp=True)
+    events = RecordingEvents()
+    for _ in range(5):
+        assert await check_totp(store, PyotpTotp(), events, user_id=user.id, code="000000",
+                                client_ip="ip", now=NOW) in (Rejected(),)
+    code = pyotp.TOTP(SECRET).at(NOW)
+    outcome = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
+                               client_ip="ip", now=NOW)
+    assert isinstance(outcome, Throttled)
+    # The password step of the same user is locked too.
+    assert isinstance(await _password(store, events), Throttled)
+
+
+async def test_totp_step_refuses_a_user_without_a_confirmed_factor() -> None:
+    store, user = await _store()
+    await store.set_totp(user.id, SECRET, confirmed=False)
+    outcome = await check_totp(store, PyotpTotp(), RecordingEvents(), user_id=user.id,
+                               code=pyotp.TOTP(SECRET).at(NOW), client_ip="ip", now=NOW)
+    assert outcome == Rejected()
+
+
+async def test_set_password_hashes_with_argon2id() -> None:
+    store, user = await _store()
+    await set_password(store, HASHER, user_name="ALICE", password="new password")
+    stored = (await store.get_credentials(user.id)).password_hash
+    assert stored is not None and stored.startswith("$argon2id$")
+    assert isinstance(await _password(store, RecordingEvents(), password="new password"),
+                      PasswordAccepted)
+
+
+async def test_set_password_refuses_unknown_users_and_empty_passwords() -> None:
+    store, _ = await _store()
+    with pytest.raises(NotFound):
+        await set_password(store, HASHER, user_name="nobody", password="x")
+    with pytest.raises(InvalidValue):
+        await set_password(store, HASHER, user_name="alice", password="")

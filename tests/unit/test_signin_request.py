@@ -1,0 +1,78 @@
+"""Authorization request validation: what is shown, what is redirected, and the redirect URL."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.authorization_request import (
+    AuthorizationRequest,
+    RedirectError,
+    ShowError,
+    redirect_location,
+    validate_authorization_request,
+)
+from domain.clients import ClientRegistry
+from tests.unit.oauth_doubles import CONFIDENTIAL, PUBLIC, REDIRECT
+
+CLIENTS = ClientRegistry([CONFIDENTIAL, PUBLIC])
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def _params(**overrides: str | None) -> dict[str, list[str]]:
+    base: dict[str, str | None] = {
+        "response_type": "code", "client_id": PUBLIC.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid profile", "state": "s", "nonce": "n", "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    base.update(overrides)
+    return {k: [v] for k, v in base.items() if v is not None}
+
+
+def test_a_valid_request() -> None:
+    assert validate_authorization_request(CLIENTS, _params(scope="openid openid profile")) == (
+        AuthorizationRequest(client_id=PUBLIC.client_id, redirect_uri=REDIRECT,
+                             scope="openid profile", state="s", nonce="n",
+                             code_challenge=CHALLENGE, code_challenge_method="S256"))
+
+
+def test_confidential_client_may_skip_pkce() -> None:
+    outcome = validate_authorization_request(CLIENTS, _params(
+        client_id=CONFIDENTIAL.client_id, code_challenge=None, code_challenge_method=None))
+    assert isinstance(outcome, AuthorizationRequest) and outcome.code_challenge is None
+
+
+@pytest.mark.parametrize("params", [
+    _params(client_id=None), _params(client_id="ghost"), _params(redirect_uri=None),
+    _params(redirect_uri=REDIRECT + "/"), _params(redirect_uri=REDIRECT.replace("https", "http")),
+    {**_params(), "client_id": [PUBLIC.client_id, CONFIDENTIAL.client_id]},
+])
+def test_errors_before_the_redirect_uri_is_trusted_are_shown(params: dict[str, list[str]]) -> None:
+    assert isinstance(validate_authorization_request(CLIENTS, params), ShowError)
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge": None}, "invalid_request"),
+    ({"code_challenge": "a" * 129}, "invalid_request"),
+    ({"scope": "openid scim:write"}, "invalid_scope"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+    ({"state": "x" * 3000}, "invalid_request"),
+])
+def test_later_errors_are_redirected_with_state(
+    overrides: dict[str, str | None], error: str
+) -> None:
+    outcome = validate_authorization_request(CLIENTS, _params(**overrides))
+    assert isinstance(outcome, RedirectError) and outcome.error == error
+    assert outcome.redirect_uri == REDIRECT
+
+
+def test_a_repeated_parameter_is_invalid_request() -> None:
+    outcome = validate_authorization_request(CLIENTS, {**_params(), "scope": ["openid", "email"]})
+    assert isinstance(outcome, RedirectError) and outcome.error == "invalid_request"
+
+
+def test_redirect_location_keeps_the_registered_query_and_encodes_values() -> None:
+    location = redirect_location("https://a.example/cb?tenant=1", {
+        "code": "ac_x", "state": "a b&c", "error": None})
+    assert location == "https://a.example/cb?tenant=1&code=ac_x&state=a+b%26c"
