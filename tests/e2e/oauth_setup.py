@@ -8,6 +8,7 @@ from CLIENT_CREDENTIALS.
 from __future__ import annotations
 
 import base64
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,20 @@ def basic(client_id: str = "basic", secret: str = SECRET) -> dict[str, str]:
     return {"Authorization": f"Basic {raw}"}
 
 
+_KEY_FILE: list[Path] = []
+
+
+def _signing_key_file() -> Path:
+    """One RSA key per test session: generating one per app would dominate the run time."""
+    if not _KEY_FILE:
+        from joserfc.jwk import RSAKey
+
+        path = Path(tempfile.mkdtemp(prefix="oauth-e2e-")) / "signing.pem"
+        path.write_bytes(RSAKey.generate_key(2048, private=True).as_pem(private=True))
+        _KEY_FILE.append(path)
+    return _KEY_FILE[0]
+
+
 def build_app(
     backend: StoreBackend, tmp_path: Path, *, clock: FakeClock | None = None, **env: str
 ) -> Litestar:
@@ -82,6 +97,7 @@ def build_app(
         "EXTERNAL_BASE_URL": ISSUER,
         "CLIENTS_FILE": str(clients_file),
         "CLIENT_CREDENTIALS": f"envc:{ENV_SECRET}",
+        "SIGNING_KEY_FILE": str(_signing_key_file()),
         **backend.env,
         **env,
     })
