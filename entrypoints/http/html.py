@@ -25,7 +25,9 @@ PAGE_HEADERS = {
 
 # Only plain scheme/host/port survive into a CSP source expression: nothing that could end
 # the directive (";", ",", spaces, quotes).
-_CSP_SOURCE = re.compile(r"^[a-z][a-z0-9+.\-]*:(//[a-z0-9.\-]+(:[0-9]{1,5})?|//\[[0-9a-f:.]+\](:[0-9]{1,5})?)?$")
+_CSP_SOURCE = re.compile(
+    r"^[a-z][a-z0-9+.\-]*:(//([a-z0-9.\-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?)?$"
+)
 
 
 def form_action_source(redirect_uri: str) -> str | None:
