@@ -88,7 +88,8 @@ def test_user_create_read_update_delete(scim: HttpxSCIMClient) -> None:
 def test_list_with_filter_and_paging(scim: HttpxSCIMClient) -> None:
     for index in range(3):
         new_user(scim, f"user{index}@example.com")
-    found = scim.query(User, query_parameters=SearchRequest(filter='userName eq "USER1@example.com"'))
+    search = SearchRequest(filter='userName eq "USER1@example.com"')
+    found = scim.query(User, query_parameters=search)
     assert found.total_results == 1
     assert found.resources[0].user_name == "user1@example.com"
     page = scim.query(User, query_parameters=SearchRequest(start_index=2, count=1))
