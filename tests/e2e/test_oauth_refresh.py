@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from authlib.integrations.httpx_client import OAuth2Client
+from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 
 from adapters.memory.store import MemoryStore
 from domain.entities import RefreshTake
@@ -134,7 +134,8 @@ async def test_thirty_parallel_refreshes_exactly_one_wins(
     # really interleave at every await (Litestar's test clients serialise requests).
     app = build_app(store, tmp_path)
     async with app.lifespan(), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://auth.test"
+        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        base_url="http://auth.test",
     ) as client:
         code = await new_code(app)
         first = (await client.post("/oauth/token", headers={**FORM, **basic()}, data={

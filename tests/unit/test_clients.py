@@ -84,7 +84,7 @@ def test_clients_from_environment() -> None:
 
 def test_redirect_uris_for_an_unknown_client_are_refused() -> None:
     settings = load_settings({"CLIENT_REDIRECT_URIS": "ghost:https://x.example/cb"})
-    with pytest.raises(ConfigError, match="CLIENT_REDIRECT_URIS.*ghost"):
+    with pytest.raises(ConfigError, match=r"CLIENT_REDIRECT_URIS.*ghost"):
         load_clients(settings)
 
 

@@ -29,6 +29,10 @@ from tests.unit.oauth_doubles import (
 )
 
 
+def _keys(world: World) -> KeySet:
+    return KeySet.import_key_set(world.signer.jwks())  # type: ignore[arg-type]
+
+
 def test_pkce_s256_matches_rfc7636_appendix_b() -> None:
     assert (
         pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
@@ -39,7 +43,9 @@ def test_pkce_s256_matches_rfc7636_appendix_b() -> None:
 async def test_exchange_issues_access_refresh_and_id_token() -> None:
     world = World()
     code = await world.code(mfa_verified=True)
-    response = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    response = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert response.scope == "openid offline_access read"
     assert response.refresh_token is not None and response.refresh_token.startswith("rt_")
     access = await world.store.get_access_token(hash_token(response.access_token), T0)
@@ -50,7 +56,7 @@ async def test_exchange_issues_access_refresh_and_id_token() -> None:
     assert "token_issued" in world.events.names()
 
     assert response.id_token is not None
-    token = jwt.decode(response.id_token, KeySet.import_key_set(world.signer.jwks()))
+    token = jwt.decode(response.id_token, _keys(world))
     claims = token.claims
     assert claims["iss"] == ISSUER and claims["sub"] == "user-1" and claims["aud"] == "app"
     assert claims["iat"] == T0 and claims["exp"] > T0 and claims["auth_time"] == T0 - 5
@@ -63,9 +69,11 @@ async def test_exchange_issues_access_refresh_and_id_token() -> None:
 async def test_id_token_without_mfa_and_nonce() -> None:
     world = World()
     code = await world.code(nonce=None)
-    response = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    response = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert response.id_token is not None
-    claims = jwt.decode(response.id_token, KeySet.import_key_set(world.signer.jwks())).claims
+    claims = jwt.decode(response.id_token, _keys(world)).claims
     assert claims["amr"] == ["pwd"]
     assert "nonce" not in claims
 
@@ -73,16 +81,22 @@ async def test_id_token_without_mfa_and_nonce() -> None:
 async def test_no_id_token_without_openid_and_no_refresh_without_offline_access() -> None:
     world = World()
     code = await world.code(scope="read")
-    response = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    response = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert response.id_token is None and response.refresh_token is None
 
 
 async def test_replay_is_refused_and_revokes_every_token_of_the_code() -> None:
     world = World()
     code = await world.code()
-    first = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    first = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     with pytest.raises(OAuthError) as caught:
-        await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+        await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert caught.value.error == "invalid_grant"
     assert caught.value.event == "authorization_code_replayed"
     assert "authorization_code_replayed" in world.events.names()
@@ -97,11 +111,15 @@ async def test_replay_also_revokes_tokens_rotated_from_the_code() -> None:
 
     world = World()
     code = await world.code()
-    first = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    first = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert first.refresh_token is not None
     rotated = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
     with pytest.raises(OAuthError):
-        await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+        await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     access = await world.store.get_access_token(hash_token(rotated.access_token), T0)
     assert access is not None and not access.active
 
@@ -111,7 +129,9 @@ async def test_expired_code_is_invalid_grant() -> None:
     code = await world.code()
     world.clock.advance(600)
     with pytest.raises(OAuthError) as caught:
-        await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+        await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert caught.value.error == "invalid_grant"
 
 
@@ -147,7 +167,9 @@ async def test_verifier_without_stored_challenge_is_refused() -> None:
     world = World()
     code = await world.code(verifier=None)
     with pytest.raises(OAuthError) as caught:
-        await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+        await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert caught.value.error == "invalid_grant"
 
 

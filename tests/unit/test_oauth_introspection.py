@@ -20,7 +20,9 @@ from tests.unit.oauth_doubles import CONFIDENTIAL, ISSUER, OTHER, REDIRECT, T0, 
 async def test_active_access_token() -> None:
     world = World()
     code = await world.code(mfa_verified=True)
-    issued = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    issued = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     result = await introspect(world.ports, OTHER, issued.access_token, None)
     assert msgspec.to_builtins(result) == {
         "active": True,
@@ -39,7 +41,9 @@ async def test_active_access_token() -> None:
 async def test_client_credentials_token_has_no_sub() -> None:
     world = World()
     issued = await issue_client_credentials(world.ports, CONFIDENTIAL, "read")
-    result = msgspec.to_builtins(await introspect(world.ports, CONFIDENTIAL, issued.access_token, None))
+    result = msgspec.to_builtins(
+        await introspect(world.ports, CONFIDENTIAL, issued.access_token, None)
+    )
     assert result["active"] is True and "sub" not in result and result["mfa_verified"] is False
 
 
@@ -83,7 +87,9 @@ async def test_revoked_token_is_inactive() -> None:
 async def test_refresh_token_is_introspectable_by_its_client(hint: str | None) -> None:
     world = World()
     code = await world.code()
-    issued = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    issued = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert issued.refresh_token is not None
     result = await introspect(world.ports, CONFIDENTIAL, issued.refresh_token, hint)
     assert result.active and result.token_type == "refresh_token"
@@ -95,7 +101,9 @@ async def test_refresh_token_is_introspectable_by_its_client(hint: str | None) -
 async def test_revoking_a_refresh_token_revokes_its_family() -> None:
     world = World()
     code = await world.code()
-    issued = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    issued = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert issued.refresh_token is not None
     assert await revoke(world.ports, CONFIDENTIAL, issued.refresh_token, "access_token")
     assert (await introspect(world.ports, CONFIDENTIAL, issued.access_token, None)).active is False
@@ -105,7 +113,9 @@ async def test_revoking_a_refresh_token_revokes_its_family() -> None:
 async def test_a_client_cannot_revoke_another_clients_tokens() -> None:
     world = World()
     code = await world.code()
-    issued = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    issued = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+    )
     assert issued.refresh_token is not None
     assert not await revoke(world.ports, OTHER, issued.access_token, None)
     assert not await revoke(world.ports, OTHER, issued.refresh_token, None)
