@@ -50,7 +50,7 @@ async def _code(request: Request[Any, Any, Any]) -> str | None:
     if content_type == "application/json":
         try:
             value = _json_body.decode(await request.body()).get("code")
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             return None
     else:
         value = (await request.form()).get("code")

@@ -132,7 +132,7 @@ async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
         raise OAuthError("invalid_request", f"the body must be {FORM} or {JSON}")
     try:
         document = _json_body.decode(await request.body())
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise OAuthError("invalid_request", "the JSON body is malformed") from None
     if not all(isinstance(value, str) for value in document.values()):
         raise OAuthError("invalid_request", "every parameter must be a string")

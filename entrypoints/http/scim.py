@@ -173,7 +173,7 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
         raise ScimError(413, _HTTP_DETAILS[413])
     try:
         return _decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ScimError(400, "the body is not valid JSON", "invalidSyntax") from None
 
 

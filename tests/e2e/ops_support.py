@@ -6,6 +6,8 @@ the sign-in flow's :class:`Harness`, so ``full_flow`` and friends drive it like 
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,20 @@ OTHER_SECRET = "o" * 40
 CLIENT_CREDENTIALS = f"{SERVICE_ID}:{SERVICE_SECRET};{OTHER_ID}:{OTHER_SECRET}"
 
 
+@functools.cache
+def signing_key_file() -> str:
+    """One RSA key for the whole test session: generating one per app costs about a second."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as handle:
+        handle.write(pem)
+    return handle.name
+
+
 @contextmanager
 def ops_app(
     tmp_path: Path, *, store: MemoryStore | None = None, clock: FakeClock | None = None,
@@ -46,7 +62,7 @@ def ops_app(
     clients_file.write_text(_CLIENTS_TOML)
     settings = load_settings({
         "CLIENTS_FILE": str(clients_file), "EXTERNAL_BASE_URL": ISSUER,
-        "CLIENT_CREDENTIALS": CLIENT_CREDENTIALS, **env,
+        "CLIENT_CREDENTIALS": CLIENT_CREDENTIALS, "SIGNING_KEY_FILE": signing_key_file(), **env,
     })
     container = build_container(settings)
     clock = clock or FakeClock()
