@@ -94,8 +94,17 @@ def oauth_ports(services: Services) -> OAuthPorts:
     )
 
 
+def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    # Straight from the ASGI scope (names arrive lowercased): building Litestar's Headers
+    # object for the two lookups these endpoints make cost about 6% of an introspection.
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _media_type(request: Request[Any, Any, Any]) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return (_header(request, b"content-type") or "").partition(";")[0].strip().lower()
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -147,7 +156,7 @@ def authenticate_client(
 
     Using two methods at once is ``invalid_request``; any failure is ``invalid_client``.
     """
-    header = request.headers.get("authorization")
+    header = _header(request, b"authorization")
     scheme, _, credentials = (header or "").partition(" ")
     if scheme.lower() == "basic":
         if "client_secret" in form:
