@@ -205,7 +205,9 @@ class PurgeCounts(msgspec.Struct, frozen=True):
 
     @property
     def total(self) -> int:
-        return self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
+        return (
+            self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
+        )
 
 
 class StoreCounts(msgspec.Struct, frozen=True):

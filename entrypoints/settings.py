@@ -127,7 +127,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _check_database_url(url: str) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in _DATABASE_SCHEMES or not parts.hostname and "host=" not in parts.query:
+    has_host = bool(parts.hostname) or "host=" in parts.query
+    if parts.scheme not in _DATABASE_SCHEMES or not has_host:
         raise ConfigError(
             "DATABASE_URL",
             "must look like postgresql://user:password@host:5432/dbname "
@@ -192,13 +193,15 @@ def _client_credentials(value: str | None) -> tuple[tuple[str, str], ...]:
         client_id, sep, secret = entry.partition(":")
         if not sep or not client_id.strip() or not secret:
             raise ConfigError(
-                "CLIENT_CREDENTIALS", f"entry {index} must be client_id:secret (id:secret;id2:secret2)"
+                "CLIENT_CREDENTIALS",
+                f"entry {index} must be client_id:secret (id:secret;id2:secret2)",
             )
         client_id = client_id.strip()
         if len(secret) < MIN_CLIENT_SECRET_LENGTH:
             raise ConfigError(
                 "CLIENT_CREDENTIALS",
-                f"client {client_id!r} has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters",
+                f"client {client_id!r} has a secret shorter than "
+                f"{MIN_CLIENT_SECRET_LENGTH} characters",
             )
         if any(existing == client_id for existing, _ in clients):
             raise ConfigError("CLIENT_CREDENTIALS", f"client {client_id!r} is listed twice")
@@ -221,7 +224,8 @@ def _redirect_uris(value: str | None) -> dict[str, tuple[str, ...]]:
             )
         for uri in uris:
             parts = urlsplit(uri)
-            if not parts.scheme or not parts.netloc and parts.scheme in ("http", "https") or parts.fragment:
+            web_without_host = parts.scheme in ("http", "https") and not parts.netloc
+            if not parts.scheme or web_without_host or parts.fragment:
                 raise ConfigError(
                     "CLIENT_REDIRECT_URIS", f"{uri!r} is not an absolute URI without fragment"
                 )

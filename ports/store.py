@@ -121,7 +121,10 @@ class CredentialStore(Protocol):
         ...
 
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
-        """Set (or clear, with None) the TOTP seed and whether it is confirmed. Raises ``NotFound``."""
+        """Set (or clear, with None) the TOTP seed and whether it is confirmed.
+
+        Raises ``NotFound``.
+        """
         ...
 
 
@@ -159,7 +162,10 @@ class TokenStore(Protocol):
         ...
 
     async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
-        """The live refresh token, or None (unknown, expired, rotated or revoked). No side effect."""
+        """The live refresh token, or None (unknown, expired, rotated or revoked).
+
+        No side effect.
+        """
         ...
 
     async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:

@@ -19,7 +19,9 @@ def test_defaults_match_the_spec() -> None:
     assert settings.token_expiry_seconds == 3600
     assert settings.refresh_token_expiry_seconds == 1_209_600
     assert settings.auth_code_expiry_seconds == 600
-    assert settings.allowed_scopes == ("openid", "profile", "email", "offline_access", "read", "write")
+    assert settings.allowed_scopes == (
+        "openid", "profile", "email", "offline_access", "read", "write"
+    )
     assert settings.redis_url is None and settings.database_url is None
 
 
