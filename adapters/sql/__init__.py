@@ -58,7 +58,7 @@ async def open_sql_store(
         pool_timeout=_POOL_CHECKOUT_SECONDS,
         # A connection that died with the server is replaced at checkout instead of
         # failing a request: the store recovers by itself after a database restart.
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         # Single-statement work needs no BEGIN/COMMIT round trips; transactions opt in.
         isolation_level="AUTOCOMMIT",
         connect_args={

@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -161,8 +161,8 @@ def _group_from_row(row: sa.Row[Any], members: Sequence[Member] = ()) -> Group:
     )
 
 
-def _access_from_row(row: sa.Row[Any]) -> AccessToken:
-    m = row._mapping
+def _access_from_row(m: Mapping[Any, Any]) -> AccessToken:
+    """An access token from a row mapping (SQLAlchemy ``row._mapping`` or an asyncpg record)."""
     return AccessToken(
         token_hash=m["token_hash"],
         token_display=m["token_display"],
@@ -228,9 +228,26 @@ def _upsert(table: sa.Table, values: dict[str, Any], key: str) -> sa.Insert:
     )
 
 
-# Access tokens are read far more than anything else: the statement is built once.
+# Access tokens are read far more than anything else (every introspection and every
+# bearer request): the statement is built once, and runs on the driver connection directly,
+# where the driver keeps it prepared. Going through SQLAlchemy's execution layer instead
+# costs about three times the CPU of the query itself.
 _GET_ACCESS_TOKEN = sa.select(t.tokens).where(
     t.tokens.c.token_hash == sa.bindparam("h"), t.tokens.c.exp > sa.bindparam("now")
+)
+_GET_ACCESS_TOKEN_SQL = (
+    "SELECT token_hash, token_display, active, scope, client_id, exp, iat, sub,"
+    " token_binding, mfa_verified, grant_id, auth_time"
+    " FROM tokens WHERE token_hash = $1 AND exp > $2"
+)
+
+# Driver errors that mean the connection itself is gone (a restart, a network cut).
+_LOST_CONNECTION: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
 )
 
 
@@ -247,37 +264,68 @@ class SqlStore:
 
     # Plumbing
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection: each statement is its own snapshot, no BEGIN/COMMIT."""
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except DomainError:
-            raise
-        except _DRIVER_ERRORS as exc:
-            raise unavailable(exc) from exc
+    async def _autocommit(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` on an autocommit connection: each statement commits by itself.
 
-    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
-        """Run ``work`` in one READ COMMITTED transaction, retrying transient conflicts.
-
-        ``work`` may be called more than once, so it must do nothing but database work.
-        Domain errors raised by ``work`` roll the transaction back and propagate.
+        A connection found dead (the database restarted since it was opened) invalidates
+        the pool and ``work`` runs once more on a fresh one: that is how the store recovers
+        without pinging every connection at checkout, which would double the round trips
+        of the hot path. ``work`` must therefore be safe to repeat (reads, idempotent or
+        fail-closed writes).
         """
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self._engine.connect() as conn:
+                    return await work(conn)
+            except DomainError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if exc.connection_invalidated and attempt == 1:
+                    continue
+                raise self._translate(exc) from exc
+            except _DRIVER_ERRORS as exc:
+                raise unavailable(exc) from exc
+
+    async def _first(
+        self, stmt: sa.Executable, params: dict[str, Any] | None = None
+    ) -> sa.Row[Any] | None:
+        """The first row of one autocommit statement, or None."""
+
+        async def work(conn: AsyncConnection) -> sa.Row[Any] | None:
+            return (await conn.execute(stmt, params)).first()
+
+        return await self._autocommit(work)
+
+    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one READ COMMITTED transaction, retrying transient conflicts.
+
+        ``work`` may be called more than once, so it must do nothing but database work.
+        Domain errors raised by ``work`` roll the transaction back and propagate. A
+        connection found dead before the commit is retried once on a fresh one (nothing
+        was committed); a failure during the commit itself is never retried, since the
+        outcome is unknown.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            committing = False
+            try:
+                async with self._engine.connect() as conn:
                     await conn.execution_options(isolation_level="READ COMMITTED")
                     async with conn.begin():
-                        return await work(conn)
+                        result = await work(conn)
+                        committing = True
+                    return result
             except DomainError:
                 raise
             except sa_exc.DBAPIError as exc:
                 if _sqlstate(exc) in _RETRYABLE_SQLSTATES and attempt < _MAX_ATTEMPTS:
                     # Short, growing pause so that the competing transaction can finish.
                     await asyncio.sleep(0.005 * 2**attempt)
+                    continue
+                if exc.connection_invalidated and not committing and attempt == 1:
                     continue
                 raise self._translate(exc) from exc
             except _DRIVER_ERRORS as exc:
@@ -346,24 +394,31 @@ class SqlStore:
 
     async def get_user(self, user_id: str) -> User:
         """See :meth:`ports.store.UserStore.get_user`."""
-        async with self._read() as conn:
-            user = await self._load_user(conn, t.users.c.id == user_id)
+
+        async def work(conn: AsyncConnection) -> User | None:
+            return await self._load_user(conn, t.users.c.id == user_id)
+
+        user = await self._autocommit(work)
         if user is None:
             raise NotFound(f"no user {user_id}")
         return user
 
     async def find_user_by_name(self, user_name: str) -> User | None:
         """See :meth:`ports.store.UserStore.find_user_by_name`."""
-        async with self._read() as conn:
+
+        async def work(conn: AsyncConnection) -> User | None:
             return await self._load_user(
                 conn, fold(t.users.c.user_name) == fold(sa.literal(user_name, sa.Text))
             )
+
+        return await self._autocommit(work)
 
     async def list_users(self, query: ListQuery) -> Page[User]:
         """See :meth:`ports.store.UserStore.list_users`. The filter runs in SQL."""
         where = user_clause(query.filter) if query.filter is not None else sa.true()
         start = max(query.start_index, 1)
-        async with self._read() as conn:
+
+        async def work(conn: AsyncConnection) -> Page[User]:
             total = (
                 await conn.execute(sa.select(sa.func.count()).select_from(t.users).where(where))
             ).scalar_one()
@@ -380,7 +435,9 @@ class SqlStore:
                 ).all()
                 groups = await self._groups_of(conn, [row.id for row in rows])
                 items = tuple(_user_from_row(row, groups.get(row.id, ())) for row in rows)
-        return Page(items=items, total=int(total), start_index=start)
+            return Page(items=items, total=int(total), start_index=start)
+
+        return await self._autocommit(work)
 
     async def _missing_or_stale(
         self, conn: AsyncConnection, table: sa.Table, entity_id: str, expected: int | None,
@@ -503,18 +560,22 @@ class SqlStore:
 
     async def get_group(self, group_id: str) -> Group:
         """See :meth:`ports.store.GroupStore.get_group`."""
-        async with self._read() as conn:
+
+        async def work(conn: AsyncConnection) -> Group:
             row = (await conn.execute(sa.select(t.groups).where(t.groups.c.id == group_id))).first()
             if row is None:
                 raise NotFound(f"no group {group_id}")
             members = await self._members_of(conn, [group_id])
-        return _group_from_row(row, members.get(group_id, ()))
+            return _group_from_row(row, members.get(group_id, ()))
+
+        return await self._autocommit(work)
 
     async def list_groups(self, query: ListQuery) -> Page[Group]:
         """See :meth:`ports.store.GroupStore.list_groups`. The filter runs in SQL."""
         where = group_clause(query.filter) if query.filter is not None else sa.true()
         start = max(query.start_index, 1)
-        async with self._read() as conn:
+
+        async def work(conn: AsyncConnection) -> Page[Group]:
             total = (
                 await conn.execute(sa.select(sa.func.count()).select_from(t.groups).where(where))
             ).scalar_one()
@@ -531,7 +592,9 @@ class SqlStore:
                 ).all()
                 members = await self._members_of(conn, [row.id for row in rows])
                 items = tuple(_group_from_row(row, members.get(row.id, ())) for row in rows)
-        return Page(items=items, total=int(total), start_index=start)
+            return Page(items=items, total=int(total), start_index=start)
+
+        return await self._autocommit(work)
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:
         """See :meth:`ports.store.GroupStore.replace_group`."""
@@ -574,14 +637,11 @@ class SqlStore:
     async def get_credentials(self, user_id: str) -> Credentials:
         """See :meth:`ports.store.CredentialStore.get_credentials`."""
         c = t.user_credentials
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.users.c.id, c.c.password_hash, c.c.totp_secret, c.c.totp_confirmed)
-                    .select_from(t.users.outerjoin(c, c.c.user_id == t.users.c.id))
-                    .where(t.users.c.id == user_id)
-                )
-            ).first()
+        row = await self._first(
+            sa.select(t.users.c.id, c.c.password_hash, c.c.totp_secret, c.c.totp_confirmed)
+            .select_from(t.users.outerjoin(c, c.c.user_id == t.users.c.id))
+            .where(t.users.c.id == user_id)
+        )
         if row is None:
             raise NotFound(f"no user {user_id}")
         return Credentials(
@@ -740,32 +800,42 @@ class SqlStore:
 
     async def get_access_token(self, token_hash: str, now: int) -> AccessToken | None:
         """See :meth:`ports.store.TokenStore.get_access_token`. One primary-key SELECT."""
-        async with self._read() as conn:
-            row = (await conn.execute(_GET_ACCESS_TOKEN, {"h": token_hash, "now": now})).first()
-        return None if row is None else _access_from_row(row)
+        try:
+            fairy = await self._engine.raw_connection()
+        except _DRIVER_ERRORS as exc:
+            raise unavailable(exc) from exc
+        try:
+            driver: Any = fairy.driver_connection
+            record = await driver.fetchrow(_GET_ACCESS_TOKEN_SQL, token_hash, now)
+        except _LOST_CONNECTION:
+            fairy.invalidate()
+            # The pooled connection died (a database restart): SQLAlchemy's own path
+            # invalidates the rest of the pool and retries on a fresh connection.
+            row = await self._first(_GET_ACCESS_TOKEN, {"h": token_hash, "now": now})
+            return None if row is None else _access_from_row(row._mapping)
+        except asyncpg.PostgresError as exc:
+            fairy.invalidate()
+            raise StoreUnavailable(f"the database failed (SQLSTATE {exc.sqlstate})") from exc
+        finally:
+            fairy.close()
+        return None if record is None else _access_from_row(record)
 
     async def revoke_access_token(self, token_hash: str, now: int) -> bool:
         """See :meth:`ports.store.TokenStore.revoke_access_token`. ``exp`` is untouched."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.update(t.tokens)
-                    .where(t.tokens.c.token_hash == token_hash, t.tokens.c.exp > now)
-                    .values(active=False)
-                    .returning(t.tokens.c.token_hash)
-                )
-            ).first()
+        row = await self._first(
+            sa.update(t.tokens)
+            .where(t.tokens.c.token_hash == token_hash, t.tokens.c.exp > now)
+            .values(active=False)
+            .returning(t.tokens.c.token_hash)
+        )
         return row is not None
 
     async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
         """See :meth:`ports.store.TokenStore.get_refresh_token`."""
         r = t.refresh_tokens
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(r).where(r.c.refresh_token_hash == token_hash, r.c.exp > now)
-                )
-            ).first()
+        row = await self._first(
+            sa.select(r).where(r.c.refresh_token_hash == token_hash, r.c.exp > now)
+        )
         return None if row is None else _refresh_from_row(row)
 
     async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
@@ -876,40 +946,39 @@ class SqlStore:
         stmt = insert.on_conflict_do_update(
             index_elements=["key"], set_={"exp": insert.excluded.exp}, where=claims.c.exp <= now
         ).returning(claims.c.key)
-        async with self._read() as conn:
-            return (await conn.execute(stmt)).first() is not None
+        # Repeated after a lost connection, a claim that did commit reads as taken: the
+        # caller loses it, which fails closed.
+        return await self._first(stmt) is not None
 
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         """See :meth:`ports.store.EphemeralStore.hit`. An upsert counter, one statement."""
         counters = t.ephemeral_counters
         window_start = (now // window_seconds) * window_seconds
-        async with self._read() as conn:
-            if amount == 0:
-                value = (
-                    await conn.execute(
-                        sa.select(counters.c.value).where(
-                            counters.c.key == key, counters.c.window_start == window_start
-                        )
-                    )
-                ).scalar_one_or_none()
-                return int(value or 0)
-            insert = pg_insert(counters).values(
-                key=key, window_start=window_start, value=amount,
-                exp=window_start + window_seconds,
+        if amount == 0:
+            row = await self._first(
+                sa.select(counters.c.value).where(
+                    counters.c.key == key, counters.c.window_start == window_start
+                )
             )
-            stmt = insert.on_conflict_do_update(
-                index_elements=["key"],
-                set_={
-                    "value": sa.case(
-                        (counters.c.window_start == insert.excluded.window_start,
-                         counters.c.value + insert.excluded.value),
-                        else_=insert.excluded.value,
-                    ),
-                    "window_start": insert.excluded.window_start,
-                    "exp": insert.excluded.exp,
-                },
-            ).returning(counters.c.value)
-            return int((await conn.execute(stmt)).scalar_one())
+            return 0 if row is None else int(row[0])
+        insert = pg_insert(counters).values(
+            key=key, window_start=window_start, value=amount,
+            exp=window_start + window_seconds,
+        )
+        stmt = insert.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "value": sa.case(
+                    (counters.c.window_start == insert.excluded.window_start,
+                     counters.c.value + insert.excluded.value),
+                    else_=insert.excluded.value,
+                ),
+                "window_start": insert.excluded.window_start,
+                "exp": insert.excluded.exp,
+            },
+        ).returning(counters.c.value)
+        row = await self._first(stmt)
+        return 0 if row is None else int(row[0])
 
     # Administration
 
@@ -917,9 +986,8 @@ class SqlStore:
         """See :meth:`ports.store.StoreAdmin.health`: ``SELECT 1`` with a short timeout."""
         try:
             async with asyncio.timeout(_HEALTH_TIMEOUT_SECONDS):
-                async with self._engine.connect() as conn:
-                    await conn.execute(sa.text("SELECT 1"))
-        except (TimeoutError, OSError, sa_exc.SQLAlchemyError):
+                await self._first(sa.text("SELECT 1"))
+        except (TimeoutError, StoreUnavailable):
             return {"store": False}
         return {"store": True}
 
@@ -938,11 +1006,12 @@ class SqlStore:
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
             live(t.auth_codes),
         )
-        async with self._read() as conn:
-            row = (await conn.execute(stmt)).one()
+        row = await self._first(stmt)
+        # An aggregate always yields one row; the fallback only satisfies the type.
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0)
         return StoreCounts(
-            users=row[0], groups=row[1], access_tokens=row[2], refresh_tokens=row[3],
-            codes=row[4],
+            users=values[0], groups=values[1], access_tokens=values[2],
+            refresh_tokens=values[3], codes=values[4],
         )
 
     async def _purge_table(self, table: sa.Table, now: int, batch_size: int) -> int:
@@ -954,11 +1023,14 @@ class SqlStore:
         stmt = sa.delete(table).where(sa.literal_column("ctid").in_(batch), table.c.exp <= now)
         removed = 0
         while True:
-            async with self._read() as conn:
-                count = int((await conn.execute(stmt)).rowcount)
+            count = await self._autocommit(lambda conn: self._rowcount(conn, stmt))
             removed += count
             if count < batch_size:
                 return removed
+
+    @staticmethod
+    async def _rowcount(conn: AsyncConnection, stmt: sa.Executable) -> int:
+        return int((await conn.execute(stmt)).rowcount)
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """See :meth:`ports.store.StoreAdmin.purge_expired`.

@@ -146,3 +146,21 @@ async def test_http_readiness_and_requests_answer_503_while_down_then_recover(
         back = await client.post("/oauth/introspect", data=form, auth=auth)
         assert back.status_code == 200
         assert back.json() == {"active": False}
+
+
+async def test_first_request_after_a_restart_succeeds(server: LocalPostgres) -> None:
+    store = await open_sql_store(server.url, connect_timeout=10, pool_size=4)
+    try:
+        await store.save_tokens(_token("tk_kept"), None, NOW)
+        # Fill the pool with connections that the restart will kill.
+        await asyncio.gather(*(store.get_access_token(hash_token("tk_kept"), NOW)
+                               for _ in range(8)))
+        server.stop()
+        server.start()
+        # No request in between: every pooled connection is dead, yet nothing fails.
+        token = await store.get_access_token(hash_token("tk_kept"), NOW)
+        assert token is not None
+        await store.save_tokens(_token("tk_after"), None, NOW)
+        assert await store.health() == {"store": True}
+    finally:
+        await store.close()
