@@ -1,0 +1,37 @@
+"""Suite-wide reporting: how many tests ran against each real service.
+
+A green run could hide a suite that never reached its server; the summary at the end
+shows, for each service-backed suite, how many tests passed, failed and were skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+#: suite name -> pattern on the test id (file, class and parameters).
+SUITES: dict[str, re.Pattern[str]] = {
+    "PostgreSQL (sql backend)": re.compile(r"sql|postgres|migration", re.IGNORECASE),
+    "Redis (hybrid backend)": re.compile(r"(?<!without)redis|multi_instance", re.IGNORECASE),
+    "browser (Chromium)": re.compile(r"tests/browser/"),
+}
+
+_outcomes: dict[str, Counter[str]] = {name: Counter() for name in SUITES}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        for name, pattern in SUITES.items():
+            if pattern.search(report.nodeid):
+                _outcomes[name][report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("tests against real services")
+    for name, counts in _outcomes.items():
+        terminalreporter.write_line(
+            f"{name}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped"
+        )
