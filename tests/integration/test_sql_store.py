@@ -226,3 +226,30 @@ async def test_committed_data_survives_a_new_store(url: str, store: SqlStore) ->
         assert await reopened.get_access_token(hash_token("tk_keep"), NOW) is not None
     finally:
         await reopened.close()
+
+
+async def test_a_cancelled_lookup_does_not_poison_the_pool(url: str) -> None:
+    import asyncpg
+
+    from migrations.runner import asyncpg_dsn
+
+    store = await open_sql_store(url, migrate=False, pool_size=1)
+    blocker = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await store.save_tokens(_access("tk_c"), None, NOW)
+        # Hold the table so that the lookup is surely in flight when it is cancelled.
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE")
+        task = asyncio.create_task(store.get_access_token(hash_token("tk_c"), NOW))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await lock.rollback()
+        # The next operations on the pool's only connection work.
+        assert await store.revoke_access_token(hash_token("tk_c"), NOW)
+        assert await store.get_access_token(hash_token("tk_c"), NOW) is not None
+    finally:
+        await blocker.close()
+        await store.close()
