@@ -253,3 +253,29 @@ async def test_a_cancelled_lookup_does_not_poison_the_pool(url: str) -> None:
     finally:
         await blocker.close()
         await store.close()
+
+
+async def test_user_name_lookups_and_filters_use_the_case_insensitive_index(url: str) -> None:
+    import asyncpg
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    from adapters.sql import tables
+    from adapters.sql.filtering import fold, user_clause
+    from domain.filters import AttrPath, Compare
+    from migrations.runner import asyncpg_dsn
+
+    users = tables.users
+    statements = [
+        sa.select(users.c.id).where(fold(users.c.user_name) == fold(sa.literal("B", sa.Text))),
+        sa.select(users.c.id).where(user_clause(Compare(AttrPath("username"), "eq", "B"))),
+    ]
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SET enable_seqscan = off")
+        for stmt in statements:
+            sql = str(stmt.compile(dialect=dialect()))  # type: ignore[no-untyped-call]
+            plan = " ".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, "B"))
+            assert "users_user_name_lower_key" in plan, plan
+    finally:
+        await conn.close()
