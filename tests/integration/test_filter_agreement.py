@@ -189,3 +189,45 @@ def test_generated_user_filters_agree(stores: Stores, text: str) -> None:
         return  # rejected by the parser before any store sees it
     memory_ids, sql_ids = _ids(stores, text, "users")
     assert memory_ids == sql_ids, text
+
+
+_GROUP_STRING_ATTRS = ["displayName", "externalId", "id", "members", "members.value",
+                       "members.display", "members.type"]
+_group_leaf = st.one_of(
+    st.builds(
+        lambda a, o, v: f"{a} {o} {_quote(v)}",
+        st.sampled_from(_GROUP_STRING_ATTRS), st.sampled_from(_STRING_OPS),
+        st.sampled_from([*_WORDS, "Admins", "u2", "user", "Empty"]),
+    ),
+    st.builds(lambda a: f"{a} pr", st.sampled_from(_GROUP_STRING_ATTRS)),
+    st.builds(
+        lambda o, v: f"meta.created {o} {_quote(v)}",
+        st.sampled_from(["eq", "ne", "gt", "lt"]), st.sampled_from(_DATES),
+    ),
+    st.builds(
+        lambda a, o, v: f"members[{a} {o} {_quote(v)}]",
+        st.sampled_from(["value", "display"]), st.sampled_from(_STRING_OPS),
+        st.sampled_from(_WORDS),
+    ),
+)
+_group_filter = st.recursive(
+    _group_leaf,
+    lambda inner: st.one_of(
+        st.builds(lambda x: f"not ({x})", inner),
+        st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
+        st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_group_filter)
+def test_generated_group_filters_agree(stores: Stores, text: str) -> None:
+    try:
+        parse_filter(text)
+    except InvalidValue:
+        return  # rejected by the parser before any store sees it
+    memory_ids, sql_ids = _ids(stores, text, "groups")
+    assert memory_ids == sql_ids, text
