@@ -19,6 +19,7 @@ from litestar.openapi import OpenAPIConfig
 
 from domain.errors import DomainError
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
     domain_error_handler,
@@ -26,8 +27,11 @@ from entrypoints.http.errors import (
     internal_error_handler,
 )
 from entrypoints.http.health import HealthController
+from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
+from entrypoints.http.scim import scim_router
 from entrypoints.http.services import Services
+from entrypoints.http.userinfo import UserinfoController
 from entrypoints.janitor import Janitor, janitor_running
 from entrypoints.logging import configure_logging
 from entrypoints.metrics import MetricsController
@@ -48,6 +52,8 @@ def build_services(container: Container) -> Services:
         events=container.events(),
         signer=container.signer(),
         clients=container.clients(),
+        totp=container.totp(),
+        signin_sealer=container.signin_sealer(),
     )
 
 
@@ -83,7 +89,8 @@ def create_app(
         return holder["services"]
 
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
-                                 MetricsController]
+                                 AuthorizeController, UserinfoController, MfaController,
+                                 MetricsController, scim_router]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

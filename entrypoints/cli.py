@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from entrypoints.settings import ConfigError, Settings, load_settings
+from entrypoints.user_cli import add_user_commands
 
 EXIT_CONFIG = 2
 
@@ -28,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     purge = commands.add_parser("purge", help="remove expired tokens, codes and markers (for cron)")
     purge.set_defaults(handler=_purge)
+
+    add_user_commands(commands)
 
     args = parser.parse_args(argv)
     try:

@@ -17,10 +17,11 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from adapters.passwords import Argon2PasswordHasher
+from adapters.totp import PyotpTotp
 from entrypoints.clients import load_clients
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
-from entrypoints.signing import load_signer
+from entrypoints.signing import load_signer, load_signin_sealer
 from entrypoints.telemetry import TelemetryEvents
 from ports.clock import SystemClock
 from ports.security import SecretsTokenGenerator
@@ -75,6 +76,8 @@ class Container(containers.DeclarativeContainer):
     events = providers.Singleton(TelemetryEvents, metrics)
     signer = providers.Singleton(load_signer, settings)
     clients = providers.Singleton(load_clients, settings)
+    totp = providers.Singleton(PyotpTotp)
+    signin_sealer = providers.Singleton(load_signin_sealer, signer)
 
 
 def build_container(settings: Settings) -> Container:

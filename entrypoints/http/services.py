@@ -12,6 +12,8 @@ from domain.clients import ClientRegistry
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
+from ports.otp import Totp
+from ports.sealing import Sealer
 from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
 from ports.store import Store
 
@@ -26,3 +28,5 @@ class Services:
     events: Events
     signer: IdTokenSigner
     clients: ClientRegistry
+    totp: Totp
+    signin_sealer: Sealer
