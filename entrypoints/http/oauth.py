@@ -127,20 +127,36 @@ def parse_form(body: bytes) -> dict[str, str]:
     return form
 
 
+async def _body(request: Request[Any, Any, Any]) -> bytes:
+    # Straight from ASGI receive: Litestar's Request.body() first parses every header into a
+    # Headers object to check Content-Length against its own limit, which BodyLimitMiddleware
+    # has already enforced (1 MiB) for every request. Saves ~15% of an introspection's CPU
+    # (bench/inprocess.py: 144 -> 122 us, 397 -> 355 Python calls per request).
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            break  # the client left; what arrived is parsed and the answer goes nowhere
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     if _media_type(request) != FORM:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
-    return parse_form(await request.body())
+    return parse_form(await _body(request))
 
 
 async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
     media_type = _media_type(request)
     if media_type == FORM:
-        return parse_form(await request.body())
+        return parse_form(await _body(request))
     if media_type != JSON:
         raise OAuthError("invalid_request", f"the body must be {FORM} or {JSON}")
     try:
-        document = _json_body.decode(await request.body())
+        document = _json_body.decode(await _body(request))
     except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise OAuthError("invalid_request", "the JSON body is malformed") from None
     if not all(isinstance(value, str) for value in document.values()):
