@@ -70,6 +70,7 @@ TARGETS: dict[tuple[str, str], float] = {
 }
 P99_TARGET_US = 10_000
 CEILING_OF = {"hybrid": "bare", "hybrid+redis": "+1 Redis GET", "sql": "+1 SELECT"}
+CEILING_PATHS = {"bare": "/bare", "+1 Redis GET": "/redis", "+1 SELECT": "/sql"}
 
 
 class Row(msgspec.Struct, kw_only=True):
@@ -108,6 +109,7 @@ class Bench:
         (self.procs.tmp / "clients.toml").write_text(CLIENTS_TOML)
         self.redis_url = ""
         self.pg_url = ""
+        self.ceiling_db: str | None = None
 
     # wrk
 
@@ -128,7 +130,9 @@ class Bench:
         out, _ = proc.communicate()
         return parse_wrk_output(out)
 
-    def measure(self, server: HttpServer, path: str, **kw: object) -> Measured:
+    def measure(
+        self, server: HttpServer, path: str, *, duration: float | None = None, **kw: object,
+    ) -> Measured:
         """Warm up, then keep the best of ``--repeat`` runs (this machine may be shared).
 
         Also the server's CPU time per request over the kept run: unlike req/s, it hardly
@@ -140,7 +144,7 @@ class Bench:
         best: Measured | None = None
         for _ in range(self.args.repeat):
             cpu_before = server.cpu_seconds()
-            result = self.wrk(url, **kw)  # type: ignore[arg-type]
+            result = self.wrk(url, duration=duration, **kw)  # type: ignore[arg-type]
             cpu = server.cpu_seconds() - cpu_before
             assert isinstance(result, WrkResult)
             measured = Measured(result, cpu * 1e6 / max(result.requests, 1))
@@ -189,7 +193,6 @@ class Bench:
         env = {
             "STORE_BACKEND": "sql" if backend == "sql" else "hybrid",
             "CLIENTS_FILE": str(self.procs.tmp / "clients.toml"),
-            "LOG_LEVEL": "WARNING",
             "EXTERNAL_BASE_URL": "http://localhost:8080",
         }
         for name in ("REDIS_URL", "DATABASE_URL", "CLIENT_CREDENTIALS"):
@@ -224,20 +227,19 @@ class Bench:
 
     # Sections
 
-    def run_ceilings(self) -> None:
-        print("ceilings", flush=True)
-        db = new_database(self.pg_url, "bench_ceiling")
-        now = int(time.time())
-        asyncio.run(sql_execute(db, _seed_sql(now, 0, 1, live=True)))
-        env = {"CEILING_REDIS_URL": self.redis_url, "CEILING_DATABASE_URL": db}
+    def run_ceilings(self, names: tuple[str, ...] = ("bare", "+1 Redis GET", "+1 SELECT")) -> None:
+        """Measure these ceiling routes now (the ceiling app is started for them)."""
+        print("ceiling: " + ", ".join(names), flush=True)
+        if self.ceiling_db is None:
+            self.ceiling_db = new_database(self.pg_url, "bench_ceiling")
+            asyncio.run(sql_execute(self.ceiling_db, _seed_sql(int(time.time()), 0, 1, live=True)))
+        env = {"CEILING_REDIS_URL": self.redis_url, "CEILING_DATABASE_URL": self.ceiling_db}
         server = serve_app(self.procs, "ceiling", "bench.ceiling:create_ceiling_app",
                            SERVER_CPUS, env)
         try:
             server.wait_ready("/bare", 60, method="POST", data={"token": "x"})
-            body = f"token={CEILING_TOKEN}"
-            for name, path in (("bare", "/bare"), ("+1 Redis GET", "/redis"),
-                               ("+1 SELECT", "/sql")):
-                measured = self.measure(server, path, body=body)
+            for name in names:
+                measured = self.measure(server, CEILING_PATHS[name], body=f"token={CEILING_TOKEN}")
                 self.ceilings[name] = measured.result.rps
                 self.ceiling_cpu[name] = measured.cpu_us_per_request
                 self.record("main", "ceiling", name, measured, server, ceiling=name)
@@ -425,10 +427,15 @@ class Bench:
         try:
             self.redis_url = self.procs.start_redis(LOAD_CPUS)
             self.pg_url = self.procs.start_postgres(LOAD_CPUS)
-            self.run_ceilings()
             if "main" in sections:
+                # Each backend's ceiling right before it: the ratio then compares two runs
+                # minutes apart at most, whatever else the machine is doing.
                 for backend in self.args.backends.split(","):
+                    self.run_ceilings((CEILING_OF[backend],))
                     self.run_backend(backend)
+            missing = tuple(n for n in CEILING_PATHS if n not in self.ceilings)
+            if missing and sections - {"main", "memory"}:
+                self.run_ceilings(missing)
             if "scale" in sections:
                 self.run_scale()
             if "purge" in sections:
