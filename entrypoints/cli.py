@@ -10,8 +10,13 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from domain.errors import StoreUnavailable
+from entrypoints.clients import load_clients
+from entrypoints.container import build_container, open_backend
+from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.user_cli import add_user_commands
+from migrations.errors import MigrationError
 
 EXIT_CONFIG = 2
 
@@ -53,13 +58,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "hybrid without REDIS_URL keeps tokens in one process's memory; "
             "set REDIS_URL or use STORE_BACKEND=sql to run more than one worker",
         )
-    from entrypoints.clients import load_clients
-
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
     load_clients(settings)
-    from entrypoints.logging import configure_logging
-
     configure_logging(settings)
+    _check_store(settings)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess
 
@@ -82,12 +84,36 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_store(settings: Settings) -> None:
+    """Open the configured store once before serving, then close it.
+
+    For ``sql`` this applies the migrations once, before any worker starts, and turns a
+    database that stays unreachable (retried with back-off) or a failing migration into
+    one line and exit status 2 instead of a traceback in every worker.
+    """
+
+    async def open_and_close() -> None:
+        backend = await open_backend(build_container(settings))
+        await backend.close()
+
+    variable = "DATABASE_URL" if settings.store_backend == "sql" else "STORE_BACKEND"
+    try:
+        asyncio.run(open_and_close())
+    except StoreUnavailable as exc:
+        raise ConfigError(variable, str(exc)) from exc
+    except MigrationError as exc:
+        raise ConfigError(variable, str(exc)) from exc
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL", "is required for migrate")
     from migrations.runner import migrate
 
-    applied = asyncio.run(migrate(settings.database_url))
+    try:
+        applied = asyncio.run(migrate(settings.database_url))
+    except (StoreUnavailable, MigrationError) as exc:
+        raise ConfigError("DATABASE_URL", str(exc)) from exc
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
 

@@ -42,7 +42,11 @@ async def _sql_store(settings: Settings) -> AsyncIterator[Store]:
     from adapters.sql import open_sql_store
 
     assert settings.database_url is not None  # guaranteed by load_settings
-    store = await open_sql_store(settings.database_url, pool_size=settings.database_pool_size)
+    store = await open_sql_store(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        connect_timeout=settings.database_connect_timeout_seconds,
+    )
     try:
         yield store
     finally:

@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     store_backend: StoreBackendName = "hybrid"
     database_url: str | None = None
     database_pool_size: int = 10
+    database_connect_timeout_seconds: int = 30
     redis_url: str | None = None
     bind_host: str = "127.0.0.1"
     bind_port: int = 8080
@@ -104,6 +105,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         store_backend=cast(StoreBackendName, backend),
         database_url=database_url,
         database_pool_size=_positive_int(env, "DATABASE_POOL_SIZE", 10),
+        database_connect_timeout_seconds=_positive_int(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 30),
         redis_url=redis_url,
         bind_host=host,
         bind_port=port,

@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from domain.errors import StoreUnavailable
+from migrations.errors import MigrationError
 
 # Any constant shared by every runner works; this one reads "auth-svc" in ASCII.
 ADVISORY_LOCK_KEY = 0x617574682D737663
@@ -33,10 +34,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 _URL_SCHEMES = ("postgresql+asyncpg://", "postgresql://", "postgres://")
-
-
-class MigrationError(Exception):
-    """The migrations cannot be applied as shipped (a changed file, a failing statement)."""
 
 
 class Migration(msgspec.Struct, frozen=True):

@@ -21,7 +21,13 @@ SUITES: dict[str, re.Pattern[str]] = {
 _outcomes: dict[str, Counter[str]] = {name: Counter() for name in SUITES}
 
 
+#: Tests that only name a backend (settings, CLI) without reaching its server.
+NOT_SERVICE_BACKED = re.compile(r"^tests/unit/|^tests/e2e/test_cli\.py")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if NOT_SERVICE_BACKED.search(report.nodeid):
+        return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         for name, pattern in SUITES.items():
             if pattern.search(report.nodeid):

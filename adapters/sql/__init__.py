@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.sql.store import SqlStore
 from domain.errors import StoreUnavailable
-from migrations.runner import MigrationError, asyncpg_dsn, migrate
+from migrations.errors import MigrationError
+from migrations.runner import asyncpg_dsn, migrate
 
 __all__ = ["MigrationError", "SqlStore", "open_sql_store", "sqlalchemy_url"]
 

@@ -45,6 +45,30 @@ def test_bad_configuration_exits_2_with_one_line(
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_an_unreachable_database_at_start_up_exits_2_with_one_line() -> None:
+    started = time.monotonic()
+    result = run_cli("serve", env={
+        "STORE_BACKEND": "sql", "DATABASE_URL": f"postgresql://auth@127.0.0.1:{free_port()}/auth",
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+    })
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("auth-service: configuration error: DATABASE_URL: ")
+    assert "Traceback" not in result.stderr
+    assert 2 <= time.monotonic() - started < 30  # retried with back-off, then gave up
+
+
+def test_migrate_against_an_unreachable_database_exits_2_with_one_line() -> None:
+    result = run_cli("migrate", env={
+        "STORE_BACKEND": "sql", "DATABASE_URL": f"postgresql://auth@127.0.0.1:{free_port()}/auth",
+    })
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if "DATABASE_URL" in line
+    ]
+    assert "Traceback" not in result.stderr
+
+
 def test_mongo_names_the_valid_choices() -> None:
     result = run_cli("serve", env={"STORE_BACKEND": "mongo"})
     assert "hybrid, sql" in result.stderr

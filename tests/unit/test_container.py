@@ -59,7 +59,7 @@ async def test_sql_never_opens_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     container = build_container(settings)
     backend = await open_backend(container)
     assert container.store() is fake
-    assert seen == {"url": "postgres://u@db/auth", "pool_size": 7}
+    assert seen == {"url": "postgres://u@db/auth", "pool_size": 7, "connect_timeout": 30}
     await backend.close()
     assert fake.closed
 
