@@ -144,7 +144,8 @@ async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """Guard: a live bearer token with the scope the handler's ``opt["scim_scope"]`` names."""
     services = cast(Services, connection.app.state.services)
-    needed = cast(str, handler.opt["scim_scope"])
+    # Litestar's automatic OPTIONS handlers carry no opt: they need a reader's token.
+    needed = cast(str, handler.opt.get("scim_scope", READ))
     token = bearer_from_header(cast(Request[Any, Any, Any], connection))
     record = None
     if token is not None:
