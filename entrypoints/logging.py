@@ -34,10 +34,11 @@ _SECRET_PARAM_PATTERN = re.compile(
 )
 _BEARER_PATTERN = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
-# Attributes every LogRecord has; anything else was passed with ``extra=`` and is a field.
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is a field
+# (but uvicorn's ``color_message``, the message again with terminal escapes).
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-) | {"message", "asctime", "request_id", "taskName"}
+) | {"message", "asctime", "request_id", "taskName", "color_message"}
 
 _HANDLER_NAME = "auth-service"
 
