@@ -5,6 +5,8 @@ killed (SIGKILL) under load and the survivor loses no token and answers no 5xx."
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.ops_support import CLIENT_CREDENTIALS, SERVICE_ID, SERVICE_SECRET, signing_key_file
-from tests.services.auth_service_process import ServedProcess
+from tests.services.auth_service_process import CLI, ServedProcess
 from tests.services.postgres_server import create_migrated_database, drop_database, postgres_url
 from tests.services.redis_server import local_redis
 
@@ -131,3 +133,63 @@ def test_killing_one_instance_under_load_loses_no_token(
         lost = [token for token in issued if not introspect(client, second, token)["active"]]
     assert lost == []
     assert "Traceback" not in second.output()
+
+
+@pytest.mark.redis
+def test_workers_share_one_metrics_view() -> None:
+    """``serve --workers 2``: /metrics sums every worker, whichever one answers the scrape."""
+    redis = local_redis()
+    redis.start()
+    served = ServedProcess({"REDIS_URL": redis.url, "CLIENT_CREDENTIALS": CLIENT_CREDENTIALS,
+                            "SIGNING_KEY_FILE": signing_key_file()}, "--workers", "2")
+    try:
+        served.wait_ready()
+        with httpx.Client(timeout=10) as client:
+            for _ in range(30):
+                assert issue(client, served).status_code == 200
+            scrapes = []
+            for _ in range(8):
+                # A new connection each time, so that scrapes spread over the workers.
+                text = httpx.get(f"{served.url}/metrics", timeout=10).text
+                scrapes.append(next(
+                    float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith('auth_tokens_issued_total{grant_type="client_credentials"}')
+                ))
+        assert scrapes == [30.0] * 8
+    finally:
+        served.close()
+        redis.stop()
+        redis.cleanup()
+
+
+@pytest.mark.postgres
+def test_purge_command_purges_a_shared_database() -> None:
+    """``auth-service purge`` (cron) against PostgreSQL: expired rows go, live rows stay."""
+    from adapters.sql import open_sql_store
+    from domain.entities import AccessToken
+
+    url = asyncio.run(create_migrated_database(postgres_url()))
+    now = int(time.time())
+
+    async def seed() -> None:
+        store = await open_sql_store(url)
+        try:
+            for n, exp in enumerate((now - 10, now - 5, now + 3600)):
+                await store.save_tokens(AccessToken(
+                    token_hash=f"{n:064x}", token_display="tk_abcd...", active=True,
+                    scope="read", client_id=SERVICE_ID, exp=exp, iat=now - 20), None, now - 20)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(seed())
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("STORE_", "DATABASE_", "REDIS_"))}
+        result = subprocess.run(
+            [CLI, "purge"], env={**clean, "STORE_BACKEND": "sql", "DATABASE_URL": url},
+            capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "access_tokens=2" in result.stdout
+        assert "Traceback" not in result.stderr
+    finally:
+        asyncio.run(drop_database(url))
