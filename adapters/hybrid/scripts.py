@@ -82,7 +82,9 @@ SAVE_TOKENS = """
 local function index(set, member, ttl)
   if set == '' then return end
   redis.call('SADD', set, member)
-  if redis.call('TTL', set) < ttl then redis.call('EXPIRE', set, ttl) end
+  -- PTTL, not TTL: TTL rounds to the nearest second, so a set with 9.6 s left would read
+  -- as 10 and then expire before a new 10 s member.
+  if redis.call('PTTL', set) < ttl * 1000 then redis.call('EXPIRE', set, ttl) end
 end
 local function flagged(set)
   return set ~= '' and redis.call('SISMEMBER', set, 'x') == 1

@@ -327,6 +327,23 @@ async def test_keys_live_as_long_as_their_records(
     assert 7195 <= await raw.ttl(f"{prefix}ru:{refresh.token_hash}") <= 7200
 
 
+async def test_an_index_set_never_expires_before_a_member_it_lists(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str,
+) -> None:
+    a, _ = two_stores
+    now = _now()
+    await a.save_tokens(_access("tk_idx_1", now, ttl=100), None, now)
+    # Some time later the sets have a little less than 100 s left; Redis's TTL command
+    # rounds 99.6 s up to 100, which must not pass for "long enough".
+    for kind in ("g:grant-1", "s:user-1"):
+        await raw.pexpire(f"{prefix}{kind}", 99_600)
+    second = _access("tk_idx_2", now, ttl=100)
+    await a.save_tokens(second, None, now)
+    member_ms = await raw.pttl(f"{prefix}t:{second.token_hash}")
+    for kind in ("g:grant-1", "s:user-1"):
+        assert await raw.pttl(f"{prefix}{kind}") >= member_ms, kind
+
+
 @pytest.mark.parametrize("how", ["token", "grant", "subject", "rotation"])
 async def test_revoking_keeps_the_ttl(
     two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str, how: str,
