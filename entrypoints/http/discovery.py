@@ -16,6 +16,10 @@ from entrypoints.http.services import Services
 
 #: Claims of our ID tokens. The userinfo endpoint may extend this list with its own claims.
 ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash")
+#: Claims the userinfo endpoint can release (``entrypoints.http.userinfo.user_claims``).
+USERINFO_CLAIMS = (
+    "preferred_username", "name", "given_name", "family_name", "email", "email_verified",
+)
 _CACHE = {"Cache-Control": "public, max-age=300"}
 
 
@@ -43,7 +47,11 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "id_token_signing_alg_values_supported": [services.signer.algorithm],
         "subject_types_supported": ["public"],
-        "claims_supported": list(ID_TOKEN_CLAIMS),
+        "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],
+        # RFC 9207: every authorization response (success and error) carries ``iss``.
+        "authorization_response_iss_parameter_supported": True,
+        # OIDC Discovery defaults this to true when omitted; request_uri is refused.
+        "request_uri_parameter_supported": False,
     }
 
 

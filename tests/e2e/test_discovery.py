@@ -46,6 +46,17 @@ def test_metadata(tmp_path: Path, path: str) -> None:
         assert {"sub", "nonce", "amr", "at_hash"} <= set(meta["claims_supported"])
 
 
+def test_metadata_states_what_authorization_responses_and_userinfo_do(tmp_path: Path) -> None:
+    with running(build_app(_memory(), tmp_path)) as client:
+        meta = client.get(WELL_KNOWN[0]).json()
+        # Every authorization response carries iss (RFC 9207); clients only check it if told.
+        assert meta["authorization_response_iss_parameter_supported"] is True
+        # Omitted, OIDC Discovery 3 means "request_uri is supported"; it is refused.
+        assert meta["request_uri_parameter_supported"] is False
+        assert {"preferred_username", "name", "email", "email_verified"} <= set(
+            meta["claims_supported"])
+
+
 def test_both_documents_are_the_same(tmp_path: Path) -> None:
     with running(build_app(_memory(), tmp_path)) as client:
         assert client.get(WELL_KNOWN[0]).json() == client.get(WELL_KNOWN[1]).json()
