@@ -8,6 +8,7 @@ line of defence: code must log ``token_display`` values only, never the token.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -43,11 +44,17 @@ _RECORD_ATTRIBUTES = frozenset(
 _HANDLER_NAME = "auth-service"
 
 
+# Generated ids: a random per-process prefix and a counter. Unique across processes and
+# cheaper than reading the OS's randomness per request; ids need not be unguessable.
+_ID_PREFIX = os.urandom(6).hex()
+_id_counter = itertools.count(1)
+
+
 def accept_request_id(raw: bytes | None) -> str:
-    """The incoming ``x-request-id`` when it is sane, else a fresh random id."""
+    """The incoming ``x-request-id`` when it is sane, else a fresh id (24 hex digits)."""
     if raw is not None and _REQUEST_ID_PATTERN.fullmatch(raw):
         return raw.decode("ascii")
-    return os.urandom(12).hex()
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
 
 
 def redact(text: str) -> str:
