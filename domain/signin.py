@@ -3,8 +3,9 @@
 Each step returns an outcome value (never raises for a wrong secret), so the HTTP layer
 only chooses a page. Failures are counted per user name and per client address in the
 store's fixed-window counters, which live wherever token state lives (Redis, PostgreSQL), so
-a limit holds across every instance. Counting failures (not attempts) means a user who
-types the password right is never slowed down by their own success.
+a limit holds across every instance. Each attempt is counted *before* it is checked, so that
+parallel guesses cannot all pass the limit before the first one fails; a success gives its
+count back, so a user who types the password right is never slowed down by their own success.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _ip_key(client_ip: str) -> str:
     return f"signin:ip:{client_ip}"
 
 
-async def _throttled(
+async def _reserve(
     store: EphemeralStore,
     events: Events,
     policy: ThrottlePolicy,
@@ -90,11 +91,13 @@ async def _throttled(
     client_ip: str,
     now: int,
 ) -> Throttled | None:
+    """Count this attempt (atomically) or, over a limit, give the count back and refuse."""
     window = policy.window_seconds
-    per_user = await store.hit(_user_key(user_name), window, now, 0)
-    per_ip = await store.hit(_ip_key(client_ip), window, now, 0)
-    if per_user < policy.user_limit and per_ip < policy.ip_limit:
+    per_user = await store.hit(_user_key(user_name), window, now)
+    per_ip = await store.hit(_ip_key(client_ip), window, now)
+    if per_user <= policy.user_limit and per_ip <= policy.ip_limit:
         return None
+    await _give_back(store, policy, user_name, client_ip, now)
     events.emit(
         "signin_locked",
         scope="user" if per_user >= policy.user_limit else "ip",
@@ -103,11 +106,12 @@ async def _throttled(
     return Throttled(retry_after=(now // window + 1) * window - now)
 
 
-async def _count_failure(
+async def _give_back(
     store: EphemeralStore, policy: ThrottlePolicy, user_name: str, client_ip: str, now: int
 ) -> None:
-    await store.hit(_user_key(user_name), policy.window_seconds, now)
-    await store.hit(_ip_key(client_ip), policy.window_seconds, now)
+    # The same ``now`` as the reservation, so the same window.
+    await store.hit(_user_key(user_name), policy.window_seconds, now, -1)
+    await store.hit(_ip_key(client_ip), policy.window_seconds, now, -1)
 
 
 async def check_password(
@@ -128,7 +132,7 @@ async def check_password(
     While the user name or the address is over its limit, nothing is checked. Raises
     ``StoreUnavailable`` when the store cannot answer (no sign-in then: fail closed).
     """
-    throttled = await _throttled(store, events, policy, user_name, client_ip, now)
+    throttled = await _reserve(store, events, policy, user_name, client_ip, now)
     if throttled is not None:
         return throttled
     user: User | None = None
@@ -139,7 +143,6 @@ async def check_password(
         credentials = await store.get_credentials(user.id)
     matches = await hasher.verify(credentials.password_hash, password[:MAX_PASSWORD_LENGTH])
     if user is None or not matches or not user.active:
-        await _count_failure(store, policy, user_name, client_ip, now)
         reason = "unknown_user" if user is None else "inactive" if matches else "bad_password"
         events.emit(
             "signin_failed",
@@ -148,6 +151,7 @@ async def check_password(
             client_ip=client_ip,
         )
         return Rejected()
+    await _give_back(store, policy, user_name, client_ip, now)
     totp_required = credentials.totp_confirmed and credentials.totp_secret is not None
     if not totp_required:
         events.emit("signin_succeeded", user_id=user.id, amr="pwd")
@@ -172,7 +176,7 @@ async def check_totp(
     steps is rejected. Raises ``StoreUnavailable`` when the store cannot answer.
     """
     user = await store.get_user(user_id)
-    throttled = await _throttled(store, events, policy, user.user_name, client_ip, now)
+    throttled = await _reserve(store, events, policy, user.user_name, client_ip, now)
     if throttled is not None:
         return throttled
     credentials = await store.get_credentials(user_id)
@@ -184,9 +188,9 @@ async def check_totp(
         and await use_totp_code(store, totp, user_id, secret, code, now)
     )
     if not valid:
-        await _count_failure(store, policy, user.user_name, client_ip, now)
         events.emit("signin_failed", reason="bad_totp", user_id=user_id, client_ip=client_ip)
         return Rejected()
+    await _give_back(store, policy, user.user_name, client_ip, now)
     events.emit("signin_succeeded", user_id=user_id, amr="pwd otp")
     return TotpAccepted(user_id=user_id)
 

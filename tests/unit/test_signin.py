@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pyotp
 import pytest
 from argon2 import PasswordHasher
@@ -9,7 +11,7 @@ from argon2 import PasswordHasher
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
-from domain.entities import User
+from domain.entities import Credentials, User
 from domain.errors import InvalidValue, NotFound
 from domain.signin import (
     PasswordAccepted,
@@ -133,6 +135,41 @@ async def test_successes_do_not_count_towards_the_limit() -> None:
     store, _ = await _store()
     for _ in range(10):
         assert isinstance(await _password(store, RecordingEvents()), PasswordAccepted)
+
+
+async def test_concurrent_failures_cannot_slip_under_the_limit() -> None:
+    # Each verification awaits a thread, so 30 parallel guesses all start before the first
+    # one fails: only the five the limit allows may be checked.
+    store, _ = await _store()
+    spy = SpyHasher()
+    outcomes = await asyncio.gather(*(
+        _password(store, RecordingEvents(), password=f"guess{i}", hasher=spy)
+        for i in range(30)))
+    assert len(spy.verified) == 5
+    assert sum(isinstance(o, Throttled) for o in outcomes) == 25
+    assert isinstance(await _password(store, RecordingEvents()), Throttled)
+
+
+class _RemoteStore(MemoryStore):
+    """A store whose reads suspend, as a network round trip to Redis or PostgreSQL does."""
+
+    async def get_credentials(self, user_id: str) -> Credentials:
+        await asyncio.sleep(0)
+        return await super().get_credentials(user_id)
+
+
+async def test_concurrent_totp_guesses_cannot_slip_under_the_limit() -> None:
+    store = _RemoteStore()
+    user = await store.create_user(User(user_name="alice"), password_hash=await HASHER.hash(PW))
+    await store.set_totp(user.id, SECRET, confirmed=True)
+    valid = {pyotp.TOTP(SECRET).at(NOW + d) for d in (-30, 0, 30)}
+    guesses = [f"{n:06d}" for n in range(60) if f"{n:06d}" not in valid][:50]
+    outcomes = await asyncio.gather(*(
+        check_totp(store, PyotpTotp(), RecordingEvents(), user_id=user.id, code=guess,
+                   client_ip=f"10.0.0.{i}", now=NOW)
+        for i, guess in enumerate(guesses)))
+    assert sum(o == Rejected() for o in outcomes) == 5
+    assert sum(isinstance(o, Throttled) for o in outcomes) == 45
 
 
 async def test_policy_is_configurable() -> None:
