@@ -364,6 +364,14 @@ class StoreContract:
         members = (await store.get_group(group.id)).members
         assert [member.value for member in members] == [bob.id]
 
+    async def test_delete_user_does_not_revoke_its_tokens(self, store: Store, now: int) -> None:
+        alice = await store.create_user(_user("alice"))
+        access, refresh = await _pair(store, 1, now, sub=alice.id)
+        await store.delete_user(alice.id)
+        record = await store.get_access_token(access.token_hash, now)
+        assert record is not None and record.active is True
+        assert await store.get_refresh_token(refresh.token_hash, now) == refresh
+
     async def test_delete_user_removes_its_credentials(self, store: Store) -> None:
         created = await store.create_user(_user("alice", id="reused-id"), password_hash="h1")
         await store.set_totp(created.id, "JBSWY3DPEHPK3PXP", confirmed=True)
@@ -696,6 +704,11 @@ class StoreContract:
             )
         )
         assert [r for r in results if isinstance(r, AuthorizationCode)] == [code]
+        # Every loser came after the winner: it must see a replay, so the grant gets revoked.
+        losers = [r for r in results if not isinstance(r, AuthorizationCode)]
+        assert losers == [ConsumedCode(code.code_hash, code.grant_id, code.client_id)] * (
+            CONCURRENCY - 1
+        )
 
     # Access tokens
 
@@ -774,6 +787,30 @@ class StoreContract:
         access, _ = await _pair(store, 1, now, grant_id="grant-1")
         await store.revoke_grant("grant-1", now)
         assert await store.get_access_token(access.token_hash, access.exp) is None
+
+    async def test_rotation_and_subject_revocation_keep_lifetimes(
+        self, store: Store, now: int
+    ) -> None:
+        rotated_access, rotated = await _pair(store, 1, now, grant_id="grant-1", sub="user-1")
+        await store.take_refresh_token(rotated.token_hash, now + 10)
+        subject_access = _access("tk_subject_life", now, sub="user-1")
+        await store.save_tokens(subject_access, None, now)
+        await store.revoke_subject("user-1", now + 10)
+        for access in (rotated_access, subject_access):
+            record = await store.get_access_token(access.token_hash, access.exp - 1)
+            assert record is not None and record.active is False
+            assert record.exp == access.exp
+            assert await store.get_access_token(access.token_hash, access.exp) is None
+
+    async def test_each_token_of_a_pair_lives_until_its_own_exp(
+        self, store: Store, now: int
+    ) -> None:
+        access = _access("tk_brief", now, ttl=60, grant_id="grant-1", sub="user-1")
+        refresh = _refresh("rt_lasting", access, now, ttl=DAY)
+        await store.save_tokens(access, refresh, now)
+        assert await store.get_access_token(access.token_hash, now + 60) is None
+        assert await store.get_refresh_token(refresh.token_hash, now + 60) == refresh
+        assert await store.take_refresh_token(refresh.token_hash, now + 60) == Taken(refresh)
 
     async def test_revoke_subject_revokes_only_that_subjects_tokens(
         self, store: Store, now: int
@@ -877,6 +914,8 @@ class StoreContract:
             *(store.take_refresh_token(refresh.token_hash, now) for _ in range(CONCURRENCY))
         )
         assert [r for r in results if isinstance(r, Taken)] == [Taken(refresh)]
+        losers = [r for r in results if not isinstance(r, Taken)]
+        assert losers == [Reused(refresh.grant_id)] * (CONCURRENCY - 1)
 
     # Ephemeral state
 
@@ -993,6 +1032,20 @@ class StoreContract:
         counts = await store.counts(now + 10)
         assert (counts.users, counts.groups, counts.codes) == (2, 1, 1)
         assert (counts.access_tokens, counts.refresh_tokens) == (1, 1)
+
+    async def test_counts_include_revoked_tokens_but_no_tombstones_or_markers(
+        self, store: Store, now: int
+    ) -> None:
+        revoked = _access("tk_counted", now)
+        await store.save_tokens(revoked, None, now)
+        await store.revoke_access_token(revoked.token_hash, now)
+        _, rotated = await _pair(store, 1, now)
+        await store.take_refresh_token(rotated.token_hash, now)
+        code = _code("ac_counted", now + 600)
+        await store.save_code(code, now)
+        await store.take_code(code.code_hash, now, remember_until=now + 600)
+        counts = await store.counts(now)
+        assert (counts.access_tokens, counts.refresh_tokens, counts.codes) == (2, 0, 0)
 
     async def test_health_reports_every_component_up(self, store: Store) -> None:
         health = await store.health()
