@@ -113,7 +113,7 @@ def parse_form(body: bytes) -> dict[str, str]:
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
-            keep_blank_values=False,
+            keep_blank_values=True,  # "a=&a=x" is a repeat too, whichever value is empty
             strict_parsing=False,
             max_num_fields=MAX_FORM_FIELDS,
         )
@@ -124,7 +124,7 @@ def parse_form(body: bytes) -> dict[str, str]:
         if name in form:
             raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
         form[name] = value
-    return form
+    return {name: value for name, value in form.items() if value}
 
 
 async def _body(request: Request[Any, Any, Any]) -> bytes:

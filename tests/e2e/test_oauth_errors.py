@@ -54,6 +54,9 @@ def _token(client: object, body: str, headers: dict[str, str] | None = None) -> 
         # repeated parameter (section 3.2)
         ({**FORM, **basic()}, "grant_type=client_credentials&scope=read&scope=write", 400,
          "invalid_request"),
+        # ... even when one of the values is empty
+        ({**FORM, **basic()}, "grant_type=&grant_type=client_credentials", 400,
+         "invalid_request"),
         # missing grant_type
         ({**FORM, **basic()}, "scope=read", 400, "invalid_request"),
         # unknown grant type
