@@ -18,8 +18,8 @@ from domain.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
 
 #: Longest value accepted for any parameter; longer is a malformed request.
 MAX_PARAMETER_LENGTH = 2048
-_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _SINGLE_VALUED = (
     "client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
     "code_challenge", "code_challenge_method", "response_mode", "prompt",
@@ -111,7 +111,7 @@ def validate_authorization_request(
     if scope_text is None:
         return fail("invalid_scope", "scope is required")
     scopes = list(dict.fromkeys(scope_text.split()))
-    if not scopes or not all(_SCOPE_TOKEN.match(s) for s in scopes):
+    if not scopes or not all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
         return fail("invalid_scope", "scope is malformed")
     if not client.allows_scopes(scopes):
         return fail("invalid_scope", "a requested scope is not allowed for this client")
@@ -126,7 +126,7 @@ def validate_authorization_request(
     else:
         if method != "S256":
             return fail("invalid_request", "code_challenge_method must be S256")
-        if not _PKCE_CHALLENGE.match(challenge):
+        if not _PKCE_CHALLENGE.fullmatch(challenge):
             return fail("invalid_request", "code_challenge is malformed")
 
     prompt = one("prompt")

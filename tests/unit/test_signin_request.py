@@ -55,6 +55,8 @@ def test_errors_before_the_redirect_uri_is_trusted_are_shown(params: dict[str, l
     ({"code_challenge_method": "plain"}, "invalid_request"),
     ({"code_challenge": None}, "invalid_request"),
     ({"code_challenge": "a" * 129}, "invalid_request"),
+    # "$" would let a trailing newline through, to fail only after the user signed in
+    ({"code_challenge": CHALLENGE + "\n"}, "invalid_request"),
     ({"scope": "openid scim:write"}, "invalid_scope"),
     ({"response_mode": "fragment"}, "invalid_request"),
     ({"state": "x" * 3000}, "invalid_request"),
