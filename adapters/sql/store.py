@@ -270,8 +270,9 @@ _LOST_CONNECTION: tuple[type[BaseException], ...] = (
 class SqlStore:
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 
-    Holds one SQLAlchemy ``AsyncEngine`` (a pool of asyncpg connections, pre-pinged on
-    checkout so that it recovers by itself after a database restart).
+    Holds one SQLAlchemy ``AsyncEngine`` (a pool of asyncpg connections, not pinged on
+    checkout: a connection found dead on use invalidates the pool and the work is retried
+    once where that is safe, so the store recovers by itself after a database restart).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
