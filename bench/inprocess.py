@@ -5,7 +5,8 @@
 ceiling's ``/bare`` route, then calls each ASGI application directly N times per scenario:
 no sockets, no uvicorn, so the figure is the application's own CPU time per request, steady
 enough to compare two versions of a hot path even on a busy machine. ``--profile`` prints
-the top of a cProfile of the service's scenarios.
+the top of a cProfile of the service's scenarios. ``--scale 1000,1000000`` compares
+introspection with that many tokens stored (hybrid, seeded through the port).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ async def call(app: Litestar, path: str, body: bytes) -> tuple[int, bytes]:
 
 
 async def per_request_us(
-    app: Litestar, path: str, body: bytes, requests: int,
+    app: Litestar, path: str, body: bytes | list[bytes], requests: int,
     around: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None,
 ) -> float:
     """CPU microseconds per request (process time), after a short warm-up.
@@ -87,8 +88,9 @@ async def per_request_us(
     The requests run in rounds of 1,000 and the cheapest round counts: other processes on
     the machine only ever make a round slower, never faster.
     """
-    for _ in range(200):
-        status, answer = await call(app, path, body)
+    bodies = body if isinstance(body, list) else [body]
+    for index in range(200):
+        status, answer = await call(app, path, bodies[index % len(bodies)])
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {answer[:200]!r}")
 
@@ -97,8 +99,8 @@ async def per_request_us(
     async def loop() -> None:
         for _ in range(max(requests // ROUND, 1)):
             started = time.process_time()
-            for _ in range(ROUND):
-                await call(app, path, body)
+            for index in range(ROUND):
+                await call(app, path, bodies[index % len(bodies)])
             rounds.append(time.process_time() - started)
 
     await (around(loop) if around else loop())
@@ -156,12 +158,44 @@ async def run(requests: int, profile: bool) -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
 
+async def scale(requests: int, sizes: list[int]) -> None:
+    """Introspection of a random seeded token with N tokens stored, for each N in ``sizes``.
+
+    A fresh service per size; tokens are saved through the port (``bench.seeded_app``).
+    """
+    import random
+
+    from bench.seeded_app import seed_tokens, seed_value
+    from entrypoints.app import create_app
+    from entrypoints.http.services import Services
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as clients:
+        clients.write(CLIENTS_TOML)
+    os.environ.setdefault("CLIENTS_FILE", clients.name)
+    rng = random.Random(6)
+    for size in sizes:
+        service = create_app()
+        async with service.lifespan():
+            services: Services = service.state.services
+            await seed_tokens(services.store, services.clock.now(), size)
+            bodies = [f"token={seed_value(rng.randrange(size))}".encode() for _ in range(1000)]
+            cost = await per_request_us(service, "/oauth/introspect", bodies, requests)
+            print(f"introspection, {size:>9,} tokens stored: {cost:7.1f} us/request", flush=True)
+    os.unlink(clients.name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--scale", type=str, default="",
+                        help="comma-separated store sizes, e.g. 1000,1000000: introspection "
+                             "cost with that many tokens stored instead of the comparison")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.profile))
+    if args.scale:
+        asyncio.run(scale(args.requests, [int(n) for n in args.scale.split(",")]))
+    else:
+        asyncio.run(run(args.requests, args.profile))
 
 
 if __name__ == "__main__":
