@@ -1,8 +1,9 @@
 """Pure ASGI middlewares around the whole application, and :func:`instrument` to fit them.
 
 They wrap Litestar's own ASGI handler (outside its router), so that they also see requests
-that match no route (404s get a request id, security headers and a metrics line). Each
-one is a couple of dictionary lookups on the hot path; none parses a body unless it must.
+that match no route (404s get a request id, security headers and a metrics line). The hot
+path costs a scan of the request headers and a few dictionary lookups; no body is parsed
+unless a per-client rate limit needs the form's ``client_id``.
 
 :class:`EdgeMiddleware` does, in one layer: request id, metrics timing, security headers,
 the body size limit, then the rate limits (:class:`RateLimiter`) and Litestar.
@@ -42,6 +43,7 @@ SIGNIN_PATH = "/oauth/authorize"
 _LIMITED_PATHS = frozenset({TOKEN_PATH, SIGNIN_PATH})
 
 access_log = logging.getLogger("auth_service.access")
+log = logging.getLogger("auth_service.http")
 _json = msgspec.json.Encoder()
 
 
@@ -295,8 +297,12 @@ class RateLimiter:
         for rule_name, rule, subject in checks:
             try:
                 verdict = await check_rate(services.store, rate_key(rule_name, subject), rule, now)
-            except StoreUnavailable:
-                self.metrics.store_error()
+            except Exception as exc:
+                # Outside Litestar's exception handling: answer here, and fail closed.
+                if isinstance(exc, StoreUnavailable):
+                    self.metrics.store_error()
+                else:
+                    log.exception("rate limit check failed")
                 await send_json(send, 503, _UNAVAILABLE, ((b"retry-after", b"1"),))
                 return False, receive
             if not verdict.allowed:
@@ -345,7 +351,10 @@ async def _client_id(scope: Scope, receive: Receive) -> tuple[str | None, Receiv
     body = await read_body(receive, MAX_BODY_BYTES)
     if body is None:
         return None, replay(b"", receive)
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=50)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=50)
+    except ValueError:  # too many fields: the token endpoint will refuse the request itself
+        return None, replay(body, receive)
     values = fields.get("client_id")
     return (values[0] if values else None), replay(body, receive)
 

@@ -139,6 +139,15 @@ def test_instances_sharing_a_store_share_the_limit(tmp_path: Path) -> None:
         assert client_token(one.client).status_code == 429
 
 
+def test_client_id_extraction_survives_odd_forms(tmp_path: Path) -> None:
+    with ops_app(tmp_path, RATE_LIMIT_TOKEN_PER_MINUTE="1") as h:
+        crowded = "&".join(f"f{n}=v" for n in range(80)) + f"&client_id={SERVICE_ID}"
+        for body in (crowded, "client_id=%FF%FE", "\xff=\xfe", ""):
+            response = h.client.post("/oauth/token", content=body.encode("latin-1"),
+                                     headers={"content-type": "application/x-www-form-urlencoded"})
+            assert 400 <= response.status_code < 500, (body, response.text)
+
+
 class CountersDown(MemoryStore):
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         if key.startswith("rl:"):
