@@ -132,3 +132,26 @@ def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
                           grant_type="client_credentials") == 0
         assert metric(scrape(first), "auth_tokens_issued_total",
                       grant_type="client_credentials") == 1
+
+
+def test_labels_stay_bounded_whatever_the_events_carry() -> None:
+    from prometheus_client import generate_latest
+
+    from entrypoints.metrics import Metrics
+    from entrypoints.telemetry import TelemetryEvents
+
+    metrics = Metrics("sql")
+    events = TelemetryEvents(metrics)
+    events.emit("token_issued", grant_type="urn:attacker:" + "x" * 500)
+    events.emit("signin_failed", reason="'; DROP TABLE users; --")
+    events.emit("Weird Event Name!", user_id="u-1")
+    for n in range(50):
+        metrics.observe_request(f"METHOD{n}", "<unmatched>", 405, 0.001)
+
+    text = generate_latest(metrics.registry).decode()
+    assert metric(text, "auth_tokens_issued_total", grant_type="other") == 1
+    assert metric(text, "auth_signin_failures_total", reason="other") == 1
+    assert metric(text, "auth_security_events_total", event="other") == 1
+    assert metric(text, "auth_http_requests_total", method="other", status="405") == 50
+    assert "attacker" not in text and "DROP" not in text and "METHOD1" not in text
+    assert len(metrics._request_children) == 1
