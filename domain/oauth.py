@@ -43,7 +43,7 @@ from domain.tokens import (
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import IdTokenSigner, TokenGenerator
-from ports.store import CodeStore, TokenStore
+from ports.store import CodeStore, EphemeralStore, TokenStore
 
 GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
@@ -85,7 +85,7 @@ class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
     id_token_seconds: int = 3600
 
 
-class OAuthStore(CodeStore, TokenStore, Protocol):
+class OAuthStore(CodeStore, TokenStore, EphemeralStore, Protocol):
     """The part of the Store the OAuth use cases need."""
 
 
@@ -299,12 +299,12 @@ async def exchange_authorization_code(
     lifetime = policy.access_token_seconds
     if client.allows_grant(GRANT_REFRESH_TOKEN):
         lifetime = max(lifetime, policy.refresh_token_seconds)
-    taken = await ports.store.take_code(
-        hash_token(code), now, remember_until=now + max(lifetime, policy.code_seconds)
-    )
+    remember_until = now + max(lifetime, policy.code_seconds)
+    taken = await ports.store.take_code(hash_token(code), now, remember_until=remember_until)
     if taken is None:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
     if isinstance(taken, ConsumedCode):
+        await ports.store.claim_once(_settled_key(taken.grant_id), remember_until, now)
         await ports.store.revoke_grant(taken.grant_id, now)
         ports.events.emit("authorization_code_replayed", client_id=client.client_id,
                           code_client_id=taken.client_id, grant_id=taken.grant_id)
@@ -351,6 +351,13 @@ async def exchange_authorization_code(
     if OPENID in scopes and taken.user_id is not None:
         id_token = ports.signer.sign(_id_token_claims(policy, taken, access_value, now))
     await ports.store.save_tokens(access, refresh, now)
+    if not await ports.store.claim_once(_settled_key(taken.grant_id), remember_until, now):
+        # A replay came between the take and the save, and its revocation may have run
+        # before these tokens existed: revoke them too. (Whichever of the two claims second
+        # revokes, so the tokens of a replayed code never survive, in either order.)
+        await ports.store.revoke_grant(taken.grant_id, now)
+        raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
+                         event="authorization_code_replayed")
     ports.events.emit("token_issued", grant_type=GRANT_AUTHORIZATION_CODE,
                       client_id=client.client_id)
     return TokenResponse(
@@ -361,6 +368,11 @@ async def exchange_authorization_code(
         refresh_token=refresh_value,
         id_token=id_token,
     )
+
+
+def _settled_key(grant_id: str) -> str:
+    """The claim that settles a code's redemption against a concurrent replay."""
+    return f"code-grant-settled:{grant_id}"
 
 
 def _id_token_claims(

@@ -106,6 +106,41 @@ async def test_replay_is_refused_and_revokes_every_token_of_the_code() -> None:
     assert await world.store.get_refresh_token(hash_token(first.refresh_token), T0) is None
 
 
+async def test_a_replay_between_take_and_save_still_revokes_the_new_tokens() -> None:
+    """The replay's revocation runs before the redeeming request has saved its tokens."""
+    from adapters.memory import MemoryStore
+    from domain.entities import AccessToken, RefreshToken
+
+    replays: list[OAuthError] = []
+    saved: list[AccessToken] = []
+
+    class ReplayDuringSave(MemoryStore):
+        async def save_tokens(
+            self, access: AccessToken, refresh: RefreshToken | None, now: int
+        ) -> None:
+            if not replays:
+                # The code is taken already: a replay finds only its tombstone and revokes
+                # a grant that has no tokens yet.
+                with pytest.raises(OAuthError) as caught:
+                    await exchange_authorization_code(
+                        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
+                    )
+                replays.append(caught.value)
+            saved.append(access)
+            await super().save_tokens(access, refresh, now)
+
+    world = World(store=ReplayDuringSave())
+    code = await world.code()
+    with pytest.raises(OAuthError) as caught:
+        await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    assert caught.value.error == "invalid_grant"
+    assert [r.event for r in replays] == ["authorization_code_replayed"]
+    [access] = saved
+    record = await world.store.get_access_token(access.token_hash, T0)
+    assert record is not None and not record.active
+    assert (await world.store.counts(T0)).refresh_tokens == 0
+
+
 async def test_replay_also_revokes_tokens_rotated_from_the_code() -> None:
     from domain.oauth import refresh
 
