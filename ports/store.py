@@ -208,7 +208,9 @@ class EphemeralStore(Protocol):
 
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         """Add ``amount`` to the fixed-window counter ``key`` and return its value in the
-        current window (``amount`` 0 only reads). The window is ``now // window_seconds``."""
+        current window. The window is ``now // window_seconds``. ``amount`` 0 only reads; a
+        negative ``amount`` gives back earlier hits (a throttle counts an attempt before
+        checking it, so that parallel attempts cannot all pass, and gives it back after)."""
         ...
 
 

@@ -958,6 +958,14 @@ class StoreContract:
         assert await store.hit("login:alice", 60, start + 2, amount=0) == 2
         assert await store.hit("login:alice", 60, start + 60, amount=0) == 0
 
+    async def test_hit_with_a_negative_amount_gives_hits_back(
+        self, store: Store, now: int
+    ) -> None:
+        start = now - now % 60
+        await store.hit("login:alice", 60, start, amount=3)
+        assert await store.hit("login:alice", 60, start + 1, amount=-1) == 2
+        assert await store.hit("login:alice", 60, start + 2, amount=0) == 2
+
     async def test_hit_keys_are_independent(self, store: Store, now: int) -> None:
         await store.hit("login:alice", 60, now, amount=5)
         assert await store.hit("login:bob", 60, now) == 1
