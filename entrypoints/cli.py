@@ -124,7 +124,9 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
               "whose janitor purges it")
         return 0
     from entrypoints.janitor import purge_now
+    from entrypoints.logging import configure_logging
 
+    configure_logging(settings)  # the purge_completed event line, as the service writes it
     counts = asyncio.run(purge_now(settings))
     print(f"purged {counts.total} expired record(s): codes={counts.codes} "
           f"access_tokens={counts.access_tokens} refresh_tokens={counts.refresh_tokens} "
