@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -154,17 +154,8 @@ async def issue_client_credentials(
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
     now = ports.clock.now()
-    value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
     scope_text = " ".join(granted)
-    access = AccessToken(
-        token_hash=hash_token(value),
-        token_display=token_display(value),
-        active=True,
-        scope=scope_text,
-        client_id=client.client_id,
-        exp=now + ports.policy.access_token_seconds,
-        iat=now,
-    )
+    value, access = _new_access_token(ports, _Grant(client.client_id, scope_text), scope_text, now)
     await ports.store.save_tokens(access, None, now)
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
@@ -317,36 +308,13 @@ async def exchange_authorization_code(
     _verify_pkce(taken, code_verifier, client)
 
     scopes = tuple(taken.scope.split())
-    access_value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
-    access = AccessToken(
-        token_hash=hash_token(access_value),
-        token_display=token_display(access_value),
-        active=True,
-        scope=taken.scope,
-        client_id=client.client_id,
-        exp=now + policy.access_token_seconds,
-        iat=now,
-        sub=taken.user_id,
-        mfa_verified=taken.mfa_verified,
-        grant_id=taken.grant_id,
-        auth_time=taken.auth_time,
-    )
+    grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
+                   taken.mfa_verified, taken.auth_time)
+    access_value, access = _new_access_token(ports, grant, taken.scope, now)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
-        refresh_value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
-        refresh = RefreshToken(
-            token_hash=hash_token(refresh_value),
-            access_token_hash=access.token_hash,
-            exp=now + policy.refresh_token_seconds,
-            iat=now,
-            grant_id=taken.grant_id,
-            client_id=client.client_id,
-            scope=taken.scope,
-            sub=taken.user_id,
-            mfa_verified=taken.mfa_verified,
-            auth_time=taken.auth_time,
-        )
+        refresh_value, refresh = _new_refresh_token(ports, grant, access.token_hash, now)
     id_token: str | None = None
     if OPENID in scopes and taken.user_id is not None:
         id_token = ports.signer.sign(_id_token_claims(policy, taken, access_value, now))
@@ -454,33 +422,12 @@ def _next_pair(
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     policy = ports.policy
     access_scope = " ".join(requested) if requested is not None else old.scope
-    access_value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
-    refresh_value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
-    access = AccessToken(
-        token_hash=hash_token(access_value),
-        token_display=token_display(access_value),
-        active=True,
-        scope=access_scope,
-        client_id=old.client_id,
-        exp=now + policy.access_token_seconds,
-        iat=now,
-        sub=old.sub,
-        mfa_verified=old.mfa_verified,
-        grant_id=old.grant_id,
-        auth_time=old.auth_time,
-    )
-    new_refresh = RefreshToken(
-        token_hash=hash_token(refresh_value),
-        access_token_hash=access.token_hash,
-        exp=now + policy.refresh_token_seconds,
-        iat=now,
-        grant_id=old.grant_id,
-        client_id=old.client_id,
-        scope=old.scope,
-        sub=old.sub,
-        mfa_verified=old.mfa_verified,
-        auth_time=old.auth_time,
-    )
+    # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
+    # token is narrowed.
+    grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
+                   old.auth_time)
+    access_value, access = _new_access_token(ports, grant, access_scope, now)
+    refresh_value, new_refresh = _new_refresh_token(ports, grant, access.token_hash, now)
     response = TokenResponse(
         access_token=access_value,
         token_type=BEARER,
@@ -489,6 +436,58 @@ def _next_pair(
         refresh_token=refresh_value,
     )
     return response, access, new_refresh
+
+
+class _Grant(NamedTuple):
+    """What every token of one grant carries over from the sign-in (or the client)."""
+
+    client_id: str
+    scope: str
+    grant_id: str | None = None
+    sub: str | None = None
+    mfa_verified: bool = False
+    auth_time: int | None = None
+
+
+def _new_access_token(
+    ports: OAuthPorts, grant: _Grant, scope: str, now: int
+) -> tuple[str, AccessToken]:
+    value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    record = AccessToken(
+        token_hash=hash_token(value),
+        token_display=token_display(value),
+        active=True,
+        scope=scope,
+        client_id=grant.client_id,
+        exp=now + ports.policy.access_token_seconds,
+        iat=now,
+        sub=grant.sub,
+        mfa_verified=grant.mfa_verified,
+        grant_id=grant.grant_id,
+        auth_time=grant.auth_time,
+    )
+    return value, record
+
+
+def _new_refresh_token(
+    ports: OAuthPorts, grant: _Grant, access_token_hash: str, now: int
+) -> tuple[str, RefreshToken]:
+    if grant.grant_id is None:
+        raise ValueError("refresh tokens exist only inside a grant")
+    value = ports.token_generator.new(REFRESH_TOKEN_PREFIX)
+    record = RefreshToken(
+        token_hash=hash_token(value),
+        access_token_hash=access_token_hash,
+        exp=now + ports.policy.refresh_token_seconds,
+        iat=now,
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        scope=grant.scope,
+        sub=grant.sub,
+        mfa_verified=grant.mfa_verified,
+        auth_time=grant.auth_time,
+    )
+    return value, record
 
 
 def _check_refresh(token: RefreshToken, client: Client, requested: tuple[str, ...] | None) -> None:
