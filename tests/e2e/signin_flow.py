@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from domain.entities import Email, User
 from entrypoints.app import create_app
 from entrypoints.container import build_container
 from entrypoints.settings import load_settings
-from ports.events import FieldValue
+from tests.doubles import FakeClock, RecordingEvents
 
 ISSUER = "http://auth.test"
 T0 = 1_700_000_010  # 10 seconds into a TOTP step
@@ -65,28 +65,6 @@ scopes = ["openid", "profile", "email", "offline_access"]
 HASHER = Argon2PasswordHasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 #: One generated key for every harness without SIGNING_KEY_FILE (RSA generation is slow).
 SIGNER = JoseSigner.generated()
-
-
-class FakeClock:
-    def __init__(self, now: int = T0) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        return self.value
-
-    def advance(self, seconds: int) -> None:
-        self.value += seconds
-
-
-@dataclass
-class RecordingEvents:
-    events: list[tuple[str, dict[str, FieldValue]]] = field(default_factory=list)
-
-    def emit(self, name: str, **fields: FieldValue) -> None:
-        self.events.append((name, fields))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events]
 
 
 class Form(HTMLParser):
@@ -168,7 +146,7 @@ def harness(
     settings = load_settings({"CLIENTS_FILE": str(clients_file), "EXTERNAL_BASE_URL": ISSUER,
                               **env})
     container = build_container(settings)
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(T0)
     events = RecordingEvents()
     container.clock.override(providers.Object(clock))
     container.events.override(providers.Object(events))

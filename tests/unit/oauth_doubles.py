@@ -16,8 +16,8 @@ from domain.clients import (
     hash_secret,
 )
 from domain.oauth import OAuthPorts, TokenPolicy, create_authorization_code, pkce_s256
-from ports.events import FieldValue
 from ports.security import SecretsTokenGenerator
+from tests.doubles import FakeClock, RecordingEvents
 
 ISSUER = "https://auth.example.test"
 T0 = 1_700_000_000
@@ -27,28 +27,6 @@ VERIFIER = "v" * 43 + "-._~0123456789"
 SCOPES = frozenset({"openid", "profile", "email", "offline_access", "read", "write"})
 
 _SIGNER = JoseSigner.generated()
-
-
-class FakeClock:
-    def __init__(self, now: int = T0) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        return self.value
-
-    def advance(self, seconds: int) -> None:
-        self.value += seconds
-
-
-@dataclass
-class RecordingEvents:
-    events: list[tuple[str, dict[str, FieldValue]]] = field(default_factory=list)
-
-    def emit(self, name: str, **fields: FieldValue) -> None:
-        self.events.append((name, fields))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events]
 
 
 CONFIDENTIAL = Client(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -13,28 +12,9 @@ from domain.entities import AccessToken, AuthorizationCode, PurgeCounts
 from domain.errors import StoreUnavailable
 from domain.maintenance import PURGE_LOCK_KEY, purge_expired, purge_if_due
 from entrypoints.janitor import Janitor, janitor_running
-from ports.events import FieldValue
+from tests.doubles import FakeClock, RecordingEvents
 
 T0 = 1_700_000_000
-
-
-class FakeClock:
-    def __init__(self, now: int = T0) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        return self.value
-
-
-@dataclass
-class RecordingEvents:
-    events: list[tuple[str, dict[str, FieldValue]]] = field(default_factory=list)
-
-    def emit(self, name: str, **fields: FieldValue) -> None:
-        self.events.append((name, fields))
-
-    def named(self, name: str) -> list[dict[str, FieldValue]]:
-        return [fields for event, fields in self.events if event == name]
 
 
 def _token(n: int, exp: int) -> AccessToken:

@@ -12,17 +12,10 @@ from domain.entities import AccessToken, User
 from domain.errors import Conflict, InvalidReference, InvalidValue, NotFound, PreconditionFailed
 from domain.filter_parser import InvalidFilter
 from domain.tokens import hash_token
+from tests.doubles import FakeClock, RecordingEvents
 
 NOW = 1_700_000_000
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.value = NOW
-
-    def now(self) -> int:
-        return self.value
 
 
 class FakeHasher:
@@ -33,14 +26,6 @@ class FakeHasher:
         return password_hash == "hashed:" + password
 
 
-class RecordingEvents:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def emit(self, name: str, **fields: Any) -> None:
-        self.events.append((name, fields))
-
-
 @pytest.fixture
 def store() -> MemoryStore:
     return MemoryStore()
@@ -48,7 +33,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
