@@ -29,7 +29,8 @@ def load_signer(settings: Settings) -> JoseSigner:
 
 
 def load_signin_sealer(signer: JoseSigner) -> JoseSealer:
-    """The sealer of sign-in transactions, keyed from the signing key.
+    """The sealer of sign-in transactions (and pending TOTP enrolments), keyed from the
+    signing key.
 
     Instances that share ``SIGNING_KEY_FILE`` share this key, so a sign-in started on one
     continues on another. After a rotation, sign-ins in progress (a few minutes) start over.

@@ -2,7 +2,8 @@
 
 The sign-in transaction (the authorization request, which steps passed) travels between
 pages in a cookie sealed with a key every instance shares, so any instance can continue a
-sign-in that another one started.
+sign-in that another one started. A pending TOTP enrolment is sealed the same way and
+handed back by the client, so it never touches the stored factor.
 """
 
 from __future__ import annotations

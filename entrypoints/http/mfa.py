@@ -1,21 +1,32 @@
 """``POST /mfa/totp/register`` and ``/mfa/totp/verify``: the signed-in user enrols TOTP.
 
-Both need the user's bearer access token. Registering returns a new seed and its
-``otpauth://`` URI; the factor does not count for sign-in until ``verify`` confirms it
-with a valid code. Neither endpoint changes any token: ``mfa_verified`` comes only from a
-sign-in that passed the TOTP step.
+Both need the user's bearer access token. Registering returns a new seed, its
+``otpauth://`` URI and a sealed ``enrollment``; nothing is stored. ``verify`` takes the
+``enrollment`` and a valid code, and only then stores the seed as the user's confirmed
+factor, replacing any previous one. Neither endpoint changes any token: ``mfa_verified``
+comes only from a sign-in that passed the TOTP step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from domain.bearer import resolve_bearer
 from domain.entities import AccessToken
-from domain.mfa import FactorAlreadyActive, NoPendingFactor, confirm_totp, register_totp
+from domain.mfa import (
+    FactorAlreadyActive,
+    InvalidEnrollment,
+    TooManyCodes,
+    confirm_totp,
+    register_totp,
+)
 from entrypoints.http.services import Services
 from entrypoints.http.userinfo import bearer_error, bearer_token
 
@@ -24,9 +35,67 @@ _encoder = msgspec.json.Encoder()
 _json_body = msgspec.json.Decoder(dict[str, Any])
 
 
-def _json(body: dict[str, Any], status_code: int = 200) -> Response[bytes]:
+class TotpRegistration(msgspec.Struct, frozen=True):
+    """A new, inactive seed. Hand ``enrollment`` back to verify with a code before
+    ``expires_in`` seconds; until then any previous factor stays in force."""
+
+    secret: str
+    otpauth_uri: str
+    enrollment: str
+    expires_in: int
+    confirmed: bool = False
+
+
+class TotpConfirmation(msgspec.Struct, frozen=True):
+    """The enrolment's seed is now the user's confirmed factor."""
+
+    confirmed: bool
+
+
+class MfaError(msgspec.Struct, frozen=True):
+    """An error body: ``invalid_request``, ``invalid_enrollment``, ``invalid_code``,
+    ``factor_already_active`` or ``too_many_attempts``."""
+
+    error: str
+    error_description: str
+
+
+_ERROR = ResponseSpec(data_container=MfaError, description="error", generate_examples=False)
+
+
+def _string(description: str) -> Schema:
+    return Schema(type=OpenAPIType.STRING, description=description)
+
+
+_VERIFY_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["enrollment", "code"],
+    properties={
+        "enrollment": _string("the enrollment value returned by register"),
+        "code": _string("the current 6-digit code from the authenticator app"),
+    },
+)
+
+
+@dataclass
+class _VerifyOperation(Operation):
+    # The handler reads JSON or a form itself (curl's -d); the document still shows the fields.
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(required=True, content={
+            "application/json": OpenAPIMediaType(schema=_VERIFY_SCHEMA),
+            "application/x-www-form-urlencoded": OpenAPIMediaType(schema=_VERIFY_SCHEMA),
+        })
+
+
+def _json(body: msgspec.Struct, status_code: int = 200,
+          headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(_encoder.encode(body), status_code=status_code,
-                    media_type="application/json", headers=_NO_STORE)
+                    media_type="application/json", headers={**_NO_STORE, **(headers or {})})
+
+
+def _error(status_code: int, error: str, description: str,
+           headers: dict[str, str] | None = None) -> Response[bytes]:
+    return _json(MfaError(error=error, error_description=description), status_code, headers)
 
 
 async def _user_token(
@@ -45,15 +114,18 @@ async def _user_token(
     return record
 
 
-async def _code(request: Request[Any, Any, Any]) -> str | None:
+async def _fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            value = _json_body.decode(await request.body()).get("code")
+            return _json_body.decode(await request.body())
         except (msgspec.DecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-            return None
-    else:
-        value = (await request.form()).get("code")
+            return {}
+    return dict(await request.form())
+
+
+def _text(fields: dict[str, Any], name: str) -> str | None:
+    value = fields.get(name)
     return value if isinstance(value, str) and value else None
 
 
@@ -62,43 +134,61 @@ class MfaController(Controller):
 
     path = "/mfa/totp"
 
-    @post("/register", operation_id="registerTotp", status_code=200)
+    @post("/register", operation_id="registerTotp", status_code=200,
+          responses={200: ResponseSpec(data_container=TotpRegistration,
+                                       description="a new seed, not yet in force",
+                                       generate_examples=False),
+                     409: _ERROR})
     async def register(self,
         request: Request[Any, Any, Any], services: Services
     ) -> Response[bytes]:
-        """A new, inactive TOTP seed: ``{"secret", "otpauth_uri"}``."""
+        """A new seed and its sealed ``enrollment``; the stored factor is not changed."""
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
         assert record.sub is not None
+        now = services.clock.now()
         try:
             enrolment = await register_totp(
-                services.store, services.totp, user_id=record.sub,
-                issuer=services.settings.issuer, mfa_verified=record.mfa_verified)
+                services.store, services.totp, services.signin_sealer, user_id=record.sub,
+                issuer=services.settings.issuer, mfa_verified=record.mfa_verified, now=now)
         except FactorAlreadyActive as exc:
-            return _json({"error": "factor_already_active", "error_description": str(exc)}, 409)
-        return _json({"secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri,
-                      "confirmed": False})
+            return _error(409, "factor_already_active", str(exc))
+        return _json(TotpRegistration(
+            secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri,
+            enrollment=enrolment.enrollment, expires_in=enrolment.expires_at - now))
 
-    @post("/verify", operation_id="verifyTotp", status_code=200)
+    @post("/verify", operation_id="verifyTotp", status_code=200,
+          operation_class=_VerifyOperation,
+          responses={200: ResponseSpec(data_container=TotpConfirmation,
+                                       description="the factor is confirmed and in force",
+                                       generate_examples=False),
+                     400: _ERROR, 409: _ERROR, 429: _ERROR})
     async def verify(self,
         request: Request[Any, Any, Any], services: Services
     ) -> Response[bytes]:
-        """Confirm the registered seed with a code (form or JSON ``code``)."""
+        """Confirm a registration with ``enrollment`` and ``code`` (JSON or form)."""
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
         assert record.sub is not None
-        code = await _code(request)
-        if code is None:
-            return _json({"error": "invalid_request", "error_description": "code is required"},
-                         400)
+        fields = await _fields(request)
+        enrollment, code = _text(fields, "enrollment"), _text(fields, "code")
+        if enrollment is None or code is None:
+            return _error(400, "invalid_request", "enrollment and code are required")
         try:
-            confirmed = await confirm_totp(services.store, services.totp, user_id=record.sub,
-                                           code=code, now=services.clock.now())
-        except NoPendingFactor as exc:
-            return _json({"error": "no_pending_factor", "error_description": str(exc)}, 409)
+            confirmed = await confirm_totp(
+                services.store, services.totp, services.signin_sealer, user_id=record.sub,
+                enrollment=enrollment, code=code, mfa_verified=record.mfa_verified,
+                now=services.clock.now())
+        except InvalidEnrollment as exc:
+            return _error(400, "invalid_enrollment", str(exc))
+        except FactorAlreadyActive as exc:
+            return _error(409, "factor_already_active", str(exc))
+        except TooManyCodes as exc:
+            return _error(429, "too_many_attempts",
+                          f"too many wrong codes; retry after {exc.retry_after} seconds",
+                          {"Retry-After": str(exc.retry_after)})
         if not confirmed:
-            return _json({"error": "invalid_code",
-                          "error_description": "the code is incorrect or was already used"}, 400)
-        return _json({"confirmed": True})
+            return _error(400, "invalid_code", "the code is incorrect or was already used")
+        return _json(TotpConfirmation(confirmed=True))
