@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,17 +16,13 @@ from pathlib import Path
 
 import httpx
 
+from tests.services.local import free_port
+
 CLI = shutil.which("auth-service", path=str(Path(sys.executable).parent)) or "auth-service"
 
 # Variables of the surrounding environment that must not leak into a served process.
 _OWN_PREFIXES = ("STORE_", "DATABASE_", "REDIS_", "CLIENT", "BIND_", "SIGNING_", "RATE_LIMIT_",
                  "PURGE_", "LOG_", "EXTERNAL_", "PROMETHEUS_")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServedProcess:

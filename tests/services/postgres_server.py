@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.local import docker_answers, free_port
+
 _BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/usr/pgsql-*/bin")
 
 
@@ -45,12 +47,6 @@ def find_bin_dir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LocalPostgres:
     """A throw-away PostgreSQL cluster from local binaries, on 127.0.0.1 with trust auth.
 
@@ -64,7 +60,7 @@ class LocalPostgres:
         if found is None:
             raise PostgresUnavailable("no PostgreSQL server binaries (initdb, pg_ctl) found")
         self.bin_dir = found
-        self.port = _free_port()
+        self.port = free_port()
         self._tmp = Path(tempfile.mkdtemp(prefix="auth-service-pg-"))
         self.data_dir = self._tmp / "data"
         self._initialised = False
@@ -134,18 +130,6 @@ class LocalPostgres:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        result = subprocess.run(
-            ["docker", "info"], capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
-
-
 def _start_container() -> str:
     # Imported and constructed here only: testcontainers builds a Docker client eagerly.
     from testcontainers.postgres import PostgresContainer
@@ -164,7 +148,7 @@ def _resolve() -> str:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         return explicit
-    if _docker_answers():
+    if docker_answers():
         return _start_container()
     server = LocalPostgres()
     try:

@@ -22,16 +22,11 @@ from typing import Any
 
 import pytest
 
+from tests.services.local import docker_answers, free_port
+
 _session_url: str | None = None
 _session_problem: str | None = None
 _session_cleanup: list[Any] = []
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers(port: int) -> bool:
@@ -56,7 +51,7 @@ class LocalRedis:
             raise FileNotFoundError("redis-server is not installed")
         self._binary = binary
         self._appendonly = appendonly
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="test-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -112,18 +107,6 @@ class LocalRedis:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        done = subprocess.run(
-            ["docker", "info"], capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 def _from_docker() -> str:
     # Imported and constructed here only: testcontainers talks to Docker in constructors.
     from testcontainers.redis import RedisContainer
@@ -148,7 +131,7 @@ def _resolve() -> tuple[str | None, str | None]:
     if url:
         return url, None
     docker_problem = "no Docker engine answers"
-    if _docker_answers():
+    if docker_answers():
         try:
             return _from_docker(), None
         except Exception as exc:  # any Docker failure: try the next way
