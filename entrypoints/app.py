@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from domain.errors import DomainError
+from domain.oauth import OAuthPorts, TokenPolicy
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
@@ -43,17 +44,31 @@ VERSION = "0.1.0"
 
 
 def build_services(container: Container) -> Services:
+    settings = container.settings()
+    store = container.store()
+    clock = container.clock()
+    token_generator = container.token_generator()
+    events = container.events()
+    signer = container.signer()
+    policy = TokenPolicy(
+        issuer=settings.issuer,
+        access_token_seconds=settings.token_expiry_seconds,
+        refresh_token_seconds=settings.refresh_token_expiry_seconds,
+        code_seconds=settings.auth_code_expiry_seconds,
+    )
     return Services(
-        settings=container.settings(),
-        store=container.store(),
-        clock=container.clock(),
-        token_generator=container.token_generator(),
+        settings=settings,
+        store=store,
+        clock=clock,
+        token_generator=token_generator,
         password_hasher=container.password_hasher(),
-        events=container.events(),
-        signer=container.signer(),
+        events=events,
+        signer=signer,
         clients=container.clients(),
         totp=container.totp(),
         signin_sealer=container.signin_sealer(),
+        oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
+                         events=events, signer=signer, policy=policy),
     )
 
 

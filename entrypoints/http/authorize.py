@@ -32,7 +32,6 @@ from domain.errors import DomainError
 from domain.oauth import OAuthError, create_authorization_code
 from domain.signin import PasswordAccepted, Throttled, TotpAccepted, check_password, check_totp
 from entrypoints.http.html import page
-from entrypoints.http.oauth import oauth_ports
 from entrypoints.http.services import Services
 
 PATH = "/oauth/authorize"
@@ -274,7 +273,7 @@ class AuthorizeController(Controller):
     ) -> Response[Any]:
         try:
             code = await create_authorization_code(
-                oauth_ports(services), client=client, redirect_uri=auth_request.redirect_uri,
+                services.oauth, client=client, redirect_uri=auth_request.redirect_uri,
                 scope=auth_request.scope, user_id=user_id, nonce=auth_request.nonce,
                 code_challenge=auth_request.code_challenge,
                 code_challenge_method=auth_request.code_challenge_method,

@@ -34,8 +34,6 @@ from domain.clients import (
 )
 from domain.oauth import (
     OAuthError,
-    OAuthPorts,
-    TokenPolicy,
     exchange_authorization_code,
     introspect,
     issue_client_credentials,
@@ -74,24 +72,6 @@ def error_response(exc: OAuthError) -> Response[bytes]:
 
 def _json_response(body: msgspec.Struct) -> Response[bytes]:
     return Response(_encoder.encode(body), status_code=200, media_type=JSON, headers=NO_STORE)
-
-
-def oauth_ports(services: Services) -> OAuthPorts:
-    """The use cases' ports, from the services built at start-up."""
-    settings = services.settings
-    return OAuthPorts(
-        store=services.store,
-        clock=services.clock,
-        token_generator=services.token_generator,
-        events=services.events,
-        signer=services.signer,
-        policy=TokenPolicy(
-            issuer=settings.issuer,
-            access_token_seconds=settings.token_expiry_seconds,
-            refresh_token_seconds=settings.refresh_token_expiry_seconds,
-            code_seconds=settings.auth_code_expiry_seconds,
-        ),
-    )
 
 
 def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
@@ -228,7 +208,7 @@ async def token_endpoint(request: Request[Any, Any, Any], services: Services) ->
         form = await _form(request)
         grant_type = _required(form, "grant_type")
         client = authenticate_client(request, form, services.clients)
-        ports = oauth_ports(services)
+        ports = services.oauth
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             result = await issue_client_credentials(ports, client, form.get("scope"))
         elif grant_type == GRANT_REFRESH_TOKEN:
@@ -269,7 +249,7 @@ async def introspection_endpoint(
         if client.is_public:
             raise OAuthError("invalid_client", "public clients may not introspect tokens")
         result = await introspect(
-            oauth_ports(services), client, _required(form, "token"), form.get("token_type_hint")
+            services.oauth, client, _required(form, "token"), form.get("token_type_hint")
         )
     except OAuthError as exc:
         return error_response(exc)
@@ -292,7 +272,7 @@ async def revocation_endpoint(
         form = await _form(request)
         client = authenticate_client(request, form, services.clients)
         await revoke(
-            oauth_ports(services), client, _required(form, "token"), form.get("token_type_hint")
+            services.oauth, client, _required(form, "token"), form.get("token_type_hint")
         )
     except OAuthError as exc:
         return error_response(exc)

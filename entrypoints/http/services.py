@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.clients import ClientRegistry
+from domain.oauth import OAuthPorts
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
@@ -30,3 +31,5 @@ class Services:
     clients: ClientRegistry
     totp: Totp
     signin_sealer: Sealer
+    #: The OAuth use cases' ports, assembled once: the token endpoints are hot paths.
+    oauth: OAuthPorts

@@ -22,7 +22,6 @@ from domain.clients import Client
 from domain.oauth import create_authorization_code, pkce_s256
 from entrypoints.app import create_app
 from entrypoints.container import build_container
-from entrypoints.http.oauth import oauth_ports
 from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
 from tests.e2e.conftest import StoreBackend
@@ -125,7 +124,7 @@ async def new_code(
     client: Client | None = services.clients.get(client_id)
     assert client is not None
     return await create_authorization_code(
-        oauth_ports(services), client=client, redirect_uri=REDIRECT, scope=scope,
+        services.oauth, client=client, redirect_uri=REDIRECT, scope=scope,
         user_id="user-42", nonce="nonce-1",
         code_challenge=pkce_s256(verifier) if verifier else None,
         code_challenge_method="S256" if verifier else None,
