@@ -16,7 +16,9 @@ class Argon2PasswordHasher:
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self._hasher = hasher or PasswordHasher()  # argon2id with RFC 9106 low-memory profile
         # Verified against when the user is unknown, so that both cases take the same time.
-        self._dummy = self._hasher.hash("not-a-real-password")
+        # Made on the first verification, not here: hashing at construction added ~0.7 s to
+        # every application start (and to each test that builds an app).
+        self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -24,9 +26,18 @@ class Argon2PasswordHasher:
     async def verify(self, password_hash: str | None, password: str) -> bool:
         return await asyncio.to_thread(self._verify, password_hash, password)
 
+    def _dummy_hash(self) -> str:
+        # Made on the first verification whatever the user, so that the one slower check
+        # does not tell an unknown user from a known one. Two threads racing here both hash
+        # and one result wins: harmless, the hashes are equivalent.
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("not-a-real-password")
+        return self._dummy
+
     def _verify(self, password_hash: str | None, password: str) -> bool:
+        dummy = self._dummy_hash()
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and bool(
+            return self._hasher.verify(password_hash or dummy, password) and bool(
                 password_hash
             )
         except (VerificationError, InvalidHashError):
