@@ -201,6 +201,10 @@ class Bench:
             env["REDIS_URL"] = self.redis_url
         if backend == "sql":
             env["DATABASE_URL"] = database_url
+            # One connection per concurrent request: with a smaller pool, requests queue for
+            # a connection and the figure measures the queue, not the store.
+            # docs/sql-backend.md, "Sizing the pool".
+            env["DATABASE_POOL_SIZE"] = str(self.args.connections)
         return env
 
     @contextmanager
@@ -233,7 +237,8 @@ class Bench:
         if self.ceiling_db is None:
             self.ceiling_db = new_database(self.pg_url, "bench_ceiling")
             asyncio.run(sql_execute(self.ceiling_db, _seed_sql(int(time.time()), 0, 1, live=True)))
-        env = {"CEILING_REDIS_URL": self.redis_url, "CEILING_DATABASE_URL": self.ceiling_db}
+        env = {"CEILING_REDIS_URL": self.redis_url, "CEILING_DATABASE_URL": self.ceiling_db,
+               "CEILING_POOL_SIZE": str(self.args.connections)}
         server = serve_app(self.procs, "ceiling", "bench.ceiling:create_ceiling_app",
                            SERVER_CPUS, env)
         try:
