@@ -13,7 +13,6 @@ from typing import Any
 
 from dependency_injector import providers
 from litestar import Litestar
-from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
@@ -83,16 +82,15 @@ def create_app(
     container = container or build_container(settings)
     if store is not None:
         container.store.override(providers.Object(store))
-    holder: dict[str, Services] = {}
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         backend = await open_backend(container)
         try:
-            holder["services"] = build_services(container)
-            app.state.services = holder["services"]
+            services = build_services(container)
+            # Handlers read it with services_of(request), not through dependency injection.
+            app.state.services = services
             app.state.container = container
-            services = holder["services"]
             janitor = Janitor(services.store, services.clock, services.events,
                               interval_seconds=settings.purge_interval_seconds)
             async with janitor_running(janitor):
@@ -100,15 +98,11 @@ def create_app(
         finally:
             await backend.close()
 
-    def provide_services() -> Services:
-        return holder["services"]
-
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router]
     app = Litestar(
         route_handlers=route_handlers,
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers={
             DomainError: domain_error_handler,

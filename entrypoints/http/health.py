@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from entrypoints.http.services import Services
+from entrypoints.http.services import services_of
 
 
 class HealthController(Controller):
@@ -19,7 +19,8 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="readiness", summary="Readiness: the store answers")
-    async def ready(self, services: Services) -> Response[dict[str, Any]]:
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        services = services_of(request)
         components = await services.store.health()
         ready = all(components.values())
         body = {

@@ -40,7 +40,7 @@ from domain.oauth import (
     refresh,
     revoke,
 )
-from entrypoints.http.services import Services
+from entrypoints.http.services import services_of
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -203,7 +203,8 @@ def _required(form: dict[str, str], name: str) -> str:
     tags=["oauth"],
     status_code=200,
 )
-async def token_endpoint(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+async def token_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
     try:
         form = await _form(request)
         grant_type = _required(form, "grant_type")
@@ -240,8 +241,9 @@ async def token_endpoint(request: Request[Any, Any, Any], services: Services) ->
     status_code=200,
 )
 async def introspection_endpoint(
-    request: Request[Any, Any, Any], services: Services
+    request: Request[Any, Any, Any]
 ) -> Response[bytes]:
+    services = services_of(request)
     try:
         form = await _form_or_json(request)
         client = authenticate_client(request, form, services.clients)
@@ -266,8 +268,9 @@ async def introspection_endpoint(
     status_code=200,
 )
 async def revocation_endpoint(
-    request: Request[Any, Any, Any], services: Services
+    request: Request[Any, Any, Any]
 ) -> Response[bytes]:
+    services = services_of(request)
     try:
         form = await _form(request)
         client = authenticate_client(request, form, services.clients)

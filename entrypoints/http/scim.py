@@ -41,7 +41,7 @@ from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutabi
 from domain.scim.resources import etag, group_to_json, user_to_json
 from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
 from entrypoints.http.bearer import bearer_from_header
-from entrypoints.http.services import Services
+from entrypoints.http.services import Services, services_of
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 MAX_BODY_BYTES = 1024 * 1024
@@ -143,7 +143,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """Guard: a live bearer token with the scope the handler's ``opt["scim_scope"]`` names."""
-    services = cast(Services, connection.app.state.services)
+    services = services_of(connection)
     # Litestar's automatic OPTIONS handlers carry no opt: they need a reader's token.
     needed = cast(str, handler.opt.get("scim_scope", READ))
     token = bearer_from_header(cast(Request[Any, Any, Any], connection))
@@ -313,18 +313,20 @@ class UsersController(Controller):
     guards = [_authorize]
 
     @post("/", operation_id="scimCreateUser", opt={"scim_scope": WRITE}, status_code=201)
-    async def create(self, request: Request[Any, Any, Any], services: Services,
+    async def create(self, request: Request[Any, Any, Any],
                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                      ) -> Response[bytes]:
+        services = services_of(request)
         user = await identities.create_user(services.store, services.clock,
                                             services.password_hasher, await _body(request))
         return _user_response(services, user, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
-    async def index(self, services: Services, filter_text: str | None = _FILTER,
+    async def index(self, request: Request[Any, Any, Any], filter_text: str | None = _FILTER,
                    start_index: int | None = _START, count: int | None = _COUNT,
                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                    ) -> Response[bytes]:
+        services = services_of(request)
         page = await identities.list_users(services.store, filter_text, start_index, count)
         base = _base_url(services)
         wanted, unwanted = _split(attributes), _split(excluded)
@@ -332,17 +334,19 @@ class UsersController(Controller):
                                      for u in page.items])
 
     @get("/{user_id:str}", operation_id="scimGetUser", opt={"scim_scope": READ})
-    async def read(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+    async def read(self, request: Request[Any, Any, Any], user_id: str,
                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                    ) -> Response[bytes]:
+        services = services_of(request)
         user = await identities.get_user(services.store, user_id)
         return _not_modified(request, user.version) or _user_response(
             services, user, 200, attributes, excluded)
 
     @put("/{user_id:str}", operation_id="scimReplaceUser", opt={"scim_scope": WRITE})
-    async def replace(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+    async def replace(self, request: Request[Any, Any, Any], user_id: str,
                       attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                       ) -> Response[bytes]:
+        services = services_of(request)
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
@@ -352,9 +356,10 @@ class UsersController(Controller):
         return _user_response(services, user, 200, attributes, excluded)
 
     @patch("/{user_id:str}", operation_id="scimPatchUser", opt={"scim_scope": WRITE})
-    async def patch(self, request: Request[Any, Any, Any], services: Services, user_id: str,
+    async def patch(self, request: Request[Any, Any, Any], user_id: str,
                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                     ) -> Response[bytes]:
+        services = services_of(request)
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
@@ -365,8 +370,9 @@ class UsersController(Controller):
 
     @delete("/{user_id:str}", operation_id="scimDeleteUser", opt={"scim_scope": WRITE},
             status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], services: Services, user_id: str
+    async def remove(self, request: Request[Any, Any, Any], user_id: str
                      ) -> None:
+        services = services_of(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
         await identities.delete_user(services.store, services.clock, services.events, user_id,
@@ -381,18 +387,20 @@ class GroupsController(Controller):
     guards = [_authorize]
 
     @post("/", operation_id="scimCreateGroup", opt={"scim_scope": WRITE}, status_code=201)
-    async def create(self, request: Request[Any, Any, Any], services: Services,
+    async def create(self, request: Request[Any, Any, Any],
                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                      ) -> Response[bytes]:
+        services = services_of(request)
         group = await identities.create_group(services.store, services.clock,
                                               await _body(request))
         return _group_response(services, group, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListGroups", opt={"scim_scope": READ})
-    async def index(self, services: Services, filter_text: str | None = _FILTER,
+    async def index(self, request: Request[Any, Any, Any], filter_text: str | None = _FILTER,
                    start_index: int | None = _START, count: int | None = _COUNT,
                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                    ) -> Response[bytes]:
+        services = services_of(request)
         page = await identities.list_groups(services.store, filter_text, start_index, count)
         base = _base_url(services)
         wanted, unwanted = _split(attributes), _split(excluded)
@@ -400,17 +408,19 @@ class GroupsController(Controller):
                                      for g in page.items])
 
     @get("/{group_id:str}", operation_id="scimGetGroup", opt={"scim_scope": READ})
-    async def read(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+    async def read(self, request: Request[Any, Any, Any], group_id: str,
                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                    ) -> Response[bytes]:
+        services = services_of(request)
         group = await identities.get_group(services.store, group_id)
         return _not_modified(request, group.version) or _group_response(
             services, group, 200, attributes, excluded)
 
     @put("/{group_id:str}", operation_id="scimReplaceGroup", opt={"scim_scope": WRITE})
-    async def replace(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+    async def replace(self, request: Request[Any, Any, Any], group_id: str,
                       attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                       ) -> Response[bytes]:
+        services = services_of(request)
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
@@ -419,9 +429,10 @@ class GroupsController(Controller):
         return _group_response(services, group, 200, attributes, excluded)
 
     @patch("/{group_id:str}", operation_id="scimPatchGroup", opt={"scim_scope": WRITE})
-    async def patch(self, request: Request[Any, Any, Any], services: Services, group_id: str,
+    async def patch(self, request: Request[Any, Any, Any], group_id: str,
                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
                     ) -> Response[bytes]:
+        services = services_of(request)
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
@@ -431,8 +442,9 @@ class GroupsController(Controller):
 
     @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
             status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], services: Services, group_id: str
+    async def remove(self, request: Request[Any, Any, Any], group_id: str
                      ) -> None:
+        services = services_of(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
         await identities.delete_group(services.store, group_id, expected_version=expected)
@@ -472,30 +484,35 @@ class ScimDiscoveryController(Controller):
     tags = ["scim"]
 
     @get("/ServiceProviderConfig", operation_id="scimServiceProviderConfig")
-    async def config(self, services: Services) -> Response[bytes]:
+    async def config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        services = services_of(request)
         return scim_response(service_provider_config(_base_url(services)))
 
     @get("/ResourceTypes", operation_id="scimResourceTypes")
-    async def resource_types(self, services: Services) -> Response[bytes]:
+    async def resource_types(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        services = services_of(request)
         base = _base_url(services)
         items = [resource.resource_type_json(base) for resource in RESOURCES]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/ResourceTypes/{name:str}", operation_id="scimResourceType")
-    async def resource_type(self, services: Services, name: str) -> Response[bytes]:
+    async def resource_type(self, request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+        services = services_of(request)
         for resource in RESOURCES:
             if resource.name == name:
                 return scim_response(resource.resource_type_json(_base_url(services)))
         raise ScimError(404, f"no resource type {name}")
 
     @get("/Schemas", operation_id="scimSchemas")
-    async def schemas(self, services: Services) -> Response[bytes]:
+    async def schemas(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        services = services_of(request)
         base = _base_url(services)
         items = [resource.schema_json(base) for resource in RESOURCES]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
-    async def schema(self, services: Services, schema_id: str) -> Response[bytes]:
+    async def schema(self, request: Request[Any, Any, Any], schema_id: str) -> Response[bytes]:
+        services = services_of(request)
         for resource in RESOURCES:
             if resource.schema == schema_id:
                 return scim_response(resource.schema_json(_base_url(services)))

@@ -16,7 +16,7 @@ from domain.bearer import has_scope, resolve_bearer
 from domain.entities import User
 from domain.errors import NotFound
 from entrypoints.http.bearer import bearer_from_header
-from entrypoints.http.services import Services
+from entrypoints.http.services import Services, services_of
 
 REALM = 'realm="auth-service"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -84,16 +84,18 @@ class UserinfoController(Controller):
 
     @get(operation_id="userinfo")
     async def userinfo_get(self,
-        request: Request[Any, Any, Any], services: Services
+        request: Request[Any, Any, Any]
     ) -> Response[bytes]:
         """Claims of the bearer token's user, by the token's scope."""
+        services = services_of(request)
         return await _userinfo(request, services)
 
     @post(operation_id="userinfoPost", status_code=200)
     async def userinfo_post(self,
-        request: Request[Any, Any, Any], services: Services
+        request: Request[Any, Any, Any]
     ) -> Response[bytes]:
         """As GET; the token may also come as ``access_token`` in a form body."""
+        services = services_of(request)
         return await _userinfo(request, services)
 
 
