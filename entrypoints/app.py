@@ -13,6 +13,8 @@ from typing import Any
 
 from dependency_injector import providers
 from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
@@ -71,6 +73,12 @@ def build_services(container: Container) -> Services:
     )
 
 
+def provide_services(state: State) -> Services:
+    """The ``services`` dependency: built once by the lifespan, kept in the app state."""
+    services: Services = state.services
+    return services
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -88,7 +96,6 @@ def create_app(
         backend = await open_backend(container)
         try:
             services = build_services(container)
-            # Handlers read it with services_of(request), not through dependency injection.
             app.state.services = services
             app.state.container = container
             janitor = Janitor(services.store, services.clock, services.events,
@@ -103,6 +110,7 @@ def create_app(
                                  MetricsController, scim_router]
     app = Litestar(
         route_handlers=route_handlers,
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers={
             DomainError: domain_error_handler,

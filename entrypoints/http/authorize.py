@@ -32,7 +32,7 @@ from domain.errors import DomainError
 from domain.oauth import OAuthError, create_authorization_code
 from domain.signin import PasswordAccepted, Throttled, TotpAccepted, check_password, check_totp
 from entrypoints.http.html import page
-from entrypoints.http.services import Services, services_of
+from entrypoints.http.services import Services, ServicesDependency
 
 PATH = "/oauth/authorize"
 #: How long a sign-in may take, from the first page to the redirect.
@@ -173,15 +173,21 @@ class AuthorizeController(Controller):
         503, retry_after=1)}
 
     @get(operation_id="authorize")
-    async def authorize(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def authorize(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+    ) -> Response[Any]:
         """Validate an authorization request and show the sign-in page."""
-        services = services_of(request)
         return self._start(services, _multi(list(request.query_params.multi_items())))
 
     @post(operation_id="authorizeSubmit", status_code=200)
-    async def submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+    ) -> Response[Any]:
         """A sign-in step (a form with ``csrf_token``), or an authorization request by POST."""
-        services = services_of(request)
         form = await request.form()
         fields = _multi(list(form.multi_items()))
         if "csrf_token" not in fields:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 
 from domain.clients import AUTH_BASIC, AUTH_METHODS, AUTH_POST, GRANT_TYPES
 from domain.oauth import PKCE_S256
-from entrypoints.http.services import Services, services_of
+from entrypoints.http.services import Services, ServicesDependency
 
 #: Claims of our ID tokens. The userinfo endpoint may extend this list with its own claims.
 ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash")
@@ -65,10 +65,7 @@ class DiscoveryController(Controller):
         operation_id="openid_configuration",
         summary="OpenID Connect Discovery metadata",
     )
-    async def openid_configuration(
-        self, request: Request[Any, Any, Any]
-    ) -> Response[dict[str, Any]]:
-        services = services_of(request)
+    async def openid_configuration(self, services: ServicesDependency) -> Response[dict[str, Any]]:
         return Response(discovery_document(services), headers=_CACHE)
 
     @get(
@@ -77,12 +74,11 @@ class DiscoveryController(Controller):
         summary="OAuth 2.0 Authorization Server Metadata (RFC 8414)",
     )
     async def oauth_authorization_server(
-        self, request: Request[Any, Any, Any]
+        self,
+        services: ServicesDependency,
     ) -> Response[dict[str, Any]]:
-        services = services_of(request)
         return Response(discovery_document(services), headers=_CACHE)
 
     @get("/jwks.json", operation_id="jwks", summary="Public ID-token signing keys (JWK Set)")
-    async def jwks(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        services = services_of(request)
+    async def jwks(self, services: ServicesDependency) -> Response[dict[str, Any]]:
         return Response(services.signer.jwks(), headers=_CACHE)

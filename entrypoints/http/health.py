@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from entrypoints.http.services import services_of
+from entrypoints.http.services import ServicesDependency
 
 
 class HealthController(Controller):
@@ -19,8 +19,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="readiness", summary="Readiness: the store answers")
-    async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        services = services_of(request)
+    async def ready(self, services: ServicesDependency) -> Response[dict[str, Any]]:
         components = await services.store.health()
         ready = all(components.values())
         body = {

@@ -27,7 +27,7 @@ from domain.mfa import (
     confirm_totp,
     register_totp,
 )
-from entrypoints.http.services import Services, services_of
+from entrypoints.http.services import Services, ServicesDependency
 from entrypoints.http.userinfo import bearer_error, bearer_token
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -140,10 +140,9 @@ class MfaController(Controller):
                                        generate_examples=False),
                      409: _ERROR})
     async def register(self,
-        request: Request[Any, Any, Any]
+        request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
         """A new seed and its sealed ``enrollment``; the stored factor is not changed."""
-        services = services_of(request)
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
@@ -166,10 +165,9 @@ class MfaController(Controller):
                                        generate_examples=False),
                      400: _ERROR, 409: _ERROR, 429: _ERROR})
     async def verify(self,
-        request: Request[Any, Any, Any]
+        request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
         """Confirm a registration with ``enrollment`` and ``code`` (JSON or form)."""
-        services = services_of(request)
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record

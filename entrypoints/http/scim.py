@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from domain import identities
 from domain.bearer import has_scope, resolve_bearer
@@ -41,7 +41,7 @@ from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutabi
 from domain.scim.resources import etag, group_to_json, user_to_json
 from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
 from entrypoints.http.bearer import bearer_from_header
-from entrypoints.http.services import Services, services_of
+from entrypoints.http.services import Services, ServicesDependency
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 MAX_BODY_BYTES = 1024 * 1024
@@ -143,7 +143,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """Guard: a live bearer token with the scope the handler's ``opt["scim_scope"]`` names."""
-    services = services_of(connection)
+    services = cast(Services, connection.app.state.services)
     # Litestar's automatic OPTIONS handlers carry no opt: they need a reader's token.
     needed = cast(str, handler.opt.get("scim_scope", READ))
     token = bearer_from_header(cast(Request[Any, Any, Any], connection))
@@ -298,11 +298,13 @@ def _not_modified(request: Request[Any, Any, Any], version: int) -> Response[byt
     return None
 
 
-_FILTER = Parameter(query="filter", default=None, description="RFC 7644 filter expression")
-_START = Parameter(query="startIndex", default=None, description="1-based first result")
-_COUNT = Parameter(query="count", default=None, description="page size, at most 200")
-_ATTRIBUTES = Parameter(query="attributes", default=None)
-_EXCLUDED = Parameter(query="excludedAttributes", default=None)
+_Filter = Annotated[str | None, QueryParameter(name="filter",
+                                                description="RFC 7644 filter expression")]
+_Start = Annotated[int | None, QueryParameter(name="startIndex",
+                                              description="1-based first result")]
+_Count = Annotated[int | None, QueryParameter(name="count", description="page size, at most 200")]
+_Attributes = Annotated[str | None, QueryParameter(name="attributes")]
+_Excluded = Annotated[str | None, QueryParameter(name="excludedAttributes")]
 
 
 class UsersController(Controller):
@@ -313,20 +315,18 @@ class UsersController(Controller):
     guards = [_authorize]
 
     @post("/", operation_id="scimCreateUser", opt={"scim_scope": WRITE}, status_code=201)
-    async def create(self, request: Request[Any, Any, Any],
-                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+    async def create(self, request: Request[Any, Any, Any], services: ServicesDependency,
+                     attributes: _Attributes = None, excluded: _Excluded = None
                      ) -> Response[bytes]:
-        services = services_of(request)
         user = await identities.create_user(services.store, services.clock,
                                             services.password_hasher, await _body(request))
         return _user_response(services, user, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
-    async def index(self, request: Request[Any, Any, Any], filter_text: str | None = _FILTER,
-                   start_index: int | None = _START, count: int | None = _COUNT,
-                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+    async def index(self, services: ServicesDependency, filter_text: _Filter = None,
+                   start_index: _Start = None, count: _Count = None,
+                   attributes: _Attributes = None, excluded: _Excluded = None
                    ) -> Response[bytes]:
-        services = services_of(request)
         page = await identities.list_users(services.store, filter_text, start_index, count)
         base = _base_url(services)
         wanted, unwanted = _split(attributes), _split(excluded)
@@ -334,19 +334,27 @@ class UsersController(Controller):
                                      for u in page.items])
 
     @get("/{user_id:str}", operation_id="scimGetUser", opt={"scim_scope": READ})
-    async def read(self, request: Request[Any, Any, Any], user_id: str,
-                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                   ) -> Response[bytes]:
-        services = services_of(request)
+    async def read(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        user_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         user = await identities.get_user(services.store, user_id)
         return _not_modified(request, user.version) or _user_response(
             services, user, 200, attributes, excluded)
 
     @put("/{user_id:str}", operation_id="scimReplaceUser", opt={"scim_scope": WRITE})
-    async def replace(self, request: Request[Any, Any, Any], user_id: str,
-                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                      ) -> Response[bytes]:
-        services = services_of(request)
+    async def replace(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        user_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
@@ -356,10 +364,14 @@ class UsersController(Controller):
         return _user_response(services, user, 200, attributes, excluded)
 
     @patch("/{user_id:str}", operation_id="scimPatchUser", opt={"scim_scope": WRITE})
-    async def patch(self, request: Request[Any, Any, Any], user_id: str,
-                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                    ) -> Response[bytes]:
-        services = services_of(request)
+    async def patch(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        user_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
@@ -370,9 +382,12 @@ class UsersController(Controller):
 
     @delete("/{user_id:str}", operation_id="scimDeleteUser", opt={"scim_scope": WRITE},
             status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], user_id: str
-                     ) -> None:
-        services = services_of(request)
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        user_id: str,
+    ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
         await identities.delete_user(services.store, services.clock, services.events, user_id,
@@ -387,20 +402,18 @@ class GroupsController(Controller):
     guards = [_authorize]
 
     @post("/", operation_id="scimCreateGroup", opt={"scim_scope": WRITE}, status_code=201)
-    async def create(self, request: Request[Any, Any, Any],
-                     attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+    async def create(self, request: Request[Any, Any, Any], services: ServicesDependency,
+                     attributes: _Attributes = None, excluded: _Excluded = None
                      ) -> Response[bytes]:
-        services = services_of(request)
         group = await identities.create_group(services.store, services.clock,
                                               await _body(request))
         return _group_response(services, group, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListGroups", opt={"scim_scope": READ})
-    async def index(self, request: Request[Any, Any, Any], filter_text: str | None = _FILTER,
-                   start_index: int | None = _START, count: int | None = _COUNT,
-                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
+    async def index(self, services: ServicesDependency, filter_text: _Filter = None,
+                   start_index: _Start = None, count: _Count = None,
+                   attributes: _Attributes = None, excluded: _Excluded = None
                    ) -> Response[bytes]:
-        services = services_of(request)
         page = await identities.list_groups(services.store, filter_text, start_index, count)
         base = _base_url(services)
         wanted, unwanted = _split(attributes), _split(excluded)
@@ -408,19 +421,27 @@ class GroupsController(Controller):
                                      for g in page.items])
 
     @get("/{group_id:str}", operation_id="scimGetGroup", opt={"scim_scope": READ})
-    async def read(self, request: Request[Any, Any, Any], group_id: str,
-                   attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                   ) -> Response[bytes]:
-        services = services_of(request)
+    async def read(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        group_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         group = await identities.get_group(services.store, group_id)
         return _not_modified(request, group.version) or _group_response(
             services, group, 200, attributes, excluded)
 
     @put("/{group_id:str}", operation_id="scimReplaceGroup", opt={"scim_scope": WRITE})
-    async def replace(self, request: Request[Any, Any, Any], group_id: str,
-                      attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                      ) -> Response[bytes]:
-        services = services_of(request)
+    async def replace(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        group_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
@@ -429,10 +450,14 @@ class GroupsController(Controller):
         return _group_response(services, group, 200, attributes, excluded)
 
     @patch("/{group_id:str}", operation_id="scimPatchGroup", opt={"scim_scope": WRITE})
-    async def patch(self, request: Request[Any, Any, Any], group_id: str,
-                    attributes: str | None = _ATTRIBUTES, excluded: str | None = _EXCLUDED
-                    ) -> Response[bytes]:
-        services = services_of(request)
+    async def patch(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        group_id: str,
+        attributes: _Attributes = None,
+        excluded: _Excluded = None,
+    ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
@@ -442,9 +467,12 @@ class GroupsController(Controller):
 
     @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
             status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], group_id: str
-                     ) -> None:
-        services = services_of(request)
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
+        group_id: str,
+    ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
         await identities.delete_group(services.store, group_id, expected_version=expected)
@@ -484,35 +512,30 @@ class ScimDiscoveryController(Controller):
     tags = ["scim"]
 
     @get("/ServiceProviderConfig", operation_id="scimServiceProviderConfig")
-    async def config(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        services = services_of(request)
+    async def config(self, services: ServicesDependency) -> Response[bytes]:
         return scim_response(service_provider_config(_base_url(services)))
 
     @get("/ResourceTypes", operation_id="scimResourceTypes")
-    async def resource_types(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        services = services_of(request)
+    async def resource_types(self, services: ServicesDependency) -> Response[bytes]:
         base = _base_url(services)
         items = [resource.resource_type_json(base) for resource in RESOURCES]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/ResourceTypes/{name:str}", operation_id="scimResourceType")
-    async def resource_type(self, request: Request[Any, Any, Any], name: str) -> Response[bytes]:
-        services = services_of(request)
+    async def resource_type(self, services: ServicesDependency, name: str) -> Response[bytes]:
         for resource in RESOURCES:
             if resource.name == name:
                 return scim_response(resource.resource_type_json(_base_url(services)))
         raise ScimError(404, f"no resource type {name}")
 
     @get("/Schemas", operation_id="scimSchemas")
-    async def schemas(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        services = services_of(request)
+    async def schemas(self, services: ServicesDependency) -> Response[bytes]:
         base = _base_url(services)
         items = [resource.schema_json(base) for resource in RESOURCES]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
-    async def schema(self, request: Request[Any, Any, Any], schema_id: str) -> Response[bytes]:
-        services = services_of(request)
+    async def schema(self, services: ServicesDependency, schema_id: str) -> Response[bytes]:
         for resource in RESOURCES:
             if resource.schema == schema_id:
                 return scim_response(resource.schema_json(_base_url(services)))

@@ -16,7 +16,7 @@ from domain.bearer import has_scope, resolve_bearer
 from domain.entities import User
 from domain.errors import NotFound
 from entrypoints.http.bearer import bearer_from_header
-from entrypoints.http.services import Services, services_of
+from entrypoints.http.services import Services, ServicesDependency
 
 REALM = 'realm="auth-service"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -84,18 +84,16 @@ class UserinfoController(Controller):
 
     @get(operation_id="userinfo")
     async def userinfo_get(self,
-        request: Request[Any, Any, Any]
+        request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
         """Claims of the bearer token's user, by the token's scope."""
-        services = services_of(request)
         return await _userinfo(request, services)
 
     @post(operation_id="userinfoPost", status_code=200)
     async def userinfo_post(self,
-        request: Request[Any, Any, Any]
+        request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
         """As GET; the token may also come as ``access_token`` in a form body."""
-        services = services_of(request)
         return await _userinfo(request, services)
 
 

@@ -24,6 +24,7 @@ from entrypoints.app import create_app
 from entrypoints.container import build_container
 from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
+from tests.doubles import FakeClock
 from tests.e2e.conftest import StoreBackend
 
 ISSUER = "http://auth.test"
@@ -58,14 +59,6 @@ public = true
 redirect_uris = ["{REDIRECT}"]
 scopes = {SCOPES}
 """
-
-
-class FakeClock:
-    def __init__(self, now: int = 1_700_000_000) -> None:
-        self.value = now
-
-    def now(self) -> int:
-        return self.value
 
 
 def basic(client_id: str = "basic", secret: str = SECRET) -> dict[str, str]:
