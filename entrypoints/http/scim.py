@@ -23,7 +23,7 @@ from litestar import Controller, Request, Response, Router, delete, get, patch, 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from domain import identities
 from domain.bearer import has_scope, resolve_bearer
@@ -338,7 +338,7 @@ class UsersController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        user_id: str,
+        user_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -351,7 +351,7 @@ class UsersController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        user_id: str,
+        user_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -368,7 +368,7 @@ class UsersController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        user_id: str,
+        user_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -386,7 +386,7 @@ class UsersController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        user_id: str,
+        user_id: FromPath[str],
     ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
@@ -425,7 +425,7 @@ class GroupsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        group_id: str,
+        group_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -438,7 +438,7 @@ class GroupsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        group_id: str,
+        group_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -454,7 +454,7 @@ class GroupsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        group_id: str,
+        group_id: FromPath[str],
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
@@ -471,7 +471,7 @@ class GroupsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: ServicesDependency,
-        group_id: str,
+        group_id: FromPath[str],
     ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
@@ -522,7 +522,9 @@ class ScimDiscoveryController(Controller):
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/ResourceTypes/{name:str}", operation_id="scimResourceType")
-    async def resource_type(self, services: ServicesDependency, name: str) -> Response[bytes]:
+    async def resource_type(
+        self, services: ServicesDependency, name: FromPath[str]
+    ) -> Response[bytes]:
         for resource in RESOURCES:
             if resource.name == name:
                 return scim_response(resource.resource_type_json(_base_url(services)))
@@ -535,7 +537,9 @@ class ScimDiscoveryController(Controller):
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
-    async def schema(self, services: ServicesDependency, schema_id: str) -> Response[bytes]:
+    async def schema(
+        self, services: ServicesDependency, schema_id: FromPath[str]
+    ) -> Response[bytes]:
         for resource in RESOURCES:
             if resource.schema == schema_id:
                 return scim_response(resource.schema_json(_base_url(services)))

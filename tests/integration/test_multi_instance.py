@@ -97,8 +97,15 @@ def test_killing_one_instance_under_load_loses_no_token(
     killed = threading.Event()
     stop = threading.Event()
     lock = threading.Lock()
+    failures: list[BaseException] = []
 
     def load(target: ServedProcess) -> None:
+        try:
+            load_until_stopped(target)
+        except BaseException as exc:  # surfaced by the assertions below, not lost in a thread
+            failures.append(exc)
+
+    def load_until_stopped(target: ServedProcess) -> None:
         with httpx.Client(timeout=10) as client:
             while not stop.is_set():
                 try:
@@ -119,13 +126,14 @@ def test_killing_one_instance_under_load_loses_no_token(
     for worker in workers:
         worker.start()
     time.sleep(1.5)
+    killed.set()  # before the kill: from here on, the first instance may not answer
     first.kill()  # SIGKILL: no shutdown, no flush
-    killed.set()
     time.sleep(1.5)
     stop.set()
     for worker in workers:
         worker.join(timeout=30)
 
+    assert failures == []
     assert first.process.returncode == -9
     assert survivor_statuses and all(status < 500 for status in survivor_statuses)
     assert len(issued) > 20
