@@ -168,27 +168,38 @@ _value_path = st.builds(
     _email_inner, st.sampled_from(["and", "or"]), _email_inner,
 )
 _leaf = st.one_of(_string_compare, _bool_compare, _date_compare, _present, _null, _value_path)
-_user_filter = st.recursive(
-    _leaf,
-    lambda inner: st.one_of(
-        st.builds(lambda x: f"not ({x})", inner),
-        st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
-        st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
-    ),
-    max_leaves=4,
-)
+
+
+def _combined(leaf: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Filters of up to four leaves joined with ``not``, ``and`` and ``or``."""
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.builds(lambda x: f"not ({x})", inner),
+            st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
+            st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
+        ),
+        max_leaves=4,
+    )
+
+
+def _assert_agree(stores: Stores, text: str, table: str) -> None:
+    try:
+        parse_filter(text)
+    except InvalidValue:
+        return  # rejected by the parser before any store sees it
+    memory_ids, sql_ids = _ids(stores, text, table)
+    assert memory_ids == sql_ids, text
+
+
+_user_filter = _combined(_leaf)
 
 
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_user_filter)
 def test_generated_user_filters_agree(stores: Stores, text: str) -> None:
-    try:
-        parse_filter(text)
-    except InvalidValue:
-        return  # rejected by the parser before any store sees it
-    memory_ids, sql_ids = _ids(stores, text, "users")
-    assert memory_ids == sql_ids, text
+    _assert_agree(stores, text, "users")
 
 
 _GROUP_STRING_ATTRS = ["displayName", "externalId", "id", "members", "members.value",
@@ -210,24 +221,11 @@ _group_leaf = st.one_of(
         st.sampled_from(_WORDS),
     ),
 )
-_group_filter = st.recursive(
-    _group_leaf,
-    lambda inner: st.one_of(
-        st.builds(lambda x: f"not ({x})", inner),
-        st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
-        st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
-    ),
-    max_leaves=4,
-)
+_group_filter = _combined(_group_leaf)
 
 
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_group_filter)
 def test_generated_group_filters_agree(stores: Stores, text: str) -> None:
-    try:
-        parse_filter(text)
-    except InvalidValue:
-        return  # rejected by the parser before any store sees it
-    memory_ids, sql_ids = _ids(stores, text, "groups")
-    assert memory_ids == sql_ids, text
+    _assert_agree(stores, text, "groups")
