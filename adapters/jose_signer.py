@@ -84,11 +84,18 @@ class JoseSigner:
         by one (the sign-in transaction) opens on another; distinct labels give independent
         secrets, and nothing about the private key can be learnt from one.
         """
-        private_key = self._signing.private_key
-        assert private_key is not None  # only private keys are accepted by __init__
-        private_numbers = private_key.private_numbers()
-        material = private_numbers.d.to_bytes((private_numbers.d.bit_length() + 7) // 8, "big")
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"auth-service", info=label.encode()
-        )
-        return hkdf.derive(material)
+        return _derive(self._signing, label)
+
+    def derive_secrets(self, label: str) -> tuple[bytes, ...]:
+        """:meth:`derive_secret` for every loaded key, the signing key's first: what a
+        keyring that rotates along with the signing keys needs."""
+        return tuple(_derive(key, label) for key in self._keys)
+
+
+def _derive(key: RSAKey, label: str) -> bytes:
+    private_key = key.private_key
+    assert private_key is not None  # only private keys are accepted by JoseSigner
+    private_numbers = private_key.private_numbers()
+    material = private_numbers.d.to_bytes((private_numbers.d.bit_length() + 7) // 8, "big")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"auth-service", info=label.encode())
+    return hkdf.derive(material)

@@ -84,8 +84,9 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     """Secrets that let a user sign in. Never returned by any API.
 
-    ``password_hash`` is an argon2id PHC string. ``totp_secret`` is the base32 TOTP seed;
-    the factor counts only once ``totp_confirmed`` is true.
+    ``password_hash`` is an argon2id PHC string. ``totp_secret`` is the TOTP seed sealed by
+    ``ports.sealing.SecretSealer`` (opaque to the store; a clear base32 seed when stored by
+    an earlier version); the factor counts only once ``totp_confirmed`` is true.
     """
 
     user_id: str

@@ -1,10 +1,21 @@
-"""TOTP as a second factor: enrolment, confirmation, and checking a code at sign-in.
+"""TOTP as a second factor: enrolment, confirmation, the stored seed, and resets.
+
+Who may enrol: a token of the user with the ``mfa`` scope whose sign-in is recent
+(``auth_time`` at most ``recent_auth_seconds`` ago), for registering and for confirming.
+Replacing a confirmed factor also needs ``current_code``, a code of that factor: a stolen
+token, or a stolen password, is then not enough to swap the second factor for the
+attacker's. A user who lost the factor is reset by an administrator (``reset_mfa``).
 
 A pending enrolment never touches the stored factor. ``register_totp`` returns the new seed
-sealed (with the user id and an expiry) as an opaque ``enrollment`` value the client hands
-back to ``confirm_totp``; only a valid code for that seed stores it, confirmed, replacing
-any previous factor. So an abandoned re-enrolment (or a stolen token calling register)
-leaves the confirmed factor in force.
+sealed (with the user id, an expiry and a fingerprint of the factor it replaces) as an
+opaque ``enrollment`` value the client hands back to ``confirm_totp``; only a valid code for
+that seed stores it, confirmed, and only while the factor it replaces is still the stored
+one. So an abandoned re-enrolment leaves the confirmed factor in force.
+
+Seeds are sealed at rest with a ``SecretSealer`` (key outside the store, the user id as
+associated data), here in the use cases, so every store keeps an opaque string. A seed
+stored in clear by an earlier version, or sealed with an older key, is accepted and sealed
+again (current key) on its next successful use.
 
 Every accepted code is claimed in the store (``totp:<user>:<step>``) until it would stop
 being valid, so the same code cannot be used twice, on this instance or any other sharing
@@ -13,14 +24,18 @@ the store.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Literal, Protocol
 
 import msgspec
 
-from domain.errors import DomainError
+from domain.entities import AccessToken, Credentials, User
+from domain.errors import DomainError, NotFound
+from ports.events import Events
 from ports.otp import Totp
-from ports.sealing import Sealer
-from ports.store import CredentialStore, EphemeralStore, UserStore
+from ports.sealing import Sealer, SecretSealer, UnreadableSecret
+from ports.store import CredentialStore, EphemeralStore, TokenStore, UserStore
 
 #: How many steps after its own a code stays valid (the port accepts one step either side).
 _STEPS_VALID_AFTER = 2
@@ -29,6 +44,10 @@ ENROLMENT_SECONDS = 600
 #: Wrong codes allowed at confirmation per user and window, as at sign-in.
 VERIFY_LIMIT = 5
 VERIFY_WINDOW_SECONDS = 900
+#: The user scope a token needs to enrol, confirm or replace a TOTP factor.
+MFA_SCOPE = "mfa"
+#: How recent the sign-in behind such a token must be, by default (MFA_RECENT_AUTH_SECONDS).
+RECENT_AUTH_SECONDS = 600
 
 
 class TotpEnrolment(msgspec.Struct, frozen=True):
@@ -48,6 +67,8 @@ class _PendingFactor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     user_id: str
     secret: str
     exp: int
+    #: Fingerprint of the confirmed factor this enrolment replaces (proved by a code of it).
+    replaces: str | None = None
 
 
 _encode_pending = msgspec.json.Encoder().encode
@@ -55,7 +76,28 @@ _decode_pending = msgspec.json.Decoder(_PendingFactor).decode
 
 
 class FactorAlreadyActive(DomainError):
-    """A confirmed factor exists; replacing it needs a sign-in that proved it."""
+    """A confirmed factor exists; replacing it needs ``current_code``, a code of it."""
+
+
+class FactorUnreadable(FactorAlreadyActive):
+    """The stored factor cannot be opened (its sealing key is not configured): it cannot be
+    checked, so it cannot be replaced by the user; an administrator resets it."""
+
+
+class InvalidCurrentCode(DomainError):
+    """``current_code`` is not a valid, unused code of the confirmed factor."""
+
+
+class NotAllowed(DomainError):
+    """The token may not manage TOTP factors: no user, or no ``mfa`` scope."""
+
+
+class SignInTooOld(DomainError):
+    """The token's sign-in is older than ``max_age`` seconds: sign in again."""
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(f"the sign-in is older than {max_age} seconds; sign in again")
+        self.max_age = max_age
 
 
 class InvalidEnrollment(DomainError):
@@ -89,37 +131,160 @@ class _MfaStore(UserStore, CredentialStore, EphemeralStore, Protocol):
     """What the MFA use cases need from the store."""
 
 
-async def _refuse_replacement(store: _MfaStore, user_id: str, mfa_verified: bool) -> None:
-    credentials = await store.get_credentials(user_id)
-    if credentials.totp_confirmed and not mfa_verified:
-        raise FactorAlreadyActive(
-            "a confirmed TOTP factor exists; sign in with it before replacing it"
-        )
+class StoredFactor(msgspec.Struct, frozen=True):
+    """A confirmed factor as read from the store: the opened ``secret``, the ``stored``
+    value, and whether that value must be sealed again (clear, or an older key)."""
+
+    secret: str
+    stored: str
+    reseal: bool
+
+
+def _associated_data(user_id: str) -> str:
+    return f"totp:{user_id}"
+
+
+def seal_factor(seeds: SecretSealer, user_id: str, secret: str) -> str:
+    """The value to store for ``secret`` as the TOTP seed of ``user_id``."""
+    return seeds.seal(secret, _associated_data(user_id))
+
+
+def _fingerprint(secret: str) -> str:
+    # Names a seed inside a sealed enrolment; a hash of 160 random bits reveals nothing.
+    return hashlib.sha256(b"auth-service totp factor\x00" + secret.encode()).hexdigest()
+
+
+def open_factor(seeds: SecretSealer, credentials: Credentials) -> StoredFactor | None:
+    """The user's confirmed factor, opened; None when there is none.
+
+    A value in clear (stored before seeds were sealed) is accepted, marked for resealing.
+    Raises ``UnreadableSecret`` for a sealed value that does not open (altered, moved from
+    another user, or sealed with a key that is not configured).
+    """
+    stored = credentials.totp_secret
+    if not credentials.totp_confirmed or stored is None:
+        return None
+    if not seeds.is_sealed(stored):
+        return StoredFactor(secret=stored, stored=stored, reseal=True)
+    opened = seeds.open(stored, _associated_data(credentials.user_id))
+    return StoredFactor(secret=opened.plaintext, stored=stored, reseal=opened.stale)
+
+
+def read_factor(
+    seeds: SecretSealer, events: Events, credentials: Credentials
+) -> StoredFactor | None:
+    """:func:`open_factor` for the sign-in: a factor that does not open counts as no valid
+    code (fail closed) and is reported as ``totp_seed_unreadable``."""
+    try:
+        return open_factor(seeds, credentials)
+    except UnreadableSecret as exc:
+        events.emit("totp_seed_unreadable", user_id=credentials.user_id, detail=str(exc))
+        return None
+
+
+async def reseal_factor(
+    store: CredentialStore, seeds: SecretSealer, user_id: str, factor: StoredFactor | None
+) -> None:
+    """After a successful use: seal a clear or stale seed again with the current key.
+
+    Written only if the stored value is still the one that was read, so a factor replaced
+    or reset meanwhile is not brought back (a narrow race remains between that read and the
+    write; the store offers no compare-and-set on credentials).
+    """
+    if factor is None or not factor.reseal:
+        return
+    current = await store.get_credentials(user_id)
+    if current.totp_confirmed and current.totp_secret == factor.stored:
+        await store.set_totp(user_id, seal_factor(seeds, user_id, factor.secret), confirmed=True)
+
+
+def authorize_factor_change(caller: AccessToken, *, now: int, recent_auth_seconds: int) -> str:
+    """The user id of a token allowed to enrol or replace its user's TOTP factor.
+
+    Raises ``NotAllowed`` for a token without a user or without the ``mfa`` scope, and
+    ``SignInTooOld`` when its sign-in (``auth_time``, kept across refreshes) is older than
+    ``recent_auth_seconds``: a token that leaked, or a long-lived refreshed session, is not
+    enough to change the second factor.
+    """
+    if caller.sub is None:
+        raise NotAllowed("the token has no user")
+    if MFA_SCOPE not in caller.scope.split():
+        raise NotAllowed(f"the token needs the {MFA_SCOPE!r} scope")
+    if caller.auth_time is None or now - caller.auth_time > recent_auth_seconds:
+        raise SignInTooOld(recent_auth_seconds)
+    return caller.sub
+
+
+async def _counted(store: EphemeralStore, user_id: str, now: int) -> str:
+    """Count a code attempt (before checking it, so parallel guesses cannot all slip under
+    the limit; the pattern of the sign-in throttle) and return the counter's key."""
+    key = f"mfa:verify:{user_id}"
+    window = VERIFY_WINDOW_SECONDS
+    if await store.hit(key, window, now) > VERIFY_LIMIT:
+        await store.hit(key, window, now, -1)
+        raise TooManyCodes(retry_after=(now // window + 1) * window - now)
+    return key
+
+
+async def _check_code(
+    store: EphemeralStore, totp: Totp, user_id: str, secret: str, code: str, now: int
+) -> bool:
+    """``use_totp_code`` under the per-user attempt limit; a success gives its count back."""
+    key = await _counted(store, user_id, now)
+    if not await use_totp_code(store, totp, user_id, secret, code, now):
+        return False
+    await store.hit(key, VERIFY_WINDOW_SECONDS, now, -1)
+    return True
+
+
+def _current_factor(seeds: SecretSealer, credentials: Credentials) -> StoredFactor | None:
+    try:
+        return open_factor(seeds, credentials)
+    except UnreadableSecret as exc:
+        raise FactorUnreadable(
+            "the current TOTP factor cannot be checked; an administrator must reset it"
+        ) from exc
 
 
 async def register_totp(
     store: _MfaStore,
     totp: Totp,
     sealer: Sealer,
+    seeds: SecretSealer,
     *,
-    user_id: str,
+    caller: AccessToken,
     issuer: str,
-    mfa_verified: bool,
+    current_code: str | None,
+    recent_auth_seconds: int,
     now: int,
 ) -> TotpEnrolment:
-    """A new seed for the user, sealed in ``enrollment``; the store is not changed.
+    """A new seed for the caller's user, sealed in ``enrollment``; no factor is changed.
 
-    ``mfa_verified`` is that of the caller's token. A user whose factor is already confirmed
-    can replace it only from an MFA-verified sign-in: otherwise a stolen password (or a token
-    from one) would be enough to swap the second factor for the attacker's. Raises
-    ``FactorAlreadyActive`` in that case, and ``NotFound`` for an unknown user.
+    ``caller`` must pass :func:`authorize_factor_change`. When a confirmed factor exists,
+    ``current_code`` must be a valid, unused code of it: it is claimed (it cannot be used
+    again, to sign in either) and counts towards the attempt limit when wrong. Raises
+    ``NotAllowed``, ``SignInTooOld``, ``FactorAlreadyActive`` (no ``current_code``; or
+    ``FactorUnreadable``), ``InvalidCurrentCode``, ``TooManyCodes``, and ``NotFound`` for an
+    unknown user.
     """
+    user_id = authorize_factor_change(caller, now=now, recent_auth_seconds=recent_auth_seconds)
     user = await store.get_user(user_id)
-    await _refuse_replacement(store, user_id, mfa_verified)
+    current = _current_factor(seeds, await store.get_credentials(user_id))
+    replaces: str | None = None
+    if current is not None:
+        if current_code is None:
+            raise FactorAlreadyActive(
+                "a confirmed TOTP factor exists; send current_code, a code from it, to "
+                "replace it"
+            )
+        if not await _check_code(store, totp, user_id, current.secret, current_code, now):
+            raise InvalidCurrentCode("current_code is incorrect or was already used")
+        await reseal_factor(store, seeds, user_id, current)
+        replaces = _fingerprint(current.secret)
     secret = totp.new_secret()
     expires_at = now + ENROLMENT_SECONDS
     pending = _PendingFactor(kind="totp-enrolment", user_id=user_id, secret=secret,
-                             exp=expires_at)
+                             exp=expires_at, replaces=replaces)
     return TotpEnrolment(
         secret=secret,
         otpauth_uri=totp.provisioning_uri(secret, user.user_name, issuer),
@@ -128,7 +293,7 @@ async def register_totp(
     )
 
 
-def _open_enrollment(sealer: Sealer, enrollment: str, user_id: str, now: int) -> str:
+def _open_enrollment(sealer: Sealer, enrollment: str, user_id: str, now: int) -> _PendingFactor:
     payload = sealer.unseal(enrollment)
     if payload is None:
         raise InvalidEnrollment("the enrollment is not valid; register again")
@@ -140,39 +305,71 @@ def _open_enrollment(sealer: Sealer, enrollment: str, user_id: str, now: int) ->
         raise InvalidEnrollment("the enrollment belongs to another user")
     if pending.exp <= now:
         raise InvalidEnrollment("the enrollment has expired; register again")
-    return pending.secret
+    return pending
 
 
 async def confirm_totp(
     store: _MfaStore,
     totp: Totp,
     sealer: Sealer,
+    seeds: SecretSealer,
     *,
-    user_id: str,
+    caller: AccessToken,
     enrollment: str,
     code: str,
-    mfa_verified: bool,
+    recent_auth_seconds: int,
     now: int,
 ) -> bool:
-    """Store the enrolment's seed as the user's confirmed factor when ``code`` is valid for
-    it (and unused); True on success, False for a wrong or replayed code.
+    """Store the enrolment's seed, sealed, as the user's confirmed factor when ``code`` is
+    valid for it (and unused); True on success, False for a wrong or replayed code.
 
-    Raises ``InvalidEnrollment`` for an altered, expired or another user's enrolment,
-    ``FactorAlreadyActive`` when a confirmed factor exists and the caller's token is not
-    MFA-verified (one may have been confirmed since the registration), ``TooManyCodes``
-    after too many wrong codes, and ``NotFound`` for an unknown user.
+    The enrolment must replace exactly the factor stored now: the one whose code was given
+    at registration, or none. Raises ``NotAllowed`` and ``SignInTooOld`` (as
+    :func:`register_totp`), ``InvalidEnrollment`` for an altered, expired or another user's
+    enrolment, or one whose replaced factor is gone, ``FactorAlreadyActive`` when another
+    factor was confirmed since the registration, ``TooManyCodes`` after too many wrong
+    codes, and ``NotFound`` for an unknown user.
     """
-    secret = _open_enrollment(sealer, enrollment, user_id, now)
-    await _refuse_replacement(store, user_id, mfa_verified)
-    # Counted before the check, so parallel guesses cannot all slip under the limit; a
-    # success gives its count back (the pattern of the sign-in throttle).
-    key = f"mfa:verify:{user_id}"
-    window = VERIFY_WINDOW_SECONDS
-    if await store.hit(key, window, now) > VERIFY_LIMIT:
-        await store.hit(key, window, now, -1)
-        raise TooManyCodes(retry_after=(now // window + 1) * window - now)
-    if not await use_totp_code(store, totp, user_id, secret, code, now):
+    user_id = authorize_factor_change(caller, now=now, recent_auth_seconds=recent_auth_seconds)
+    pending = _open_enrollment(sealer, enrollment, user_id, now)
+    current = _current_factor(seeds, await store.get_credentials(user_id))
+    if current is None and pending.replaces is not None:
+        raise InvalidEnrollment("the factor this enrollment replaces is gone; register again")
+    if current is not None and (
+        pending.replaces is None
+        or not hmac.compare_digest(pending.replaces, _fingerprint(current.secret))
+    ):
+        raise FactorAlreadyActive(
+            "another TOTP factor was confirmed since this registration; register again "
+            "with current_code"
+        )
+    if not await _check_code(store, totp, user_id, pending.secret, code, now):
         return False
-    await store.hit(key, window, now, -1)
-    await store.set_totp(user_id, secret, confirmed=True)
+    await store.set_totp(user_id, seal_factor(seeds, user_id, pending.secret), confirmed=True)
     return True
+
+
+class MfaReset(msgspec.Struct, frozen=True):
+    """What ``reset_mfa`` did: the user, and how many token records it revoked."""
+
+    user: User
+    revoked: int
+
+
+class _ResetStore(UserStore, CredentialStore, TokenStore, Protocol):
+    """What ``reset_mfa`` needs from the store."""
+
+
+async def reset_mfa(store: _ResetStore, *, user_name: str, now: int) -> MfaReset:
+    """Administrative reset: remove the TOTP factor of the user named ``user_name``
+    (case-insensitively) and end its sign-ins: every access and refresh token of the user is
+    revoked, so whoever held one must sign in again (with the password alone, then enrol).
+
+    Raises ``NotFound`` for no such user.
+    """
+    user = await store.find_user_by_name(user_name)
+    if user is None:
+        raise NotFound(f"no user named {user_name!r}")
+    await store.set_totp(user.id, None, confirmed=False)
+    revoked = await store.revoke_subject(user.id, now)
+    return MfaReset(user=user, revoked=revoked)

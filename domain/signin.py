@@ -17,9 +17,10 @@ import msgspec
 
 from domain.entities import Credentials, User
 from domain.errors import InvalidValue, NotFound
-from domain.mfa import use_totp_code
+from domain.mfa import read_factor, reseal_factor, use_totp_code
 from ports.events import Events
 from ports.otp import Totp
+from ports.sealing import SecretSealer
 from ports.security import PasswordHasher
 from ports.store import CredentialStore, EphemeralStore, UserStore
 
@@ -163,6 +164,7 @@ async def check_totp(
     totp: Totp,
     events: Events,
     *,
+    seeds: SecretSealer,
     user_id: str,
     code: str,
     client_ip: str,
@@ -173,24 +175,26 @@ async def check_totp(
 
     Wrong codes count as failed sign-ins (six digits are guessable without a limit). A code
     is accepted once: a replay is rejected like a wrong code. A user deactivated between the
-    steps is rejected. Raises ``StoreUnavailable`` when the store cannot answer.
+    steps is rejected. The seed is opened with ``seeds`` (one that does not open fails
+    closed, as a wrong code) and sealed again after a success when it was stored in clear or
+    under an older key. Raises ``StoreUnavailable`` when the store cannot answer.
     """
     user = await store.get_user(user_id)
     throttled = await _reserve(store, events, policy, user.user_name, client_ip, now)
     if throttled is not None:
         return throttled
     credentials = await store.get_credentials(user_id)
-    secret = credentials.totp_secret
+    factor = read_factor(seeds, events, credentials)
     valid = (
         user.active
-        and credentials.totp_confirmed
-        and secret is not None
-        and await use_totp_code(store, totp, user_id, secret, code, now)
+        and factor is not None
+        and await use_totp_code(store, totp, user_id, factor.secret, code, now)
     )
     if not valid:
         events.emit("signin_failed", reason="bad_totp", user_id=user_id, client_ip=client_ip)
         return Rejected()
     await _give_back(store, policy, user.user_name, client_ip, now)
+    await reseal_factor(store, seeds, user_id, factor)
     events.emit("signin_succeeded", user_id=user_id, amr="pwd otp")
     return TotpAccepted(user_id=user_id)
 

@@ -68,6 +68,7 @@ def build_services(container: Container) -> Services:
         clients=container.clients(),
         totp=container.totp(),
         signin_sealer=container.signin_sealer(),
+        secret_sealer=container.secret_sealer(),
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
                          events=events, signer=signer, policy=policy),
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from domain.errors import StoreUnavailable
 from entrypoints.clients import load_clients
 from entrypoints.container import build_container, open_backend
+from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.user_cli import add_user_commands
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge.set_defaults(handler=_purge)
 
     add_user_commands(commands)
+    add_key_commands(commands)
 
     args = parser.parse_args(argv)
     try:

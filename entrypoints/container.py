@@ -21,7 +21,7 @@ from adapters.totp import PyotpTotp
 from entrypoints.clients import load_clients
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
-from entrypoints.signing import load_signer, load_signin_sealer
+from entrypoints.signing import load_secret_sealer, load_signer, load_signin_sealer
 from entrypoints.telemetry import TelemetryEvents
 from ports.clock import SystemClock
 from ports.security import SecretsTokenGenerator
@@ -82,6 +82,7 @@ class Container(containers.DeclarativeContainer):
     clients = providers.Singleton(load_clients, settings)
     totp = providers.Singleton(PyotpTotp)
     signin_sealer = providers.Singleton(load_signin_sealer, signer)
+    secret_sealer = providers.Singleton(load_secret_sealer, settings, signer)
 
 
 def build_container(settings: Settings) -> Container:

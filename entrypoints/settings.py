@@ -20,7 +20,7 @@ StoreBackendName = Literal["hybrid", "sql"]
 #: container in ``entrypoints.container.BACKENDS`` (docs/writing-an-adapter.md).
 STORE_BACKENDS: tuple[str, ...] = ("hybrid", "sql")
 
-DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "read", "write")
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "read", "write", "mfa")
 MIN_CLIENT_SECRET_LENGTH = 32
 _DATABASE_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 
@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_scopes: tuple[str, ...] = DEFAULT_SCOPES
     clients_file: str | None = None
     signing_key_files: tuple[str, ...] = ()
+    #: Keys sealing TOTP seeds at rest, current first; empty: derived from the signing keys.
+    sealing_key_files: tuple[str, ...] = ()
     purge_interval_seconds: int = 300
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -58,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_token_per_minute: int = 0
     rate_limit_token_ip_per_minute: int = 0
     rate_limit_signin_per_minute: int = 60
+    #: How recent a sign-in must be for a token to enrol or replace a TOTP factor.
+    mfa_recent_auth_seconds: int = 600
 
     @property
     def issuer(self) -> str:
@@ -98,6 +102,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for path in key_files:
         if not os.path.isfile(path):
             raise ConfigError("SIGNING_KEY_FILE", f"no such file: {path}")
+    sealing_files = tuple(
+        p.strip() for p in (get("SEALING_KEY_FILE") or "").split(",") if p.strip()
+    )
+    for path in sealing_files:
+        if not os.path.isfile(path):
+            raise ConfigError("SEALING_KEY_FILE", f"no such file: {path}")
     log_format = (get("LOG_FORMAT") or "auto").lower()
     if log_format not in ("auto", "json", "console"):
         raise ConfigError("LOG_FORMAT", "must be auto, json or console")
@@ -118,12 +128,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_scopes=scopes,
         clients_file=clients_file,
         signing_key_files=key_files,
+        sealing_key_files=sealing_files,
         purge_interval_seconds=_positive_int(env, "PURGE_INTERVAL_SECONDS", 300),
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         log_format=cast(Literal["auto", "json", "console"], log_format),
         rate_limit_token_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_PER_MINUTE", 0),
         rate_limit_token_ip_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_IP_PER_MINUTE", 0),
         rate_limit_signin_per_minute=_non_negative_int(env, "RATE_LIMIT_SIGNIN_PER_MINUTE", 60),
+        mfa_recent_auth_seconds=_positive_int(env, "MFA_RECENT_AUTH_SECONDS", 600),
     )
 
 

@@ -1,4 +1,4 @@
-"""Choosing the ID-token signing keys from the settings."""
+"""Choosing the keys from the settings: ID-token signing, sign-in sealing, seeds at rest."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from adapters.jose_signer import JoseSigner
 from adapters.sealed_state import JoseSealer
+from adapters.secret_sealing import AesGcmSecretSealer
 from entrypoints.settings import ConfigError, Settings
 
 log = logging.getLogger("auth_service.signing")
@@ -36,3 +37,36 @@ def load_signin_sealer(signer: JoseSigner) -> JoseSealer:
     continues on another. After a rotation, sign-ins in progress (a few minutes) start over.
     """
     return JoseSealer(signer.derive_secret("auth-service signin transaction v1"))
+
+
+#: The HKDF label of the seed-sealing keys derived from signing keys (no SEALING_KEY_FILE).
+DERIVED_SEALING_LABEL = "auth-service secrets at rest v1"
+
+
+def load_secret_sealer(settings: Settings, signer: JoseSigner) -> AesGcmSecretSealer:
+    """The sealer of secrets at rest (TOTP seeds): keys from ``SEALING_KEY_FILE``
+    (comma-separated, current key first), or derived from the signing keys with a warning.
+
+    Derived keys follow the signing keys (one per key, in the same order), so a signing-key
+    rotation done as documented keeps seeds readable; but a lost or replaced signing key
+    then loses every seed, and without ``SIGNING_KEY_FILE`` seeds do not survive a restart.
+    """
+    if settings.sealing_key_files:
+        try:
+            return AesGcmSecretSealer.from_key_files(settings.sealing_key_files)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                "SEALING_KEY_FILE",
+                "every file must hold one base64-encoded 32-byte key "
+                "(auth-service keys generate-sealing-key PATH)",
+            ) from exc
+    consequence = (
+        "they are lost with the signing key" if settings.signing_key_files
+        else "seeds stored now will not open after a restart or on another instance"
+    )
+    log.warning(
+        "SEALING_KEY_FILE is not set: TOTP seeds are sealed with a key derived from the "
+        "signing key; %s. Set SEALING_KEY_FILE (auth-service keys generate-sealing-key PATH)",
+        consequence,
+    )
+    return AesGcmSecretSealer(signer.derive_secrets(DERIVED_SEALING_LABEL))

@@ -22,6 +22,7 @@ WARNING_EVENTS = frozenset({
     "authorization_code_replayed",
     "signin_failed",
     "signin_locked",
+    "totp_seed_unreadable",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).

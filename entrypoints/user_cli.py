@@ -1,4 +1,5 @@
 """``auth-service user set-password USERNAME``: set a user's password from a terminal or stdin.
+``auth-service user reset-mfa USERNAME``: remove a user's TOTP factor and end its sign-ins.
 
 Meaningful with ``STORE_BACKEND=sql`` only: with ``hybrid``, identities live in the serving
 process's memory, where a separate command cannot reach them; they are managed with SCIM
@@ -28,6 +29,12 @@ def add_user_commands(commands: Any) -> None:
     )
     set_password.add_argument("username", help="the user's userName (case-insensitive)")
     set_password.set_defaults(handler=run_set_password)
+    reset_mfa = actions.add_parser(
+        "reset-mfa",
+        help="remove a user's TOTP factor and revoke all of the user's tokens",
+    )
+    reset_mfa.add_argument("username", help="the user's userName (case-insensitive)")
+    reset_mfa.set_defaults(handler=run_reset_mfa)
 
 
 def read_password() -> str:
@@ -73,4 +80,35 @@ async def _set_password(settings: Settings, username: str, password: str) -> int
     finally:
         await store.close()
     print(f"password set for {user.user_name} ({user.id})")
+    return 0
+
+
+def run_reset_mfa(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove the TOTP factor of ``args.username`` and revoke the user's tokens."""
+    if settings.store_backend != "sql":
+        raise ConfigError(
+            "STORE_BACKEND",
+            "user reset-mfa needs sql: with hybrid, users live in the server's memory, "
+            "which a separate command cannot reach",
+        )
+    return asyncio.run(_reset_mfa(settings, args.username))
+
+
+async def _reset_mfa(settings: Settings, username: str) -> int:
+    from adapters.sql import open_sql_store
+    from domain.errors import DomainError
+    from domain.mfa import reset_mfa
+    from ports.clock import SystemClock
+
+    assert settings.database_url is not None  # required by load_settings for sql
+    store = await open_sql_store(settings.database_url, pool_size=1)
+    try:
+        done = await reset_mfa(store, user_name=username, now=SystemClock().now())
+    except DomainError as exc:
+        print(f"auth-service: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await store.close()
+    print(f"TOTP factor removed for {done.user.user_name} ({done.user.id}); "
+          f"{done.revoked} token record(s) revoked")
     return 0

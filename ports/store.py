@@ -123,6 +123,7 @@ class CredentialStore(Protocol):
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
         """Set (or clear, with None) the TOTP seed and whether it is confirmed.
 
+        The seed arrives sealed by the use cases: store it as the opaque string it is.
         Raises ``NotFound``.
         """
         ...

@@ -19,7 +19,7 @@ name = "Demo application"
 secret = "{secret}"
 token_endpoint_auth_method = "client_secret_basic"
 grant_types = ["authorization_code", "client_credentials", "refresh_token"]
-scopes = ["openid", "profile", "email", "offline_access", "read", "write",
+scopes = ["openid", "profile", "email", "offline_access", "mfa", "read", "write",
           "scim:read", "scim:write"]
 redirect_uris = ["http://localhost:9000/callback"]
 """

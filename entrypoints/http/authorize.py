@@ -264,8 +264,8 @@ class AuthorizeController(Controller):
 
         assert transaction.user_id is not None and transaction.auth_time is not None
         totp_outcome = await check_totp(
-            services.store, services.totp, services.events, user_id=transaction.user_id,
-            code=field("code"), client_ip=client_ip, now=now)
+            services.store, services.totp, services.events, seeds=services.secret_sealer,
+            user_id=transaction.user_id, code=field("code"), client_ip=client_ip, now=now)
         if isinstance(totp_outcome, Throttled):
             return _signin_page(client, transaction, error=_throttled_message(totp_outcome),
                                 status_code=429, retry_after=totp_outcome.retry_after)

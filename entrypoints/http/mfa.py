@@ -1,10 +1,13 @@
 """``POST /mfa/totp/register`` and ``/mfa/totp/verify``: the signed-in user enrols TOTP.
 
-Both need the user's bearer access token. Registering returns a new seed, its
-``otpauth://`` URI and a sealed ``enrollment``; nothing is stored. ``verify`` takes the
-``enrollment`` and a valid code, and only then stores the seed as the user's confirmed
-factor, replacing any previous one. Neither endpoint changes any token: ``mfa_verified``
-comes only from a sign-in that passed the TOTP step.
+Both need the user's bearer access token with the ``mfa`` scope from a recent sign-in
+(``MFA_RECENT_AUTH_SECONDS``): 403 ``insufficient_scope`` without the scope, 401
+``insufficient_user_authentication`` with ``max_age`` (RFC 9470) when the sign-in is older.
+Registering returns a new seed, its ``otpauth://`` URI and a sealed ``enrollment``; nothing
+is stored. When a factor is confirmed already, registering needs ``current_code``, a code of
+it. ``verify`` takes the ``enrollment`` and a valid code, and only then stores the seed
+(sealed) as the user's confirmed factor. Neither endpoint changes any token:
+``mfa_verified`` comes only from a sign-in that passed the TOTP step.
 """
 
 from __future__ import annotations
@@ -21,14 +24,20 @@ from litestar.openapi.spec.enums import OpenAPIType
 from domain.bearer import resolve_bearer
 from domain.entities import AccessToken
 from domain.mfa import (
+    MFA_SCOPE,
     FactorAlreadyActive,
+    FactorUnreadable,
+    InvalidCurrentCode,
     InvalidEnrollment,
+    NotAllowed,
+    SignInTooOld,
     TooManyCodes,
+    authorize_factor_change,
     confirm_totp,
     register_totp,
 )
 from entrypoints.http.services import Services, ServicesDependency
-from entrypoints.http.userinfo import bearer_error, bearer_token
+from entrypoints.http.userinfo import REALM, bearer_error, bearer_token
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _encoder = msgspec.json.Encoder()
@@ -54,7 +63,8 @@ class TotpConfirmation(msgspec.Struct, frozen=True):
 
 class MfaError(msgspec.Struct, frozen=True):
     """An error body: ``invalid_request``, ``invalid_enrollment``, ``invalid_code``,
-    ``factor_already_active`` or ``too_many_attempts``."""
+    ``factor_already_active``, ``factor_unreadable``, ``too_many_attempts``, or a bearer
+    error (``invalid_token``, ``insufficient_scope``, ``insufficient_user_authentication``)."""
 
     error: str
     error_description: str
@@ -75,6 +85,24 @@ _VERIFY_SCHEMA = Schema(
         "code": _string("the current 6-digit code from the authenticator app"),
     },
 )
+
+
+_REGISTER_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "current_code": _string("a code of the confirmed factor: required to replace it"),
+    },
+)
+
+
+@dataclass
+class _RegisterOperation(Operation):
+    # The body is optional (no factor yet) and read by the handler, as for verify.
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(required=False, content={
+            "application/json": OpenAPIMediaType(schema=_REGISTER_SCHEMA),
+            "application/x-www-form-urlencoded": OpenAPIMediaType(schema=_REGISTER_SCHEMA),
+        })
 
 
 @dataclass
@@ -98,6 +126,12 @@ def _error(status_code: int, error: str, description: str,
     return _json(MfaError(error=error, error_description=description), status_code, headers)
 
 
+def _too_many(exc: TooManyCodes) -> Response[bytes]:
+    return _error(429, "too_many_attempts",
+                  f"too many wrong codes; retry after {exc.retry_after} seconds",
+                  {"Retry-After": str(exc.retry_after)})
+
+
 async def _user_token(
     request: Request[Any, Any, Any], services: Services
 ) -> AccessToken | Response[bytes]:
@@ -109,9 +143,21 @@ async def _user_token(
     record = await resolve_bearer(services.store, token, services.clock.now())
     if record is None:
         return bearer_error(401, "invalid_token", "the access token is invalid or expired")
-    if record.sub is None:
-        return bearer_error(403, "insufficient_scope", "the token has no user")
+    try:
+        authorize_factor_change(record, now=services.clock.now(),
+                                recent_auth_seconds=services.settings.mfa_recent_auth_seconds)
+    except NotAllowed as exc:
+        return _challenge(403, "insufficient_scope", str(exc), f'scope="{MFA_SCOPE}"')
+    except SignInTooOld as exc:
+        return _challenge(401, "insufficient_user_authentication", str(exc),
+                          f'max_age="{exc.max_age}"')
     return record
+
+
+def _challenge(status_code: int, error: str, description: str, extra: str) -> Response[bytes]:
+    """A bearer error whose challenge says what would do: the scope, or a fresher sign-in."""
+    challenge = f'Bearer {REALM}, error="{error}", error_description="{description}", {extra}'
+    return _error(status_code, error, description, {"WWW-Authenticate": challenge})
 
 
 async def _fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -135,25 +181,35 @@ class MfaController(Controller):
     path = "/mfa/totp"
 
     @post("/register", operation_id="registerTotp", status_code=200,
+          operation_class=_RegisterOperation,
           responses={200: ResponseSpec(data_container=TotpRegistration,
                                        description="a new seed, not yet in force",
                                        generate_examples=False),
-                     409: _ERROR})
+                     400: _ERROR, 401: _ERROR, 403: _ERROR, 409: _ERROR, 429: _ERROR})
     async def register(self,
         request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
-        """A new seed and its sealed ``enrollment``; the stored factor is not changed."""
+        """A new seed and its sealed ``enrollment``; the stored factor is not changed.
+
+        Replacing a confirmed factor needs ``current_code`` (JSON or form), a code of it."""
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
-        assert record.sub is not None
+        current_code = _text(await _fields(request), "current_code")
         now = services.clock.now()
         try:
             enrolment = await register_totp(
-                services.store, services.totp, services.signin_sealer, user_id=record.sub,
-                issuer=services.settings.issuer, mfa_verified=record.mfa_verified, now=now)
+                services.store, services.totp, services.signin_sealer, services.secret_sealer,
+                caller=record, issuer=services.settings.issuer, current_code=current_code,
+                recent_auth_seconds=services.settings.mfa_recent_auth_seconds, now=now)
+        except FactorUnreadable as exc:
+            return _error(409, "factor_unreadable", str(exc))
         except FactorAlreadyActive as exc:
             return _error(409, "factor_already_active", str(exc))
+        except InvalidCurrentCode as exc:
+            return _error(400, "invalid_code", str(exc))
+        except TooManyCodes as exc:
+            return _too_many(exc)
         return _json(TotpRegistration(
             secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri,
             enrollment=enrolment.enrollment, expires_in=enrolment.expires_at - now))
@@ -163,7 +219,7 @@ class MfaController(Controller):
           responses={200: ResponseSpec(data_container=TotpConfirmation,
                                        description="the factor is confirmed and in force",
                                        generate_examples=False),
-                     400: _ERROR, 409: _ERROR, 429: _ERROR})
+                     400: _ERROR, 401: _ERROR, 403: _ERROR, 409: _ERROR, 429: _ERROR})
     async def verify(self,
         request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
@@ -171,24 +227,24 @@ class MfaController(Controller):
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
-        assert record.sub is not None
         fields = await _fields(request)
         enrollment, code = _text(fields, "enrollment"), _text(fields, "code")
         if enrollment is None or code is None:
             return _error(400, "invalid_request", "enrollment and code are required")
         try:
             confirmed = await confirm_totp(
-                services.store, services.totp, services.signin_sealer, user_id=record.sub,
-                enrollment=enrollment, code=code, mfa_verified=record.mfa_verified,
+                services.store, services.totp, services.signin_sealer, services.secret_sealer,
+                caller=record, enrollment=enrollment, code=code,
+                recent_auth_seconds=services.settings.mfa_recent_auth_seconds,
                 now=services.clock.now())
         except InvalidEnrollment as exc:
             return _error(400, "invalid_enrollment", str(exc))
+        except FactorUnreadable as exc:
+            return _error(409, "factor_unreadable", str(exc))
         except FactorAlreadyActive as exc:
             return _error(409, "factor_already_active", str(exc))
         except TooManyCodes as exc:
-            return _error(429, "too_many_attempts",
-                          f"too many wrong codes; retry after {exc.retry_after} seconds",
-                          {"Retry-After": str(exc.retry_after)})
+            return _too_many(exc)
         if not confirmed:
             return _error(400, "invalid_code", "the code is incorrect or was already used")
         return _json(TotpConfirmation(confirmed=True))

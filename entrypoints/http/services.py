@@ -22,7 +22,7 @@ from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
 from ports.otp import Totp
-from ports.sealing import Sealer
+from ports.sealing import Sealer, SecretSealer
 from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
 from ports.store import Store
 
@@ -39,6 +39,8 @@ class Services:
     clients: ClientRegistry
     totp: Totp
     signin_sealer: Sealer
+    #: Seals TOTP seeds at rest (the key is not in the store).
+    secret_sealer: SecretSealer
     #: The OAuth use cases' ports, assembled once: the token endpoints are hot paths.
     oauth: OAuthPorts
 

@@ -29,8 +29,10 @@ from adapters.jose_signer import JoseSigner
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from domain.entities import Email, User
+from domain.mfa import open_factor, seal_factor
 from entrypoints.app import create_app
 from entrypoints.container import build_container
+from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
 from tests.doubles import FakeClock, RecordingEvents
 
@@ -50,7 +52,7 @@ name = "Single-Page App"
 public = true
 redirect_uris = ["{PUBLIC_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email", "offline_access", "read"]
+scopes = ["openid", "profile", "email", "offline_access", "read", "mfa"]
 
 [[clients]]
 client_id = "{CONFIDENTIAL_ID}"
@@ -104,6 +106,17 @@ class Harness:
     clock: FakeClock
     events: RecordingEvents
 
+    @property
+    def services(self) -> Services:
+        services: Services = self.client.app.state.services
+        return services
+
+    def totp_seed(self, user_id: str) -> str | None:
+        """The user's confirmed TOTP seed, opened from the sealed value the store holds."""
+        credentials = self.run(self.store.get_credentials(user_id))
+        factor = open_factor(self.services.secret_sealer, credentials)
+        return factor.secret if factor is not None else None
+
     def run(self, coroutine: Any) -> Any:
         """Run a store call from the test thread (the memory store is plain dicts)."""
         return asyncio.run(coroutine)
@@ -125,7 +138,8 @@ class Harness:
                 password_hash=password_hash,
             )
             if totp_secret is not None:
-                await self.store.set_totp(user.id, totp_secret, confirmed=True)
+                sealed = seal_factor(self.services.secret_sealer, user.id, totp_secret)
+                await self.store.set_totp(user.id, sealed, confirmed=True)
             return user
 
         result: User = self.run(create())

@@ -20,8 +20,9 @@ def test_defaults_match_the_spec() -> None:
     assert settings.refresh_token_expiry_seconds == 1_209_600
     assert settings.auth_code_expiry_seconds == 600
     assert settings.allowed_scopes == (
-        "openid", "profile", "email", "offline_access", "read", "write"
+        "openid", "profile", "email", "offline_access", "read", "write", "mfa"
     )
+    assert settings.mfa_recent_auth_seconds == 600 and settings.sealing_key_files == ()
     assert settings.redis_url is None and settings.database_url is None
 
 
@@ -46,6 +47,8 @@ def test_defaults_match_the_spec() -> None:
         ({"ALLOWED_SCOPES": 'a,"b'}, "ALLOWED_SCOPES", "scope"),
         ({"CLIENTS_FILE": "/nonexistent/clients.toml"}, "CLIENTS_FILE", "no such file"),
         ({"SIGNING_KEY_FILE": "/nonexistent/key.pem"}, "SIGNING_KEY_FILE", "no such file"),
+        ({"SEALING_KEY_FILE": "/nonexistent/seal.key"}, "SEALING_KEY_FILE", "no such file"),
+        ({"MFA_RECENT_AUTH_SECONDS": "0"}, "MFA_RECENT_AUTH_SECONDS", "positive"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str, fragment: str) -> None:

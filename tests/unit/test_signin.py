@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pyotp
 import pytest
@@ -10,6 +11,7 @@ from argon2 import PasswordHasher
 
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
+from adapters.secret_sealing import AesGcmSecretSealer
 from adapters.totp import PyotpTotp
 from domain.entities import Credentials, User
 from domain.errors import InvalidValue, NotFound
@@ -29,6 +31,7 @@ NOW = 1_700_000_010
 PW = "s3cret pass"
 HASHER = Argon2PasswordHasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 SECRET = pyotp.random_base32()
+SEEDS = AesGcmSecretSealer([os.urandom(32)])
 
 
 class SpyHasher:
@@ -166,7 +169,7 @@ async def test_concurrent_totp_guesses_cannot_slip_under_the_limit() -> None:
     guesses = [f"{n:06d}" for n in range(60) if f"{n:06d}" not in valid][:50]
     outcomes = await asyncio.gather(*(
         check_totp(store, PyotpTotp(), RecordingEvents(), user_id=user.id, code=guess,
-                   client_ip=f"10.0.0.{i}", now=NOW)
+                   seeds=SEEDS, client_ip=f"10.0.0.{i}", now=NOW)
         for i, guess in enumerate(guesses)))
     assert sum(o == Rejected() for o in outcomes) == 5
     assert sum(isinstance(o, Throttled) for o in outcomes) == 45
@@ -188,10 +191,10 @@ async def test_totp_step_accepts_a_valid_code_once() -> None:
     events = RecordingEvents()
     code = pyotp.TOTP(SECRET).at(NOW)
     first = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
-                             client_ip="ip", now=NOW)
+                             seeds=SEEDS, client_ip="ip", now=NOW)
     assert first == TotpAccepted(user_id=user.id)
     replay = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
-                              client_ip="ip", now=NOW + 5)
+                              seeds=SEEDS, client_ip="ip", now=NOW + 5)
     assert replay == Rejected()
 
 
@@ -200,10 +203,10 @@ async def test_totp_failures_count_towards_the_user_limit() -> None:
     events = RecordingEvents()
     for _ in range(5):
         assert await check_totp(store, PyotpTotp(), events, user_id=user.id, code="000000",
-                                client_ip="ip", now=NOW) in (Rejected(),)
+                                seeds=SEEDS, client_ip="ip", now=NOW) in (Rejected(),)
     code = pyotp.TOTP(SECRET).at(NOW)
     outcome = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
-                               client_ip="ip", now=NOW)
+                               seeds=SEEDS, client_ip="ip", now=NOW)
     assert isinstance(outcome, Throttled)
     # The password step of the same user is locked too.
     assert isinstance(await _password(store, events), Throttled)
@@ -213,7 +216,8 @@ async def test_totp_step_refuses_a_user_without_a_confirmed_factor() -> None:
     store, user = await _store()
     await store.set_totp(user.id, SECRET, confirmed=False)
     outcome = await check_totp(store, PyotpTotp(), RecordingEvents(), user_id=user.id,
-                               code=pyotp.TOTP(SECRET).at(NOW), client_ip="ip", now=NOW)
+                               code=pyotp.TOTP(SECRET).at(NOW), seeds=SEEDS, client_ip="ip",
+                               now=NOW)
     assert outcome == Rejected()
 
 
