@@ -1,17 +1,28 @@
 """Signing a user in: the password step, the TOTP step, and throttling failed attempts.
 
 Each step returns an outcome value (never raises for a wrong secret), so the HTTP layer
-only chooses a page. Failures are counted per user name and per client address in the
-store's fixed-window counters, which live wherever token state lives (Redis, PostgreSQL), so
-a limit holds across every instance. Each attempt is counted *before* it is checked, so that
-parallel guesses cannot all pass the limit before the first one fails; a success gives its
-count back, so a user who types the password right is never slowed down by their own success.
+only chooses a page. Failures are counted in the store's fixed-window counters, which live
+wherever token state lives (Redis, PostgreSQL), so a limit holds across every instance:
+
+- per (address, user name): a hard limit, so one address gets only a few guesses at one
+  account per window, and nobody else is refused by them;
+- per user name, across addresses: progressive delays (doubling, capped) through a claim
+  shared by every address that has failures *of its own* for that user. A distributed
+  guesser is slowed; an address with no failures of its own for the user is never delayed,
+  so the owner of the account, typing the right password from elsewhere, always gets in;
+- per address, across user names (0: off): password spraying from one address;
+- wrong TOTP codes per user: a hard limit, as only someone who knows the password gets
+  that far.
+
+Each attempt is counted *before* it is checked, so that parallel guesses cannot all pass
+a limit before the first one fails; a success gives its count back (and clears its
+address's failures for that user), so a user is never slowed down by their own success.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -28,15 +39,32 @@ from ports.store import CredentialStore, EphemeralStore, UserStore
 MAX_PASSWORD_LENGTH = 1024
 
 
-class ThrottlePolicy(msgspec.Struct, frozen=True):
-    """How many failed sign-ins are allowed per user name and per client address in a window.
+class ThrottlePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """The sign-in throttle's limits; counts are failures per ``window_seconds``.
 
-    The per-address limit is higher, as many users may share one address (NAT, proxies).
+    ``pair_limit``: failures per (address, user name); past it, that address may not try
+    that user name again until the window ends. ``ip_limit``: failures per address across
+    user names (0 switches it off; many users may share an address, so it is higher).
+    ``user_free``: failures per user name, across addresses, before delays start; each
+    further failure doubles the delay from ``delay_base_seconds`` up to
+    ``delay_cap_seconds``. ``totp_limit``: wrong TOTP codes per user, across addresses.
     """
 
-    user_limit: int = 5
+    pair_limit: int = 5
     ip_limit: int = 20
+    user_free: int = 5
+    delay_base_seconds: int = 1
+    delay_cap_seconds: int = 60
+    totp_limit: int = 5
     window_seconds: int = 900
+
+    def delay(self, user_failures: int) -> int:
+        """Seconds between checked attempts at a user with ``user_failures`` failures."""
+        excess = user_failures - self.user_free
+        if excess < 0:
+            return 0
+        # The shift is bounded so that a long attack does not build ever larger integers.
+        return min(self.delay_base_seconds << min(excess, 32), self.delay_cap_seconds)
 
 
 DEFAULT_THROTTLE = ThrottlePolicy()
@@ -74,45 +102,78 @@ class SigninStore(UserStore, CredentialStore, EphemeralStore, Protocol):
     """What the sign-in use cases need from the store."""
 
 
-def _user_key(user_name: str) -> str:
+def _digest(text: str) -> str:
     # Hashed so that a key has a bounded size whatever was typed, and holds no user name.
-    digest = hashlib.sha256(user_name.casefold().encode("utf-8")).hexdigest()[:32]
-    return f"signin:user:{digest}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _ip_key(client_ip: str) -> str:
-    return f"signin:ip:{client_ip}"
+class _Reservation(msgspec.Struct, frozen=True):
+    """The counts one attempt took, to give back when it succeeds."""
+
+    keys: tuple[str, ...]
+    pair_key: str
+    pair_count: int
 
 
 async def _reserve(
     store: EphemeralStore,
     events: Events,
     policy: ThrottlePolicy,
+    *,
+    step: Literal["password", "totp"],
     user_name: str,
+    user_id: str | None,
     client_ip: str,
     now: int,
-) -> Throttled | None:
-    """Count this attempt (atomically) or, over a limit, give the count back and refuse."""
+) -> Throttled | _Reservation:
+    """Count this attempt (atomically) or, over a limit, give the counts back and refuse."""
     window = policy.window_seconds
-    per_user = await store.hit(_user_key(user_name), window, now)
-    per_ip = await store.hit(_ip_key(client_ip), window, now)
-    if per_user <= policy.user_limit and per_ip <= policy.ip_limit:
-        return None
-    await _give_back(store, policy, user_name, client_ip, now)
-    events.emit(
-        "signin_locked",
-        scope="user" if per_user >= policy.user_limit else "ip",
-        client_ip=client_ip,
-    )
-    return Throttled(retry_after=(now // window + 1) * window - now)
+    name = user_name.casefold()
+    pair_key = f"signin:pair:{_digest(client_ip + chr(0) + name)}"
+    pair = await store.hit(pair_key, window, now)
+    keys = [pair_key]
+    refused: tuple[str, int] | None = None
+    if pair > policy.pair_limit:
+        refused = ("user_at_address", policy.pair_limit)
+    if refused is None and policy.ip_limit > 0:
+        ip_key = f"signin:ip:{client_ip}"
+        keys.append(ip_key)
+        if await store.hit(ip_key, window, now) > policy.ip_limit:
+            refused = ("address", policy.ip_limit)
+    if refused is None and step == "totp":
+        totp_key = f"signin:totp:{_digest(user_id or name)}"
+        keys.append(totp_key)
+        if await store.hit(totp_key, window, now) > policy.totp_limit:
+            refused = ("totp", policy.totp_limit)
+    retry_after = (now // window + 1) * window - now
+    if refused is None and step == "password":
+        user_key = f"signin:user:{_digest(name)}"
+        keys.append(user_key)
+        user_failures = await store.hit(user_key, window, now) - 1
+        delay = policy.delay(user_failures)
+        # Only an address that has failed for this user itself waits: a fresh address (the
+        # owner, elsewhere) is always checked. The claim lets one attempt through per delay.
+        if pair > 1 and delay > 0:
+            gate = f"signin:gate:{_digest(name)}"
+            if not await store.claim_once(gate, now + delay, now):
+                refused, retry_after = ("user_delay", delay), delay
+    if refused is None:
+        return _Reservation(keys=tuple(keys), pair_key=pair_key, pair_count=pair)
+    for key in keys:
+        await store.hit(key, window, now, -1)
+    events.emit("signin_locked", scope=refused[0], limit=refused[1], client_ip=client_ip,
+                retry_after=retry_after)
+    return Throttled(retry_after=retry_after)
 
 
 async def _give_back(
-    store: EphemeralStore, policy: ThrottlePolicy, user_name: str, client_ip: str, now: int
+    store: EphemeralStore, policy: ThrottlePolicy, reservation: _Reservation, now: int
 ) -> None:
-    # The same ``now`` as the reservation, so the same window.
-    await store.hit(_user_key(user_name), policy.window_seconds, now, -1)
-    await store.hit(_ip_key(client_ip), policy.window_seconds, now, -1)
+    # The same ``now`` as the reservation, so the same window. The address's earlier
+    # failures for this user go too: it has just proved to be the user's own.
+    for key in reservation.keys:
+        amount = reservation.pair_count if key == reservation.pair_key else 1
+        await store.hit(key, policy.window_seconds, now, -amount)
 
 
 async def check_password(
@@ -130,12 +191,14 @@ async def check_password(
 
     Unknown users cost one argon2 verification like known ones, so timing does not tell them
     apart. Inactive users and users without a password are rejected after the same work.
-    While the user name or the address is over its limit, nothing is checked. Raises
-    ``StoreUnavailable`` when the store cannot answer (no sign-in then: fail closed).
+    While this address is over a limit, or must wait out the user name's delay, nothing is
+    checked (module docstring). Raises ``StoreUnavailable`` when the store cannot answer (no
+    sign-in then: fail closed).
     """
-    throttled = await _reserve(store, events, policy, user_name, client_ip, now)
-    if throttled is not None:
-        return throttled
+    reservation = await _reserve(store, events, policy, step="password", user_name=user_name,
+                                 user_id=None, client_ip=client_ip, now=now)
+    if isinstance(reservation, Throttled):
+        return reservation
     user: User | None = None
     credentials = Credentials(user_id="")
     if user_name and len(user_name) <= 256 and len(password) <= MAX_PASSWORD_LENGTH:
@@ -152,7 +215,7 @@ async def check_password(
             client_ip=client_ip,
         )
         return Rejected()
-    await _give_back(store, policy, user_name, client_ip, now)
+    await _give_back(store, policy, reservation, now)
     totp_required = credentials.totp_confirmed and credentials.totp_secret is not None
     if not totp_required:
         events.emit("signin_succeeded", user_id=user.id, amr="pwd")
@@ -173,16 +236,19 @@ async def check_totp(
 ) -> TotpOutcome:
     """The second step, after ``PasswordAccepted`` with ``totp_required``.
 
-    Wrong codes count as failed sign-ins (six digits are guessable without a limit). A code
+    Wrong codes count per user, across addresses, with a hard limit (six digits are
+    guessable without one, and only someone who knows the password gets here), and per
+    address and (address, user name) like passwords. A code
     is accepted once: a replay is rejected like a wrong code. A user deactivated between the
     steps is rejected. The seed is opened with ``seeds`` (one that does not open fails
     closed, as a wrong code) and sealed again after a success when it was stored in clear or
     under an older key. Raises ``StoreUnavailable`` when the store cannot answer.
     """
     user = await store.get_user(user_id)
-    throttled = await _reserve(store, events, policy, user.user_name, client_ip, now)
-    if throttled is not None:
-        return throttled
+    reservation = await _reserve(store, events, policy, step="totp", user_name=user.user_name,
+                                 user_id=user_id, client_ip=client_ip, now=now)
+    if isinstance(reservation, Throttled):
+        return reservation
     credentials = await store.get_credentials(user_id)
     factor = read_factor(seeds, events, credentials)
     valid = (
@@ -193,7 +259,7 @@ async def check_totp(
     if not valid:
         events.emit("signin_failed", reason="bad_totp", user_id=user_id, client_ip=client_ip)
         return Rejected()
-    await _give_back(store, policy, user.user_name, client_ip, now)
+    await _give_back(store, policy, reservation, now)
     await reseal_factor(store, seeds, user_id, factor)
     events.emit("signin_succeeded", user_id=user_id, amr="pwd otp")
     return TotpAccepted(user_id=user_id)

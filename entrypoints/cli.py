@@ -77,7 +77,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        proxy_headers=False,
+        proxy_headers=False,  # TRUSTED_PROXIES: the application resolves them (middleware)
         server_header=False,
         timeout_graceful_shutdown=15,
         log_level=settings.log_level.lower(),

@@ -2,22 +2,22 @@
 
 They wrap Litestar's own ASGI handler (outside its router), so that they also see requests
 that match no route (404s get a request id, security headers and a metrics line). The hot
-path costs a scan of the request headers and a few dictionary lookups; no body is parsed
-unless a per-client rate limit needs the form's ``client_id``.
+path costs a scan of the request headers and a few dictionary lookups; no body is parsed.
 
 :class:`EdgeMiddleware` does, in one layer: request id, metrics timing, security headers,
-the body size limit, then the rate limits (:class:`RateLimiter`) and Litestar.
+the body size limit, then the per-address rate limits (:class:`RateLimiter`) and Litestar.
+With ``TRUSTED_PROXIES``, uvicorn's ``ProxyHeadersMiddleware`` goes around it all, so that
+every limit and log sees the client's address rather than the load balancer's. The
+per-client token limit is not here: it counts a client only once it has authenticated
+(``entrypoints.http.oauth``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote_plus
 
 import msgspec
 from litestar import Litestar
@@ -241,16 +241,14 @@ _UNAVAILABLE = {"error": "temporarily_unavailable", "error_description": UNAVAIL
 
 
 class RateLimitRules(msgspec.Struct, frozen=True):
-    """The configured limits; a rule with ``limit`` 0 is off and costs nothing."""
+    """The configured per-address limits; a rule with ``limit`` 0 is off and costs nothing."""
 
-    token_per_client: RateLimit
     token_per_ip: RateLimit
     signin_per_ip: RateLimit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimitRules:
         return cls(
-            token_per_client=RateLimit(settings.rate_limit_token_per_minute),
             token_per_ip=RateLimit(settings.rate_limit_token_ip_per_minute),
             signin_per_ip=RateLimit(settings.rate_limit_signin_per_minute),
         )
@@ -270,7 +268,7 @@ class RateLimiter:
         self.rules = rules
         self.services = services
         self.metrics = metrics
-        self._token_on = rules.token_per_client.enabled or rules.token_per_ip.enabled
+        self._token_on = rules.token_per_ip.enabled
         self._signin_on = rules.signin_per_ip.enabled
 
     @property
@@ -279,7 +277,7 @@ class RateLimiter:
 
     async def check(self, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Receive]:
         """Count a POST against its rules. ``(False, _)`` when it was refused (answer sent);
-        else ``(True, receive)``, with a ``receive`` that replays a body read here."""
+        else ``(True, receive)``: the ``receive`` to hand on."""
         path = scope["path"]
         if path not in _LIMITED_PATHS:
             # Litestar routes "/oauth/token/" and "//oauth//token" to the same handler.
@@ -287,7 +285,7 @@ class RateLimiter:
                 return True, receive
             path = normalize_path(path)
         if path == TOKEN_PATH and self._token_on:
-            checks, receive = await self._token_checks(scope, receive)
+            checks = [("token_ip", self.rules.token_per_ip, _client_ip(scope))]
         elif path == SIGNIN_PATH and self._signin_on:
             checks = [("signin_ip", self.rules.signin_per_ip, _client_ip(scope))]
         else:
@@ -317,55 +315,10 @@ class RateLimiter:
                 return False, receive
         return True, receive
 
-    async def _token_checks(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[list[tuple[str, RateLimit, str]], Receive]:
-        checks: list[tuple[str, RateLimit, str]] = []
-        if self.rules.token_per_ip.enabled:
-            checks.append(("token_ip", self.rules.token_per_ip, _client_ip(scope)))
-        if self.rules.token_per_client.enabled:
-            client_id, receive = await _client_id(scope, receive)
-            if client_id:
-                checks.append(("token_client", self.rules.token_per_client, client_id))
-        return checks, receive
-
 
 def _client_ip(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-async def _client_id(scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
-    """The client id a token request claims: HTTP Basic first, else the form's ``client_id``.
-
-    The body is read only when there is no Basic header, and replayed for the application.
-    """
-    form = False
-    for name, value in scope["headers"]:
-        if name == b"authorization" and value[:6].lower() == b"basic ":
-            return _basic_client_id(value[6:]), receive
-        if name == b"content-type":
-            form = value.lower().startswith(b"application/x-www-form-urlencoded")
-    if not form:
-        return None, receive
-    body = await read_body(receive, MAX_BODY_BYTES)
-    if body is None:
-        return None, replay(b"", receive)
-    try:
-        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=50)
-    except ValueError:  # too many fields: the token endpoint will refuse the request itself
-        return None, replay(body, receive)
-    values = fields.get("client_id")
-    return (values[0] if values else None), replay(body, receive)
-
-
-def _basic_client_id(encoded: bytes) -> str | None:
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, sep, _ = decoded.partition(":")
-    return unquote_plus(client_id) if sep and client_id else None
 
 
 def instrument(app: Litestar, settings: Settings, metrics: Metrics) -> None:
@@ -378,9 +331,17 @@ def instrument(app: Litestar, settings: Settings, metrics: Metrics) -> None:
         RateLimitRules.from_settings(settings), lambda: cast(Services, app.state.services),
         metrics,
     )
-    handler = EdgeMiddleware(
+    handler: ASGIApp = EdgeMiddleware(
         cast(ASGIApp, app.asgi_handler), metrics, limiter if limiter.enabled else None
     )
+    if settings.trusted_proxies:
+        # uvicorn's own middleware (what ``--proxy-headers`` installs), applied here so that
+        # any ASGI server, and the tests, resolve addresses the same way. It takes the
+        # right-most X-Forwarded-For entry that is not a trusted proxy.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        handler = cast(ASGIApp, ProxyHeadersMiddleware(
+            cast(Any, handler), trusted_hosts=list(settings.trusted_proxies)))
     app.asgi_handler = cast(Any, handler)
     app.state.metrics = metrics
 

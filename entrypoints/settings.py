@@ -62,6 +62,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_signin_per_minute: int = 60
     #: How recent a sign-in must be for a token to enrol or replace a TOTP factor.
     mfa_recent_auth_seconds: int = 600
+    #: Failed sign-ins per client address (any user name) per 15 minutes; 0 switches it off.
+    rate_limit_signin_failures_per_address: int = 20
+    #: Failed client authentications per (client id, address) per 15 minutes; 0: off.
+    rate_limit_client_auth_failures: int = 20
+    #: Peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed (addresses,
+    #: networks, or ``*``); empty: none, every request is from its TCP peer.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:
@@ -136,6 +143,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_token_ip_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_IP_PER_MINUTE", 0),
         rate_limit_signin_per_minute=_non_negative_int(env, "RATE_LIMIT_SIGNIN_PER_MINUTE", 60),
         mfa_recent_auth_seconds=_positive_int(env, "MFA_RECENT_AUTH_SECONDS", 600),
+        rate_limit_signin_failures_per_address=_non_negative_int(
+            env, "RATE_LIMIT_SIGNIN_FAILURES_PER_ADDRESS", 20),
+        rate_limit_client_auth_failures=_non_negative_int(
+            env, "RATE_LIMIT_CLIENT_AUTH_FAILURES", 20),
+        trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
     )
 
 
@@ -162,6 +174,24 @@ def _bind_addr(value: str) -> tuple[str, int]:
             if not all(label.isalnum() or "-" in label for label in host.split(".")):
                 raise ConfigError("BIND_ADDR", f"{host!r} is not a host name or address") from None
     return host, int(port_text)
+
+
+def _trusted_proxies(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    entries = tuple(e.strip() for e in value.split(",") if e.strip())
+    if entries == ("*",):
+        return entries
+    for entry in entries:
+        try:
+            # strict: "10.0.0.1/8" is a typo for a network, not a network to guess at.
+            ipaddress.ip_network(entry, strict=True)
+        except ValueError:
+            raise ConfigError(
+                "TRUSTED_PROXIES",
+                f"{entry!r} is not an IP address or network; use e.g. 10.0.0.0/8,192.0.2.7 "
+                "or * alone") from None
+    return entries
 
 
 def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,6 +7,10 @@ lives in a short-lived cookie sealed with a key derived from the signing key, so
 instance can carry on a sign-in another one started. The form's CSRF token must equal the
 one sealed in the cookie, and the cookie is ``SameSite=Lax``: a cross-site form can neither
 read the token nor send the cookie with its POST.
+
+A TOTP-step transaction is single use: each code submitted claims its ``id`` in the store
+(``claim_once``, until the transaction expires), so a copy of the cookie cannot be replayed
+to try more codes without the password; a wrong code comes with a fresh transaction.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from domain.authorization_request import (
 from domain.clients import Client
 from domain.errors import DomainError
 from domain.oauth import OAuthError, create_authorization_code
-from domain.signin import PasswordAccepted, Throttled, TotpAccepted, check_password, check_totp
+from domain.signin import (
+    PasswordAccepted,
+    Throttled,
+    ThrottlePolicy,
+    TotpAccepted,
+    check_password,
+    check_totp,
+)
 from entrypoints.http.html import page
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -48,8 +59,12 @@ SCOPE_DESCRIPTIONS = {
 
 
 class Transaction(msgspec.Struct, frozen=True, kw_only=True):
-    """The sign-in in progress, sealed in the browser's cookie between pages."""
+    """The sign-in in progress, sealed in the browser's cookie between pages.
 
+    ``id`` names this transaction in the store: the TOTP step claims it once.
+    """
+
+    id: str
     request: AuthorizationRequest
     csrf: str
     exp: int
@@ -150,9 +165,18 @@ def _signin_page(
 
 
 def _throttled_message(throttled: Throttled) -> str:
-    minutes = max(1, -(-throttled.retry_after // 60))
+    seconds = max(1, throttled.retry_after)
+    wait = f"{seconds} second(s)" if seconds < 60 else f"{-(-seconds // 60)} minute(s)"
     return (f"Too many failed sign-in attempts. For your security, sign-in is paused; "
-            f"try again in {minutes} minute(s).")
+            f"try again in {wait}.")
+
+
+def _throttle_policy(services: Services) -> ThrottlePolicy:
+    return ThrottlePolicy(ip_limit=services.settings.rate_limit_signin_failures_per_address)
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(18)
 
 
 def _multi(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
@@ -203,7 +227,7 @@ class AuthorizeController(Controller):
         client = services.clients.get(outcome.client_id)
         assert client is not None  # validated just above
         transaction = Transaction(
-            request=outcome, csrf=secrets.token_urlsafe(32),
+            id=_new_id(), request=outcome, csrf=secrets.token_urlsafe(32),
             exp=services.clock.now() + TRANSACTION_SECONDS,
         )
         response = _signin_page(client, transaction)
@@ -239,12 +263,14 @@ class AuthorizeController(Controller):
                                409)
         client_ip = request.client.host if request.client else "unknown"
         now = services.clock.now()
+        policy = _throttle_policy(services)
 
         if transaction.step == "password":
             username = field("username").strip()
             outcome = await check_password(
                 services.store, services.password_hasher, services.events,
-                user_name=username, password=field("password"), client_ip=client_ip, now=now)
+                user_name=username, password=field("password"), client_ip=client_ip, now=now,
+                policy=policy)
             if isinstance(outcome, Throttled):
                 return _signin_page(client, transaction, error=_throttled_message(outcome),
                                     username=username, status_code=429,
@@ -254,8 +280,9 @@ class AuthorizeController(Controller):
                                     error="The user name or password is incorrect.")
             if outcome.totp_required:
                 next_step = Transaction(
-                    request=auth_request, csrf=secrets.token_urlsafe(32), exp=transaction.exp,
-                    step="totp", user_id=outcome.user_id, auth_time=outcome.auth_time)
+                    id=_new_id(), request=auth_request, csrf=secrets.token_urlsafe(32),
+                    exp=transaction.exp, step="totp", user_id=outcome.user_id,
+                    auth_time=outcome.auth_time)
                 response = _signin_page(client, next_step)
                 response.set_cookie(_transaction_cookie(services, next_step))
                 return response
@@ -263,17 +290,33 @@ class AuthorizeController(Controller):
                                      outcome.auth_time, mfa_verified=False)
 
         assert transaction.user_id is not None and transaction.auth_time is not None
+        # Claimed before the code is checked, so that parallel posts of one cookie cannot all
+        # be checked. A replayed cookie starts the sign-in again, from the password.
+        if not await services.store.claim_once(f"signin:step:{transaction.id}",
+                                               transaction.exp, now):
+            restart = Transaction(id=_new_id(), request=auth_request,
+                                  csrf=secrets.token_urlsafe(32), exp=transaction.exp)
+            response = _signin_page(client, restart, status_code=409, error=(
+                "This verification page was already used. Please sign in again."))
+            response.set_cookie(_transaction_cookie(services, restart))
+            return response
         totp_outcome = await check_totp(
             services.store, services.totp, services.events, seeds=services.secret_sealer,
-            user_id=transaction.user_id, code=field("code"), client_ip=client_ip, now=now)
+            user_id=transaction.user_id,
+            code=field("code"), client_ip=client_ip, now=now, policy=policy)
+        if isinstance(totp_outcome, TotpAccepted):
+            return await self._issue(services, client, auth_request, transaction.user_id,
+                                     transaction.auth_time, mfa_verified=True)
+        # Another try needs another transaction: this one is spent.
+        retry = msgspec.structs.replace(transaction, id=_new_id(), csrf=secrets.token_urlsafe(32))
         if isinstance(totp_outcome, Throttled):
-            return _signin_page(client, transaction, error=_throttled_message(totp_outcome),
-                                status_code=429, retry_after=totp_outcome.retry_after)
-        if not isinstance(totp_outcome, TotpAccepted):
-            return _signin_page(client, transaction,
-                                error="The code is incorrect or was already used.")
-        return await self._issue(services, client, auth_request, transaction.user_id,
-                                 transaction.auth_time, mfa_verified=True)
+            response = _signin_page(client, retry, error=_throttled_message(totp_outcome),
+                                    status_code=429, retry_after=totp_outcome.retry_after)
+        else:
+            response = _signin_page(client, retry,
+                                    error="The code is incorrect or was already used.")
+        response.set_cookie(_transaction_cookie(services, retry))
+        return response
 
     async def _issue(
         self, services: Services, client: Client, auth_request: AuthorizationRequest,

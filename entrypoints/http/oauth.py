@@ -10,6 +10,12 @@ Error bodies follow RFC 6749 section 5.2. ``invalid_client`` is always 401 with
 tried, and HTTP (RFC 9110 section 15.5.2) requires the header on every 401, where it also
 tells the client which scheme to use. Every other OAuth error is 400. A store failure is
 not caught here: the application's handler answers 503 ``temporarily_unavailable``.
+
+Throttling (429 ``too_many_requests`` with ``Retry-After``) happens once the request is
+parsed, so it counts what was proved, not what was claimed: failed client authentications
+per (client id, address) at all three endpoints, and ``RATE_LIMIT_TOKEN_PER_MINUTE`` per
+client at the token endpoint only after the client authenticated (anyone can *name* a
+client, so counting names would let a stranger use up a client's allowance).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from domain.oauth import (
     refresh,
     revoke,
 )
-from entrypoints.http.services import services_of
+from domain.ratelimit import RateLimit, check_rate, rate_key
+from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -49,6 +56,8 @@ MAX_FORM_FIELDS = 20
 WWW_AUTHENTICATE = 'Basic realm="auth-service"'
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _UNAUTHORIZED_HEADERS = {**NO_STORE, "WWW-Authenticate": WWW_AUTHENTICATE}
+#: The window of ``RATE_LIMIT_CLIENT_AUTH_FAILURES``, as for failed sign-ins.
+CLIENT_AUTH_FAILURE_WINDOW = 900
 
 _encoder = msgspec.json.Encoder()
 _json_body = msgspec.json.Decoder(dict[str, Any])
@@ -59,8 +68,20 @@ class _Error(msgspec.Struct, frozen=True):
     error_description: str
 
 
+class TooManyRequests(OAuthError):
+    """Over a rate limit: answered 429 with ``Retry-After: retry_after``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too_many_requests",
+                         f"rate limit exceeded; retry after {retry_after} seconds")
+        self.retry_after = retry_after
+
+
 def error_response(exc: OAuthError) -> Response[bytes]:
     """The RFC 6749 section 5.2 response for an OAuth error."""
+    if isinstance(exc, TooManyRequests):
+        return Response(_encoder.encode(_Error(exc.error, exc.description)), status_code=429,
+                        media_type=JSON, headers={**NO_STORE, "Retry-After": str(exc.retry_after)})
     unauthorized = exc.error == "invalid_client"
     return Response(
         _encoder.encode(_Error(exc.error, exc.description)),
@@ -175,6 +196,67 @@ def authenticate_client(
     return client
 
 
+async def throttled_authentication(
+    request: Request[Any, Any, Any], form: dict[str, str], services: Services
+) -> Client:
+    """:func:`authenticate_client`, with failures counted per (client id, address).
+
+    Past ``RATE_LIMIT_CLIENT_AUTH_FAILURES`` failures in the window, a failing attempt of
+    that client id from that address is answered 429 instead of 401, until the window ends.
+    The right secret is never refused: client secrets have at least 32 random characters,
+    so they cannot be guessed, and refusing it would let a stranger lock a client out (behind
+    a load balancer, from the one address everyone shares). So a success costs nothing here,
+    and a failure one counter increment.
+    """
+    try:
+        return authenticate_client(request, form, services.clients)
+    except OAuthError as exc:
+        limit = services.settings.rate_limit_client_auth_failures
+        if exc.error != "invalid_client" or not limit:
+            raise
+        key = _failure_key(request, _claimed_client_id(request, form))
+        now = services.clock.now()
+        if await services.store.hit(key, CLIENT_AUTH_FAILURE_WINDOW, now) > limit:
+            raise _throttled(request, now) from None
+        raise
+
+
+def _failure_key(request: Request[Any, Any, Any], client_id: str) -> str:
+    peer = request.scope.get("client")
+    # The address first: it holds no space, so the pair reads back unambiguously.
+    return rate_key("client_auth", f"{peer[0] if peer else 'unknown'} {client_id}")
+
+
+def _claimed_client_id(request: Request[Any, Any, Any], form: dict[str, str]) -> str:
+    # Only on the failure path: the id the caller named, however malformed its credentials.
+    scheme, _, credentials = (_header(request, b"authorization") or "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return _basic_credentials(credentials.strip())[0]
+        except OAuthError:
+            return ""
+    return form.get("client_id", "")
+
+
+def _throttled(request: Request[Any, Any, Any], now: int) -> TooManyRequests:
+    request.app.state.metrics.rate_limited.labels("client_auth").inc()
+    return TooManyRequests(CLIENT_AUTH_FAILURE_WINDOW - now % CLIENT_AUTH_FAILURE_WINDOW)
+
+
+async def _count_client_request(
+    request: Request[Any, Any, Any], client: Client, services: Services
+) -> None:
+    """``RATE_LIMIT_TOKEN_PER_MINUTE``, counted for an authenticated client."""
+    per_minute = services.settings.rate_limit_token_per_minute
+    if not per_minute:
+        return
+    verdict = await check_rate(services.store, rate_key("token_client", client.client_id),
+                               RateLimit(per_minute), services.clock.now())
+    if not verdict.allowed:
+        request.app.state.metrics.rate_limited.labels("token_client").inc()
+        raise TooManyRequests(verdict.retry_after)
+
+
 def _basic_credentials(encoded: str) -> tuple[str, str]:
     # RFC 6749 section 2.3.1: id and secret are form-urlencoded before Basic encoding.
     try:
@@ -208,7 +290,8 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         form = await _form(request)
         grant_type = _required(form, "grant_type")
-        client = authenticate_client(request, form, services.clients)
+        client = await throttled_authentication(request, form, services)
+        await _count_client_request(request, client, services)
         ports = services.oauth
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             result = await issue_client_credentials(ports, client, form.get("scope"))
@@ -246,7 +329,7 @@ async def introspection_endpoint(
     services = services_of(request)
     try:
         form = await _form_or_json(request)
-        client = authenticate_client(request, form, services.clients)
+        client = await throttled_authentication(request, form, services)
         # RFC 7662 section 4: the endpoint must not answer anyone who merely names a client.
         if client.is_public:
             raise OAuthError("invalid_client", "public clients may not introspect tokens")
@@ -273,7 +356,7 @@ async def revocation_endpoint(
     services = services_of(request)
     try:
         form = await _form(request)
-        client = authenticate_client(request, form, services.clients)
+        client = await throttled_authentication(request, form, services)
         await revoke(
             services.oauth, client, _required(form, "token"), form.get("token_type_hint")
         )

@@ -26,6 +26,7 @@ from tests.e2e.signin_flow import (
     FakeClock,
     Harness,
     RecordingEvents,
+    from_peer,
 )
 
 SERVICE_ID = "svc"
@@ -52,9 +53,10 @@ def signing_key_file() -> str:
 @contextmanager
 def ops_app(
     tmp_path: Path, *, store: MemoryStore | None = None, clock: FakeClock | None = None,
-    **env: str,
+    peer: str | None = None, **env: str,
 ) -> Iterator[Harness]:
-    """The app with the flow's clients plus two ``CLIENT_CREDENTIALS`` clients.
+    """The app with the flow's clients plus two ``CLIENT_CREDENTIALS`` clients; ``peer``
+    puts it behind a proxy at that address (``signin_flow.from_peer``).
 
     ``events`` of the returned harness is unused: events go to the real telemetry adapter.
     """
@@ -69,6 +71,8 @@ def ops_app(
     container.clock.override(providers.Object(clock))
     store = store or MemoryStore()
     app = create_app(settings, store=store, container=container)
+    if peer is not None:
+        from_peer(app, peer)
     with TestClient(app, base_url=ISSUER) as client:
         yield Harness(client, store, clock, RecordingEvents())
 

@@ -23,6 +23,7 @@ import httpx
 import pyotp
 from argon2 import PasswordHasher
 from dependency_injector import providers
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from adapters.jose_signer import JoseSigner
@@ -146,14 +147,37 @@ class Harness:
         return result
 
 
+#: The peer address of every request in a harness with ``peer=LOAD_BALANCER``.
+LOAD_BALANCER = "10.0.0.1"
+
+
+def from_peer(app: Litestar, host: str) -> None:
+    """Make every request reach ``app`` from the TCP peer ``host``, as an instance behind a
+    load balancer sees it (Litestar's TestClient always says "testclient")."""
+    inner = app.asgi_handler
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope["client"] = (host, 40000)
+        await inner(scope, receive, send)
+
+    app.asgi_handler = handler  # type: ignore[method-assign]
+
+
+def forwarded_for(address: str) -> dict[str, str]:
+    """The header a load balancer adds for a client at ``address``."""
+    return {"X-Forwarded-For": address}
+
+
 @contextmanager
 def harness(
     tmp_path: Path, *, store: MemoryStore | None = None, clock: FakeClock | None = None,
-    **env: str,
+    peer: str | None = None, **env: str,
 ) -> Iterator[Harness]:
     """The app with a public client (PKCE) and a confidential one, a fake clock, no users.
 
-    Passing another harness's ``store`` and ``clock`` makes a second instance sharing them.
+    Passing another harness's ``store`` and ``clock`` makes a second instance sharing them;
+    ``peer`` puts it behind a proxy at that address (:func:`from_peer`).
     """
     clients_file = tmp_path / "clients.toml"
     clients_file.write_text(_CLIENTS_TOML)
@@ -169,6 +193,8 @@ def harness(
         container.signer.override(providers.Object(SIGNER))
     store = store or MemoryStore()
     app = create_app(settings, store=store, container=container)
+    if peer is not None:
+        from_peer(app, peer)
     with TestClient(app, base_url=ISSUER) as client:
         yield Harness(client, store, clock, events)
 
@@ -191,14 +217,17 @@ def auth_params(**overrides: str | None) -> dict[str, str]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def submit(client: TestClient[Any], page: httpx.Response, **values: str) -> httpx.Response:
+def submit(
+    client: TestClient[Any], page: httpx.Response, headers: dict[str, str] | None = None,
+    **values: str,
+) -> httpx.Response:
     """Fill the page's form with ``values`` (keeping its hidden fields) and submit it."""
     form = Form(page.text)
     assert form.method == "post" and form.action, page.text
     data = {**form.fields, **values}
     if "action" not in data and form.buttons.get("action"):
         data["action"] = form.buttons["action"][0]
-    return client.post(form.action, data=data, follow_redirects=False)
+    return client.post(form.action, data=data, headers=headers, follow_redirects=False)
 
 
 def redirect_params(response: httpx.Response) -> dict[str, str]:

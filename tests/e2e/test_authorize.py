@@ -16,6 +16,7 @@ from tests.e2e.signin_flow import (
     CONFIDENTIAL_REDIRECT,
     CONFIDENTIAL_SECRET,
     ISSUER,
+    LOAD_BALANCER,
     PASSWORD,
     PUBLIC_ID,
     PUBLIC_REDIRECT,
@@ -23,6 +24,7 @@ from tests.e2e.signin_flow import (
     Harness,
     auth_params,
     exchange,
+    forwarded_for,
     full_flow,
     harness,
     pkce_pair,
@@ -255,7 +257,7 @@ def test_cancel_redirects_with_access_denied(h: Harness) -> None:
     assert params["error"] == "access_denied" and params["state"] == "st-123"
 
 
-def test_failed_sign_ins_are_throttled_per_user(h: Harness) -> None:
+def test_failed_sign_ins_are_throttled_per_user_at_an_address(h: Harness) -> None:
     h.add_user()
     page = h.client.get("/oauth/authorize", params=auth_params())
     for _ in range(5):
@@ -282,6 +284,97 @@ def test_failed_sign_ins_are_throttled_per_client_address(h: Harness) -> None:
         assert response.status_code == 200
     locked = submit(h.client, page, username="alice", password=PASSWORD)
     assert locked.status_code == 429 and "retry-after" in locked.headers
+
+
+@pytest.mark.parametrize(("limit", "refused_at"), [("3", 3), ("0", None)])
+def test_the_failures_per_address_limit_is_configurable(
+    tmp_path: Path, limit: str, refused_at: int | None
+) -> None:
+    with harness(tmp_path, RATE_LIMIT_SIGNIN_FAILURES_PER_ADDRESS=limit) as h:
+        page = h.client.get("/oauth/authorize", params=auth_params())
+        statuses = [submit(h.client, page, username=f"user{n}", password="x").status_code
+                    for n in range(30)]
+        expected = [200] * 30 if refused_at is None else [200] * refused_at + [429] * 27
+        assert statuses == expected
+
+
+def _behind_the_balancer(h: Harness, address: str, **fields: str) -> Any:
+    """A sign-in page fetched, and submitted, by a browser at ``address``."""
+    page = h.client.get("/oauth/authorize", params=auth_params(), headers=forwarded_for(address))
+    return submit(h.client, page, forwarded_for(address), **fields)
+
+
+def test_failures_from_one_address_behind_a_load_balancer_lock_out_no_one_else(
+    tmp_path: Path,
+) -> None:
+    # The confirmed attack: 21 failures from one address blocked every user behind a load
+    # balancer, since every request came from the balancer's address.
+    with harness(tmp_path, peer=LOAD_BALANCER, TRUSTED_PROXIES=LOAD_BALANCER) as h:
+        h.add_user()
+        statuses = [_behind_the_balancer(h, "203.0.113.9", username=f"guess{n}",
+                                         password="nope").status_code for n in range(21)]
+        assert statuses == [200] * 20 + [429]
+        victim = _behind_the_balancer(h, "198.51.100.7", username="alice", password=PASSWORD)
+        assert "code" in redirect_params(victim)
+
+
+def test_failures_naming_a_user_do_not_lock_that_user_out(tmp_path: Path) -> None:
+    # The confirmed attack: six requests naming a user locked that user out.
+    with harness(tmp_path, peer=LOAD_BALANCER, TRUSTED_PROXIES=LOAD_BALANCER) as h:
+        h.add_user()
+        statuses = [_behind_the_balancer(h, "203.0.113.9", username="alice",
+                                         password="nope").status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        victim = _behind_the_balancer(h, "198.51.100.7", username="alice", password=PASSWORD)
+        assert "code" in redirect_params(victim)
+
+
+@pytest.mark.parametrize("env", [{}, {"TRUSTED_PROXIES": "192.0.2.1"}],
+                         ids=["no-trusted-proxies", "peer-not-trusted"])
+def test_a_forwarded_for_header_from_an_untrusted_peer_is_ignored(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    with harness(tmp_path, peer=LOAD_BALANCER, **env) as h:
+        h.add_user()
+        for n in range(5):
+            _behind_the_balancer(h, f"203.0.113.{n}", username="alice", password="nope")
+        # Every request is from the peer itself: no header buys a fresh address.
+        spoofed = _behind_the_balancer(h, "198.51.100.7", username="alice", password=PASSWORD)
+        assert spoofed.status_code == 429
+
+
+def test_a_guesser_is_slowed_to_a_few_checks_and_told_when_to_retry(h: Harness) -> None:
+    h.add_user()
+    page = h.client.get("/oauth/authorize", params=auth_params())
+    responses = []
+    for n in range(30):  # one guess every two seconds for a minute
+        responses.append(submit(h.client, page, username="alice", password=f"guess{n}"))
+        h.clock.advance(2)
+    assert h.events.names().count("signin_failed") == 5
+    refused = responses[5:]
+    assert {r.status_code for r in refused} == {429}
+    assert all(0 < int(r.headers["retry-after"]) <= 900 for r in refused)
+    # The page says why, where a screen reader announces it, next to the form.
+    assert 'role="alert"' in refused[0].text
+    assert "Too many failed sign-in attempts" in refused[0].text
+    assert 'aria-describedby="form-error"' in refused[0].text
+
+
+def test_guesses_from_many_addresses_are_delayed_and_the_owner_still_gets_in(
+    tmp_path: Path,
+) -> None:
+    with harness(tmp_path, peer=LOAD_BALANCER, TRUSTED_PROXIES=LOAD_BALANCER) as h:
+        h.add_user()
+        bots = [f"203.0.113.{n}" for n in range(10)]
+        first = [_behind_the_balancer(h, ip, username="alice", password="x") for ip in bots]
+        assert {r.status_code for r in first} == {200}
+        second = [_behind_the_balancer(h, ip, username="alice", password="y") for ip in bots]
+        assert [r.status_code for r in second].count(200) == 1
+        delayed = [r for r in second if r.status_code == 429]
+        assert len(delayed) == 9
+        assert all(0 < int(r.headers["retry-after"]) <= 60 for r in delayed)
+        owner = _behind_the_balancer(h, "198.51.100.7", username="alice", password=PASSWORD)
+        assert "code" in redirect_params(owner)
 
 
 def test_throttling_is_shared_through_the_store_by_every_instance(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pyotp
 import pytest
@@ -15,6 +16,7 @@ from domain.tokens import hash_token
 from tests.e2e.signin_flow import (
     PASSWORD,
     PUBLIC_ID,
+    Form,
     Harness,
     auth_params,
     full_flow,
@@ -109,16 +111,66 @@ def test_codes_one_step_away_are_accepted_two_steps_are_not(h: Harness) -> None:
     assert "code" in redirect_params(submit(h.client, _totp_page(h), code=previous))
 
 
+def _wrong_code(h: Harness) -> str:
+    valid = {pyotp.TOTP(SECRET).at(h.clock.now() + d) for d in (-30, 0, 30)}
+    return next(f"{n:06d}" for n in range(10) if f"{n:06d}" not in valid)
+
+
 def test_wrong_totp_codes_are_throttled(h: Harness) -> None:
     h.add_user(totp_secret=SECRET)
     page = _totp_page(h)
     current = pyotp.TOTP(SECRET).at(h.clock.now())
-    wrong = f"{(int(current) + 1) % 1_000_000:06d}"
     for _ in range(5):
-        assert submit(h.client, page, code=wrong).status_code == 200
+        page = submit(h.client, page, code=_wrong_code(h))
+        assert page.status_code == 200
     locked = submit(h.client, page, code=current)
     assert locked.status_code == 429 and "retry-after" in locked.headers
     assert "location" not in locked.headers
+
+
+def test_a_wrong_code_gives_a_fresh_totp_step_and_the_user_can_retry(h: Harness) -> None:
+    h.add_user(totp_secret=SECRET)
+    page = _totp_page(h)
+    retry = submit(h.client, page, code=_wrong_code(h))
+    assert retry.status_code == 200 and "The code is incorrect" in retry.text
+    assert "set-cookie" in retry.headers
+    assert Form(retry.text).fields["csrf_token"] != Form(page.text).fields["csrf_token"]
+    assert "code" in redirect_params(
+        submit(h.client, retry, code=pyotp.TOTP(SECRET).at(h.clock.now())))
+
+
+def test_a_replayed_totp_step_cookie_is_refused(h: Harness) -> None:
+    # The sealed cookie proves the password; replaying a copy of it must not buy more tries.
+    h.add_user(totp_secret=SECRET)
+    page = _totp_page(h)
+    copied = httpx.Cookies(h.client.cookies)
+    retry = submit(h.client, page, code=_wrong_code(h))
+    assert retry.status_code == 200
+    h.client.cookies = copied
+    replay = submit(h.client, page, code=pyotp.TOTP(SECRET).at(h.clock.now()))
+    assert replay.status_code == 409 and "location" not in replay.headers
+    assert "already used. Please sign in again." in replay.text
+    # The answer starts over from the password, with a transaction of its own.
+    assert 'name="password"' in replay.text
+    again = submit(h.client, replay, username="alice", password=PASSWORD)
+    assert 'name="code"' in again.text
+    assert "code" in redirect_params(
+        submit(h.client, again, code=pyotp.TOTP(SECRET).at(h.clock.now())))
+
+
+def test_the_cookie_of_a_finished_totp_step_cannot_sign_in_again(tmp_path: Path) -> None:
+    with harness(tmp_path) as h:
+        h.add_user(totp_secret=SECRET)
+        page = _totp_page(h)
+        copied = httpx.Cookies(h.client.cookies)
+        assert "code" in redirect_params(
+            submit(h.client, page, code=pyotp.TOTP(SECRET).at(h.clock.now())))
+        h.clock.advance(30)  # a fresh, unused code
+        # On another instance sharing the store, too.
+        with harness(tmp_path, store=h.store, clock=h.clock) as other:
+            other.client.cookies = copied
+            replay = submit(other.client, page, code=pyotp.TOTP(SECRET).at(h.clock.now()))
+            assert replay.status_code == 409 and "location" not in replay.headers
 
 
 def test_a_user_deactivated_between_the_steps_cannot_finish(h: Harness) -> None:

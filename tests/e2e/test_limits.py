@@ -23,7 +23,7 @@ from tests.e2e.ops_support import (
     metric,
     ops_app,
 )
-from tests.e2e.signin_flow import FakeClock, Harness, auth_params
+from tests.e2e.signin_flow import LOAD_BALANCER, FakeClock, Harness, auth_params, forwarded_for
 from tests.services.auth_service_process import ServedProcess
 
 MIB = 1024 * 1024
@@ -128,6 +128,21 @@ def test_sign_in_posts_are_limited_per_address(tmp_path: Path) -> None:
         assert statuses[:2] != [429, 429] and statuses[2] == 429
         # Showing the page is not a sign-in attempt.
         assert h.client.get("/oauth/authorize", params=auth_params()).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_limits_count_each_client_address(tmp_path: Path) -> None:
+    with ops_app(tmp_path, peer=LOAD_BALANCER, TRUSTED_PROXIES="10.0.0.0/24",
+                 RATE_LIMIT_SIGNIN_PER_MINUTE="2", RATE_LIMIT_TOKEN_IP_PER_MINUTE="1") as h:
+        form = {"username": "nobody", "password": "x"}
+        for address in ("203.0.113.9", "198.51.100.7"):
+            # A second proxy in front of the balancer: the client is the right-most untrusted.
+            chain = forwarded_for(f"{address}, 10.0.0.2")
+            statuses = [h.client.post("/oauth/authorize", data=form, headers=chain).status_code
+                        for _ in range(3)]
+            assert statuses[2] == 429 and 429 not in statuses[:2], address
+            token = h.client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                  auth=(SERVICE_ID, SERVICE_SECRET), headers=chain)
+            assert token.status_code == 200, address
 
 
 def test_instances_sharing_a_store_share_the_limit(tmp_path: Path) -> None:

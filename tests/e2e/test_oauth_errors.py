@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.doubles import FakeClock
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     FORM,
@@ -20,6 +22,8 @@ from tests.e2e.oauth_setup import (
     introspect,
     running,
 )
+from tests.e2e.ops_support import metric
+from tests.e2e.signin_flow import LOAD_BALANCER, forwarded_for, from_peer
 
 UNAUTHORIZED = 'Basic realm="auth-service"'
 
@@ -186,3 +190,75 @@ def test_public_client_with_pkce(store: StoreBackend, tmp_path: Path) -> None:
             "redirect_uri": REDIRECT, "client_id": "spa", "code_verifier": VERIFIER,
         })
         assert response.status_code == 200 and "refresh_token" in response.json()
+
+
+# Client authentication and the per-client limit (RATE_LIMIT_TOKEN_PER_MINUTE)
+
+ATTACKER = forwarded_for("203.0.113.9")
+OWNER = forwarded_for("198.51.100.7")
+
+
+def _behind_balancer(store: StoreBackend, tmp_path: Path, **env: str) -> tuple[Any, FakeClock]:
+    clock = FakeClock()
+    app = build_app(store, tmp_path, clock=clock, TRUSTED_PROXIES=LOAD_BALANCER, **env)
+    from_peer(app, LOAD_BALANCER)
+    return app, clock
+
+
+def _client_token(client: Any, headers: dict[str, str], secret: str = SECRET,
+                  client_id: str = "basic") -> Any:
+    return client.post("/oauth/token", content="grant_type=client_credentials",
+                       headers={**FORM, **basic(client_id, secret), **headers})
+
+
+def test_requests_that_fail_to_authenticate_do_not_use_up_a_clients_allowance(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    # The confirmed attack: anyone naming a client used up that client's token allowance.
+    app, _ = _behind_balancer(store, tmp_path, RATE_LIMIT_TOKEN_PER_MINUTE="3")
+    with running(app) as client:
+        for _ in range(5):
+            assert _client_token(client, ATTACKER, secret="x" * 40).status_code == 401
+            named = client.post("/oauth/token", headers={**FORM, **ATTACKER},
+                                content="grant_type=client_credentials&client_id=basic")
+            assert named.status_code == 401
+        assert [_client_token(client, OWNER).status_code for _ in range(4)] == [
+            200, 200, 200, 429]
+
+
+def test_failed_client_authentications_are_throttled_per_client_and_address(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    app, clock = _behind_balancer(store, tmp_path, RATE_LIMIT_CLIENT_AUTH_FAILURES="3")
+    with running(app) as client:
+        wrong = [_client_token(client, ATTACKER, secret="x" * 40) for _ in range(4)]
+        assert [r.status_code for r in wrong] == [401, 401, 401, 429]
+        refused = wrong[-1]
+        assert refused.json()["error"] == "too_many_requests"
+        assert refused.headers["cache-control"] == "no-store"
+        retry_after = int(refused.headers["retry-after"])
+        assert 0 < retry_after <= 900
+        # The count is shared by every endpoint that authenticates clients.
+        for path in ("/oauth/introspect", "/oauth/revoke"):
+            response = client.post(path, content="token=tk_x",
+                                   headers={**FORM, **basic(secret="x" * 40), **ATTACKER})
+            assert response.status_code == 429, path
+        # The same client id from elsewhere still gets 401, not 429.
+        assert _client_token(client, OWNER, secret="x" * 40).status_code == 401
+        # The right secret is never refused: a stranger's failures lock no client out.
+        assert _client_token(client, ATTACKER).status_code == 200
+        assert _client_token(client, OWNER).status_code == 200
+        assert metric(client.get("/metrics").text, "auth_rate_limited_total",
+                      rule="client_auth") == 3
+        clock.advance(retry_after)
+        assert _client_token(client, ATTACKER, secret="x" * 40).status_code == 401
+
+
+def test_the_client_authentication_failure_limit_can_be_switched_off(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    app, _ = _behind_balancer(store, tmp_path, RATE_LIMIT_CLIENT_AUTH_FAILURES="0")
+    with running(app) as client:
+        statuses = {_client_token(client, ATTACKER, secret="x" * 40).status_code
+                    for _ in range(30)}
+        assert statuses == {401}

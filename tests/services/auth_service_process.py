@@ -22,7 +22,7 @@ CLI = shutil.which("auth-service", path=str(Path(sys.executable).parent)) or "au
 
 # Variables of the surrounding environment that must not leak into a served process.
 _OWN_PREFIXES = ("STORE_", "DATABASE_", "REDIS_", "CLIENT", "BIND_", "SIGNING_", "RATE_LIMIT_",
-                 "PURGE_", "LOG_", "EXTERNAL_", "PROMETHEUS_")
+                 "PURGE_", "LOG_", "EXTERNAL_", "PROMETHEUS_", "TRUSTED_PROXIES")
 
 
 class ServedProcess:

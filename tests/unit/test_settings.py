@@ -88,3 +88,32 @@ def test_lists_are_parsed() -> None:
     assert settings.client_redirect_uris["a"] == ("https://a.example/cb", "http://localhost:3000/cb")
     assert settings.allowed_scopes == ("read", "write")
     assert (settings.bind_host, settings.bind_port) == ("::1", 9000)
+
+
+def test_throttling_settings_default_and_parse() -> None:
+    defaults = load_settings({})
+    assert defaults.rate_limit_signin_failures_per_address == 20
+    assert defaults.rate_limit_client_auth_failures == 20
+    assert defaults.trusted_proxies == ()  # X-Forwarded-For is believed from no one
+    settings = load_settings({
+        "RATE_LIMIT_SIGNIN_FAILURES_PER_ADDRESS": "0", "RATE_LIMIT_CLIENT_AUTH_FAILURES": "7",
+        "TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,::1 "})
+    assert settings.rate_limit_signin_failures_per_address == 0
+    assert settings.rate_limit_client_auth_failures == 7
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.7", "::1")
+    assert load_settings({"TRUSTED_PROXIES": "*"}).trusted_proxies == ("*",)
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "lb.internal", "*,10.0.0.1", "300.1.1.1"])
+def test_a_bad_trusted_proxy_is_a_configuration_error(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TRUSTED_PROXIES": value})
+    assert caught.value.variable == "TRUSTED_PROXIES"
+
+
+@pytest.mark.parametrize("variable", ["RATE_LIMIT_SIGNIN_FAILURES_PER_ADDRESS",
+                                      "RATE_LIMIT_CLIENT_AUTH_FAILURES"])
+def test_a_bad_throttling_limit_names_its_variable(variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: "-1"})
+    assert caught.value.variable == variable

@@ -1,4 +1,9 @@
-"""Sign-in use cases: password step, TOTP step, throttling, set_password."""
+"""Sign-in use cases: password step, TOTP step, throttling, set_password.
+
+Throttling: failures per (address, user name) are a hard limit for that pair only; failures
+per user name across addresses delay the addresses that have failures of their own; a
+fresh address (the account's owner, elsewhere) is always checked.
+"""
 
 from __future__ import annotations
 
@@ -113,7 +118,8 @@ async def test_user_without_password_cannot_sign_in() -> None:
     assert await _password(store, RecordingEvents(), password="") == Rejected()
 
 
-async def test_fifth_failure_locks_the_user_until_the_window_ends() -> None:
+async def test_fifth_failure_locks_that_address_out_of_that_user_until_the_window_ends(
+) -> None:
     store, _ = await _store()
     events = RecordingEvents()
     for _ in range(5):
@@ -125,6 +131,94 @@ async def test_fifth_failure_locks_the_user_until_the_window_ends() -> None:
     assert isinstance(await _password(store, events, now=next_window), PasswordAccepted)
 
 
+async def test_failures_at_one_address_never_lock_the_user_out_at_another() -> None:
+    # The confirmed attack: six requests naming a user locked that user out everywhere.
+    store, user = await _store()
+    events = RecordingEvents()
+    for _ in range(50):
+        await _password(store, events, password="wrong", ip="203.0.113.9")
+    owner = await _password(store, events, ip="198.51.100.7")
+    assert owner == PasswordAccepted(user_id=user.id, auth_time=NOW, totp_required=False)
+
+
+async def test_a_guesser_at_one_address_is_held_to_five_checks_per_window() -> None:
+    store, _ = await _store()
+    spy = SpyHasher()
+    minute = [await _password(store, RecordingEvents(), password=f"guess{i}", now=NOW + i,
+                              hasher=spy) for i in range(60)]
+    assert len(spy.verified) == 5
+    assert all(isinstance(o, Throttled) for o in minute[5:])
+    # Refused attempts are not counted, so the next window starts afresh, with five more.
+    next_window = NOW - NOW % 900 + 900
+    for i in range(10):
+        await _password(store, RecordingEvents(), password="x", now=next_window + i, hasher=spy)
+    assert len(spy.verified) == 10
+
+
+def test_delays_double_from_the_sixth_failure_and_are_capped() -> None:
+    policy = ThrottlePolicy()
+    assert [policy.delay(n) for n in range(4, 13)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert policy.delay(10**9) == 60
+
+
+async def test_a_distributed_guesser_is_slowed_and_the_owner_still_gets_in() -> None:
+    store, user = await _store()
+    spy = SpyHasher()
+    bots = [f"203.0.113.{n}" for n in range(40)]
+
+    async def guess(ip: str, now: int) -> object:
+        return await _password(store, RecordingEvents(), password="guess", ip=ip, now=now,
+                               hasher=spy)
+
+    # A first guess from each address is checked: it could be the owner's right password.
+    assert [await guess(ip, NOW) for ip in bots] == [Rejected()] * 40
+    # Then every address that has failed shares one delayed slot.
+    second = [await guess(ip, NOW + 1) for ip in bots]
+    assert second.count(Rejected()) == 1
+    assert set(second) - {Rejected()} == {Throttled(retry_after=60)}
+    checked = len(spy.verified)
+    for second_of_minute in range(2, 62):
+        for ip in bots:
+            await guess(ip, NOW + second_of_minute)
+    assert len(spy.verified) - checked <= 2  # one per 60-second delay
+    owner = await _password(store, RecordingEvents(), ip="198.51.100.7", now=NOW + 62)
+    assert owner == PasswordAccepted(user_id=user.id, auth_time=NOW + 62, totp_required=False)
+
+
+async def test_an_address_with_failures_of_its_own_waits_out_the_delay_then_is_checked(
+) -> None:
+    store, user = await _store()
+    events = RecordingEvents()
+    for n in range(6):  # six other addresses: user failures past the free five
+        await _password(store, events, password="wrong", ip=f"203.0.113.{n}")
+    assert await _password(store, events, password="typo", ip="10.9.9.9") == Rejected()
+    # The delayed slot is free: this retry is checked, and holds the slot for the delay.
+    assert await _password(store, events, password="typo2", ip="10.9.9.9") == Rejected()
+    waited = await _password(store, events, ip="10.9.9.9", now=NOW + 1)
+    assert waited == Throttled(retry_after=ThrottlePolicy().delay(8))
+    assert "signin_locked" in events.names()
+    later = await _password(store, events, ip="10.9.9.9", now=NOW + ThrottlePolicy().delay(7))
+    assert isinstance(later, PasswordAccepted) and later.user_id == user.id
+
+
+async def test_a_success_clears_that_address_failures_for_the_user() -> None:
+    store, _ = await _store()
+    no_delays = ThrottlePolicy(user_free=1000)
+
+    async def attempt(password: str) -> object:
+        return await check_password(store, HASHER, RecordingEvents(), user_name="alice",
+                                    password=password, client_ip="ip", now=NOW,
+                                    policy=no_delays)
+
+    for _ in range(4):
+        assert await attempt("typo") == Rejected()
+    assert isinstance(await attempt(PW), PasswordAccepted)
+    # Five more failures before that address is locked out of that user, not one.
+    for _ in range(5):
+        assert await attempt("typo") == Rejected()
+    assert isinstance(await attempt(PW), Throttled)
+
+
 async def test_failures_from_one_address_across_users_lock_the_address() -> None:
     store, _ = await _store()
     events = RecordingEvents()
@@ -132,6 +226,17 @@ async def test_failures_from_one_address_across_users_lock_the_address() -> None
         await _password(store, events, name=f"user{i}", password="x")
     assert isinstance(await _password(store, events), Throttled)
     assert isinstance(await _password(store, events, ip="10.0.0.2"), PasswordAccepted)
+
+
+async def test_the_address_limit_is_configurable_and_can_be_switched_off() -> None:
+    store, _ = await _store()
+    off = ThrottlePolicy(ip_limit=0)
+    for i in range(100):
+        await check_password(store, HASHER, RecordingEvents(), user_name=f"user{i}",
+                             password="x", client_ip="10.0.0.1", now=NOW, policy=off)
+    accepted = await check_password(store, HASHER, RecordingEvents(), user_name="alice",
+                                    password=PW, client_ip="10.0.0.1", now=NOW, policy=off)
+    assert isinstance(accepted, PasswordAccepted)
 
 
 async def test_successes_do_not_count_towards_the_limit() -> None:
@@ -177,7 +282,7 @@ async def test_concurrent_totp_guesses_cannot_slip_under_the_limit() -> None:
 
 async def test_policy_is_configurable() -> None:
     store, _ = await _store()
-    policy = ThrottlePolicy(user_limit=1, ip_limit=100, window_seconds=60)
+    policy = ThrottlePolicy(pair_limit=1, ip_limit=100, window_seconds=60)
     events = RecordingEvents()
     await check_password(store, HASHER, events, user_name="alice", password="x",
                          client_ip="ip", now=NOW, policy=policy)
@@ -198,18 +303,23 @@ async def test_totp_step_accepts_a_valid_code_once() -> None:
     assert replay == Rejected()
 
 
-async def test_totp_failures_count_towards_the_user_limit() -> None:
+async def test_totp_failures_lock_the_second_factor_of_the_user_everywhere() -> None:
+    # Only someone who knows the password reaches this step, so its limit is per user.
     store, user = await _store(totp=True)
     events = RecordingEvents()
+    wrong = next(f"{n:06d}" for n in range(10) if not any(
+        pyotp.TOTP(SECRET).at(NOW + d) == f"{n:06d}" for d in (-30, 0, 30)))
     for _ in range(5):
-        assert await check_totp(store, PyotpTotp(), events, user_id=user.id, code="000000",
-                                seeds=SEEDS, client_ip="ip", now=NOW) in (Rejected(),)
+        assert await check_totp(store, PyotpTotp(), events, user_id=user.id, code=wrong,
+                                seeds=SEEDS, client_ip="ip", now=NOW) == Rejected()
     code = pyotp.TOTP(SECRET).at(NOW)
-    outcome = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
-                               seeds=SEEDS, client_ip="ip", now=NOW)
-    assert isinstance(outcome, Throttled)
-    # The password step of the same user is locked too.
-    assert isinstance(await _password(store, events), Throttled)
+    for ip in ("ip", "10.1.1.1"):
+        outcome = await check_totp(store, PyotpTotp(), events, user_id=user.id, code=code,
+                                   seeds=SEEDS, client_ip=ip, now=NOW)
+        assert isinstance(outcome, Throttled)
+    # The failing address may not try the password either; another address may.
+    assert isinstance(await _password(store, events, ip="ip"), Throttled)
+    assert isinstance(await _password(store, events, ip="10.1.1.1"), PasswordAccepted)
 
 
 async def test_totp_step_refuses_a_user_without_a_confirmed_factor() -> None:
