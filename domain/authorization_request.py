@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import msgspec
 
 from domain.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
+from domain.scopes import service_scopes_in
 
 #: Longest value accepted for any parameter; longer is a malformed request.
 MAX_PARAMETER_LENGTH = 2048
@@ -59,8 +60,10 @@ def validate_authorization_request(
     """Check the request's parameters (each name mapped to every value it was given).
 
     The redirect URI must be one the client registered, compared as exact strings: no
-    prefix, suffix, case or normalisation games. PKCE ``S256`` is required from public
-    clients and the only method accepted from anyone (``plain`` is refused).
+    prefix, suffix, case or normalisation games. PKCE ``S256`` is required from every
+    client except a confidential one that opted out, and is the only method accepted from
+    anyone (``plain`` is refused). Service scopes are ``invalid_scope``: a user cannot
+    delegate them, whatever the client may hold for itself.
     """
     client_ids = params.get("client_id", ())
     if len(client_ids) != 1 or not client_ids[0]:
@@ -115,13 +118,17 @@ def validate_authorization_request(
         return fail("invalid_scope", "scope is malformed")
     if not client.allows_scopes(scopes):
         return fail("invalid_scope", "a requested scope is not allowed for this client")
+    service = service_scopes_in(scopes)
+    if service:
+        return fail("invalid_scope", f"{' '.join(service)} cannot be granted by a user; "
+                    "a service gets it with client_credentials")
 
     challenge = one("code_challenge")
     method = one("code_challenge_method")
     if challenge is None:
         if method is not None:
             return fail("invalid_request", "code_challenge_method without code_challenge")
-        if client.is_public:
+        if client.needs_pkce:
             return fail("invalid_request", "PKCE (code_challenge with S256) is required")
     else:
         if method != "S256":

@@ -42,7 +42,9 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
 
     ``secret_hash`` is None for a public client (``token_endpoint_auth_method`` ``none``).
     ``auth_methods`` lists the authentication methods the client may use at the token,
-    introspection and revocation endpoints.
+    introspection and revocation endpoints. ``require_pkce`` False is the opt-out of a
+    legacy confidential client from PKCE (OAuth 2.1 section 7.5.1); a public client always
+    needs PKCE, whatever it says.
     """
 
     client_id: str
@@ -52,10 +54,16 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     grant_types: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
     auth_methods: frozenset[str] = frozenset({AUTH_BASIC})
+    require_pkce: bool = True
 
     @property
     def is_public(self) -> bool:
         return self.secret_hash is None
+
+    @property
+    def needs_pkce(self) -> bool:
+        """Whether an authorization code of this client must be bound to a PKCE challenge."""
+        return self.require_pkce or self.is_public
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types

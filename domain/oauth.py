@@ -1,7 +1,7 @@
 """OAuth 2 token use cases: issue, exchange, rotate, introspect and revoke.
 
-Every function depends only on ports (the token and code parts of the Store, a clock, a
-token generator, events and the ID-token signer), gathered in :class:`OAuthPorts`. Client
+Every function depends only on ports (the token, code and user parts of the Store, a clock,
+a token generator, events and the ID-token signer), gathered in :class:`OAuthPorts`. Client
 authentication happens before these are called: they receive the authenticated
 :class:`~domain.clients.Client`. Failures are :class:`OAuthError` with an RFC 6749 error
 code; a :class:`~domain.errors.StoreUnavailable` is never caught here, so every store
@@ -33,6 +33,8 @@ from domain.entities import (
     Reused,
     Taken,
 )
+from domain.errors import NotFound
+from domain.scopes import IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
@@ -43,15 +45,11 @@ from domain.tokens import (
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import IdTokenSigner, TokenGenerator
-from ports.store import CodeStore, EphemeralStore, TokenStore
+from ports.store import CodeStore, EphemeralStore, TokenStore, UserStore
 
 GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
-OFFLINE_ACCESS = "offline_access"
-OPENID = "openid"
 BEARER = "Bearer"
-#: Scopes that only make sense with a signed-in user: refused for ``client_credentials``.
-USER_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS})
 
 # RFC 7636 section 4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 _PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -76,17 +74,23 @@ class OAuthError(Exception):
 
 
 class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Lifetimes (seconds) and the issuer named in introspection and ID tokens."""
+    """Lifetimes (seconds) and the issuer named in introspection and ID tokens.
+
+    ``refresh_max_lifetime_seconds`` is the absolute lifetime of a user's grant, counted
+    from the sign-in (``auth_time``): no token of the grant, refresh or access, lives past
+    it, however often it is rotated.
+    """
 
     issuer: str
     access_token_seconds: int = 3600
     refresh_token_seconds: int = 1_209_600
     code_seconds: int = 600
     id_token_seconds: int = 3600
+    refresh_max_lifetime_seconds: int = 7_776_000
 
 
-class OAuthStore(CodeStore, TokenStore, EphemeralStore, Protocol):
-    """The part of the Store the OAuth use cases need."""
+class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, Protocol):
+    """The part of the Store the OAuth use cases need (users: to refuse deprovisioned ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +142,20 @@ async def issue_client_credentials(
 ) -> TokenResponse:
     """Issue an access token to the client itself (RFC 6749 section 4.4).
 
-    No refresh token (section 4.4.3). Without a ``scope`` the token gets every scope of the
-    client except those that need a user (:data:`USER_SCOPES`); asking for one of those, or
-    for a scope the client may not use, is ``invalid_scope``.
+    No refresh token (section 4.4.3). Service scopes and API scopes may be granted here;
+    identity scopes (:data:`~domain.scopes.IDENTITY_SCOPES`) need a user. Without a
+    ``scope`` the token gets every scope of the client except identity scopes; asking for
+    one of those, or for a scope the client may not use, is ``invalid_scope``.
     """
     if not client.allows_grant(GRANT_CLIENT_CREDENTIALS):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
     requested = parse_scope(scope)
     if requested is None:
-        granted = tuple(sorted(s for s in client.scopes if s not in USER_SCOPES))
+        granted = tuple(sorted(s for s in client.scopes if s not in IDENTITY_SCOPES))
     else:
         if not client.allows_scopes(requested):
             raise OAuthError("invalid_scope", "the client may not request this scope")
-        if any(s in USER_SCOPES for s in requested):
+        if any(s in IDENTITY_SCOPES for s in requested):
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
     now = ports.clock.now()
@@ -186,8 +191,9 @@ async def create_authorization_code(
     """Store a new authorization code for a signed-in user and return its value.
 
     Checks what the authorization endpoint must check before redirecting: the client may use
-    the grant, ``redirect_uri`` is one of its registered URIs exactly, the scope is allowed,
-    and PKCE is ``S256`` (required for public clients; ``plain`` is refused). Raises
+    the grant, ``redirect_uri`` is one of its registered URIs exactly, the scope is allowed
+    and holds no service scope (a user cannot delegate those), and PKCE is ``S256``
+    (required unless a confidential client opted out; ``plain`` is refused). Raises
     ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``).
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
@@ -199,10 +205,11 @@ async def create_authorization_code(
         raise OAuthError("invalid_scope", "a scope is required")
     if not client.allows_scopes(requested):
         raise OAuthError("invalid_scope", "the client may not request this scope")
+    _refuse_service_scopes(requested)
     if code_challenge is None:
         if code_challenge_method is not None:
             raise OAuthError("invalid_request", "code_challenge_method without code_challenge")
-        if client.is_public:
+        if client.needs_pkce:
             raise OAuthError("invalid_request", "PKCE (code_challenge, S256) is required")
     else:
         if code_challenge_method != PKCE_S256:
@@ -229,6 +236,13 @@ async def create_authorization_code(
     return value
 
 
+def _refuse_service_scopes(scopes: tuple[str, ...]) -> None:
+    found = service_scopes_in(scopes)
+    if found:
+        raise OAuthError("invalid_scope", f"{' '.join(found)} is granted only to a client "
+                         "for itself (client_credentials), never on behalf of a user")
+
+
 def pkce_s256(verifier: str) -> str:
     """The S256 code challenge of a verifier (RFC 7636 section 4.2)."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -240,8 +254,9 @@ def _verify_pkce(code: AuthorizationCode, verifier: str | None, client: Client) 
         # OAuth 2.1 section 4.1.3: a verifier without a stored challenge is a downgrade attempt.
         if verifier is not None:
             raise OAuthError("invalid_grant", "code_verifier sent but no code_challenge was")
-        if client.is_public:
-            raise OAuthError("invalid_grant", "PKCE is required for public clients")
+        if client.needs_pkce:
+            # The code predates a configuration that now requires PKCE for this client.
+            raise OAuthError("invalid_grant", "PKCE is required for this client")
         return
     if verifier is None:
         raise OAuthError("invalid_grant", "code_verifier is required")
@@ -278,6 +293,10 @@ async def exchange_authorization_code(
     for, and the PKCE verifier must match a stored challenge. Issues an access token, a
     refresh token when the scope has ``offline_access`` and the client may refresh, and an
     ID token when the scope has ``openid``.
+
+    A code whose user was deleted or deactivated meanwhile is ``invalid_grant``, and the
+    grant is revoked. The user is read *after* the tokens are saved: a deprovisioning that
+    the read misses runs ``revoke_subject`` later, which then finds them.
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -308,8 +327,13 @@ async def exchange_authorization_code(
     _verify_pkce(taken, code_verifier, client)
 
     scopes = tuple(taken.scope.split())
+    # A code minted before scope kinds existed may still name a service scope.
+    _refuse_service_scopes(scopes)
+    # A sign-in time is what the absolute lifetime counts from: a code without one (older
+    # than this rule) starts it now.
+    auth_time = taken.auth_time if taken.auth_time is not None else now
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
-                   taken.mfa_verified, taken.auth_time)
+                   taken.mfa_verified, auth_time)
     access_value, access = _new_access_token(ports, grant, taken.scope, now)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
@@ -326,16 +350,36 @@ async def exchange_authorization_code(
         await ports.store.revoke_grant(taken.grant_id, now)
         raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
                          event="authorization_code_replayed")
+    await _require_active_user(ports, taken.user_id, taken.grant_id, client, now)
     ports.events.emit("token_issued", grant_type=GRANT_AUTHORIZATION_CODE,
                       client_id=client.client_id)
     return TokenResponse(
         access_token=access_value,
         token_type=BEARER,
-        expires_in=policy.access_token_seconds,
+        expires_in=access.exp - now,
         scope=taken.scope,
         refresh_token=refresh_value,
         id_token=id_token,
     )
+
+
+async def _require_active_user(
+    ports: OAuthPorts, user_id: str | None, grant_id: str, client: Client, now: int
+) -> None:
+    """Refuse, and revoke the grant, when its user is gone or deactivated (SCIM)."""
+    user = None
+    if user_id is not None:
+        try:
+            user = await ports.store.get_user(user_id)
+        except NotFound:
+            user = None
+    if user is not None and user.active:
+        return
+    await ports.store.revoke_grant(grant_id, now)
+    ports.events.emit("grant_refused_inactive_user", client_id=client.client_id,
+                      grant_id=grant_id)
+    raise OAuthError("invalid_grant", "the user of this grant is deactivated or deleted",
+                     event="grant_refused_inactive_user")
 
 
 def _settled_key(grant_id: str) -> str:
@@ -374,8 +418,11 @@ async def refresh(
     working and its access token is revoked; a new pair of the same grant is issued with the
     same subject, ``mfa_verified`` and ``auth_time``. The new access token carries the
     requested (narrowed) scope; the new refresh token keeps the original scope (section 6).
-    A token already rotated revokes its whole family and raises ``invalid_grant`` with event
-    ``refresh_token_reused``.
+    A service scope is ``invalid_scope``, and neither token outlives the grant's absolute
+    lifetime (``auth_time`` plus ``refresh_max_lifetime_seconds``); past it the refresh is
+    ``invalid_grant``. A token already rotated revokes its whole family and raises
+    ``invalid_grant`` with event ``refresh_token_reused``. A grant whose user was deleted
+    or deactivated is revoked and ``invalid_grant``.
 
     The new pair is saved *before* the take. Of concurrent rotations one wins the take and
     the others find a reuse marker and revoke the family; because every pair was saved
@@ -392,7 +439,7 @@ async def refresh(
     current = await ports.store.get_refresh_token(token_hash, now)
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
-        _check_refresh(current, client, requested)
+        _check_refresh(ports.policy, current, client, requested, now)
         issued = _next_pair(ports, current, requested, now)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
@@ -410,9 +457,12 @@ async def refresh(
     if issued is None:
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
-        _check_refresh(outcome.token, client, requested)
+        _check_refresh(ports.policy, outcome.token, client, requested, now)
         issued = _next_pair(ports, outcome.token, requested, now)
         await ports.store.save_tokens(issued[1], issued[2], now)
+    # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
+    # slip between this read and the new pair.
+    await _require_active_user(ports, outcome.token.sub, outcome.token.grant_id, client, now)
     ports.events.emit("token_issued", grant_type=GRANT_REFRESH_TOKEN, client_id=client.client_id)
     return issued[0]
 
@@ -420,18 +470,17 @@ async def refresh(
 def _next_pair(
     ports: OAuthPorts, old: RefreshToken, requested: tuple[str, ...] | None, now: int
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
-    policy = ports.policy
     access_scope = " ".join(requested) if requested is not None else old.scope
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
-    # token is narrowed.
+    # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
-                   old.auth_time)
+                   _grant_start(old))
     access_value, access = _new_access_token(ports, grant, access_scope, now)
     refresh_value, new_refresh = _new_refresh_token(ports, grant, access.token_hash, now)
     response = TokenResponse(
         access_token=access_value,
         token_type=BEARER,
-        expires_in=policy.access_token_seconds,
+        expires_in=access.exp - now,
         scope=access_scope,
         refresh_token=refresh_value,
     )
@@ -448,6 +497,22 @@ class _Grant(NamedTuple):
     mfa_verified: bool = False
     auth_time: int | None = None
 
+    def not_after(self, policy: TokenPolicy) -> int | None:
+        """The end of a user grant's absolute lifetime; None for a client's own token."""
+        if self.sub is None or self.auth_time is None:
+            return None
+        return self.auth_time + policy.refresh_max_lifetime_seconds
+
+
+def _grant_start(token: RefreshToken) -> int:
+    # A refresh token from before ``auth_time`` was recorded: its issue time is the oldest
+    # moment known, and is carried from now on.
+    return token.auth_time if token.auth_time is not None else token.iat
+
+
+def _capped(exp: int, not_after: int | None) -> int:
+    return exp if not_after is None else min(exp, not_after)
+
 
 def _new_access_token(
     ports: OAuthPorts, grant: _Grant, scope: str, now: int
@@ -459,7 +524,7 @@ def _new_access_token(
         active=True,
         scope=scope,
         client_id=grant.client_id,
-        exp=now + ports.policy.access_token_seconds,
+        exp=_capped(now + ports.policy.access_token_seconds, grant.not_after(ports.policy)),
         iat=now,
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
@@ -478,7 +543,7 @@ def _new_refresh_token(
     record = RefreshToken(
         token_hash=hash_token(value),
         access_token_hash=access_token_hash,
-        exp=now + ports.policy.refresh_token_seconds,
+        exp=_capped(now + ports.policy.refresh_token_seconds, grant.not_after(ports.policy)),
         iat=now,
         grant_id=grant.grant_id,
         client_id=grant.client_id,
@@ -490,13 +555,23 @@ def _new_refresh_token(
     return value, record
 
 
-def _check_refresh(token: RefreshToken, client: Client, requested: tuple[str, ...] | None) -> None:
+def _check_refresh(
+    policy: TokenPolicy,
+    token: RefreshToken,
+    client: Client,
+    requested: tuple[str, ...] | None,
+    now: int,
+) -> None:
     if token.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
-    if requested is not None:
-        granted = token.scope.split()
-        if any(scope not in granted for scope in requested):
-            raise OAuthError("invalid_scope", "the scope exceeds the scope originally granted")
+    granted = tuple(token.scope.split())
+    if requested is not None and any(scope not in granted for scope in requested):
+        raise OAuthError("invalid_scope", "the scope exceeds the scope originally granted")
+    # A grant from before scope kinds may hold a service scope: the client must narrow it.
+    _refuse_service_scopes(requested if requested is not None else granted)
+    if _grant_start(token) + policy.refresh_max_lifetime_seconds <= now:
+        # Reached only when the limit was lowered after the token was issued.
+        raise OAuthError("invalid_grant", "the sign-in is too old; the user must sign in again")
 
 
 # Introspection and revocation
@@ -542,7 +617,9 @@ async def introspect(
                     active=True,
                     scope=access.scope,
                     client_id=access.client_id,
-                    sub=access.sub,
+                    # RFC 9068 section 2.2: a client's own token has the client as subject.
+                    # The record keeps None, so that guards can still tell "no user".
+                    sub=access.sub if access.sub is not None else access.client_id,
                     exp=access.exp,
                     iat=access.iat,
                     iss=ports.policy.issuer,

@@ -55,6 +55,7 @@ def build_services(container: Container) -> Services:
         issuer=settings.issuer,
         access_token_seconds=settings.token_expiry_seconds,
         refresh_token_seconds=settings.refresh_token_expiry_seconds,
+        refresh_max_lifetime_seconds=settings.refresh_token_max_lifetime_seconds,
         code_seconds=settings.auth_code_expiry_seconds,
     )
     return Services(

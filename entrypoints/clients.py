@@ -35,7 +35,7 @@ from entrypoints.settings import MIN_CLIENT_SECRET_LENGTH, ConfigError, Settings
 
 _FILE_KEYS = frozenset({
     "client_id", "secret", "public", "redirect_uris", "grant_types", "scopes",
-    "token_endpoint_auth_method", "name",
+    "token_endpoint_auth_method", "name", "require_pkce",
 })
 _DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 
@@ -143,6 +143,13 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
     if not scopes or any(" " in s for s in scope_list):
         raise fail("needs scopes: a non-empty list of scope names")
 
+    require_pkce = table.get("require_pkce", True)
+    if not isinstance(require_pkce, bool):
+        raise fail("has a non-boolean require_pkce")
+    if public and not require_pkce:
+        # A public client has no secret: PKCE is all that binds its code to it.
+        raise fail("is public and cannot set require_pkce = false")
+
     name = table.get("name", client_id)
     if not isinstance(name, str):
         raise fail("has a non-string name")
@@ -154,6 +161,7 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
         grant_types=frozenset(grant_types),
         scopes=frozenset(scopes),
         auth_methods=frozenset({method}),
+        require_pkce=require_pkce,
     )
 
 

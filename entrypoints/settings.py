@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     external_base_url: str = "http://localhost:8080"
     token_expiry_seconds: int = 3600
     refresh_token_expiry_seconds: int = 1_209_600
+    #: Absolute lifetime of a user's grant from the sign-in; rotation never extends it.
+    refresh_token_max_lifetime_seconds: int = 7_776_000
     auth_code_expiry_seconds: int = 600
     #: ``(client_id, sha256 hex of the secret)``: secrets are not kept in clear after loading.
     client_credentials: tuple[tuple[str, str], ...] = ()
@@ -129,6 +131,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         external_base_url=base_url,
         token_expiry_seconds=_positive_int(env, "TOKEN_EXPIRY_SECONDS", 3600),
         refresh_token_expiry_seconds=_positive_int(env, "REFRESH_TOKEN_EXPIRY_SECONDS", 1_209_600),
+        refresh_token_max_lifetime_seconds=_positive_int(
+            env, "REFRESH_TOKEN_MAX_LIFETIME_SECONDS", 7_776_000),
         auth_code_expiry_seconds=_positive_int(env, "AUTH_CODE_EXPIRY_SECONDS", 600),
         client_credentials=_client_credentials(get("CLIENT_CREDENTIALS")),
         client_redirect_uris=_redirect_uris(get("CLIENT_REDIRECT_URIS")),

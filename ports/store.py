@@ -192,7 +192,11 @@ class TokenStore(Protocol):
         ...
 
     async def revoke_subject(self, sub: str, now: int) -> int:
-        """Revoke every access token and remove every refresh token whose ``sub`` is this one."""
+        """Revoke every access token and remove every refresh token whose ``sub`` is this one,
+        and remove the pending authorization codes whose ``user_id`` is this one.
+
+        Returns how many live records changed (codes included). Lifetimes are kept.
+        """
         ...
 
 

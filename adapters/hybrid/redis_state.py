@@ -52,6 +52,7 @@ class RedisTokenState:
         "_revoke_access",
         "_revoke_grant",
         "_revoke_subject",
+        "_save_code",
         "_save_tokens",
         "_take_code",
         "_take_refresh",
@@ -65,6 +66,7 @@ class RedisTokenState:
         self._codec = Codec()
         # register_script runs EVALSHA, and reloads the script by itself after a restart
         # of Redis (NOSCRIPT), so the source travels once, not with every call.
+        self._save_code = client.register_script(scripts.SAVE_CODE)
         self._take_code = client.register_script(scripts.TAKE_CODE)
         self._save_tokens = client.register_script(scripts.SAVE_TOKENS)
         self._revoke_access = client.register_script(scripts.REVOKE_ACCESS)
@@ -102,10 +104,11 @@ class RedisTokenState:
     # Codes
 
     async def save_code(self, code: AuthorizationCode, now: int) -> None:
-        await self.client.set(
-            f"{self._prefix}c:{code.code_hash}",
-            self._codec.encode_code(code),
-            ex=_ttl(code.exp, now),
+        p = self._prefix
+        subject_set = f"{p}s:{code.user_id}" if code.user_id is not None else ""
+        await self._save_code(
+            keys=[f"{p}c:{code.code_hash}", subject_set],
+            args=[self._codec.encode_code(code), _ttl(code.exp, now), "c:" + code.code_hash],
         )
 
     async def take_code(

@@ -3,8 +3,9 @@
 Conventions: ``ARGV[1]`` is the caller's ``now`` (expiry is decided by the caller's clock,
 as the port requires, not by Redis's); records are the msgpack arrays of ``codec.py``
 (``exp`` first); an access token value is a flag byte (``1``/``0``) then its array.
-Index sets (``g:<grant>``, ``s:<sub>``) hold members ``t:<hash>`` and ``r:<hash>``; a
-grant set that holds ``x`` belongs to a revoked grant.
+Index sets (``g:<grant>``, ``s:<sub>``) hold members ``t:<hash>`` and ``r:<hash>``, and a
+subject set also ``c:<hash>`` (the user's pending codes); a grant set that holds ``x``
+belongs to a revoked grant.
 
 Every write gives its key a TTL, and no script ever lengthens a record's TTL: a revocation
 is ``SETRANGE`` (which keeps the TTL), a removal is ``DEL``.
@@ -30,7 +31,7 @@ local function revoke_set(set, prefix, now, flag_ms)
         redis.call('SETRANGE', key, 0, '0')
         changed = changed + 1
       end
-    elseif kind == 'r' then
+    elseif kind == 'r' or kind == 'c' then
       local v = redis.call('GET', key)
       if v then
         if cmsgpack.unpack(v)[1] > now then changed = changed + 1 end
@@ -48,6 +49,18 @@ local function revoke_set(set, prefix, now, flag_ms)
   end
   return changed
 end
+"""
+
+# KEYS: code, subject set ('' for a code without user). ARGV: code value, ttl, member.
+# The code and its index entry are written together, so revoke_subject never misses a code.
+SAVE_CODE = """
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+if KEYS[2] ~= '' then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  if redis.call('PTTL', KEYS[2]) < ttl * 1000 then redis.call('EXPIRE', KEYS[2], ttl) end
+end
+return 0
 """
 
 # KEYS: code, tombstone. ARGV: now, remember_until.

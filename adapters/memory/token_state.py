@@ -55,10 +55,10 @@ class _Counter(_Expiring, frozen=True, gc=False):
 class MemoryTokenState:
     """Token state held in dicts keyed by SHA-256 hex digests.
 
-    ``grant_id`` and ``sub`` indexes (to the access- and refresh-token hashes) make
-    family and subject revocation proportional to the family, not to the store; they are
-    cleaned whenever a token leaves the store. Expired records stay until
-    :meth:`purge_expired` but are never returned.
+    ``grant_id`` and ``sub`` indexes (to the access- and refresh-token hashes, and from a
+    user to its pending codes) make family and subject revocation proportional to the
+    family, not to the store; they are cleaned whenever a token or code leaves the store.
+    Expired records stay until :meth:`purge_expired` but are never returned.
     """
 
     __slots__ = (
@@ -67,6 +67,7 @@ class MemoryTokenState:
         "_by_sub",
         "_claims",
         "_codes",
+        "_codes_by_sub",
         "_counters",
         "_refresh",
         "_reuse",
@@ -75,6 +76,7 @@ class MemoryTokenState:
 
     def __init__(self) -> None:
         self._codes: dict[str, AuthorizationCode] = {}
+        self._codes_by_sub: dict[str, _Hashes] = {}
         self._tombstones: dict[str, _Tombstone] = {}
         self._access: dict[str, AccessToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
@@ -88,7 +90,10 @@ class MemoryTokenState:
 
     async def save_code(self, code: AuthorizationCode, now: int) -> None:
         """See :meth:`ports.store.CodeStore.save_code`."""
+        self._forget_code(code.code_hash)
         self._codes[code.code_hash] = code
+        if code.user_id is not None:
+            _add(self._codes_by_sub, code.user_id, code.code_hash)
 
     async def take_code(
         self, code_hash: str, now: int, *, remember_until: int
@@ -96,7 +101,7 @@ class MemoryTokenState:
         """See :meth:`ports.store.CodeStore.take_code`."""
         code = self._codes.get(code_hash)
         if code is not None and code.exp > now:
-            del self._codes[code_hash]
+            self._forget_code(code_hash)
             consumed = ConsumedCode(code_hash, code.grant_id, code.client_id)
             self._tombstones[code_hash] = _Tombstone(exp=remember_until, code=consumed)
             return code
@@ -161,7 +166,15 @@ class MemoryTokenState:
 
     async def revoke_subject(self, sub: str, now: int) -> int:
         """See :meth:`ports.store.TokenStore.revoke_subject`."""
-        return self._revoke(self._by_sub, sub, now, lambda t: t.sub)
+        changed = self._revoke(self._by_sub, sub, now, lambda t: t.sub)
+        entry = self._codes_by_sub.get(sub)
+        hashes = [] if entry is None else [entry] if isinstance(entry, str) else list(entry)
+        for code_hash in hashes:
+            code = self._codes.get(code_hash)
+            if code is not None and code.exp > now:
+                changed += 1
+            self._forget_code(code_hash)
+        return changed
 
     def _revoke(
         self,
@@ -205,6 +218,15 @@ class MemoryTokenState:
             _discard(self._by_grant, grant_id, token_hash)
         if sub is not None:
             _discard(self._by_sub, sub, token_hash)
+
+    def _forget_code(self, code_hash: str) -> None:
+        code = self._codes.pop(code_hash, None)
+        if code is not None:
+            self._unindex_code(code)
+
+    def _unindex_code(self, code: AuthorizationCode) -> None:
+        if code.user_id is not None:
+            _discard(self._codes_by_sub, code.user_id, code.code_hash)
 
     def _forget_access(self, token_hash: str) -> None:
         token = self._access.pop(token_hash, None)
@@ -259,7 +281,7 @@ class MemoryTokenState:
         event loop runs other tasks, so a large purge does not stall requests.
         """
         batch = max(batch_size, 1)
-        codes = await _purge(self._codes, lambda c: c.exp, now, batch)
+        codes = await _purge(self._codes, lambda c: c.exp, now, batch, self._unindex_code)
         codes += await _purge(self._tombstones, lambda t: t.exp, now, batch)
         access = await _purge(
             self._access, lambda t: t.exp, now, batch,

@@ -945,11 +945,16 @@ class SqlStore:
 
     async def revoke_subject(self, sub: str, now: int) -> int:
         """See :meth:`ports.store.TokenStore.revoke_subject`."""
+        c = t.auth_codes
 
         async def work(conn: AsyncConnection) -> int:
-            return await self._revoke_where(
+            changed = await self._revoke_where(
                 conn, t.tokens.c.sub, t.refresh_tokens.c.sub, sub, now
             )
+            # The user's pending codes go in the same transaction. (No index on user_id:
+            # codes live minutes and are purged, and deprovisioning is rare.)
+            dropped = await conn.execute(sa.delete(c).where(c.c.user_id == sub, c.c.exp > now))
+            return changed + int(dropped.rowcount)
 
         return await self._transaction(work)
 

@@ -828,6 +828,29 @@ class StoreContract:
         assert bob is not None and bob.active is True
         assert await store.get_refresh_token(bob_refresh.token_hash, now) == bob_refresh
 
+    async def test_revoke_subject_drops_that_users_pending_codes(
+        self, store: Store, now: int
+    ) -> None:
+        alice = msgspec.structs.replace(_code("ac_alice", now + 600, grant_id="g-a"),
+                                        user_id="alice")
+        alice_taken = msgspec.structs.replace(_code("ac_alice_used", now + 600, grant_id="g-u"),
+                                              user_id="alice")
+        bob = msgspec.structs.replace(_code("ac_bob", now + 600, grant_id="g-b"), user_id="bob")
+        for code in (alice, alice_taken, bob):
+            await store.save_code(code, now)
+        await store.take_code(alice_taken.code_hash, now, remember_until=now + 600)
+        assert await store.revoke_subject("alice", now + 1) == 1
+        assert await store.take_code(alice.code_hash, now + 1, remember_until=now + 600) is None
+        # A replay of the code taken before is still recognised, so it still revokes its grant.
+        replayed = await store.take_code(alice_taken.code_hash, now + 1, remember_until=now + 600)
+        assert replayed == ConsumedCode(alice_taken.code_hash, "g-u", "client-a")
+        assert await store.take_code(bob.code_hash, now + 1, remember_until=now + 600) == bob
+        # A code issued after the revocation (the user was reactivated) is not affected.
+        again = msgspec.structs.replace(_code("ac_alice_new", now + 700, grant_id="g-n"),
+                                        user_id="alice")
+        await store.save_code(again, now + 2)
+        assert await store.take_code(again.code_hash, now + 2, remember_until=now + 700) == again
+
     async def test_a_token_without_grant_or_subject_survives_revocations(
         self, store: Store, now: int
     ) -> None:

@@ -6,8 +6,10 @@ are ``application/scim+json``. Every error under ``/scim/v2`` is an RFC 7644 err
 through this router's own exception handlers.
 
 Authorization (RFC 6750 bearer tokens): reads need scope ``scim:read`` or ``scim:write``
-(write implies read), writes need ``scim:write``. A missing or invalid token is 401 with
-``WWW-Authenticate: Bearer``; a token without the scope is 403 ``insufficient_scope``.
+(write implies read), writes need ``scim:write``; both are service scopes, so only a
+client's own token (``client_credentials``, no user ``sub``) passes. A missing or invalid
+token is 401 with ``WWW-Authenticate: Bearer``; a user's token, or one without the scope,
+is 403 ``insufficient_scope``.
 Discovery (``ServiceProviderConfig``, ``ResourceTypes``, ``Schemas``) is public: it holds
 nothing secret and tells a client how to authenticate.
 """
@@ -26,7 +28,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, QueryParameter
 
 from domain import identities
-from domain.bearer import has_scope, resolve_bearer
+from domain.bearer import resolve_bearer
 from domain.entities import Group, Page, User
 from domain.errors import (
     Conflict,
@@ -40,13 +42,14 @@ from domain.errors import (
 from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from domain.scim.resources import etag, group_to_json, user_to_json
 from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
+from domain.scopes import SCIM_READ, SCIM_WRITE, allows_service
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.services import Services, ServicesDependency
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 MAX_BODY_BYTES = 1024 * 1024
-READ = "scim:read"
-WRITE = "scim:write"
+READ = SCIM_READ
+WRITE = SCIM_WRITE
 _ACCEPTED_TYPES = ("application/scim+json", "application/json")
 
 log = logging.getLogger("auth_service.scim")
@@ -142,7 +145,8 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
-    """Guard: a live bearer token with the scope the handler's ``opt["scim_scope"]`` names."""
+    """Guard (service scopes): a client's own live bearer token with the scope the handler's
+    ``opt["scim_scope"]`` names. A user's token is refused whatever its scope."""
     services = cast(Services, connection.app.state.services)
     # Litestar's automatic OPTIONS handlers carry no opt: they need a reader's token.
     needed = cast(str, handler.opt.get("scim_scope", READ))
@@ -156,7 +160,13 @@ async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
             challenge += ', error="invalid_token"'
         raise ScimError(401, "a valid bearer access token is required",
                         headers={"WWW-Authenticate": challenge})
-    if not (has_scope(record, needed) or (needed == READ and has_scope(record, WRITE))):
+    if record.sub is not None:
+        raise ScimError(403, "SCIM needs a service token (client_credentials); a token "
+                        "issued for a user is refused", headers={
+            "WWW-Authenticate": f'Bearer realm="scim", error="insufficient_scope", '
+                                f'scope="{needed}"'})
+    if not (allows_service(record, needed)
+            or (needed == READ and allows_service(record, WRITE))):
         raise ScimError(403, f"the access token lacks the scope {needed}", headers={
             "WWW-Authenticate": f'Bearer realm="scim", error="insufficient_scope", '
                                 f'scope="{needed}"'})

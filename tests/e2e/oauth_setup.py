@@ -19,6 +19,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from domain.clients import Client
+from domain.entities import User
+from domain.errors import NotFound
 from domain.oauth import create_authorization_code, pkce_s256
 from entrypoints.app import create_app
 from entrypoints.container import build_container
@@ -32,6 +34,7 @@ SECRET = "basic-client-secret-0123456789abcdef"
 POST_SECRET = "post-client-secret-0123456789abcdefgh"
 ENV_SECRET = "env-client-secret-0123456789abcdefghij"
 REDIRECT = "https://app.example.test/cb"
+USER_ID = "user-42"
 VERIFIER = "verifier-" + "x" * 40
 SCOPES = '["openid", "profile", "offline_access", "read", "write"]'
 GRANTS = '["authorization_code", "client_credentials", "refresh_token"]'
@@ -104,6 +107,15 @@ def services_of(app: Litestar) -> Services:
     return services
 
 
+async def ensure_user(app: Litestar, user_id: str = USER_ID) -> None:
+    """The user the codes are for exists (the code exchange refuses a missing user)."""
+    store = services_of(app).store
+    try:
+        await store.get_user(user_id)
+    except NotFound:
+        await store.create_user(User(id=user_id, user_name=user_id))
+
+
 async def new_code(
     app: Litestar,
     client_id: str = "basic",
@@ -111,14 +123,17 @@ async def new_code(
     scope: str = "openid offline_access read",
     verifier: str | None = VERIFIER,
     mfa_verified: bool = True,
+    user_id: str = USER_ID,
 ) -> str:
-    """An authorization code created through the use case, as the sign-in page would."""
+    """An authorization code created through the use case, as the sign-in page would,
+    for ``user_id`` (created when missing)."""
     services = services_of(app)
     client: Client | None = services.clients.get(client_id)
     assert client is not None
+    await ensure_user(app, user_id)
     return await create_authorization_code(
         services.oauth, client=client, redirect_uri=REDIRECT, scope=scope,
-        user_id="user-42", nonce="nonce-1",
+        user_id=user_id, nonce="nonce-1",
         code_challenge=pkce_s256(verifier) if verifier else None,
         code_challenge_method="S256" if verifier else None,
         auth_time=services.clock.now(), mfa_verified=mfa_verified,

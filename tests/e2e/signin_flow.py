@@ -62,6 +62,8 @@ secret = "{CONFIDENTIAL_SECRET}"
 redirect_uris = ["{CONFIDENTIAL_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access"]
+# A legacy confidential client: it opted out of PKCE, which only such a client may do.
+require_pkce = false
 """
 
 #: argon2 with small costs: these tests check the flow, not the hash's strength.

@@ -13,6 +13,7 @@ from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[impor
 from adapters.memory.store import MemoryStore
 from domain.entities import RefreshTake
 from domain.errors import StoreUnavailable
+from tests.doubles import FakeClock
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     FORM,
@@ -189,3 +190,30 @@ def test_unknown_refresh_token(store: StoreBackend, tmp_path: Path, token: str) 
     with running(build_app(store, tmp_path)) as client:
         response = _refresh(client, token)
         assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_rotation_never_extends_past_the_absolute_lifetime(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    clock = FakeClock(1_700_000_000)
+    start = clock.now()  # the sign-in (auth_time) of the code below
+    app = build_app(store, tmp_path, clock=clock, TOKEN_EXPIRY_SECONDS="600",
+                    REFRESH_TOKEN_EXPIRY_SECONDS="1000",
+                    REFRESH_TOKEN_MAX_LIFETIME_SECONDS="2500")
+    with running(app) as client:
+        token = exchange(client, app)["refresh_token"]
+        for step, refresh_exp in ((900, start + 1900), (900, start + 2500)):
+            clock.advance(step)
+            pair = _refresh(client, token)
+            assert pair.status_code == 200, pair.text
+            token = pair.json()["refresh_token"]
+            assert introspect(client, token)["exp"] == refresh_exp
+        clock.value = start + 2400
+        last = _refresh(client, token)
+        assert last.status_code == 200, last.text
+        # The access token gets what is left of the grant, not its full 600 seconds.
+        assert last.json()["expires_in"] == 100
+        assert introspect(client, last.json()["access_token"])["exp"] == start + 2500
+        clock.value = start + 2500
+        over = _refresh(client, last.json()["refresh_token"])
+        assert over.status_code == 400 and over.json()["error"] == "invalid_grant"

@@ -15,6 +15,8 @@ from domain.clients import (
     Client,
     hash_secret,
 )
+from domain.entities import User
+from domain.errors import NotFound
 from domain.oauth import OAuthPorts, TokenPolicy, create_authorization_code, pkce_s256
 from ports.security import SecretsTokenGenerator
 from tests.doubles import FakeClock, RecordingEvents
@@ -46,6 +48,17 @@ OTHER = Client(
     grant_types=frozenset(GRANT_TYPES),
     scopes=SCOPES,
     auth_methods=frozenset({AUTH_BASIC}),
+)
+#: A confidential client that opted out of PKCE (``require_pkce = false``).
+LEGACY = Client(
+    client_id="legacy",
+    name="Legacy",
+    secret_hash=hash_secret(SECRET),
+    redirect_uris=(REDIRECT,),
+    grant_types=frozenset({"authorization_code", "refresh_token"}),
+    scopes=SCOPES,
+    auth_methods=frozenset({AUTH_BASIC}),
+    require_pkce=False,
 )
 PUBLIC = Client(
     client_id="spa",
@@ -90,6 +103,13 @@ class World:
     def signer(self) -> JoseSigner:
         return _SIGNER
 
+    async def ensure_user(self, user_id: str) -> None:
+        """The user exists (code exchange and refresh refuse a missing one)."""
+        try:
+            await self.store.get_user(user_id)
+        except NotFound:
+            await self.store.create_user(User(id=user_id, user_name=user_id))
+
     async def code(
         self,
         client: Client = CONFIDENTIAL,
@@ -100,6 +120,7 @@ class World:
         verifier: str | None = VERIFIER,
         mfa_verified: bool = False,
     ) -> str:
+        await self.ensure_user(user_id)
         return await create_authorization_code(
             self.ports, client=client, redirect_uri=REDIRECT, scope=scope, user_id=user_id,
             nonce=nonce, code_challenge=pkce_s256(verifier) if verifier else None,

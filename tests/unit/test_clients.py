@@ -125,6 +125,44 @@ def test_clients_file(tmp_path: Path) -> None:
     assert spa.grant_types == {"authorization_code", "refresh_token"}
 
 
+def test_pkce_is_required_unless_a_confidential_client_opts_out(tmp_path: Path) -> None:
+    text = GOOD_FILE + f"""
+[[clients]]
+client_id = "legacy"
+secret = "{SECRET}"
+redirect_uris = ["https://legacy.example/cb"]
+scopes = ["openid"]
+require_pkce = false
+"""
+    registry = load_clients(load_settings(_file(tmp_path, text)))
+    demo, spa, legacy = (registry.get(name) for name in ("demo", "spa", "legacy"))
+    assert demo is not None and demo.needs_pkce
+    assert spa is not None and spa.needs_pkce
+    assert legacy is not None and not legacy.needs_pkce
+
+
+def test_clients_from_the_environment_need_pkce() -> None:
+    registry = load_clients(load_settings({"CLIENT_CREDENTIALS": f"web:{SECRET}"}))
+    web = registry.get("web")
+    assert web is not None and web.needs_pkce
+
+
+def test_a_client_mixing_user_grants_and_service_scopes_still_loads(tmp_path: Path) -> None:
+    # The scope kinds decide per grant (domain.scopes); the file need not split the client.
+    text = f"""
+[[clients]]
+client_id = "mixed"
+secret = "{SECRET}"
+redirect_uris = ["https://mixed.example/cb"]
+grant_types = ["authorization_code", "refresh_token", "client_credentials"]
+scopes = ["openid", "offline_access", "read", "scim:read", "scim:write", "admin"]
+"""
+    mixed = load_clients(load_settings(_file(tmp_path, text))).get("mixed")
+    assert mixed is not None
+    assert mixed.scopes == {"openid", "offline_access", "read", "scim:read", "scim:write",
+                            "admin"}
+
+
 def test_secret_is_not_kept_in_clear(tmp_path: Path) -> None:
     registry = load_clients(load_settings(_file(tmp_path, GOOD_FILE)))
     demo = registry.get("demo")
@@ -162,6 +200,11 @@ def test_file_and_environment_are_merged(tmp_path: Path) -> None:
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
          'grant_types = ["client_credentials"]\nscope = "typo"', "unknown key"),
         ('[[clients]]\nsecret = "' + SECRET + '"', "client #1 needs a client_id"),
+        ('[[clients]]\nclient_id = "x"\npublic = true\nscopes = ["read"]\n'
+         'redirect_uris = ["https://x/cb"]\nrequire_pkce = false',
+         "client 'x' is public and cannot set require_pkce = false"),
+        ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
+         'redirect_uris = ["https://x/cb"]\nrequire_pkce = "no"', "non-boolean require_pkce"),
         ("[[clients]\n", "not valid TOML"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
          'grant_types = ["client_credentials"]\n[[clients]]\nclient_id = "x"\n'

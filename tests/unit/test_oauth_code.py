@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import msgspec
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -19,6 +20,7 @@ from domain.tokens import hash_token
 from tests.unit.oauth_doubles import (
     CONFIDENTIAL,
     ISSUER,
+    LEGACY,
     OTHER,
     PUBLIC,
     REDIRECT,
@@ -200,19 +202,34 @@ async def test_wrong_or_missing_verifier_is_refused(verifier: str | None) -> Non
 
 async def test_verifier_without_stored_challenge_is_refused() -> None:
     world = World()
-    code = await world.code(verifier=None)
+    code = await world.code(LEGACY, verifier=None)
     with pytest.raises(OAuthError) as caught:
-        await exchange_authorization_code(
-        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
-    )
+        await exchange_authorization_code(world.ports, LEGACY, code, REDIRECT, VERIFIER)
     assert caught.value.error == "invalid_grant"
 
 
-async def test_confidential_client_may_skip_pkce() -> None:
+async def test_confidential_client_that_opted_out_may_skip_pkce() -> None:
     world = World()
-    code = await world.code(verifier=None)
-    response = await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, None)
+    code = await world.code(LEGACY, verifier=None)
+    response = await exchange_authorization_code(world.ports, LEGACY, code, REDIRECT, None)
     assert response.access_token.startswith("tk_")
+
+
+async def test_confidential_client_needs_pkce_by_default() -> None:
+    world = World()
+    with pytest.raises(OAuthError) as caught:
+        await world.code(CONFIDENTIAL, verifier=None)
+    assert caught.value.error == "invalid_request"
+
+
+async def test_code_without_challenge_is_refused_once_the_client_needs_pkce() -> None:
+    # The code was issued while the client had opted out; the opt-out was withdrawn since.
+    world = World()
+    code = await world.code(LEGACY, verifier=None)
+    strict = msgspec.structs.replace(LEGACY, require_pkce=True)
+    with pytest.raises(OAuthError) as caught:
+        await exchange_authorization_code(world.ports, strict, code, REDIRECT, None)
+    assert caught.value.error == "invalid_grant"
 
 
 async def test_public_client_with_pkce() -> None:

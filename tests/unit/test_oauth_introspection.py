@@ -38,13 +38,18 @@ async def test_active_access_token() -> None:
     assert ("token_introspected", {"active": True}) in world.events.events
 
 
-async def test_client_credentials_token_has_no_sub() -> None:
+async def test_client_credentials_token_has_the_client_as_sub() -> None:
+    # RFC 9068 section 2.2: a token a client got for itself has the client as subject.
     world = World()
     issued = await issue_client_credentials(world.ports, CONFIDENTIAL, "read")
     result = msgspec.to_builtins(
-        await introspect(world.ports, CONFIDENTIAL, issued.access_token, None)
+        await introspect(world.ports, OTHER, issued.access_token, None)
     )
-    assert result["active"] is True and "sub" not in result and result["mfa_verified"] is False
+    assert result["active"] is True and result["mfa_verified"] is False
+    assert result["sub"] == CONFIDENTIAL.client_id == result["client_id"]
+    # The record still says "no user", which is what the service guards check.
+    record = await world.store.get_access_token(hash_token(issued.access_token), T0)
+    assert record is not None and record.sub is None
 
 
 async def test_bound_token_has_cnf() -> None:

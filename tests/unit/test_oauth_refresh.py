@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from domain.entities import RefreshTake, RefreshToken
@@ -236,3 +237,72 @@ async def test_interleaved_rotations_revoke_the_winners_pair_too() -> None:
     assert await world.store.get_refresh_token(hash_token(winners[0].refresh_token), T0) is None
     access = await world.store.get_access_token(hash_token(winners[0].access_token), T0)
     assert access is not None and not access.active
+
+
+# Absolute lifetime (REFRESH_TOKEN_MAX_LIFETIME_SECONDS)
+
+MAX_LIFETIME = 216_000  # two and a half days; refresh tokens live one day each
+
+
+def _capped_world() -> World:
+    world = World()
+    world.policy = msgspec.structs.replace(world.policy,
+                                           refresh_max_lifetime_seconds=MAX_LIFETIME)
+    return world
+
+
+async def test_rotation_never_extends_the_grant_past_its_absolute_lifetime() -> None:
+    world = _capped_world()
+    first = await _first_pair(world)
+    signed_in = T0 - 5  # world.code's auth_time
+    end = signed_in + MAX_LIFETIME
+    token = first.refresh_token
+    assert token is not None
+    for _ in range(2):
+        world.clock.advance(86_000)
+        pair = await refresh(world.ports, CONFIDENTIAL, token, None)
+        assert pair.refresh_token is not None
+        token = pair.refresh_token
+        record = await world.store.get_refresh_token(hash_token(token), world.clock.now())
+        assert record is not None and record.auth_time == signed_in  # carried, not renewed
+        assert record.exp == min(world.clock.now() + 86_400, end)
+    assert record.exp == end
+    # An hour before the end, the access token gets what is left, not a full hour.
+    world.clock.value = end - 1800
+    last = await refresh(world.ports, CONFIDENTIAL, token, None)
+    assert last.expires_in == 1800
+    access = await world.store.get_access_token(hash_token(last.access_token), end - 1800)
+    assert access is not None and access.exp == end and access.auth_time == signed_in
+    assert last.refresh_token is not None
+    world.clock.value = end
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, last.refresh_token, None)
+    assert caught.value.error == "invalid_grant"
+
+
+async def test_a_grant_older_than_a_lowered_limit_cannot_be_refreshed() -> None:
+    world = World()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    world.clock.advance(3000)
+    world.policy = msgspec.structs.replace(world.policy, refresh_max_lifetime_seconds=3000)
+    with pytest.raises(OAuthError) as caught:
+        await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert caught.value.error == "invalid_grant"
+    assert "sign in again" in caught.value.description
+
+
+async def test_the_cap_counts_from_the_refresh_token_issue_time_when_auth_time_is_unknown() -> None:
+    world = _capped_world()
+    first = await _first_pair(world)
+    assert first.refresh_token is not None
+    record = await world.store.get_refresh_token(hash_token(first.refresh_token), T0)
+    access = await world.store.get_access_token(record.access_token_hash, T0) if record else None
+    assert record is not None and access is not None
+    # A refresh token stored before auth_time was recorded.
+    await world.store.save_tokens(access, msgspec.structs.replace(record, auth_time=None), T0)
+    world.clock.advance(100)
+    pair = await refresh(world.ports, CONFIDENTIAL, first.refresh_token, None)
+    assert pair.refresh_token is not None
+    rotated = await world.store.get_refresh_token(hash_token(pair.refresh_token), T0 + 100)
+    assert rotated is not None and rotated.auth_time == record.iat == T0

@@ -18,6 +18,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.external_base_url == "http://localhost:8080"
     assert settings.token_expiry_seconds == 3600
     assert settings.refresh_token_expiry_seconds == 1_209_600
+    assert settings.refresh_token_max_lifetime_seconds == 90 * 86_400
     assert settings.auth_code_expiry_seconds == 600
     assert settings.allowed_scopes == (
         "openid", "profile", "email", "offline_access", "read", "write", "mfa"
@@ -42,6 +43,8 @@ def test_defaults_match_the_spec() -> None:
         ({"CLIENT_REDIRECT_URIS": "app:/relative"}, "CLIENT_REDIRECT_URIS", "absolute"),
         ({"TOKEN_EXPIRY_SECONDS": "-5"}, "TOKEN_EXPIRY_SECONDS", "positive"),
         ({"REFRESH_TOKEN_EXPIRY_SECONDS": "soon"}, "REFRESH_TOKEN_EXPIRY_SECONDS", "positive"),
+        ({"REFRESH_TOKEN_MAX_LIFETIME_SECONDS": "0"}, "REFRESH_TOKEN_MAX_LIFETIME_SECONDS",
+         "positive"),
         ({"EXTERNAL_BASE_URL": "ftp://x"}, "EXTERNAL_BASE_URL", "http"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL", "redis://"),
         ({"ALLOWED_SCOPES": 'a,"b'}, "ALLOWED_SCOPES", "scope"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from domain.authorization_request import (
@@ -12,9 +13,10 @@ from domain.authorization_request import (
     validate_authorization_request,
 )
 from domain.clients import ClientRegistry
-from tests.unit.oauth_doubles import CONFIDENTIAL, PUBLIC, REDIRECT
+from domain.scopes import SERVICE_SCOPES
+from tests.unit.oauth_doubles import CONFIDENTIAL, LEGACY, PUBLIC, REDIRECT
 
-CLIENTS = ClientRegistry([CONFIDENTIAL, PUBLIC])
+CLIENTS = ClientRegistry([CONFIDENTIAL, PUBLIC, LEGACY])
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
@@ -35,10 +37,34 @@ def test_a_valid_request() -> None:
                              code_challenge=CHALLENGE, code_challenge_method="S256"))
 
 
-def test_confidential_client_may_skip_pkce() -> None:
+def test_confidential_client_that_opted_out_may_skip_pkce() -> None:
+    outcome = validate_authorization_request(CLIENTS, _params(
+        client_id=LEGACY.client_id, code_challenge=None, code_challenge_method=None))
+    assert isinstance(outcome, AuthorizationRequest) and outcome.code_challenge is None
+
+
+def test_confidential_client_needs_pkce_by_default() -> None:
     outcome = validate_authorization_request(CLIENTS, _params(
         client_id=CONFIDENTIAL.client_id, code_challenge=None, code_challenge_method=None))
-    assert isinstance(outcome, AuthorizationRequest) and outcome.code_challenge is None
+    assert isinstance(outcome, RedirectError)
+    assert (outcome.error, outcome.description) == (
+        "invalid_request", "PKCE (code_challenge with S256) is required")
+
+
+@pytest.mark.parametrize("client_id", [PUBLIC.client_id, CONFIDENTIAL.client_id])
+@pytest.mark.parametrize("scope", ["openid scim:write", "scim:read", "openid admin"])
+def test_a_service_scope_is_invalid_scope_even_for_a_client_that_holds_it(
+    client_id: str, scope: str
+) -> None:
+    # Both clients may hold scim:read, scim:write and admin for client_credentials; a user
+    # still cannot delegate them.
+    holding = ClientRegistry([
+        msgspec.structs.replace(client, scopes=client.scopes | SERVICE_SCOPES)
+        for client in (PUBLIC, CONFIDENTIAL)
+    ])
+    outcome = validate_authorization_request(holding, _params(client_id=client_id, scope=scope))
+    assert isinstance(outcome, RedirectError) and outcome.error == "invalid_scope"
+    assert "client_credentials" in outcome.description
 
 
 @pytest.mark.parametrize("params", [
