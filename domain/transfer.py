@@ -251,9 +251,14 @@ class _Line(msgspec.Struct, frozen=True, kw_only=True):
     """A record line (``part``, ``record``) or the last line (``end``, ``counts``)."""
 
     part: str | None = None
-    record: msgspec.Raw | None = None
+    record: msgspec.Raw = msgspec.Raw(b"")
     end: bool = False
     counts: dict[str, int] | None = None
+
+
+class _End(msgspec.Struct, frozen=True, kw_only=True):
+    end: bool
+    counts: dict[str, int]
 
 
 _encode = msgspec.json.Encoder().encode
@@ -301,7 +306,7 @@ async def export_store(
             if cursor is None:
                 break
     counts = {part.name: part.read for part in tally.report().parts}
-    yield _encode(_Line(end=True, counts=counts))
+    yield _encode(_End(end=True, counts=counts))
 
 
 async def _lines(lines: AsyncIterable[bytes | str] | Iterable[bytes | str]
@@ -372,8 +377,10 @@ async def import_store(
                 trailer = line.counts or {}
                 continue
             step = _step_named(line.part or "", steps)
-            if step is None or line.record is None:
+            if step is None:
                 raise InvalidValue(f"line {line_no}: unknown part {line.part!r}")
+            if not line.record:
+                raise InvalidValue(f"line {line_no}: no record")
             record = msgspec.json.decode(line.record, type=step.record_type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             what = "the header of an auth-service store export" if line_no == 1 else "a record"

@@ -15,6 +15,7 @@ from entrypoints.clients import load_clients
 from entrypoints.container import build_container, open_backend
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
+from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
 from migrations.errors import MigrationError
 
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge.set_defaults(handler=_purge)
 
     add_user_commands(commands)
+    add_store_commands(commands)
 
     args = parser.parse_args(argv)
     try:
