@@ -341,6 +341,7 @@ async def import_store(
     pending: list[Any] = []
     current: CopyStep[Any] | None = None
     trailer: dict[str, int] | None = None
+    header_seen = False
     line_no = 0
 
     async def flush() -> None:
@@ -364,13 +365,14 @@ async def import_store(
         if trailer is not None:
             raise InvalidValue(f"line {line_no}: data after the last line")
         try:
-            if line_no == 1:
+            if not header_seen:
                 header = msgspec.json.decode(text, type=_Header)
                 if header.format != FORMAT or header.version != FORMAT_VERSION:
                     raise InvalidValue(
-                        f"line 1: format {header.format!r} version {header.version}, "
+                        f"line {line_no}: format {header.format!r} version {header.version}, "
                         f"expected {FORMAT!r} version {FORMAT_VERSION}"
                     )
+                header_seen = True
                 continue
             line = msgspec.json.decode(text, type=_Line)
             if line.end:
@@ -383,7 +385,7 @@ async def import_store(
                 raise InvalidValue(f"line {line_no}: no record")
             record = msgspec.json.decode(line.record, type=step.record_type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            what = "the header of an auth-service store export" if line_no == 1 else "a record"
+            what = "a record" if header_seen else "the header of an auth-service store export"
             raise InvalidValue(f"line {line_no}: not {what}: {exc}") from exc
         if step is not current:
             await flush()
@@ -393,7 +395,7 @@ async def import_store(
         if len(pending) >= size:
             await flush()
     await flush()
-    if line_no == 0:
+    if not header_seen:
         raise InvalidValue("the file is empty")
     if trailer is None:
         raise InvalidValue(
