@@ -41,3 +41,7 @@ class InvalidValue(DomainError):
 
 class StoreUnavailable(DomainError):
     """The store cannot be reached or failed; the request may be retried later (HTTP 503)."""
+
+
+class NotSupported(DomainError):
+    """The store cannot do this (yet); nothing was changed."""

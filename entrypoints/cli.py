@@ -16,6 +16,7 @@ from entrypoints.container import build_container, open_backend
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
+from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
 from migrations.errors import MigrationError
 
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_user_commands(commands)
     add_key_commands(commands)
+    add_store_commands(commands)
 
     args = parser.parse_args(argv)
     try:

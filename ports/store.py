@@ -35,6 +35,7 @@ from domain.entities import (
     User,
 )
 from domain.filters import ListQuery
+from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
 
 
 class UserStore(Protocol):
@@ -238,8 +239,139 @@ class StoreAdmin(Protocol):
         ...
 
 
+# Transfer: every record of a part, read in batches and written back exactly, so that
+# ``auth-service store copy`` can move a store to another backend (domain/transfer.py).
+#
+# Shared semantics of every ``export_*`` / ``import_*`` pair:
+#
+# - ``export_*(cursor, limit, now)`` returns a :class:`~domain.records.Batch` of at most
+#   ``limit`` records (``limit`` >= 1) and the cursor to pass to the next call; None
+#   (first call) starts from the beginning, and a returned cursor of None means there is
+#   no more. Over a whole pass each record present throughout is returned exactly once.
+#   The cursor is opaque to callers; memory and sql page by the key named in each
+#   docstring, in its ascending order, the cursor being the last key returned (keyset
+#   paging: a batch is one index range scan, never an OFFSET). A record that expires at or
+#   before ``now`` is not exported.
+# - ``import_*(records, now)`` writes the records exactly as given (ids, versions, times,
+#   hashes, expiries) and returns how many of them changed the store; a record the store
+#   already holds identically is not written again and does not count, so importing the
+#   same batch twice returns 0 the second time. A record expired at ``now`` is skipped.
+#   One call is atomic: on any error nothing of the batch is written.
+# - Security state only moves forward: an import never re-activates a revoked access
+#   token, never brings back a code that was consumed or a refresh token that was rotated
+#   in the target, and never shortens a tombstone, marker or claim.
+# - Identities are taken from the records: the source's version of a user or group
+#   replaces the target's. Nothing is ever deleted from the target but what a consumption
+#   or rotation would remove.
+
+
+class UserTransfer(Protocol):
+    async def export_users(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[UserRecord]:
+        """Users with their credentials, by ``id``; ``user.groups`` is empty."""
+        ...
+
+    async def import_users(self, records: tuple[UserRecord, ...], now: int) -> int:
+        """Create or overwrite each user (``version``, ``created`` kept as given) and set its
+        credentials to the record's (none in the record: none in the store).
+
+        Raises ``Conflict`` (``userName``) when another user holds the name, compared
+        case-insensitively; nothing of the batch is written then.
+        """
+        ...
+
+
+class GroupTransfer(Protocol):
+    async def export_groups(self, cursor: str | None, limit: int, now: int) -> Batch[Group]:
+        """Groups with their members in stored order (``display`` None), by ``id``."""
+        ...
+
+    async def import_groups(self, records: tuple[Group, ...], now: int) -> int:
+        """Create or overwrite each group and its whole member list (order and ``type``
+        kept). Raises ``Conflict`` (``displayName``), and ``InvalidReference`` when a member
+        is not a user of this store (users are imported first)."""
+        ...
+
+
+class CodeTransfer(Protocol):
+    async def export_codes(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AuthorizationCode]:
+        """Live (unconsumed, unexpired) authorization codes, by ``code_hash``."""
+        ...
+
+    async def import_codes(self, records: tuple[AuthorizationCode, ...], now: int) -> int:
+        """Store each code until its ``exp``, unless this store has a live tombstone for it
+        (it was consumed here: it must stay single use)."""
+        ...
+
+    async def export_consumed_codes(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsumedCodeRecord]:
+        """Live tombstones of consumed codes, by ``code_hash``."""
+        ...
+
+    async def import_consumed_codes(
+        self, records: tuple[ConsumedCodeRecord, ...], now: int
+    ) -> int:
+        """Keep each tombstone until the later of its ``exp`` and the stored one's, and
+        remove a live code of the same hash (it was consumed in the source)."""
+        ...
+
+
+class TokenTransfer(Protocol):
+    async def export_access_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccessToken]:
+        """Unexpired access-token records, revoked ones included, by ``token_hash``."""
+        ...
+
+    async def import_access_tokens(self, records: tuple[AccessToken, ...], now: int) -> int:
+        """Store each record until its ``exp``, indexed by grant and subject as
+        ``save_tokens`` does; a token revoked in this store stays revoked."""
+        ...
+
+    async def export_refresh_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[RefreshToken]:
+        """Live refresh tokens, by ``token_hash``."""
+        ...
+
+    async def import_refresh_tokens(self, records: tuple[RefreshToken, ...], now: int) -> int:
+        """Store each refresh token until its ``exp``, unless this store has a live reuse
+        marker for it (it was rotated here). Its access token need not exist."""
+        ...
+
+    async def export_reuse_markers(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ReuseMarker]:
+        """Live reuse markers of rotated refresh tokens, by ``token_hash``."""
+        ...
+
+    async def import_reuse_markers(self, records: tuple[ReuseMarker, ...], now: int) -> int:
+        """Keep each marker until the later of its ``exp`` and the stored one's, and remove a
+        live refresh token of the same hash (it was rotated in the source)."""
+        ...
+
+
+class EphemeralTransfer(Protocol):
+    """``claim_once`` keys are copied: single-use protection (a TOTP code already used, a
+    replay window) must survive a move. ``hit`` counters are not: they live one rate-limit
+    window, and starting a window afresh once costs at most one window's allowance."""
+
+    async def export_claims(self, cursor: str | None, limit: int, now: int) -> Batch[Claim]:
+        """Live claims, by ``key``."""
+        ...
+
+    async def import_claims(self, records: tuple[Claim, ...], now: int) -> int:
+        """Hold each key until the later of its ``exp`` and a live stored claim's."""
+        ...
+
+
 class Store(
     UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, StoreAdmin,
+    UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer,
     Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""

@@ -22,6 +22,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from adapters.hybrid.redis_state import RedisTokenState
+from adapters.hybrid.transfer import HybridTransfer
 from adapters.memory.delegation import IdentitiesInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
@@ -58,7 +59,7 @@ class _Skip(enum.Enum):
 _SKIP: Final = _Skip.SKIP
 
 
-class HybridStore(IdentitiesInMemory):
+class HybridStore(IdentitiesInMemory, HybridTransfer):
     """Implements :class:`ports.store.Store`; see the module docstring.
 
     ``redis`` is None for a memory-only store. After a failed Redis call, Redis is not

@@ -11,6 +11,7 @@ from __future__ import annotations
 from adapters.memory.delegation import IdentitiesInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
+from adapters.memory.transfer import MemoryTransfer
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -22,7 +23,7 @@ from domain.entities import (
 )
 
 
-class MemoryStore(IdentitiesInMemory):
+class MemoryStore(IdentitiesInMemory, MemoryTransfer):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
     ``identities`` and ``tokens`` may be passed in to share them (a test that inspects one

@@ -28,6 +28,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from adapters.sql import tables as t
 from adapters.sql.filtering import fold, group_clause, user_clause
+from adapters.sql.transfer import SqlTransfer
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -267,7 +268,7 @@ _LOST_CONNECTION: tuple[type[BaseException], ...] = (
 )
 
 
-class SqlStore:
+class SqlStore(SqlTransfer):
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 
     Holds one SQLAlchemy ``AsyncEngine`` (a pool of asyncpg connections, not pinged on

@@ -12,6 +12,7 @@ from typing import ClassVar
 import msgspec
 import pytest
 
+from adapters.testing.contract_transfer import TransferContract
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -132,7 +133,7 @@ async def _pair(
     return access, refresh
 
 
-class StoreContract:
+class StoreContract(TransferContract):
     """The behaviour every :class:`ports.store.Store` adapter must have, as pytest tests.
 
     To test an adapter, subclass this class in a test module whose class name starts with

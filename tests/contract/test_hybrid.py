@@ -23,6 +23,8 @@ class TestHybridStoreWithoutRedis(StoreContract):
 
 @pytest.mark.redis
 class TestHybridStoreWithRedis(StoreContract):
+    token_transfer_xfail_reason = "copying token state held in Redis is not supported yet"
+
     @pytest.fixture
     async def store(self) -> AsyncIterator[Store]:
         # A unique key prefix per test: tests are isolated without flushing a shared Redis.

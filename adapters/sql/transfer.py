@@ -1,0 +1,547 @@
+"""The transfer Protocols of :mod:`ports.store` over PostgreSQL: ``SqlTransfer``.
+
+A mixin of :class:`~adapters.sql.store.SqlStore`, using its connection plumbing and error
+translation. Exports page by primary key (keyset: ``WHERE key > cursor ORDER BY key LIMIT
+n``, one range scan of the primary-key index, in the column's own collation, which is a
+total order). Each import is one transaction: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
+(stored row) IS DISTINCT FROM (new row) RETURNING key``, so a row that is already as given
+is not rewritten and the returned keys count exactly what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+# store.py builds SqlStore on the mixin below, so it is still being imported when this
+# module is: its row converters are looked up on the module at call time, not bound here.
+import adapters.sql.store as sql_store
+from adapters.sql import tables as t
+from domain.entities import AccessToken, AuthorizationCode, Group, Member, RefreshToken
+from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+# PostgreSQL's wire protocol allows 32767 bind parameters per statement; a batch of wide
+# rows is split into several statements of one transaction below that.
+_MAX_PARAMETERS = 30_000
+
+
+def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
+    size = max(_MAX_PARAMETERS // max(len(rows[0]), 1), 1) if rows else 1
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _last_wins(records: Sequence[_R], key: Callable[[_R], str]) -> list[_R]:
+    """One record per key (one statement may not touch a row twice)."""
+    return list({key(record): record for record in records}.values())
+
+
+def _changed_upsert(
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    overrides: Callable[[Any], dict[str, Any]] | None = None,
+) -> sa.Insert:
+    """Insert ``rows``; on a key clash update the row only where it differs. ``RETURNING``
+    the key yields exactly the rows inserted or changed. ``overrides(excluded)`` replaces
+    the new value of some columns (merges such as ``active AND excluded.active``)."""
+    insert = pg_insert(table).values(list(rows))
+    new = {name: insert.excluded[name] for name in rows[0] if name != key}
+    if overrides is not None:
+        new |= overrides(insert.excluded)
+    names = list(new)
+    stored = sa.tuple_(*(table.c[name] for name in names))
+    return insert.on_conflict_do_update(
+        index_elements=[key],
+        set_=new,
+        where=stored.is_distinct_from(sa.tuple_(*(new[name] for name in names))),
+    ).returning(table.c[key])
+
+
+async def _keys(conn: AsyncConnection, stmt: sa.Executable) -> set[str]:
+    return {str(value) for value in (await conn.execute(stmt)).scalars()}
+
+
+async def _upsert_changed(
+    conn: AsyncConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    overrides: Callable[[Any], dict[str, Any]] | None = None,
+) -> set[str]:
+    changed: set[str] = set()
+    for chunk in _chunks(rows):
+        changed |= await _keys(conn, _changed_upsert(table, chunk, key, overrides))
+    return changed
+
+
+async def _live_keys(
+    conn: AsyncConnection, table: sa.Table, key: str, keys: Sequence[str], now: int
+) -> set[str]:
+    if not keys:
+        return set()
+    column = table.c[key]
+    return await _keys(conn, sa.select(column).where(column.in_(keys), table.c.exp > now))
+
+
+async def _delete_counting_live(
+    conn: AsyncConnection, table: sa.Table, key: str, keys: Sequence[str], now: int
+) -> set[str]:
+    """Delete the rows of these keys; the keys of those that were live."""
+    if not keys:
+        return set()
+    column = table.c[key]
+    rows = await conn.execute(
+        sa.delete(table).where(column.in_(keys)).returning(column, table.c.exp)
+    )
+    return {str(row_key) for row_key, exp in rows if exp is not None and exp > now}
+
+
+def _credential_values(record: UserRecord) -> dict[str, Any] | None:
+    if record.password_hash is None and record.totp_secret is None:
+        return None
+    return {
+        "user_id": record.user.id,
+        "password_hash": record.password_hash,
+        "totp_secret": record.totp_secret,
+        "totp_confirmed": record.totp_confirmed and record.totp_secret is not None,
+    }
+
+
+def _code_values(code: AuthorizationCode) -> dict[str, Any]:
+    return {
+        "code": code.code_hash,
+        "client_id": code.client_id,
+        "redirect_uri": code.redirect_uri,
+        "nonce": code.nonce,
+        "scope": code.scope,
+        "pkce_challenge": code.pkce_challenge,
+        "pkce_method": code.pkce_method,
+        "user_id": code.user_id,
+        "exp": code.exp,
+        "grant_id": code.grant_id,
+        "auth_time": code.auth_time,
+        "mfa_verified": code.mfa_verified,
+    }
+
+
+def _access_values(token: AccessToken) -> dict[str, Any]:
+    return {
+        "token_hash": token.token_hash,
+        "token_display": token.token_display,
+        "active": token.active,
+        "scope": token.scope,
+        "client_id": token.client_id,
+        "exp": token.exp,
+        "iat": token.iat,
+        "sub": token.sub,
+        "token_binding": token.token_binding,
+        "mfa_verified": token.mfa_verified,
+        "grant_id": token.grant_id,
+        "auth_time": token.auth_time,
+    }
+
+
+def _refresh_values(token: RefreshToken) -> dict[str, Any]:
+    return {
+        "refresh_token_hash": token.token_hash,
+        "access_token_hash": token.access_token_hash,
+        "exp": token.exp,
+        "grant_id": token.grant_id,
+        "client_id": token.client_id,
+        "scope": token.scope,
+        "sub": token.sub,
+        "mfa_verified": token.mfa_verified,
+        "iat": token.iat,
+        "auth_time": token.auth_time,
+    }
+
+
+def _later_exp(table: sa.Table, now: int) -> Callable[[Any], dict[str, Any]]:
+    """Keep a live stored expiry when it is the later one: a copy never shortens it."""
+
+    def overrides(excluded: Any) -> dict[str, Any]:
+        return {"exp": sa.case(
+            (table.c.exp > now, sa.func.greatest(table.c.exp, excluded.exp)),
+            else_=excluded.exp,
+        )}
+
+    return overrides
+
+
+class SqlTransfer:
+    """Every transfer Protocol of the port, for :class:`~adapters.sql.store.SqlStore`."""
+
+    if TYPE_CHECKING:
+        # Provided by SqlStore: its connection plumbing and error translation.
+        async def _autocommit(
+            self, work: Callable[[AsyncConnection], Awaitable[_T]]
+        ) -> _T: ...
+
+        async def _transaction(
+            self, work: Callable[[AsyncConnection], Awaitable[_T]]
+        ) -> _T: ...
+
+    async def _export(
+        self,
+        stmt: sa.Select[Any],
+        key: sa.ColumnElement[Any],
+        cursor: str | None,
+        limit: int,
+        record_of: Callable[[sa.Row[Any]], _R],
+    ) -> Batch[_R]:
+        size = max(limit, 1)
+        if cursor is not None:
+            stmt = stmt.where(key > cursor)
+        page = stmt.order_by(key).limit(size)
+
+        async def work(conn: AsyncConnection) -> Sequence[sa.Row[Any]]:
+            rows: Sequence[sa.Row[Any]] = (await conn.execute(page)).all()
+            return rows
+
+        rows = await self._autocommit(work)
+        return Batch(
+            records=tuple(record_of(row) for row in rows),
+            cursor=str(rows[-1]._mapping[key]) if len(rows) == size else None,
+        )
+
+    # Users
+
+    async def export_users(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[UserRecord]:
+        """See :meth:`ports.store.UserTransfer.export_users`."""
+        u, c = t.users, t.user_credentials
+        stmt = sa.select(u, c.c.password_hash, c.c.totp_secret, c.c.totp_confirmed).select_from(
+            u.outerjoin(c, c.c.user_id == u.c.id)
+        )
+
+        def record_of(row: sa.Row[Any]) -> UserRecord:
+            return UserRecord(
+                user=sql_store._user_from_row(row),
+                password_hash=row.password_hash,
+                totp_secret=row.totp_secret,
+                totp_confirmed=bool(row.totp_confirmed) and row.totp_secret is not None,
+            )
+
+        return await self._export(stmt, u.c.id, cursor, limit, record_of)
+
+    async def import_users(self, records: tuple[UserRecord, ...], now: int) -> int:
+        """See :meth:`ports.store.UserTransfer.import_users`. Users, then credentials, in
+        one transaction; a name clash raises ``Conflict`` and rolls the batch back."""
+        unique = _last_wins(records, lambda record: record.user.id)
+        if not unique:
+            return 0
+        users = [
+            sql_store._user_values(r.user)
+            | {"id": r.user.id, "created": r.user.created, "version": r.user.version}
+            for r in unique
+        ]
+        with_credentials = [v for r in unique if (v := _credential_values(r)) is not None]
+        without = [r.user.id for r in unique if _credential_values(r) is None]
+        creds = t.user_credentials
+
+        async def work(conn: AsyncConnection) -> int:
+            changed = await _upsert_changed(conn, t.users, users, "id")
+            if with_credentials:
+                changed |= await _upsert_changed(conn, creds, with_credentials, "user_id")
+            if without:
+                changed |= await _keys(conn, sa.delete(creds).where(
+                    creds.c.user_id.in_(without),
+                    sa.or_(creds.c.password_hash.is_not(None), creds.c.totp_secret.is_not(None)),
+                ).returning(creds.c.user_id))
+            return len(changed)
+
+        return await self._transaction(work)
+
+    # Groups
+
+    async def export_groups(self, cursor: str | None, limit: int, now: int) -> Batch[Group]:
+        """See :meth:`ports.store.GroupTransfer.export_groups`."""
+        g = t.groups
+        size = max(limit, 1)
+        stmt = sa.select(g)
+        if cursor is not None:
+            stmt = stmt.where(g.c.id > cursor)
+        page = stmt.order_by(g.c.id).limit(size)
+
+        async def work(conn: AsyncConnection) -> tuple[Group, ...]:
+            rows = (await conn.execute(page)).all()
+            members = await _stored_members(conn, [row.id for row in rows])
+            return tuple(
+                sql_store._group_from_row(row, members.get(row.id, ())) for row in rows
+            )
+
+        groups = await self._autocommit(work)
+        return Batch(records=groups, cursor=groups[-1].id if len(groups) == size else None)
+
+    async def import_groups(self, records: tuple[Group, ...], now: int) -> int:
+        """See :meth:`ports.store.GroupTransfer.import_groups`. The stored groups of the
+        batch are read first, so that only those that differ (row or member list) are
+        written; all in one transaction."""
+        wanted = [
+            Group(
+                id=g.id, display_name=g.display_name, external_id=g.external_id,
+                members=tuple(
+                    Member(value=m.value, type=m.type)
+                    for m in sql_store._unique_members(g.members)
+                ),
+                created=g.created, last_modified=g.last_modified, version=g.version,
+            )
+            for g in _last_wins(records, lambda group: group.id)
+        ]
+        if not wanted:
+            return 0
+        g, gm = t.groups, t.group_members
+
+        async def work(conn: AsyncConnection) -> int:
+            ids = [group.id for group in wanted]
+            rows = (await conn.execute(sa.select(g).where(g.c.id.in_(ids)))).all()
+            members = await _stored_members(conn, ids)
+            stored = {
+                row.id: sql_store._group_from_row(row, members.get(row.id, ())) for row in rows
+            }
+            changed = [group for group in wanted if stored.get(group.id) != group]
+            if not changed:
+                return 0
+            insert = pg_insert(g).values([
+                {
+                    "id": group.id, "display_name": group.display_name,
+                    "external_id": group.external_id, "created": group.created,
+                    "last_modified": group.last_modified, "version": group.version,
+                }
+                for group in changed
+            ])
+            await conn.execute(insert.on_conflict_do_update(
+                index_elements=["id"],
+                set_={name: insert.excluded[name] for name in
+                      ("display_name", "external_id", "created", "last_modified", "version")},
+            ))
+            await conn.execute(sa.delete(gm).where(gm.c.group_id.in_([x.id for x in changed])))
+            member_rows = [
+                {"group_id": group.id, "user_id": m.value, "position": i, "member_type": m.type}
+                for group in changed
+                for i, m in enumerate(group.members)
+            ]
+            for chunk in _chunks(member_rows):
+                await conn.execute(sa.insert(gm).values(list(chunk)))
+            return len(changed)
+
+        return await self._transaction(work)
+
+    # Codes
+
+    async def export_codes(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AuthorizationCode]:
+        """See :meth:`ports.store.CodeTransfer.export_codes`."""
+        c = t.auth_codes
+        return await self._export(
+            sa.select(c).where(c.c.exp > now), c.c.code, cursor, limit, sql_store._code_from_row
+        )
+
+    async def import_codes(self, records: tuple[AuthorizationCode, ...], now: int) -> int:
+        """See :meth:`ports.store.CodeTransfer.import_codes`."""
+        live = [c for c in _last_wins(records, lambda code: code.code_hash) if c.exp > now]
+        if not live:
+            return 0
+
+        async def work(conn: AsyncConnection) -> int:
+            consumed = await _live_keys(
+                conn, t.consumed_codes, "code", [c.code_hash for c in live], now
+            )
+            rows = [_code_values(c) for c in live if c.code_hash not in consumed]
+            if not rows:
+                return 0
+            return len(await _upsert_changed(conn, t.auth_codes, rows, "code"))
+
+        return await self._transaction(work)
+
+    async def export_consumed_codes(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsumedCodeRecord]:
+        """See :meth:`ports.store.CodeTransfer.export_consumed_codes`."""
+        cc = t.consumed_codes
+
+        def record_of(row: sa.Row[Any]) -> ConsumedCodeRecord:
+            return ConsumedCodeRecord(
+                code_hash=row.code, grant_id=row.grant_id, client_id=row.client_id, exp=row.exp
+            )
+
+        return await self._export(
+            sa.select(cc).where(cc.c.exp > now), cc.c.code, cursor, limit, record_of
+        )
+
+    async def import_consumed_codes(
+        self, records: tuple[ConsumedCodeRecord, ...], now: int
+    ) -> int:
+        """See :meth:`ports.store.CodeTransfer.import_consumed_codes`."""
+        live = [r for r in _last_wins(records, lambda r: r.code_hash) if r.exp > now]
+        if not live:
+            return 0
+        rows = [
+            {"code": r.code_hash, "grant_id": r.grant_id, "client_id": r.client_id, "exp": r.exp}
+            for r in live
+        ]
+        cc = t.consumed_codes
+
+        async def work(conn: AsyncConnection) -> int:
+            changed = await _upsert_changed(conn, cc, rows, "code", _later_exp(cc, now))
+            changed |= await _delete_counting_live(
+                conn, t.auth_codes, "code", [r.code_hash for r in live], now
+            )
+            return len(changed)
+
+        return await self._transaction(work)
+
+    # Tokens
+
+    async def export_access_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccessToken]:
+        """See :meth:`ports.store.TokenTransfer.export_access_tokens`."""
+        tk = t.tokens
+        return await self._export(
+            sa.select(tk).where(tk.c.exp > now), tk.c.token_hash, cursor, limit,
+            lambda row: sql_store._access_from_row(row._mapping),
+        )
+
+    async def import_access_tokens(self, records: tuple[AccessToken, ...], now: int) -> int:
+        """See :meth:`ports.store.TokenTransfer.import_access_tokens`. A live stored token
+        that is revoked stays revoked (``active AND excluded.active``)."""
+        rows = [
+            _access_values(token)
+            for token in _last_wins(records, lambda token: token.token_hash)
+            if token.exp > now
+        ]
+        if not rows:
+            return 0
+        tk = t.tokens
+
+        def still_revoked(excluded: Any) -> dict[str, Any]:
+            return {"active": sa.case(
+                (tk.c.exp > now, sa.and_(tk.c.active, excluded.active)), else_=excluded.active
+            )}
+
+        async def work(conn: AsyncConnection) -> int:
+            return len(await _upsert_changed(conn, tk, rows, "token_hash", still_revoked))
+
+        return await self._transaction(work)
+
+    async def export_refresh_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[RefreshToken]:
+        """See :meth:`ports.store.TokenTransfer.export_refresh_tokens`."""
+        r = t.refresh_tokens
+        return await self._export(
+            sa.select(r).where(r.c.exp > now), r.c.refresh_token_hash, cursor, limit,
+            sql_store._refresh_from_row,
+        )
+
+    async def import_refresh_tokens(self, records: tuple[RefreshToken, ...], now: int) -> int:
+        """See :meth:`ports.store.TokenTransfer.import_refresh_tokens`."""
+        live = [r for r in _last_wins(records, lambda r: r.token_hash) if r.exp > now]
+        if not live:
+            return 0
+
+        async def work(conn: AsyncConnection) -> int:
+            rotated = await _live_keys(
+                conn, t.refresh_token_reuse, "refresh_token_hash",
+                [r.token_hash for r in live], now,
+            )
+            rows = [_refresh_values(r) for r in live if r.token_hash not in rotated]
+            if not rows:
+                return 0
+            return len(
+                await _upsert_changed(conn, t.refresh_tokens, rows, "refresh_token_hash")
+            )
+
+        return await self._transaction(work)
+
+    async def export_reuse_markers(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ReuseMarker]:
+        """See :meth:`ports.store.TokenTransfer.export_reuse_markers`."""
+        m = t.refresh_token_reuse
+
+        def record_of(row: sa.Row[Any]) -> ReuseMarker:
+            return ReuseMarker(
+                token_hash=row.refresh_token_hash, grant_id=row.grant_id or "", exp=row.exp
+            )
+
+        return await self._export(
+            sa.select(m).where(m.c.exp > now), m.c.refresh_token_hash, cursor, limit, record_of
+        )
+
+    async def import_reuse_markers(self, records: tuple[ReuseMarker, ...], now: int) -> int:
+        """See :meth:`ports.store.TokenTransfer.import_reuse_markers`."""
+        live = [r for r in _last_wins(records, lambda r: r.token_hash) if r.exp > now]
+        if not live:
+            return 0
+        rows = [
+            {"refresh_token_hash": r.token_hash, "exp": r.exp, "grant_id": r.grant_id}
+            for r in live
+        ]
+        m = t.refresh_token_reuse
+
+        async def work(conn: AsyncConnection) -> int:
+            changed = await _upsert_changed(
+                conn, m, rows, "refresh_token_hash", _later_exp(m, now)
+            )
+            changed |= await _delete_counting_live(
+                conn, t.refresh_tokens, "refresh_token_hash", [r.token_hash for r in live], now
+            )
+            return len(changed)
+
+        return await self._transaction(work)
+
+    # Ephemeral state
+
+    async def export_claims(self, cursor: str | None, limit: int, now: int) -> Batch[Claim]:
+        """See :meth:`ports.store.EphemeralTransfer.export_claims`."""
+        e = t.ephemeral_claims
+        return await self._export(
+            sa.select(e).where(e.c.exp > now), e.c.key, cursor, limit,
+            lambda row: Claim(key=row.key, exp=row.exp),
+        )
+
+    async def import_claims(self, records: tuple[Claim, ...], now: int) -> int:
+        """See :meth:`ports.store.EphemeralTransfer.import_claims`."""
+        rows = [
+            {"key": c.key, "exp": c.exp}
+            for c in _last_wins(records, lambda c: c.key)
+            if c.exp > now
+        ]
+        if not rows:
+            return 0
+        e = t.ephemeral_claims
+
+        async def work(conn: AsyncConnection) -> int:
+            return len(await _upsert_changed(conn, e, rows, "key", _later_exp(e, now)))
+
+        return await self._transaction(work)
+
+
+async def _stored_members(
+    conn: AsyncConnection, group_ids: Sequence[str]
+) -> dict[str, list[Member]]:
+    """Members as stored (value and type, in position order, no ``display``)."""
+    if not group_ids:
+        return {}
+    gm = t.group_members
+    rows = await conn.execute(
+        sa.select(gm.c.group_id, gm.c.user_id, gm.c.member_type)
+        .where(gm.c.group_id.in_(group_ids))
+        .order_by(gm.c.group_id, gm.c.position)
+    )
+    found: dict[str, list[Member]] = {}
+    for group_id, user_id, member_type in rows:
+        found.setdefault(group_id, []).append(Member(value=user_id, type=member_type))
+    return found

@@ -1,0 +1,146 @@
+"""A store with one of everything, to copy: the sample the transfer tests share.
+
+``seed`` writes, through the port as the service does, users with password hashes and a
+TOTP seed, groups with members, a live code, a consumed code's tombstone, access tokens
+active and revoked, refresh tokens, a reuse marker, a claim and a counter, and expired
+records of each kind; ``EXPECTED`` is what a copy must carry of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from adapters.testing.contract_transfer import drain
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    ConsumedCode,
+    Email,
+    Group,
+    Member,
+    Name,
+    RefreshToken,
+    Reused,
+    Taken,
+    User,
+)
+from domain.tokens import hash_token
+from domain.transfer import COPY_STEPS
+from ports.store import Store
+from tests.doubles import T0
+
+USERS = 7
+EXPECTED = {
+    "users": USERS, "groups": 2, "codes": 1, "consumed_codes": 1, "access_tokens": 5,
+    "refresh_tokens": 2, "reuse_markers": 1, "claims": 1,
+}
+
+
+def _access(name: str, now: int, *, ttl: int = 3600, grant_id: str | None = "grant-1",
+            sub: str | None = "u-alice") -> AccessToken:
+    return AccessToken(
+        token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
+        scope="openid read", client_id="web", exp=now + ttl, iat=now, sub=sub,
+        mfa_verified=sub is not None, grant_id=grant_id, auth_time=now - 30 if sub else None,
+    )
+
+
+def _refresh(name: str, access: AccessToken, now: int, *, ttl: int = 86400) -> RefreshToken:
+    return RefreshToken(
+        token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
+        iat=now, grant_id=access.grant_id or "", client_id="web", scope=access.scope,
+        sub=access.sub, mfa_verified=True, auth_time=access.auth_time,
+    )
+
+
+def _code(name: str, exp: int) -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=hash_token(name), client_id="web", redirect_uri="https://app.example/cb",
+        scope="openid", exp=exp, grant_id=f"grant-{name}", user_id="u-alice", nonce="n-1",
+        pkce_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce_method="S256",
+        auth_time=exp - 600, mfa_verified=False,
+    )
+
+
+async def seed(store: Store, now: int) -> None:
+    """One of everything, live and expired, written through the port as the service does."""
+    await store.create_user(User(
+        id="u-alice", user_name="alice", display_name="Alice",
+        name=Name(formatted="Alice Liddell", given_name="Alice", family_name="Liddell"),
+        emails=(Email(value="alice@example.com", type="work", primary=True),),
+        created=T0 - 86400, last_modified=T0 - 3600,
+    ), password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+    # A TOTP seed as the store keeps it (sealed or not): copied as an opaque string.
+    await store.set_totp("u-alice", "v1.sealed.Zm9vYmFy", confirmed=True)
+    bob = await store.create_user(User(id="u-bob", user_name="bob", created=T0 - 50),
+                                  password_hash="$argon2id$v=19$bob")
+    await store.replace_user(msgspec.structs.replace(bob, active=False, last_modified=T0 - 10))
+    for i in range(USERS - 2):
+        await store.create_user(User(id=f"u-{i:02}", user_name=f"user{i:02}", created=T0))
+    await store.create_group(Group(
+        id="g-staff", display_name="Staff", external_id="ext-staff",
+        members=(Member(value="u-bob"), Member(value="u-alice")), created=T0, last_modified=T0,
+    ))
+    await store.create_group(Group(id="g-empty", display_name="Nobody", created=T0))
+    await store.save_code(_code("ac_live", now + 600), now)
+    await store.save_code(_code("ac_used", now + 600), now)
+    await store.take_code(hash_token("ac_used"), now, remember_until=now + 900)
+    await store.save_code(_code("ac_expired", now), now - 600)
+
+    first = _access("tk_first", now)
+    await store.save_tokens(first, _refresh("rt_first", first, now), now)
+    revoked = _access("tk_revoked", now, grant_id="grant-2")
+    await store.save_tokens(revoked, None, now)
+    await store.revoke_access_token(revoked.token_hash, now)
+    await store.save_tokens(_access("tk_client", now, grant_id=None, sub=None), None, now)
+    rotated = _access("tk_rotated", now, grant_id="grant-3")
+    await store.save_tokens(rotated, _refresh("rt_rotated", rotated, now), now)
+    assert isinstance(await store.take_refresh_token(hash_token("rt_rotated"), now), Taken)
+    successor = _access("tk_successor", now, grant_id="grant-3")
+    await store.save_tokens(successor, _refresh("rt_successor", successor, now), now)
+    old = _access("tk_old", now - 7200, ttl=3600, grant_id="grant-4")
+    await store.save_tokens(old, _refresh("rt_old", old, now - 7200, ttl=3600), now - 7200)
+
+    await store.claim_once("totp:u-alice:123456", now + 90, now)
+    await store.claim_once("totp:u-bob:000000", now, now - 90)
+    await store.hit("signin:alice", 300, now)
+
+
+async def snapshot(store: Store, now: int) -> dict[str, list[Any]]:
+    """Every record of every part, through the port's exports."""
+    return {
+        step.name: await drain(
+            lambda cursor, limit, at, step=step: step.read(store, cursor, limit, at), now,
+            limit=3,
+        )
+        for step in COPY_STEPS
+    }
+
+
+async def check_target(target: Store, now: int) -> None:
+    """What the copied records do in the target, beyond comparing them."""
+    credentials = await target.get_credentials("u-alice")
+    assert credentials.password_hash == "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+    assert (credentials.totp_secret, credentials.totp_confirmed) == ("v1.sealed.Zm9vYmFy", True)
+    bob = await target.get_user("u-bob")
+    assert (bob.version, bob.active, bob.created) == (2, False, T0 - 50)
+    assert [m.display for m in (await target.get_group("g-staff")).members] == ["bob", "alice"]
+    assert [g.value for g in (await target.get_user("u-alice")).groups] == ["g-staff"]
+    assert await target.take_code(hash_token("ac_used"), now, remember_until=now) == \
+        ConsumedCode(hash_token("ac_used"), "grant-ac_used", "web")
+    assert await target.take_code(hash_token("ac_expired"), now, remember_until=now) is None
+    assert await target.get_access_token(hash_token("tk_old"), now) is None
+    revoked = await target.get_access_token(hash_token("tk_revoked"), now)
+    assert revoked is not None and not revoked.active
+    # The rotated refresh token is still recognised as reused, which revokes its family.
+    assert await target.take_refresh_token(hash_token("rt_rotated"), now) == Reused("grant-3")
+    successor = await target.get_access_token(hash_token("tk_successor"), now)
+    assert successor is not None and not successor.active
+    assert await target.claim_once("totp:u-alice:123456", now + 90, now) is False
+    assert await target.hit("signin:alice", 300, now, 0) == 0  # counters are not copied
+    code = await target.take_code(hash_token("ac_live"), now, remember_until=now + 600)
+    assert isinstance(code, AuthorizationCode)
+
+
