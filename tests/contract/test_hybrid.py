@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
 from adapters.hybrid import open_hybrid_store
 from adapters.testing import StoreContract
@@ -14,7 +15,7 @@ from tests.services.redis_server import session_redis_url
 
 
 class TestHybridStoreWithoutRedis(StoreContract):
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         hybrid = await open_hybrid_store(None)
         yield hybrid
@@ -23,7 +24,7 @@ class TestHybridStoreWithoutRedis(StoreContract):
 
 @pytest.mark.redis
 class TestHybridStoreWithRedis(StoreContract):
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         # A unique key prefix per test: tests are isolated without flushing a shared Redis.
         hybrid = await open_hybrid_store(
