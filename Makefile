@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): pyproject.toml
+# Also installs the test store plugin, a separate distribution with its own entry point
+# (tests/store_plugin, used by tests/e2e/test_store_plugin.py).
+$(STAMP): pyproject.toml tests/store_plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -e tests/store_plugin
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -45,3 +45,17 @@ class StoreUnavailable(DomainError):
 
 class NotSupported(DomainError):
     """The store cannot do this (yet); nothing was changed."""
+
+
+class StoreMisconfigured(DomainError):
+    """The store cannot be opened or migrated as configured: a missing or malformed
+    connection URL, a migration changed since it was applied. Retrying will not help; the
+    operator must fix it. ``str()`` is one line, naming no internal component.
+
+    ``variable`` names the environment variable to fix, when the store knows it better than
+    its caller (which otherwise names the variable the store's URL came from).
+    """
+
+    def __init__(self, message: str, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable

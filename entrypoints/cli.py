@@ -10,15 +10,22 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from domain.errors import StoreUnavailable
+from domain.errors import StoreMisconfigured, StoreUnavailable
+from entrypoints.backends import (
+    OutOfReach,
+    as_config_error,
+    command_store,
+    describe,
+    local_parts,
+    open_store,
+)
 from entrypoints.clients import load_clients
-from entrypoints.container import build_container, open_backend
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
-from migrations.errors import MigrationError
+from ports.store import TOKEN_STATE_PARTS, Migratable
 
 EXIT_CONFIG = 2
 
@@ -31,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(handler=_serve)
 
-    migrate = commands.add_parser("migrate", help="apply pending SQL migrations (sql backend)")
+    migrate = commands.add_parser(
+        "migrate", help="apply the store's pending migrations (for backends that have them)"
+    )
     migrate.set_defaults(handler=_migrate)
 
     purge = commands.add_parser("purge", help="remove expired tokens, codes and markers (for cron)")
@@ -56,16 +65,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers", "must be at least 1")
-    if args.workers > 1 and settings.store_backend == "hybrid" and not settings.redis_url:
-        raise ConfigError(
-            "--workers",
-            "hybrid without REDIS_URL keeps tokens in one process's memory; "
-            "set REDIS_URL or use STORE_BACKEND=sql to run more than one worker",
-        )
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
     load_clients(settings)
     configure_logging(settings)
-    _check_store(settings)
+    _check_store(settings, workers=args.workers)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess
 
@@ -88,50 +91,67 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_store(settings: Settings) -> None:
+def _check_store(settings: Settings, *, workers: int) -> None:
     """Open the configured store once before serving, then close it.
 
-    For ``sql`` this applies the migrations once, before any worker starts, and turns a
-    database that stays unreachable (retried with back-off) or a failing migration into
-    one line and exit status 2 instead of a traceback in every worker.
+    This applies the store's migrations (``Migratable``) once, before any worker starts,
+    and turns a backend that stays unreachable (retried with back-off), a failing
+    migration or a backend that does not import into one line and exit status 2 instead of
+    a traceback in every worker. More than one worker needs token state that every worker
+    sees: a store that keeps it in process memory (``ProcessLocal``) is refused.
     """
 
     async def open_and_close() -> None:
-        backend = await open_backend(build_container(settings))
-        await backend.close()
+        store = await open_store(settings.store)
+        try:
+            local = local_parts(store) & TOKEN_STATE_PARTS
+        finally:
+            await store.close()
+        if workers > 1 and local:
+            raise ConfigError(
+                "--workers",
+                f"STORE_BACKEND={settings.store_backend} keeps {describe(local)} in one "
+                "process's memory, so workers would not share them; configure shared state "
+                "(REDIS_URL for hybrid) or a database backend to run more than one worker",
+            )
 
-    variable = "DATABASE_URL" if settings.store_backend == "sql" else "STORE_BACKEND"
     try:
         asyncio.run(open_and_close())
-    except StoreUnavailable as exc:
-        raise ConfigError(variable, str(exc)) from exc
-    except MigrationError as exc:
-        raise ConfigError(variable, str(exc)) from exc
+    except (StoreUnavailable, StoreMisconfigured) as exc:
+        raise as_config_error(settings.store, exc) from exc
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.database_url is None:
-        raise ConfigError("DATABASE_URL", "is required for migrate")
-    from migrations.runner import migrate
+    """Apply the store's migrations, whatever the backend; nothing to do for one without."""
+
+    configure_logging(settings)  # retries while the backend is unreachable are logged
+
+    async def run() -> list[str] | None:
+        async with command_store(settings, command="migrate", needs=(), migrate=False) as store:
+            return await store.migrate() if isinstance(store, Migratable) else None
 
     try:
-        applied = asyncio.run(migrate(settings.database_url))
-    except (StoreUnavailable, MigrationError) as exc:
-        raise ConfigError("DATABASE_URL", str(exc)) from exc
+        applied = asyncio.run(run())
+    except (StoreUnavailable, StoreMisconfigured) as exc:
+        raise as_config_error(settings.store, exc) from exc
+    if applied is None:
+        print(f"nothing to migrate: STORE_BACKEND={settings.store_backend} has no migrations")
+        return 0
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
 
 
 def _purge(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.store_backend == "hybrid" and not settings.redis_url:
-        print("nothing to purge: without REDIS_URL, token state lives in the serving process, "
-              "whose janitor purges it")
-        return 0
     from entrypoints.janitor import purge_now
     from entrypoints.logging import configure_logging
 
     configure_logging(settings)  # the purge_completed event line, as the service writes it
-    counts = asyncio.run(purge_now(settings))
+    try:
+        counts = asyncio.run(purge_now(settings))
+    except OutOfReach as exc:
+        print(f"nothing to purge: with STORE_BACKEND={settings.store_backend}, the "
+              f"{describe(exc.parts)} live in the serving process, whose janitor purges them")
+        return 0
     print(f"purged {counts.total} expired record(s): codes={counts.codes} "
           f"access_tokens={counts.access_tokens} refresh_tokens={counts.refresh_tokens} "
           f"reuse_markers={counts.reuse_markers} other={counts.other}")

@@ -1,8 +1,9 @@
 """The dependency-injector containers.
 
-One small container per backend, so that opening resources opens only the chosen one's:
-``hybrid`` never builds a PostgreSQL pool and ``sql`` never connects to Redis. The adapter
-modules are imported inside the resource functions for the same reason.
+``Backend`` opens the store of the configured backend, whichever it is: the built-in
+``hybrid`` and ``sql`` and installed plugins are all ``auth_service.stores`` entry points,
+opened by :func:`entrypoints.backends.open_store`. Only the chosen backend's module is
+imported, so ``hybrid`` never builds a PostgreSQL pool and ``sql`` never connects to Redis.
 
 ``Container`` holds what the application needs. Its ``store`` is a ``Dependency``: the
 lifespan fills it with the chosen backend's store, unless a test has already overridden it
@@ -18,6 +19,7 @@ from dependency_injector import containers, providers
 
 from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
+from entrypoints.backends import open_store
 from entrypoints.clients import load_clients
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
@@ -28,46 +30,19 @@ from ports.security import SecretsTokenGenerator
 from ports.store import Store
 
 
-async def _hybrid_store(settings: Settings) -> AsyncIterator[Store]:
-    from adapters.hybrid import open_hybrid_store
-
-    store = await open_hybrid_store(settings.redis_url)
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    store = await open_store(settings.store)
     try:
         yield store
     finally:
         await store.close()
 
 
-async def _sql_store(settings: Settings) -> AsyncIterator[Store]:
-    from adapters.sql import open_sql_store
+class Backend(containers.DeclarativeContainer):
+    """The configured backend's resources: its store, opened and migrated, closed on exit."""
 
-    assert settings.database_url is not None  # guaranteed by load_settings
-    store = await open_sql_store(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        connect_timeout=settings.database_connect_timeout_seconds,
-    )
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-class HybridBackend(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    store = providers.Resource(_hybrid_store, settings)
-
-
-class SqlBackend(containers.DeclarativeContainer):
-    settings = providers.Dependency(instance_of=Settings)
-    store = providers.Resource(_sql_store, settings)
-
-
-#: ``STORE_BACKEND`` value -> its container. A new adapter adds one entry here.
-BACKENDS: dict[str, type[containers.DeclarativeContainer]] = {
-    "hybrid": HybridBackend,
-    "sql": SqlBackend,
-}
+    store = providers.Resource(_store, settings)
 
 
 class Container(containers.DeclarativeContainer):
@@ -107,7 +82,7 @@ async def open_backend(container: Container) -> OpenedBackend:
     if container.store.overridden:
         return OpenedBackend(None)
     settings: Settings = container.settings()
-    backend = BACKENDS[settings.store_backend](settings=settings)
+    backend = Backend(settings=settings)
     init: Any = backend.init_resources()
     if init is not None:
         await init

@@ -21,6 +21,7 @@ from domain.maintenance import PurgeStore, purge_expired, purge_if_due
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
+from ports.store import TOKEN_STATE_PARTS
 
 log = logging.getLogger("auth_service.janitor")
 
@@ -88,12 +89,14 @@ async def janitor_running(janitor: Janitor) -> AsyncIterator[asyncio.Task[None]]
 
 
 async def purge_now(settings: Settings) -> PurgeCounts:
-    """Open the configured backend, purge once (no lock), close. For ``auth-service purge``."""
-    from entrypoints.container import build_container, open_backend
+    """Open the configured store, purge once (no lock), close. For ``auth-service purge``.
+
+    Raises :class:`entrypoints.backends.OutOfReach` when the store keeps its token state
+    in the serving process's memory: this process could only purge an empty copy.
+    """
+    from entrypoints.backends import command_store
+    from entrypoints.container import build_container
 
     container = build_container(settings)
-    backend = await open_backend(container)
-    try:
-        return await purge_expired(container.store(), container.clock(), container.events())
-    finally:
-        await backend.close()
+    async with command_store(settings, command="purge", needs=TOKEN_STATE_PARTS) as store:
+        return await purge_expired(store, container.clock(), container.events())

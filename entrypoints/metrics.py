@@ -5,6 +5,12 @@ Label values are bounded: routes are path templates (``/scim/v2/Users/{id}``), n
 paths; methods, grant types and results come from fixed sets, anything else reads
 ``other``. No token, client secret or user id is ever a label.
 
+Store sizes: ``auth_store_records{part=...}`` has one series per field of
+``StoreCounts`` (``StoreAdmin.counts``), so a part added to the port shows up as a new
+``part`` value with no change here. They are read on a scrape, at most once every
+``STORE_SIZES_REFRESH_SECONDS``; a store that fails or is slow keeps the last values (see
+``auth_store_records_refreshed_timestamp_seconds``) and never fails the scrape.
+
 Several worker processes (``auth-service serve --workers N``): when
 ``PROMETHEUS_MULTIPROC_DIR`` is set (the CLI sets it to a fresh directory for N > 1),
 prometheus-client keeps values in per-process files there, and ``/metrics`` answers with
@@ -13,21 +19,31 @@ the sum over every worker, whichever worker serves the scrape.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import logging
 import os
 import shutil
 import tempfile
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, get
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from domain.errors import StoreUnavailable
+from entrypoints.http.services import ServicesDependency
+from ports.store import StoreAdmin
+
+log = logging.getLogger("auth_service.metrics")
 
 UNMATCHED_ROUTE = "<unmatched>"
 OTHER = "other"
@@ -35,6 +51,10 @@ OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 GRANT_TYPES = frozenset({"authorization_code", "client_credentials", "refresh_token"})
 PURGE_KINDS = ("codes", "access_tokens", "refresh_tokens", "reuse_markers", "other")
+#: How often a scrape may read the store's sizes (a SCAN in Redis, COUNTs in PostgreSQL).
+STORE_SIZES_REFRESH_SECONDS = 30
+#: How long one reading may take before the scrape goes on with the last values.
+STORE_SIZES_TIMEOUT_SECONDS = 5.0
 
 # Latency buckets centred on what an authorization server answers in: most requests well
 # under 10 ms, password checks (argon2id) around 50-200 ms.
@@ -62,6 +82,48 @@ def prepare_multiprocess() -> str:
 def bounded(value: object, allowed: frozenset[str]) -> str:
     """``value`` when it is one of ``allowed``, else ``other``: labels must stay a small set."""
     return value if isinstance(value, str) and value in allowed else OTHER
+
+
+class StoreSizes:
+    """The store's sizes (``StoreAdmin.counts``) as gauges, refreshed lazily by scrapes."""
+
+    def __init__(self, registry: CollectorRegistry,
+                 refresh_seconds: int = STORE_SIZES_REFRESH_SECONDS) -> None:
+        self.refresh_seconds = refresh_seconds
+        # "mostrecent": with several workers, the worker that read the store last is right.
+        self.records = Gauge(
+            "auth_store_records",
+            "Records in the store, by part: every user and group; unexpired access tokens "
+            "(revoked included), refresh tokens and codes", ["part"], registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.refreshed = Gauge(
+            "auth_store_records_refreshed_timestamp_seconds",
+            "Unix time the store sizes were last read successfully", registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._asked_at: int | None = None
+
+    async def refresh(self, store: StoreAdmin, now: int) -> None:
+        """Read the sizes if the last attempt is ``refresh_seconds`` old. Never raises."""
+        asked = self._asked_at
+        if asked is not None and 0 <= now - asked < self.refresh_seconds:
+            return
+        # Set before awaiting, so that concurrent scrapes do not all ask, and a failing
+        # store is asked again only after the interval too.
+        self._asked_at = now
+        try:
+            async with asyncio.timeout(STORE_SIZES_TIMEOUT_SECONDS):
+                counts = await store.counts(now)
+        except (StoreUnavailable, TimeoutError):
+            log.warning("store sizes not refreshed: the store did not answer")
+            return
+        except Exception:
+            log.exception("store sizes not refreshed")
+            return
+        for part, value in msgspec.structs.asdict(counts).items():
+            self.records.labels(part).set(value)
+        self.refreshed.set(now)
 
 
 class Metrics:
@@ -126,6 +188,7 @@ class Metrics:
             "auth_purged_records", "Expired records removed by purges, by kind",
             ["kind"], registry=r,
         )
+        self.store_sizes = StoreSizes(r)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -160,11 +223,13 @@ class MetricsController(Controller):
         "/",
         operation_id="metrics",
         summary="Prometheus metrics (text exposition format)",
-        sync_to_thread=False,
         media_type=CONTENT_TYPE_LATEST,
     )
-    def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def metrics(
+        self, request: Request[Any, Any, Any], services: ServicesDependency
+    ) -> Response[bytes]:
         metrics: Metrics = request.app.state.metrics
+        await metrics.store_sizes.refresh(services.store, services.clock.now())
         return Response(
             metrics.exposition(),
             media_type=CONTENT_TYPE_LATEST,

@@ -10,15 +10,18 @@ import hashlib
 import ipaddress
 import os
 from collections.abc import Mapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
 import msgspec
 
-StoreBackendName = Literal["hybrid", "sql"]
-#: The backends the configuration accepts. Adding an adapter adds its name here and a
-#: container in ``entrypoints.container.BACKENDS`` (docs/writing-an-adapter.md).
-STORE_BACKENDS: tuple[str, ...] = ("hybrid", "sql")
+from ports.store_settings import StoreSettings
+
+#: The entry-point group store backends register in; ``STORE_BACKEND`` picks one by name.
+#: The built-in ``hybrid`` and ``sql`` are declared in this project's pyproject.toml, and
+#: any installed package can add one (docs/writing-an-adapter.md).
+STORE_ENTRY_POINT_GROUP = "auth_service.stores"
 
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "read", "write", "mfa")
 MIN_CLIENT_SECRET_LENGTH = 32
@@ -33,8 +36,20 @@ class ConfigError(Exception):
         self.variable = variable
 
 
+def installed_store_backends() -> dict[str, list[EntryPoint]]:
+    """Every installed backend: its name and the entry points declaring it (one, unless two
+    packages claim the same name). Nothing is imported."""
+    backends: dict[str, list[EntryPoint]] = {}
+    for entry_point in entry_points(group=STORE_ENTRY_POINT_GROUP):
+        backends.setdefault(entry_point.name, []).append(entry_point)
+    return backends
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    store_backend: StoreBackendName = "hybrid"
+    #: An installed ``auth_service.stores`` entry point's name.
+    store_backend: str = "hybrid"
+    #: ``STORE_URL``: the backend's connection string (see :attr:`store`).
+    store_url: str | None = None
     database_url: str | None = None
     database_pool_size: int = 10
     database_connect_timeout_seconds: int = 30
@@ -76,6 +91,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def issuer(self) -> str:
         return self.external_base_url
 
+    @property
+    def store(self) -> StoreSettings:
+        """What the chosen backend's ``open_store`` receives.
+
+        ``url`` is ``STORE_URL``, or ``DATABASE_URL`` when ``STORE_URL`` is not set.
+        """
+        if self.store_url is not None:
+            url, variable = self.store_url, "STORE_URL"
+        elif self.database_url is not None:
+            url, variable = self.database_url, "DATABASE_URL"
+        else:
+            url, variable = None, "STORE_URL"
+        return StoreSettings(
+            backend=self.store_backend,
+            url=url,
+            url_variable=variable,
+            pool_size=self.database_pool_size,
+            connect_timeout_seconds=self.database_connect_timeout_seconds,
+            redis_url=self.redis_url,
+        )
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raises :class:`ConfigError` on the first problem."""
@@ -86,13 +122,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return value.strip() if value is not None and value.strip() else None
 
     backend = (get("STORE_BACKEND") or "hybrid").lower()
-    if backend not in STORE_BACKENDS:
+    installed = installed_store_backends()
+    if backend not in installed:
         raise ConfigError(
-            "STORE_BACKEND", f"must be one of {', '.join(STORE_BACKENDS)} (got {backend!r})"
+            "STORE_BACKEND",
+            f"must be one of the installed backends {', '.join(sorted(installed)) or '(none)'}"
+            f" (got {backend!r})",
+        )
+    if len(installed[backend]) > 1:
+        packages = sorted({package_of(ep) for ep in installed[backend]})
+        raise ConfigError(
+            "STORE_BACKEND",
+            f"{backend!r} is declared by more than one installed package ({', '.join(packages)});"
+            " uninstall all but one",
         )
     database_url = get("DATABASE_URL")
-    if backend == "sql" and database_url is None:
-        raise ConfigError("DATABASE_URL", "is required when STORE_BACKEND=sql")
     if database_url is not None:
         _check_database_url(database_url)
     redis_url = get("REDIS_URL")
@@ -121,7 +165,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_format not in ("auto", "json", "console"):
         raise ConfigError("LOG_FORMAT", "must be auto, json or console")
     return Settings(
-        store_backend=cast(StoreBackendName, backend),
+        store_backend=backend,
+        store_url=get("STORE_URL"),
         database_url=database_url,
         database_pool_size=_positive_int(env, "DATABASE_POOL_SIZE", 10),
         database_connect_timeout_seconds=_positive_int(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 30),
@@ -153,6 +198,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_CLIENT_AUTH_FAILURES", 20),
         trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
     )
+
+
+def package_of(entry_point: EntryPoint) -> str:
+    """The name of the distribution that declares ``entry_point`` (its module if unknown)."""
+    dist = entry_point.dist
+    return dist.name if dist is not None else entry_point.module.split(".")[0]
 
 
 def _check_database_url(url: str) -> None:

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import msgspec
 
-from domain.errors import DomainError, InvalidValue, StoreUnavailable
+from domain.errors import DomainError, InvalidValue, StoreMisconfigured, StoreUnavailable
 from domain.transfer import (
     DEFAULT_BATCH_SIZE,
     TransferFailed,
@@ -31,18 +31,15 @@ from domain.transfer import (
     export_store,
     import_store,
 )
-from entrypoints.settings import Settings
-from migrations.errors import MigrationError
+from entrypoints.backends import as_config_error, describe, local_parts, open_store
+from entrypoints.settings import ConfigError, Settings, installed_store_backends
 from ports.clock import SystemClock
 from ports.store import Store
+from ports.store_settings import StoreSettings
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-#: Backends a store can be named by, and what the URL after ``BACKEND:`` is for each.
-BACKENDS = {"hybrid": "REDIS_URL", "sql": "DATABASE_URL"}
-
 
 class _Counts(msgspec.Struct):
     counts: dict[str, int]
@@ -58,8 +55,8 @@ def add_store_commands(commands: Any) -> None:
         "store", help="copy, export or import a whole store (users, groups, tokens, ...)"
     )
     actions = store.add_subparsers(dest="store_command", required=True)
-    spec_help = "BACKEND[:URL]: sql[:DATABASE_URL] or hybrid[:REDIS_URL]; without a URL, " \
-                "the one of the environment"
+    spec_help = "BACKEND[:URL]: an installed backend and its connection string, e.g. " \
+                "sql:postgresql://...; without a URL, the environment's"
     copy = actions.add_parser("copy", help="copy every record from one store into another")
     copy.add_argument("--from", dest="source", required=True, metavar="BACKEND[:URL]",
                       help=spec_help)
@@ -82,54 +79,51 @@ def add_store_commands(commands: Any) -> None:
                             help=f"records per batch (default {DEFAULT_BATCH_SIZE})")
 
 
-def parse_store_spec(spec: str, settings: Settings) -> tuple[str, str | None]:
-    """``BACKEND[:URL]`` as (backend, URL); without a URL, the environment's one."""
-    backend, _, url = spec.partition(":")
-    if backend not in BACKENDS:
-        raise BadStore(f"unknown backend {backend!r} in {spec!r}: choose one of "
-                       f"{', '.join(sorted(BACKENDS))}")
-    if not url:
-        url = (settings.database_url if backend == "sql" else settings.redis_url) or ""
-    return backend, url or None
+def parse_store_spec(spec: str, settings: Settings) -> StoreSettings:
+    """``BACKEND[:URL]`` as the settings its ``open_store`` receives.
 
-
-async def open_named_store(backend: str, url: str | None, *, migrate: bool) -> Store:
-    """Open the store of ``backend`` at ``url`` (``DATABASE_URL`` for sql, ``REDIS_URL``
-    for hybrid); with ``migrate``, pending migrations are applied first.
-
-    The one place that maps a backend name to an adapter for these commands. Raises
-    :class:`BadStore` for an unknown backend, a missing or malformed URL, or a store that
-    cannot be reached.
+    ``BACKEND`` is any installed backend (``auth_service.stores``). The URL is given to the
+    backend both as ``url`` and as ``redis_url``, so each backend finds it where it reads its
+    connection string (``sql`` and plugins: ``url``; ``hybrid``: ``redis_url``); without a
+    URL, the environment's settings (``STORE_URL``/``DATABASE_URL``, ``REDIS_URL``) apply.
     """
-    if backend == "sql":
-        from adapters.sql import open_sql_store
+    backend, _, url = spec.partition(":")
+    installed = installed_store_backends()
+    if backend not in installed:
+        raise BadStore(f"unknown backend {backend!r} in {spec!r}: choose one of "
+                       f"{', '.join(sorted(installed))}")
+    environment = msgspec.structs.replace(settings.store, backend=backend)
+    if not url:
+        return environment
+    return msgspec.structs.replace(environment, url=url, url_variable=spec, redis_url=url)
 
-        if url is None:
-            raise BadStore("sql needs a database URL (sql:postgresql://...) or DATABASE_URL")
-        try:
-            return await open_sql_store(url, pool_size=2, migrate=migrate, connect_timeout=10)
-        except ValueError as exc:
-            raise BadStore(f"sql: {exc}") from exc
-        except (StoreUnavailable, MigrationError) as exc:
-            raise BadStore(f"sql: {exc}") from exc
-    if backend == "hybrid":
-        from adapters.hybrid import open_hybrid_store
 
-        if url is None:
-            raise BadStore(
-                "hybrid needs a Redis URL (hybrid:redis://...) or REDIS_URL: without Redis, "
-                "hybrid keeps everything in the serving process's memory, out of this "
-                "command's reach"
-            )
-        try:
-            store = await open_hybrid_store(url)
-        except ValueError as exc:
-            raise BadStore(f"hybrid: {exc}") from exc
-        if not (await store.health()).get("redis", False):
-            await store.close()
-            raise BadStore("hybrid: Redis does not answer at this URL")
-        return store
-    raise BadStore(f"unknown backend {backend!r}: choose one of {', '.join(sorted(BACKENDS))}")
+def _where(settings: StoreSettings) -> tuple[str, str | None, str | None]:
+    return settings.backend, settings.url, settings.redis_url
+
+
+async def open_named_store(settings: StoreSettings, *, migrate: bool) -> Store:
+    """Open the store ``settings`` name; with ``migrate``, pending migrations are applied.
+
+    The store must hold all of its data where this process can reach it: a store that keeps
+    parts in the serving process's memory (``ProcessLocal``, e.g. ``hybrid``'s identities)
+    would be copied from or into an empty private copy, so it is refused. Raises
+    :class:`BadStore` for an unknown backend, a missing or malformed URL, a store that
+    cannot be reached, or one out of reach.
+    """
+    try:
+        store = await open_store(settings, migrate=migrate)
+    except (StoreUnavailable, StoreMisconfigured) as exc:
+        raise BadStore(f"{settings.backend}: {as_config_error(settings, exc)}") from exc
+    except ConfigError as exc:
+        raise BadStore(str(exc)) from exc
+    out_of_reach = local_parts(store)
+    if out_of_reach:
+        await store.close()
+        raise BadStore(
+            f"{settings.backend} keeps its {describe(out_of_reach)} in the memory of the "
+            "serving process, out of this command's reach")
+    return store
 
 
 class ProgressLine:
@@ -211,10 +205,10 @@ def run_copy(settings: Settings, args: argparse.Namespace) -> int:
         size = _batch_size(args)
         source_spec = parse_store_spec(args.source, settings)
         target_spec = parse_store_spec(args.target, settings)
-        if source_spec == target_spec:
+        if _where(source_spec) == _where(target_spec):
             raise BadStore("--from and --to name the same store")
-        async with _opened(*source_spec, migrate=False) as source, \
-                _opened(*target_spec, migrate=True) as target:
+        async with _opened(source_spec, migrate=False) as source, \
+                _opened(target_spec, migrate=True) as target:
             report = await copy_store(
                 source, target, SystemClock(), batch_size=size,
                 progress=progress if progress.enabled else None,
@@ -232,7 +226,7 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
     async def work(progress: ProgressLine) -> int:
         size = _batch_size(args)
         spec = parse_store_spec(args.source, settings)
-        async with _opened(*spec, migrate=False) as source:
+        async with _opened(spec, migrate=False) as source:
             with _output(args.output) as out:
                 lines = export_store(
                     source, SystemClock(), batch_size=size,
@@ -262,7 +256,7 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
         size = _batch_size(args)
         spec = parse_store_spec(args.target, settings)
         with _input(args.input) as lines:
-            async with _opened(*spec, migrate=True) as target:
+            async with _opened(spec, migrate=True) as target:
                 report = await import_store(
                     target, lines, SystemClock(), batch_size=size,
                     progress=progress if progress.enabled else None,
@@ -275,8 +269,8 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _opened(backend: str, url: str | None, *, migrate: bool) -> AsyncIterator[Store]:
-    store = await open_named_store(backend, url, migrate=migrate)
+async def _opened(settings: StoreSettings, *, migrate: bool) -> AsyncIterator[Store]:
+    store = await open_named_store(settings, migrate=migrate)
     try:
         yield store
     finally:

@@ -1,9 +1,11 @@
 """``auth-service user set-password USERNAME``: set a user's password from a terminal or stdin.
 ``auth-service user reset-mfa USERNAME``: remove a user's TOTP factor and end its sign-ins.
 
-Meaningful with ``STORE_BACKEND=sql`` only: with ``hybrid``, identities live in the serving
-process's memory, where a separate command cannot reach them; they are managed with SCIM
-(``POST``/``PATCH /scim/v2/Users`` with a ``password`` attribute).
+Works on every backend whose users live where a separate command can reach them (``sql``,
+plugins); the store is opened through :func:`entrypoints.backends.command_store`, like every
+command's. A store that keeps identities in the serving process's memory (``hybrid``) is
+refused with a clear line: such users are managed with SCIM (``POST``/``PATCH
+/scim/v2/Users`` with a ``password`` attribute).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import getpass
 import sys
 from typing import Any
 
-from entrypoints.settings import ConfigError, Settings
+from entrypoints.backends import command_store
+from entrypoints.settings import Settings
+from ports.store import IDENTITY_PARTS
 
 EXIT_FAILURE = 1
+#: What to do instead, when the store keeps users in the serving process.
+SCIM_HINT = "manage those users with SCIM (POST/PATCH /scim/v2/Users with a password attribute)"
 
 
 def add_user_commands(commands: Any) -> None:
     """Add the ``user`` command group to the CLI's subparsers."""
-    user = commands.add_parser("user", help="manage users' sign-in credentials (sql backend)")
+    user = commands.add_parser("user", help="manage users' sign-in credentials")
     actions = user.add_subparsers(dest="user_command", required=True)
     set_password = actions.add_parser(
         "set-password",
@@ -49,66 +55,49 @@ def read_password() -> str:
 
 def run_set_password(settings: Settings, args: argparse.Namespace) -> int:
     """Hash the password with argon2id and store it for the user ``args.username``."""
-    if settings.store_backend != "sql":
-        raise ConfigError(
-            "STORE_BACKEND",
-            "user set-password needs sql: with hybrid, users live in the server's memory and "
-            "are managed with SCIM (POST/PATCH /scim/v2/Users with a password attribute)",
-        )
-    try:
-        password = read_password()
-    except (ValueError, EOFError) as exc:
-        print(f"auth-service: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    return asyncio.run(_set_password(settings, args.username, password))
+    return asyncio.run(_set_password(settings, args.username))
 
 
-async def _set_password(settings: Settings, username: str, password: str) -> int:
+async def _set_password(settings: Settings, username: str) -> int:
     from adapters.passwords import Argon2PasswordHasher
-    from adapters.sql import open_sql_store
     from domain.errors import DomainError
     from domain.signin import set_password
 
-    assert settings.database_url is not None  # required by load_settings for sql
-    store = await open_sql_store(settings.database_url, pool_size=1)
-    try:
-        user = await set_password(store, Argon2PasswordHasher(), user_name=username,
-                                  password=password)
-    except DomainError as exc:
-        print(f"auth-service: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    finally:
-        await store.close()
+    # The store first: a store that cannot take the password is refused before asking for it.
+    async with command_store(settings, command="user set-password", needs=IDENTITY_PARTS,
+                             hint=SCIM_HINT) as store:
+        try:
+            password = read_password()
+        except (ValueError, EOFError) as exc:
+            print(f"auth-service: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            user = await set_password(store, Argon2PasswordHasher(), user_name=username,
+                                      password=password)
+        except DomainError as exc:
+            print(f"auth-service: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     print(f"password set for {user.user_name} ({user.id})")
     return 0
 
 
 def run_reset_mfa(settings: Settings, args: argparse.Namespace) -> int:
     """Remove the TOTP factor of ``args.username`` and revoke the user's tokens."""
-    if settings.store_backend != "sql":
-        raise ConfigError(
-            "STORE_BACKEND",
-            "user reset-mfa needs sql: with hybrid, users live in the server's memory, "
-            "which a separate command cannot reach",
-        )
     return asyncio.run(_reset_mfa(settings, args.username))
 
 
 async def _reset_mfa(settings: Settings, username: str) -> int:
-    from adapters.sql import open_sql_store
     from domain.errors import DomainError
     from domain.mfa import reset_mfa
     from ports.clock import SystemClock
 
-    assert settings.database_url is not None  # required by load_settings for sql
-    store = await open_sql_store(settings.database_url, pool_size=1)
-    try:
-        done = await reset_mfa(store, user_name=username, now=SystemClock().now())
-    except DomainError as exc:
-        print(f"auth-service: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    finally:
-        await store.close()
+    async with command_store(settings, command="user reset-mfa", needs=IDENTITY_PARTS,
+                             hint=SCIM_HINT) as store:
+        try:
+            done = await reset_mfa(store, user_name=username, now=SystemClock().now())
+        except DomainError as exc:
+            print(f"auth-service: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     print(f"TOTP factor removed for {done.user.user_name} ({done.user.id}); "
           f"{done.revoked} token record(s) revoked")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.errors import StoreMisconfigured
 
-class MigrationError(Exception):
+
+class MigrationError(StoreMisconfigured):
     """The migrations cannot be applied as shipped (a changed file, a failing statement)."""

@@ -15,11 +15,20 @@ Conventions that hold for every method and every adapter (the contract suite in
   :class:`~domain.errors.StoreUnavailable`; rule violations become
   :class:`~domain.errors.NotFound`, :class:`~domain.errors.Conflict`,
   :class:`~domain.errors.PreconditionFailed` or :class:`~domain.errors.InvalidReference`.
+- An item with an ``exp`` is expired when ``exp <= now``.
+- "Case-insensitively" means equal after Python's ``str.lower()`` (not ``casefold()``, not
+  a database collation): ``"STRASSE"`` and ``"strasse"`` clash, ``"Straße"`` and
+  ``"strasse"`` do not. A database that lowers differently needs a collation that agrees
+  (the sql adapter lowers under ICU's root collation) or folding in Python.
+
+Besides ``Store``, two optional Protocols describe what only some adapters have; callers
+check them with ``isinstance``: :class:`Migratable` (a schema to migrate) and
+:class:`ProcessLocal` (parts of the data kept in the process's own memory).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from domain.entities import (
     AccessToken,
@@ -44,8 +53,9 @@ class UserStore(Protocol):
 
         An empty ``user.id`` gets a generated one. ``version`` is set to 1; ``created`` and
         ``last_modified`` are kept as given. ``password_hash`` (argon2id) is stored with it,
-        in the same write. Raises ``Conflict`` (attribute ``userName``) when another user has
-        the same ``user_name`` compared case-insensitively, or the same id.
+        in the same write. Raises ``Conflict`` when another user has the same ``user_name``
+        compared case-insensitively (``Conflict.attribute`` is ``"userName"``) or the same
+        id (``attribute`` ``"id"``).
         """
         ...
 
@@ -88,7 +98,8 @@ class GroupStore(Protocol):
         """Store a new group (id generated when empty, ``version`` 1) and its memberships.
 
         Raises ``Conflict`` (attribute ``displayName``) on a case-insensitive clash of
-        ``display_name``, and ``InvalidReference`` when a member is not an existing user.
+        ``display_name`` and (attribute ``id``) on a clash of ids, and ``InvalidReference``
+        when a member is not an existing user.
         """
         ...
 
@@ -216,7 +227,14 @@ class EphemeralStore(Protocol):
         """Add ``amount`` to the fixed-window counter ``key`` and return its value in the
         current window. The window is ``now // window_seconds``. ``amount`` 0 only reads; a
         negative ``amount`` gives back earlier hits (a throttle counts an attempt before
-        checking it, so that parallel attempts cannot all pass, and gives it back after)."""
+        checking it, so that parallel attempts cannot all pass, and gives it back after).
+
+        Windows are aligned to multiples of ``window_seconds`` (not to the first hit): with
+        60, the hits at 119 and 120 fall into different windows. A counter from an earlier
+        window counts as 0 (it is not carried over), and it may be dropped from
+        ``(window + 1) * window_seconds`` on, when its window has ended. The addition is
+        atomic: concurrent hits are all counted.
+        """
         ...
 
 
@@ -226,12 +244,24 @@ class StoreAdmin(Protocol):
         ...
 
     async def counts(self, now: int) -> StoreCounts:
-        """Sizes for metrics. Raises ``StoreUnavailable``."""
+        """Sizes for metrics, as of ``now``. Raises ``StoreUnavailable``.
+
+        ``users`` and ``groups`` count every one; ``access_tokens``, ``refresh_tokens`` and
+        ``codes`` count unexpired records only. Revoked access tokens are counted (they are
+        kept, inactive, until they expire); code tombstones and reuse markers are not.
+        """
         ...
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """Remove expired codes, tombstones, tokens, refresh tokens, reuse markers and
-        ephemeral entries, in batches of at most ``batch_size`` (no long locks); return counts."""
+        ephemeral entries, in batches of at most ``batch_size`` (no long locks); return counts.
+
+        What counts where: expired codes and expired code tombstones under ``codes``;
+        access tokens (revoked or not) under ``access_tokens``; refresh tokens under
+        ``refresh_tokens``; reuse markers under ``reuse_markers``; ``claim_once`` claims and
+        ``hit`` counters under ``other``. Live records, tombstones and markers are kept. A
+        backend whose own TTLs delete records (Redis) counts only what it removed itself.
+        """
         ...
 
     async def close(self) -> None:
@@ -375,3 +405,47 @@ class Store(
     Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""
+
+
+#: The parts of the port, by name: ``users`` (``UserStore``), ``groups`` (``GroupStore``),
+#: ``credentials`` (``CredentialStore``), ``codes`` (``CodeStore``), ``tokens``
+#: (``TokenStore``), ``ephemeral`` (``EphemeralStore``). New parts add their name here.
+StorePart = Literal["users", "groups", "credentials", "codes", "tokens", "ephemeral"]
+#: What the ``auth-service`` commands need, by command kind.
+IDENTITY_PARTS: frozenset[StorePart] = frozenset({"users", "groups", "credentials"})
+TOKEN_STATE_PARTS: frozenset[StorePart] = frozenset({"codes", "tokens", "ephemeral"})
+
+
+@runtime_checkable
+class Migratable(Protocol):
+    """Optional: a store with a schema that must be migrated before it serves.
+
+    ``auth-service serve`` and every other command call :meth:`migrate` right after
+    opening such a store; ``auth-service migrate`` calls only it. A store without a schema
+    simply does not have the method.
+    """
+
+    async def migrate(self) -> list[str]:
+        """Apply the pending migrations; return the names of those applied (empty if none).
+
+        Safe when several processes migrate at once (one applies, the others wait and find
+        nothing to do). Raises ``StoreUnavailable`` when the backend cannot be reached and
+        :class:`~domain.errors.StoreMisconfigured` when the migrations cannot be applied as
+        shipped (a changed migration, a failing statement).
+        """
+        ...
+
+
+@runtime_checkable
+class ProcessLocal(Protocol):
+    """Optional: a store that keeps some parts in the opening process's own memory.
+
+    Another process (an ``auth-service`` command next to the server, a second worker) that
+    opens the same configuration gets an empty, private copy of those parts, so the CLI
+    refuses commands that would read or change them there. A store without the method
+    keeps every part where every process that opens it sees it.
+    """
+
+    def process_local_parts(self) -> frozenset[StorePart]:
+        """The parts whose data lives only in this process (may be empty)."""
+        ...

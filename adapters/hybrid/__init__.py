@@ -1,6 +1,7 @@
 """The ``hybrid`` adapter: identities in memory, token state in memory and Redis.
 
 See ``docs/hybrid-backend.md`` for the key layout, TTLs and failure behaviour.
+:func:`open_store` is the ``hybrid`` entry point of the ``auth_service.stores`` group.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from redis.backoff import NoBackoff
 
 from adapters.hybrid.redis_state import RedisTokenState
 from adapters.hybrid.store import HybridStore
+from domain.errors import StoreMisconfigured
+from ports.store_settings import StoreSettings
 
-__all__ = ["HybridStore", "RedisTokenState", "open_hybrid_store", "redis_client"]
+__all__ = ["HybridStore", "RedisTokenState", "open_hybrid_store", "open_store", "redis_client"]
 
 # Short timeouts: while Redis is away, a request waits at most this long once per back-off
 # interval before it is served from memory.
@@ -32,6 +35,18 @@ async def open_hybrid_store(redis_url: str | None, *, key_prefix: str = "as:") -
     store = HybridStore(RedisTokenState(redis_client(redis_url), key_prefix))
     await store.health()
     return store
+
+
+async def open_store(settings: StoreSettings) -> HybridStore:
+    """The ``hybrid`` backend (:class:`ports.store_settings.OpenStore`).
+
+    Uses ``settings.redis_url`` (``REDIS_URL``) only; ``url`` and the pool settings are for
+    other backends.
+    """
+    try:
+        return await open_hybrid_store(settings.redis_url)
+    except ValueError as exc:
+        raise StoreMisconfigured(f"is not a usable Redis URL: {exc}", "REDIS_URL") from exc
 
 
 def redis_client(redis_url: str) -> Redis:

@@ -38,6 +38,7 @@ from domain.entities import (
     Taken,
 )
 from domain.errors import StoreUnavailable
+from ports.store import IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
 
 _log = logging.getLogger(__name__)
 
@@ -319,6 +320,12 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         if not self._up:
             self._came_up()
         return {"store": True, "redis": True}
+
+    def process_local_parts(self) -> frozenset[StorePart]:
+        """See :class:`ports.store.ProcessLocal`: identities always, token state without Redis."""
+        if self._redis is None:
+            return IDENTITY_PARTS | TOKEN_STATE_PARTS
+        return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:
         """See :meth:`ports.store.StoreAdmin.counts`.

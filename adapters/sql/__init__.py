@@ -1,8 +1,10 @@
 """The ``sql`` adapter: the whole ``Store`` port in PostgreSQL.
 
-:func:`open_sql_store` is what the container calls: it normalises the URL, waits for the
-database (with back-off, for a bounded time), applies the migrations and returns a
-:class:`SqlStore` whose pool recovers by itself after a database restart.
+:func:`open_sql_store` normalises the URL, waits for the database (with back-off, for a
+bounded time), applies the migrations and returns a :class:`SqlStore` whose pool recovers
+by itself after a database restart. :func:`open_store` is the ``sql`` entry point of the
+``auth_service.stores`` group: the same, with the migrations left to the caller
+(``SqlStore.migrate``, the ``Migratable`` port).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import time
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.sql.store import SqlStore
-from domain.errors import StoreUnavailable
+from domain.errors import StoreMisconfigured, StoreUnavailable
 from migrations.errors import MigrationError
 from migrations.runner import asyncpg_dsn, migrate
+from ports.store_settings import StoreSettings
 
-__all__ = ["MigrationError", "SqlStore", "open_sql_store", "sqlalchemy_url"]
+__all__ = ["MigrationError", "SqlStore", "open_sql_store", "open_store", "sqlalchemy_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ async def open_sql_store(
             "server_settings": {"application_name": "auth-service"},
         },
     )
-    store = SqlStore(engine)
+    store = SqlStore(engine, migration_url=database_url)
     deadline = time.monotonic() + connect_timeout
     delay = 0.1
     while True:
@@ -94,6 +97,30 @@ async def open_sql_store(
         logger.warning("database not reachable yet, retrying in %.1fs", min(delay, remaining))
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 2, 2.0)
+
+
+async def open_store(settings: StoreSettings) -> SqlStore:
+    """The ``sql`` backend (:class:`ports.store_settings.OpenStore`), on ``settings.url``.
+
+    Raises ``StoreMisconfigured`` for a missing URL or one that is not PostgreSQL's.
+    """
+    if settings.url is None:
+        # DATABASE_URL is the name the sql backend is documented with (STORE_URL works too).
+        raise StoreMisconfigured(f"is required when STORE_BACKEND={settings.backend}",
+                                 "DATABASE_URL")
+    try:
+        sqlalchemy_url(settings.url)
+    except ValueError:
+        raise StoreMisconfigured(
+            "must look like postgresql://user:password@host:5432/dbname "
+            "(postgres://, postgresql:// or postgresql+asyncpg://)", settings.url_variable,
+        ) from None
+    return await open_sql_store(
+        settings.url,
+        pool_size=settings.pool_size,
+        migrate=False,
+        connect_timeout=settings.connect_timeout_seconds,
+    )
 
 
 async def _run_migrations(database_url: str) -> None:

@@ -55,9 +55,11 @@ from domain.errors import (
     InvalidReference,
     NotFound,
     PreconditionFailed,
+    StoreMisconfigured,
     StoreUnavailable,
 )
 from domain.filters import ListQuery
+from migrations.runner import migrate as run_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -276,9 +278,20 @@ class SqlStore(SqlTransfer):
     once where that is safe, so the store recovers by itself after a database restart).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, migration_url: str | None = None) -> None:
         self._engine = engine
+        self._migration_url = migration_url
         self._closed = False
+
+    async def migrate(self) -> list[str]:
+        """See :class:`ports.store.Migratable`: the numbered files of ``migrations/``.
+
+        They run over their own connection to ``migration_url`` (the URL the store was
+        opened with), under an advisory lock, so concurrent runners are safe.
+        """
+        if self._migration_url is None:
+            raise StoreMisconfigured("this store was opened without a URL to migrate with")
+        return await run_migrations(self._migration_url)
 
     # Plumbing
 

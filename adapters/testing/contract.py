@@ -6,8 +6,7 @@ See :class:`StoreContract` for how to run it against an adapter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import pytest
@@ -140,11 +139,11 @@ class StoreContract(TransferContract):
     ``Test`` and override the ``store`` fixture so that it yields a fresh, empty store
     and closes it afterwards::
 
-        import pytest
+        import pytest_asyncio
         from adapters.testing import StoreContract
 
         class TestMyStore(StoreContract):
-            @pytest.fixture
+            @pytest_asyncio.fixture
             async def store(self):
                 s = await open_my_store()
                 yield s
@@ -153,10 +152,15 @@ class StoreContract(TransferContract):
     Every test gets its own store and needs nothing else from the adapter: the suite talks
     only through the port, so an adapter passes it by behaving as the port's docstrings
     say. Times come from the ``now`` fixture (a fixed Unix time); adapters must decide
-    expiry from the ``now`` they are given, never from a clock of their own. The tests are
-    async and need ``pytest-asyncio``; they carry its ``asyncio`` mark, so under its strict
-    mode only the ``store`` override needs ``@pytest_asyncio.fixture`` instead of
-    ``@pytest.fixture``.
+    expiry from the ``now`` they are given, never from a clock of their own.
+
+    The tests are async and need ``pytest-asyncio`` (``pip install auth-service[testing]``).
+    They carry its ``asyncio`` mark and the suite's own fixtures are plain or
+    ``pytest_asyncio`` fixtures, so it runs under pytest-asyncio's strict mode (its default)
+    as well as under auto mode. The override must be a ``@pytest_asyncio.fixture``, which
+    works in both modes; a ``@pytest.fixture`` on an ``async def`` works only in auto mode,
+    and strict mode reports it as "requested an async fixture 'store', with no plugin or
+    hook that handled it".
 
     Tests named ``test_concurrent_*`` start 50 callers at once with ``asyncio.gather`` and
     check that single-use operations have exactly one winner. An adapter that cannot be
@@ -169,10 +173,9 @@ class StoreContract(TransferContract):
     Individual tests can be skipped the same way pytest allows for any inherited test:
     redefine the method in the subclass and decorate it with ``pytest.mark.skip(reason=...)``.
 
-    Semantics the port leaves to the suite to pin down: an item expires when
-    ``exp <= now``; ``purge_expired`` counts code tombstones under ``codes`` and
-    ``claim_once``/``hit`` entries under ``other``; ``counts`` counts unexpired records
-    (revoked access tokens included, code tombstones excluded).
+    The semantics pinned down here are those of the port's docstrings (``ports/store.py``):
+    expiry at ``exp <= now``, what ``purge_expired`` counts where, what ``counts`` counts,
+    how ``hit`` windows align, what case-insensitive means.
     """
 
     concurrency_skip_reason: ClassVar[str | None] = None
@@ -180,11 +183,20 @@ class StoreContract(TransferContract):
     # Marks every inherited test, so the suite also runs under pytest-asyncio's strict mode.
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        """A fresh, empty store, closed after the test. Adapters override this fixture."""
-        raise NotImplementedError("override the `store` fixture to test an adapter")
-        yield  # pragma: no cover - makes this an async generator like the overrides
+    if TYPE_CHECKING:
+        # Any: an override of any shape (an async generator, with fixtures of its own as
+        # parameters) type-checks under mypy --strict; the tests receive a Store.
+        store: Any
+    else:
+
+        @pytest.fixture
+        def store(self):
+            """A fresh, empty store, closed after the test. Adapters override this fixture.
+
+            Plain (not async) here, so that a subclass that forgets to override it gets
+            this message in any pytest-asyncio mode.
+            """
+            raise NotImplementedError("override the `store` fixture to test an adapter")
 
     @pytest.fixture
     def now(self) -> int:
@@ -256,8 +268,9 @@ class StoreContract(TransferContract):
 
     async def test_create_user_with_an_existing_id_is_a_conflict(self, store: Store) -> None:
         await store.create_user(_user("alice", id="same-id"))
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict) as raised:
             await store.create_user(_user("bob", id="same-id"))
+        assert raised.value.attribute == "id"
         assert (await store.get_user("same-id")).user_name == "alice"
 
     async def test_create_user_stores_the_password_hash(self, store: Store) -> None:
@@ -493,6 +506,13 @@ class StoreContract(TransferContract):
         with pytest.raises(Conflict) as raised:
             await store.create_group(_group("sTAFF"))
         assert raised.value.attribute == "displayName"
+
+    async def test_create_group_with_an_existing_id_is_a_conflict(self, store: Store) -> None:
+        await store.create_group(msgspec.structs.replace(_group("staff"), id="same-id"))
+        with pytest.raises(Conflict) as raised:
+            await store.create_group(msgspec.structs.replace(_group("admins"), id="same-id"))
+        assert raised.value.attribute == "id"
+        assert (await store.get_group("same-id")).display_name == "staff"
 
     async def test_create_group_with_an_unknown_member_is_an_invalid_reference(
         self, store: Store

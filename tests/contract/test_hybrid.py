@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
 from adapters.hybrid import open_hybrid_store
 from adapters.testing import StoreContract
@@ -14,7 +15,7 @@ from tests.services.redis_server import session_redis_url
 
 
 class TestHybridStoreWithoutRedis(StoreContract):
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         hybrid = await open_hybrid_store(None)
         yield hybrid
@@ -25,7 +26,7 @@ class TestHybridStoreWithoutRedis(StoreContract):
 class TestHybridStoreWithRedis(StoreContract):
     token_transfer_xfail_reason = "copying token state held in Redis is not supported yet"
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         # A unique key prefix per test: tests are isolated without flushing a shared Redis.
         hybrid = await open_hybrid_store(

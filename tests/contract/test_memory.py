@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import pytest
+import pytest_asyncio
 
 from adapters.memory import MemoryStore
 from adapters.testing import StoreContract
@@ -12,7 +12,7 @@ from ports.store import Store
 
 
 class TestMemoryStore(StoreContract):
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         memory = MemoryStore()
         yield memory

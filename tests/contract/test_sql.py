@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
 from adapters.sql import open_sql_store
 from adapters.testing import StoreContract
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.postgres
 
 
 class TestSqlStore(StoreContract):
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         url = await empty_migrated_database()
         sql = await open_sql_store(url, migrate=False, pool_size=10, connect_timeout=5)

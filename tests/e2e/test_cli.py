@@ -31,7 +31,9 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         ({"BIND_ADDR": "nowhere"}, ("serve",), "BIND_ADDR"),
         ({"CLIENT_CREDENTIALS": "broken"}, ("serve",), "CLIENT_CREDENTIALS"),
         ({}, ("serve", "--workers", "2"), "--workers"),
-        ({}, ("migrate",), "DATABASE_URL"),
+        ({"STORE_BACKEND": "sql"}, ("migrate",), "DATABASE_URL"),
+        ({"STORE_BACKEND": "sql", "STORE_URL": "mysql://db/auth"}, ("migrate",), "STORE_URL"),
+        ({"STORE_BACKEND": "sql"}, ("user", "set-password", "alice"), "DATABASE_URL"),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(
@@ -59,14 +61,29 @@ def test_an_unreachable_database_at_start_up_exits_2_with_one_line() -> None:
 
 
 def test_migrate_against_an_unreachable_database_exits_2_with_one_line() -> None:
+    # As at start-up: retried with back-off for DATABASE_CONNECT_TIMEOUT_SECONDS, then one line.
     result = run_cli("migrate", env={
         "STORE_BACKEND": "sql", "DATABASE_URL": f"postgresql://auth@127.0.0.1:{free_port()}/auth",
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": "1",
     })
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        line for line in result.stderr.strip().splitlines() if "DATABASE_URL" in line
-    ]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("auth-service: configuration error: DATABASE_URL: ")
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_on_a_backend_without_migrations_says_so_and_succeeds() -> None:
+    result = run_cli("migrate", env={})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "nothing to migrate: STORE_BACKEND=hybrid has no migrations"
+
+
+def test_purge_with_hybrid_without_redis_explains_that_the_server_purges() -> None:
+    result = run_cli("purge", env={})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nothing to purge: with STORE_BACKEND=hybrid, the "
+                                    "authorization codes, tokens and ephemeral state")
+    assert "live in the serving process, whose janitor purges them" in result.stdout
 
 
 def test_mongo_names_the_valid_choices() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from adapters.memory.store import MemoryStore
-from domain.entities import AccessToken
+from domain.entities import AccessToken, StoreCounts
 from domain.errors import StoreUnavailable
 from domain.maintenance import purge_expired
 from tests.e2e.ops_support import SERVICE_ID, SERVICE_SECRET, client_token, metric, ops_app
@@ -155,3 +157,57 @@ def test_labels_stay_bounded_whatever_the_events_carry() -> None:
     assert metric(text, "auth_http_requests_total", method="other", status="405") == 50
     assert "attacker" not in text and "DROP" not in text and "METHOD1" not in text
     assert len(metrics._request_children) == 1
+
+
+def store_records(text: str) -> dict[str, float]:
+    """The ``auth_store_records`` samples, by part."""
+    found = re.findall(r'^auth_store_records\{part="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return {part: float(value) for part, value in found}
+
+
+def test_store_sizes_are_exported_for_every_counted_part(h: Harness) -> None:
+    h.add_user("alice", password=None)
+    h.add_user("bob", password=None)
+    client_token(h.client)
+    client_token(h.client)
+    text = scrape(h)
+    # One series per field of StoreCounts: a part added to counts() appears by itself.
+    assert set(store_records(text)) == {f.name for f in msgspec.structs.fields(StoreCounts)}
+    assert store_records(text) == {"users": 2, "groups": 0, "access_tokens": 2,
+                                   "refresh_tokens": 0, "codes": 0}
+    assert metric(text, "auth_store_records_refreshed_timestamp_seconds") == h.clock.now()
+
+
+def test_store_sizes_are_read_at_most_every_30_seconds(h: Harness) -> None:
+    h.add_user("alice", password=None)
+    assert store_records(scrape(h))["users"] == 1
+    h.add_user("bob", password=None)
+    h.clock.advance(29)
+    assert store_records(scrape(h))["users"] == 1  # the cached value
+    h.clock.advance(1)
+    assert store_records(scrape(h))["users"] == 2
+
+
+class CountingFailsStore(MemoryStore):
+    fail = True
+    calls = 0
+
+    async def counts(self, now: int) -> StoreCounts:
+        self.calls += 1
+        if self.fail:
+            raise StoreUnavailable("connection refused")
+        return await super().counts(now)
+
+
+def test_a_failing_store_does_not_break_metrics(tmp_path: Path) -> None:
+    store = CountingFailsStore()
+    with ops_app(tmp_path, store=store) as h:
+        client_token(h.client)
+        text = scrape(h)
+        assert metric(text, "auth_tokens_issued_total", grant_type="client_credentials") == 1
+        assert store_records(text) == {}
+        scrape(h)
+        assert store.calls == 1  # not asked again on every scrape while it fails
+        store.fail = False
+        h.clock.advance(30)
+        assert store_records(scrape(h))["access_tokens"] == 1

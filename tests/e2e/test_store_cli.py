@@ -16,13 +16,15 @@ from tests.e2e.test_cli import run_cli
     ("args", "says"),
     [
         (("--from", "mongo:mongodb://x", "--to", "sql:postgresql://127.0.0.1:1/y"),
-         "unknown backend 'mongo' in 'mongo:mongodb://x': choose one of hybrid, sql"),
+         "unknown backend 'mongo' in 'mongo:mongodb://x': choose one of "),
         (("--from", "sql:mysql://127.0.0.1/x", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: "),
         (("--from", "hybrid", "--to", "sql:postgresql://127.0.0.1:1/y"),
-         "hybrid needs a Redis URL"),
+         "hybrid keeps its users, groups, credentials, authorization codes, tokens and "
+         "ephemeral state (single-use claims, rate-limit counters) in the memory of the "
+         "serving process, out of this command's reach"),
         (("--from", "sql", "--to", "sql:postgresql://127.0.0.1:1/y"),
-         "sql needs a database URL"),
+         "sql: DATABASE_URL: is required when STORE_BACKEND=sql"),
         (("--from", "sql:postgresql://h/x", "--to", "sql:postgresql://h/x"),
          "--from and --to name the same store"),
         (("--from", "sql:postgresql://h/x", "--to", "sql:postgresql://h/y", "--batch-size", "0"),
@@ -54,9 +56,10 @@ def test_import_of_a_file_that_is_missing_exits_2_with_one_line() -> None:
 def test_a_spec_without_url_takes_the_environments() -> None:
     settings = load_settings({"DATABASE_URL": "postgresql://db/auth",
                               "REDIS_URL": "redis://cache:6379/0"})
-    assert parse_store_spec("sql", settings) == ("sql", "postgresql://db/auth")
-    assert parse_store_spec("hybrid", settings) == ("hybrid", "redis://cache:6379/0")
-    assert parse_store_spec("sql:postgres://other/x", settings) == ("sql", "postgres://other/x")
+    assert parse_store_spec("sql", settings).url == "postgresql://db/auth"
+    assert parse_store_spec("hybrid", settings).redis_url == "redis://cache:6379/0"
+    named = parse_store_spec("sql:postgres://other/x", settings)
+    assert (named.backend, named.url) == ("sql", "postgres://other/x")
 
 
 class Terminal(io.StringIO):

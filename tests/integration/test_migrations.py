@@ -139,3 +139,16 @@ async def test_a_failing_migration_is_rolled_back_and_reported(
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
     finally:
         await conn.close()
+
+
+def test_the_migrate_command_applies_them_through_the_port(empty_database_url: str) -> None:
+    # The CLI knows no backend: it opens the configured store and calls Migratable.migrate.
+    from tests.e2e.test_cli import run_cli
+
+    env = {"STORE_BACKEND": "sql", "DATABASE_URL": empty_database_url}
+    first = run_cli("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    versions = [m.version for m in load_migrations()]
+    assert first.stdout.strip() == f"applied {len(versions)} migration(s): {', '.join(versions)}"
+    again = run_cli("migrate", env=env)
+    assert again.stdout.strip() == "applied 0 migration(s)"

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from adapters.sql import SqlStore, open_sql_store
 from adapters.sql.filtering import group_clause, user_clause
-from domain.entities import Email, Group, Member, Name, User
+from adapters.testing.filter_agreement import GROUPS, USERS
 from domain.errors import InvalidValue
 from domain.filters import (
     And,
@@ -27,43 +27,6 @@ from domain.filters import (
 from tests.services.postgres_server import empty_migrated_database
 
 pytestmark = pytest.mark.postgres
-
-JAN_2024 = 1_704_067_200  # 2024-01-01T00:00:00Z
-
-USERS = (
-    User(
-        id="u1", user_name="alice", display_name="Alice Liddell", external_id="EXT-1",
-        name=Name(given_name="Alice", family_name="Liddell"),
-        emails=(
-            Email(value="alice@example.com", type="work", primary=True),
-            Email(value="ALICE@home.org", type="home"),
-        ),
-        created=JAN_2024, last_modified=JAN_2024,
-    ),
-    User(
-        id="u2", user_name="Bob_smith", active=False,
-        emails=(Email(value="bob@example.com", type="home"),),
-        created=JAN_2024 + 152 * 86400, last_modified=JAN_2024 + 152 * 86400,
-    ),
-    User(
-        id="u3", user_name="carol%x", display_name="", external_id="ext-1",
-        name=Name(formatted="Carol X"), created=JAN_2024 + 366 * 86400,
-        last_modified=JAN_2024 + 366 * 86400,
-    ),
-    User(
-        id="u4", user_name="Émile", display_name="ÉMILE",
-        emails=(Email(value="emile@work.example"),),
-        created=JAN_2024 - 86400, last_modified=JAN_2024 - 86400,
-    ),
-)
-
-GROUPS = (
-    Group(id="g1", display_name="Admins", external_id="A",
-          members=(Member(value="u1"), Member(value="u2"))),
-    Group(id="g2", display_name="staff", members=(Member(value="u3"),)),
-    Group(id="g3", display_name="Empty"),
-)
-
 
 def c(path: str, op: CompareOp, value: Scalar) -> Compare:
     attr, _, sub = path.partition(".")

@@ -20,6 +20,14 @@ class FakeStore:
         self.closed = True
 
 
+class MigratableFakeStore(FakeStore):
+    migrations = 0
+
+    async def migrate(self) -> list[str]:
+        self.migrations += 1
+        return ["0001"]
+
+
 def forbid(name: str) -> Any:
     async def opener(*args: object, **kwargs: object) -> object:
         raise AssertionError(f"{name} must not be opened")
@@ -44,7 +52,7 @@ async def test_hybrid_never_opens_a_postgresql_pool(monkeypatch: pytest.MonkeyPa
 
 async def test_sql_never_opens_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(adapters.hybrid, "open_hybrid_store", forbid("hybrid"))
-    fake = FakeStore()
+    fake = MigratableFakeStore()
     seen: dict[str, object] = {}
 
     async def open_sql(database_url: str, **kwargs: object) -> FakeStore:
@@ -59,7 +67,10 @@ async def test_sql_never_opens_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     container = build_container(settings)
     backend = await open_backend(container)
     assert container.store() is fake
-    assert seen == {"url": "postgres://u@db/auth", "pool_size": 7, "connect_timeout": 30}
+    # Opened unmigrated by the sql entry point, then migrated once through the port.
+    assert seen == {"url": "postgres://u@db/auth", "pool_size": 7, "connect_timeout": 30,
+                    "migrate": False}
+    assert fake.migrations == 1
     await backend.close()
     assert fake.closed
 

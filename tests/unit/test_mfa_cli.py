@@ -1,6 +1,6 @@
 """``auth-service user reset-mfa``: refused with hybrid, whose users live in the server's memory.
 
-The sql path is tested on PostgreSQL (tests/integration/test_sql_totp_sealing.py).
+The sql path (and any backend whose users a command can reach) is tested on PostgreSQL (tests/integration/test_sql_totp_sealing.py).
 """
 
 from __future__ import annotations
@@ -16,4 +16,5 @@ def test_reset_mfa_with_hybrid_explains_why_it_cannot_reach_the_users(
     monkeypatch.delenv("STORE_BACKEND", raising=False)
     assert main(["user", "reset-mfa", "alice"]) == 2
     err = capsys.readouterr().err
-    assert "reset-mfa needs sql" in err and "STORE_BACKEND" in err
+    assert "STORE_BACKEND" in err and "user reset-mfa cannot reach the users" in err
+    assert "manage those users with SCIM" in err

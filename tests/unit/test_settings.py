@@ -31,7 +31,6 @@ def test_defaults_match_the_spec() -> None:
     ("env", "variable", "fragment"),
     [
         ({"STORE_BACKEND": "mongo"}, "STORE_BACKEND", "hybrid, sql"),
-        ({"STORE_BACKEND": "sql"}, "DATABASE_URL", "required"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL", "postgresql://"),
         ({"BIND_ADDR": "localhost"}, "BIND_ADDR", "host:port"),
         ({"BIND_ADDR": "127.0.0.1:99999"}, "BIND_ADDR", "host:port"),
