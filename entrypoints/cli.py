@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from domain.errors import StoreUnavailable
 from entrypoints.clients import load_clients
@@ -19,6 +22,8 @@ from entrypoints.user_cli import add_user_commands
 from migrations.errors import MigrationError
 
 EXIT_CONFIG = 2
+
+log = logging.getLogger("auth_service.settings")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,9 +63,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "hybrid without REDIS_URL keeps tokens in one process's memory; "
             "set REDIS_URL or use STORE_BACKEND=sql to run more than one worker",
         )
+    if args.workers > 1 and not settings.signing_key_files:
+        raise ConfigError(
+            "SIGNING_KEY_FILE",
+            "is required with --workers above 1: without it each worker generates its own "
+            "key, and ID tokens signed by one would not verify against the JWKS of another",
+        )
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
     load_clients(settings)
     configure_logging(settings)
+    warn_if_cleartext(settings)
     _check_store(settings)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess
@@ -82,6 +94,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's lines go through our handler (entrypoints.logging)
     )
     return 0
+
+
+def warn_if_cleartext(settings: Settings) -> bool:
+    """Warn (once, here, before any worker starts) when the issuer is plain http on a host
+    other than this machine: passwords, codes, tokens and cookies would cross the network
+    in clear. True when it warned."""
+    parts = urlsplit(settings.external_base_url)
+    if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+        return False
+    log.warning(
+        "EXTERNAL_BASE_URL is http on %s, which is not a loopback host: passwords, tokens "
+        "and cookies cross the network in clear; serve it over https (behind a TLS proxy, "
+        "set EXTERNAL_BASE_URL to the https URL)", parts.hostname)
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 section 6.3
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_store(settings: Settings) -> None:

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.password_policy import DEFAULT_MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
+
 StoreBackendName = Literal["hybrid", "sql"]
 #: The backends the configuration accepts. Adding an adapter adds its name here and a
 #: container in ``entrypoints.container.BACKENDS`` (docs/writing-an-adapter.md).
@@ -58,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_token_per_minute: int = 0
     rate_limit_token_ip_per_minute: int = 0
     rate_limit_signin_per_minute: int = 60
+    #: Shortest password SCIM and ``user set-password`` accept (the longest is 1024).
+    password_min_length: int = DEFAULT_MIN_PASSWORD_LENGTH
 
     @property
     def issuer(self) -> str:
@@ -124,6 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_token_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_PER_MINUTE", 0),
         rate_limit_token_ip_per_minute=_non_negative_int(env, "RATE_LIMIT_TOKEN_IP_PER_MINUTE", 0),
         rate_limit_signin_per_minute=_non_negative_int(env, "RATE_LIMIT_SIGNIN_PER_MINUTE", 60),
+        password_min_length=_password_min_length(env),
     )
 
 
@@ -168,6 +173,14 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise ConfigError(name, f"must be a positive integer (got {raw!r})")
     return int(raw)
+
+
+def _password_min_length(env: Mapping[str, str]) -> int:
+    length = _positive_int(env, "PASSWORD_MIN_LENGTH", DEFAULT_MIN_PASSWORD_LENGTH)
+    if length > MAX_PASSWORD_LENGTH:
+        raise ConfigError("PASSWORD_MIN_LENGTH",
+                          f"must be at most {MAX_PASSWORD_LENGTH}, the longest password accepted")
+    return length
 
 
 def _scopes(value: str | None) -> tuple[str, ...]:
