@@ -31,6 +31,10 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         ({"BIND_ADDR": "nowhere"}, ("serve",), "BIND_ADDR"),
         ({"CLIENT_CREDENTIALS": "broken"}, ("serve",), "CLIENT_CREDENTIALS"),
         ({}, ("serve", "--workers", "2"), "--workers"),
+        # Each worker would generate (and publish) a signing key of its own.
+        ({"REDIS_URL": "redis://127.0.0.1:1"}, ("serve", "--workers", "2"), "SIGNING_KEY_FILE"),
+        ({"STORE_BACKEND": "sql", "DATABASE_URL": "postgresql://auth@127.0.0.1:1/auth"},
+         ("serve", "--workers", "4"), "SIGNING_KEY_FILE"),
         ({}, ("migrate",), "DATABASE_URL"),
     ],
 )
