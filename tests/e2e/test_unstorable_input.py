@@ -57,10 +57,10 @@ def assert_scim_400(response: httpx.Response, *scim_types: str) -> None:
 def test_a_nul_in_a_scim_id_is_400_on_every_method(scim: ScimHarness, path: str) -> None:
     headers = scim.auth()
     before = store_errors(scim.client)
+    deactivate = {"op": "replace", "value": {"active": False}}
     for method, body in (("GET", None), ("DELETE", None),
                          ("PUT", {"userName": "x", "displayName": "x"}),
-                         ("PATCH", {"schemas": [PATCH_OP],
-                                    "Operations": [{"op": "replace", "value": {"active": False}}]})):
+                         ("PATCH", {"schemas": [PATCH_OP], "Operations": [deactivate]})):
         response = scim.client.request(method, path, headers=headers, json=body)
         assert_scim_400(response)
     assert store_errors(scim.client) == before
