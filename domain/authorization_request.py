@@ -16,6 +16,7 @@ import msgspec
 
 from domain.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
 from domain.scopes import service_scopes_in
+from domain.text import is_storable
 
 #: Longest value accepted for any parameter; longer is a malformed request.
 MAX_PARAMETER_LENGTH = 2048
@@ -90,6 +91,9 @@ def validate_authorization_request(
             return fail("invalid_request", f"{name} must not be repeated")
         if values and len(values[0]) > MAX_PARAMETER_LENGTH:
             return fail("invalid_request", f"{name} is too long")
+        if values and not is_storable(values[0]):
+            # The nonce and the scope are stored with the code; PostgreSQL refuses a NUL.
+            return fail("invalid_request", f"{name} contains a character that is not allowed")
     if "request" in params:
         return fail("request_not_supported", "request objects are not supported")
     if "request_uri" in params:

@@ -39,6 +39,7 @@ from domain.filters import (
     Scalar,
     ValuePath,
 )
+from domain.text import is_storable
 
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 50
@@ -219,7 +220,12 @@ class _Parser:
     def parse_value(self) -> Scalar:
         kind, text, where = self.next("a value")
         if kind == "string":
-            return cast(str, json.loads(text))
+            # A JSON escape can spell what no store keeps (\u0000, a lone \ud800).
+            value = cast(str, json.loads(text))
+            if not is_storable(value):
+                raise self.error(f"the string at position {where} contains a character that "
+                                 "is not allowed (NUL or a lone surrogate)")
+            return value
         if kind == "number":
             number = json.loads(text)
             return cast(int | float, number)

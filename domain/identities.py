@@ -7,7 +7,12 @@ Bodies arrive as decoded SCIM JSON and leave as entities; the HTTP layer only tr
 - Passwords are hashed through the ``PasswordHasher`` port and stored with the user; they
   never appear in an entity.
 - Deactivating a user (``active`` from true to false) or deleting one revokes every token
-  whose subject is that user; sign-in checks ``active`` itself.
+  whose subject is that user; sign-in checks ``active`` itself. So does setting or
+  clearing the password (a PATCH ``remove`` of ``password``): whoever held the old one
+  must not keep a session it opened.
+- A new password must satisfy the :class:`~domain.password_policy.PasswordPolicy`
+  (``PasswordRejected``, an ``InvalidValue``).
+- Ids in paths and every string of a body must be storable (:mod:`domain.text`).
 - Writes take the ``expected_version`` of an ``If-Match``. A PATCH without one is a
   read-modify-write that is retried a few times when another writer got in between, so
   concurrent patches (Entra adding two members at once) do not lose each other's changes.
@@ -15,6 +20,7 @@ Bodies arrive as decoded SCIM JSON and leave as entities; the HTTP layer only tr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,9 +30,11 @@ from domain.entities import Group, Page, User
 from domain.errors import PreconditionFailed
 from domain.filter_parser import parse_filter
 from domain.filters import ListQuery
-from domain.scim.patch import apply_patch, read_patch_request
+from domain.password_policy import DEFAULT_PASSWORD_POLICY, PasswordPolicy, check_password_policy
+from domain.scim.patch import PatchOperation, apply_patch, read_patch_request
 from domain.scim.resources import group_from_json, group_to_json, user_from_json, user_to_json
 from domain.scim.schema import GROUP, USER, ResourceSchema, validate_filter
+from domain.text import require_storable
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import PasswordHasher
@@ -63,6 +71,20 @@ async def _revoke_if_deactivated(
         events.emit("user_deactivated", user_id=after.id, tokens_revoked=revoked)
 
 
+async def _revoke_for_password(
+    tokens: TokenStore, events: Events, user_id: str, cleared: bool, now: int
+) -> None:
+    revoked = await tokens.revoke_subject(user_id, now)
+    events.emit("password_cleared" if cleared else "password_changed", user_id=user_id,
+                tokens_revoked=revoked)
+
+
+def _checked_id(value: str, what: str) -> str:
+    # Every id this service makes is storable; one that is not names nothing, but on
+    # PostgreSQL the lookup itself would fail, so it is refused here (400) on every backend.
+    return require_storable(value, what)
+
+
 async def _retrying(attempt: Callable[[], Awaitable[_T]], expected_version: int | None) -> _T:
     for remaining in range(PATCH_ATTEMPTS - 1, -1, -1):
         try:
@@ -78,10 +100,14 @@ async def _retrying(attempt: Callable[[], Awaitable[_T]], expected_version: int 
 
 
 async def create_user(
-    store: UserStore, clock: Clock, hasher: PasswordHasher, document: Any
+    store: UserStore, clock: Clock, hasher: PasswordHasher, document: Any,
+    policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
-    """Create a user from a SCIM body. Raises ``InvalidValue``, ``Conflict`` (userName)."""
+    """Create a user from a SCIM body. Raises ``InvalidValue`` (``PasswordRejected`` for a
+    password the policy refuses), ``Conflict`` (userName)."""
     user, password = user_from_json(document)
+    if password is not None:
+        check_password_policy(password, policy)
     now = clock.now()
     password_hash = await hasher.hash(password) if password is not None else None
     return await store.create_user(
@@ -91,8 +117,8 @@ async def create_user(
 
 
 async def get_user(store: UserStore, user_id: str) -> User:
-    """The user. Raises ``NotFound``."""
-    return await store.get_user(user_id)
+    """The user. Raises ``NotFound``, ``InvalidValue`` (an id no store can hold)."""
+    return await store.get_user(_checked_id(user_id, "the user id"))
 
 
 async def list_users(
@@ -105,13 +131,17 @@ async def list_users(
 async def replace_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
     user_id: str, document: Any, *, expected_version: int | None = None,
+    policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
-    """PUT: replace every writable attribute; a password in the body replaces the password.
+    """PUT: replace every writable attribute; a password in the body replaces the password
+    (and revokes the user's tokens). A body without one keeps the password.
 
     Raises ``NotFound``, ``InvalidValue``, ``Conflict``, ``PreconditionFailed``.
     """
     user, password = user_from_json(document)
-    before = await store.get_user(user_id)
+    if password is not None:
+        check_password_policy(password, policy)
+    before = await store.get_user(_checked_id(user_id, "the user id"))
     password_hash = await hasher.hash(password) if password is not None else None
     stored = await store.replace_user(
         msgspec.structs.replace(user, id=user_id, created=before.created,
@@ -120,26 +150,46 @@ async def replace_user(
     )
     if password_hash is not None:
         await store.set_password_hash(user_id, password_hash)
+        await _revoke_for_password(store, events, user_id, False, clock.now())
     await _revoke_if_deactivated(store, events, before, stored, clock.now())
     return stored
+
+
+#: Stands for the stored password in a document being patched: users' SCIM JSON never
+#: holds it, so this is how a patch is seen to set (a string), clear (gone) or keep it.
+_KEPT_PASSWORD = object()
 
 
 async def patch_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
     user_id: str, body: Any, *, expected_version: int | None = None,
+    policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
-    """PATCH (RFC 7644 3.5.2). Raises ``NotFound``, ``InvalidSyntax``, ``InvalidPath``,
-    ``InvalidValue``, ``Mutability``, ``NoTarget``, ``Conflict``, ``PreconditionFailed``."""
+    """PATCH (RFC 7644 3.5.2). A ``password`` set by the patch replaces the password; one
+    removed (``remove`` of ``password``, or ``replace`` with null) clears it, so the user can
+    no longer sign in with a password. Either revokes the user's tokens.
+
+    Raises ``NotFound``, ``InvalidSyntax``, ``InvalidPath``, ``InvalidValue``
+    (``PasswordRejected``), ``Mutability``, ``NoTarget``, ``Conflict``, ``PreconditionFailed``.
+    """
     operations = read_patch_request(body)
+    user_id = _checked_id(user_id, "the user id")
     hashed: dict[str, str] = {}
 
     async def attempt() -> User:
         before = await store.get_user(user_id)
         if expected_version is not None and before.version != expected_version:
             raise PreconditionFailed(f"user version is {before.version}")
-        document = apply_patch(user_to_json(before, ""), operations, USER)
+        document = user_to_json(before, "")
+        document["password"] = _KEPT_PASSWORD
+        document = apply_patch(document, operations, USER)
+        cleared = "password" not in document
+        kept = document.get("password") is _KEPT_PASSWORD
+        if kept or cleared:
+            document.pop("password", None)
         user, password = user_from_json(document)
         if password is not None and password not in hashed:
+            check_password_policy(password, policy)
             hashed.clear()
             hashed[password] = await hasher.hash(password)
         candidate = msgspec.structs.replace(
@@ -152,8 +202,9 @@ async def patch_user(
                 msgspec.structs.replace(candidate, last_modified=clock.now()),
                 expected_version=before.version,
             )
-        if password is not None:
-            await store.set_password_hash(user_id, hashed[password])
+        if password is not None or cleared:
+            await store.set_password_hash(user_id, hashed[password] if password else None)
+            await _revoke_for_password(store, events, user_id, cleared, clock.now())
         await _revoke_if_deactivated(store, events, before, stored, clock.now())
         return stored
 
@@ -166,7 +217,8 @@ async def delete_user(
 ) -> None:
     """Delete the user and its memberships, and revoke its tokens. Raises ``NotFound``,
     ``PreconditionFailed``."""
-    await store.delete_user(user_id, expected_version=expected_version)
+    await store.delete_user(_checked_id(user_id, "the user id"),
+                            expected_version=expected_version)
     revoked = await store.revoke_subject(user_id, clock.now())
     events.emit("user_deleted", user_id=user_id, tokens_revoked=revoked)
 
@@ -183,8 +235,8 @@ async def create_group(store: GroupStore, clock: Clock, document: Any) -> Group:
 
 
 async def get_group(store: GroupStore, group_id: str) -> Group:
-    """The group. Raises ``NotFound``."""
-    return await store.get_group(group_id)
+    """The group. Raises ``NotFound``, ``InvalidValue`` (an id no store can hold)."""
+    return await store.get_group(_checked_id(group_id, "the group id"))
 
 
 async def list_groups(
@@ -201,7 +253,7 @@ async def replace_group(
     """PUT: replace the group and its whole member list. Raises ``NotFound``,
     ``InvalidValue``, ``Conflict``, ``InvalidReference``, ``PreconditionFailed``."""
     group = group_from_json(document)
-    before = await store.get_group(group_id)
+    before = await store.get_group(_checked_id(group_id, "the group id"))
     return await store.replace_group(
         msgspec.structs.replace(group, id=group_id, created=before.created,
                                 last_modified=clock.now()),
@@ -214,20 +266,39 @@ def _same_group(a: Group, b: Group) -> bool:
         b.display_name, b.external_id, [m.value for m in b.members])
 
 
+#: From this many members on, a group PATCH is computed off the event loop (see below).
+LARGE_GROUP = 2000
+
+
+def _patched_group(before: Group, operations: tuple[PatchOperation, ...]) -> Group:
+    """``before`` with ``operations`` applied, read back like a PUT body. Pure; linear in
+    the size of the group and of the operations."""
+    return group_from_json(apply_patch(group_to_json(before, ""), operations, GROUP))
+
+
 async def patch_group(
     store: GroupStore, clock: Clock, group_id: str, body: Any,
     *, expected_version: int | None = None,
 ) -> Group:
     """PATCH a group (member adds and removes in Entra ID and Okta styles). Raises as
-    :func:`patch_user`, plus ``InvalidReference``."""
+    :func:`patch_user`, plus ``InvalidReference``.
+
+    The work is linear in the number of members. For a large group (Entra ID pushes groups
+    of tens of thousands) it still takes a few hundred milliseconds of CPU, so it runs in a
+    worker thread, where the interpreter hands the event loop its turn every few
+    milliseconds instead of making every other request wait for the whole patch.
+    """
     operations = read_patch_request(body)
+    group_id = _checked_id(group_id, "the group id")
 
     async def attempt() -> Group:
         before = await store.get_group(group_id)
         if expected_version is not None and before.version != expected_version:
             raise PreconditionFailed(f"group version is {before.version}")
-        document = apply_patch(group_to_json(before, ""), operations, GROUP)
-        group = group_from_json(document)
+        if len(before.members) >= LARGE_GROUP:
+            group = await asyncio.to_thread(_patched_group, before, operations)
+        else:
+            group = _patched_group(before, operations)
         if _same_group(group, before):
             return before
         return await store.replace_group(
@@ -243,4 +314,5 @@ async def delete_group(
     store: GroupStore, group_id: str, *, expected_version: int | None = None
 ) -> None:
     """Delete the group and its memberships. Raises ``NotFound``, ``PreconditionFailed``."""
-    await store.delete_group(group_id, expected_version=expected_version)
+    await store.delete_group(_checked_id(group_id, "the group id"),
+                             expected_version=expected_version)

@@ -27,16 +27,20 @@ from typing import Literal, Protocol
 import msgspec
 
 from domain.entities import Credentials, User
-from domain.errors import InvalidValue, NotFound
+from domain.errors import NotFound
 from domain.mfa import read_factor, reseal_factor, use_totp_code
+from domain.password_policy import (
+    DEFAULT_PASSWORD_POLICY,
+    MAX_PASSWORD_LENGTH,
+    PasswordPolicy,
+    check_password_policy,
+)
+from domain.text import is_storable
 from ports.events import Events
 from ports.otp import Totp
 from ports.sealing import SecretSealer
 from ports.security import PasswordHasher
-from ports.store import CredentialStore, EphemeralStore, UserStore
-
-#: Longest password accepted: argon2 hashes anything, but hashing megabytes is a cheap DoS.
-MAX_PASSWORD_LENGTH = 1024
+from ports.store import CredentialStore, EphemeralStore, TokenStore, UserStore
 
 
 class ThrottlePolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -265,17 +269,27 @@ async def check_totp(
     return TotpAccepted(user_id=user_id)
 
 
-async def set_password(
-    store: SigninStore, hasher: PasswordHasher, *, user_name: str, password: str
-) -> User:
-    """Set the password of the user named ``user_name`` (case-insensitively); return the user.
+class PasswordStore(UserStore, CredentialStore, TokenStore, Protocol):
+    """What :func:`set_password` needs from the store."""
 
-    Raises ``NotFound`` for no such user and ``InvalidValue`` for an empty or overlong password.
+
+async def set_password(
+    store: PasswordStore, hasher: PasswordHasher, *, user_name: str, password: str | None,
+    now: int, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+) -> User:
+    """Set (or, with None, clear) the password of the user named ``user_name``
+    (case-insensitively); return the user.
+
+    Every token of the user is revoked: whoever knew the old password must not keep the
+    sessions it opened. Raises ``NotFound`` for no such user and ``PasswordRejected`` (an
+    ``InvalidValue``) for a password the policy refuses.
     """
-    if not password or len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidValue(f"a password must have 1 to {MAX_PASSWORD_LENGTH} characters")
-    user = await store.find_user_by_name(user_name)
+    if password is not None:
+        check_password_policy(password, policy)
+    user = await store.find_user_by_name(user_name) if is_storable(user_name) else None
     if user is None:
         raise NotFound(f"no user named {user_name!r}")
-    await store.set_password_hash(user.id, await hasher.hash(password))
+    await store.set_password_hash(
+        user.id, await hasher.hash(password) if password is not None else None)
+    await store.revoke_subject(user.id, now)
     return user

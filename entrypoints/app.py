@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
@@ -123,6 +124,10 @@ def create_app(
             title="auth-service",
             version=VERSION,
             description="OAuth 2.1 / OpenID Connect authorization server with SCIM 2.0",
+            # The document only, at /schema and /schema/openapi.json. Litestar's UI pages
+            # (Swagger, ReDoc, ...) load unpinned JavaScript from CDNs, which must never run
+            # on an authorization server's origin; point any OpenAPI viewer at the JSON.
+            render_plugins=[JsonRenderPlugin()],
         ),
         # Logging is ours (entrypoints.logging): one format, request ids, redaction.
         logging_config=None,

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from domain.errors import StoreMisconfigured, StoreUnavailable
 from entrypoints.backends import (
@@ -28,6 +31,8 @@ from entrypoints.user_cli import add_user_commands
 from ports.store import TOKEN_STATE_PARTS, Migratable
 
 EXIT_CONFIG = 2
+
+log = logging.getLogger("auth_service.settings")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,9 +70,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers", "must be at least 1")
+    if args.workers > 1 and not settings.signing_key_files:
+        raise ConfigError(
+            "SIGNING_KEY_FILE",
+            "is required with --workers above 1: without it each worker generates its own "
+            "key, and ID tokens signed by one would not verify against the JWKS of another",
+        )
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
     load_clients(settings)
     configure_logging(settings)
+    warn_if_cleartext(settings)
     _check_store(settings, workers=args.workers)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess
@@ -89,6 +101,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's lines go through our handler (entrypoints.logging)
     )
     return 0
+
+
+def warn_if_cleartext(settings: Settings) -> bool:
+    """Warn (once, here, before any worker starts) when the issuer is plain http on a host
+    other than this machine: passwords, codes, tokens and cookies would cross the network
+    in clear. True when it warned."""
+    parts = urlsplit(settings.external_base_url)
+    if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+        return False
+    log.warning(
+        "EXTERNAL_BASE_URL is http on %s, which is not a loopback host: passwords, tokens "
+        "and cookies cross the network in clear; serve it over https (behind a TLS proxy, "
+        "set EXTERNAL_BASE_URL to the https URL)", parts.hostname)
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 section 6.3
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_store(settings: Settings, *, workers: int) -> None:

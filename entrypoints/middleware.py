@@ -74,7 +74,7 @@ class EdgeMiddleware:
     - request id: a sane ``x-request-id`` is kept (else one is generated), echoed in the
       response, and set in :data:`entrypoints.logging.REQUEST_ID` for every log line;
     - metrics: each request is counted and timed by method, route template and status;
-    - headers: :func:`secure_headers` on every response;
+    - headers: :func:`secure_headers` on every response (HSTS when the issuer is https);
     - body limit: :func:`check_body` (413 over ``body_limit`` bytes).
 
     Then the rate limiter, when configured, and the application.
@@ -82,12 +82,13 @@ class EdgeMiddleware:
 
     def __init__(
         self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter | None = None,
-        body_limit: int = MAX_BODY_BYTES,
+        body_limit: int = MAX_BODY_BYTES, hsts: bool = False,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
         self.body_limit = body_limit
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +113,7 @@ class EdgeMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = secure_headers(list(message.get("headers", ())))
+                headers = secure_headers(list(message.get("headers", ())), self.hsts)
                 headers.append(id_header)
                 message["headers"] = headers
             await send(message)
@@ -148,11 +149,24 @@ class EdgeMiddleware:
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_REFERRER = (b"referrer-policy", b"no-referrer")
 _FRAME_ANCESTORS = b"frame-ancestors 'none'"
+#: For every response that brings no policy of its own: nothing may load, run, submit or
+#: frame. Pages that need more (the sign-in pages: their inline styles, their form) send
+#: their own policy (``entrypoints.http.html``), which then only gains ``frame-ancestors``.
+DEFAULT_CSP = (b"content-security-policy",
+               b"default-src 'none'; base-uri 'none'; form-action 'none'; " + _FRAME_ANCESTORS)
+#: One year, the usual preload minimum; no ``includeSubDomains``: the issuer's host says
+#: nothing about its siblings.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
-def secure_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` with the security headers added where the application set none."""
-    html = nosniff = referrer = frame_options = False
+def secure_headers(
+    headers: list[tuple[bytes, bytes]], hsts: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with the security headers added where the application set none.
+
+    ``hsts`` (the issuer is https) adds ``Strict-Transport-Security``.
+    """
+    html = nosniff = referrer = frame_options = transport = False
     csp_at = -1
     for index, (name, value) in enumerate(headers):
         lower = name.lower()
@@ -166,18 +180,21 @@ def secure_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
             csp_at = index
         elif lower == b"x-frame-options":
             frame_options = True
+        elif lower == b"strict-transport-security":
+            transport = True
     if not nosniff:
         headers.append(_NOSNIFF)
     if not referrer:
         headers.append(_NO_REFERRER)
-    if html:
-        if csp_at < 0:
-            headers.append((b"content-security-policy", _FRAME_ANCESTORS))
-        elif b"frame-ancestors" not in headers[csp_at][1]:
-            name, value = headers[csp_at]
-            headers[csp_at] = (name, value + b"; " + _FRAME_ANCESTORS)
-        if not frame_options:
-            headers.append((b"x-frame-options", b"DENY"))
+    if csp_at < 0:
+        headers.append(DEFAULT_CSP)
+    elif html and b"frame-ancestors" not in headers[csp_at][1]:
+        name, value = headers[csp_at]
+        headers[csp_at] = (name, value + b"; " + _FRAME_ANCESTORS)
+    if html and not frame_options:
+        headers.append((b"x-frame-options", b"DENY"))
+    if hsts and not transport:
+        headers.append(HSTS)
     return headers
 
 
@@ -332,7 +349,8 @@ def instrument(app: Litestar, settings: Settings, metrics: Metrics) -> None:
         metrics,
     )
     handler: ASGIApp = EdgeMiddleware(
-        cast(ASGIApp, app.asgi_handler), metrics, limiter if limiter.enabled else None
+        cast(ASGIApp, app.asgi_handler), metrics, limiter if limiter.enabled else None,
+        hsts=settings.external_base_url.startswith("https://"),
     )
     if settings.trusted_proxies:
         # uvicorn's own middleware (what ``--proxy-headers`` installs), applied here so that

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.password_policy import DEFAULT_MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
 from ports.store_settings import StoreSettings
 
 #: The entry-point group store backends register in; ``STORE_BACKEND`` picks one by name.
@@ -86,6 +87,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed (addresses,
     #: networks, or ``*``); empty: none, every request is from its TCP peer.
     trusted_proxies: tuple[str, ...] = ()
+    #: Shortest password SCIM and ``user set-password`` accept (the longest is 1024).
+    password_min_length: int = DEFAULT_MIN_PASSWORD_LENGTH
 
     @property
     def issuer(self) -> str:
@@ -197,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_client_auth_failures=_non_negative_int(
             env, "RATE_LIMIT_CLIENT_AUTH_FAILURES", 20),
         trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
+        password_min_length=_password_min_length(env),
     )
 
 
@@ -265,6 +269,14 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise ConfigError(name, f"must be a positive integer (got {raw!r})")
     return int(raw)
+
+
+def _password_min_length(env: Mapping[str, str]) -> int:
+    length = _positive_int(env, "PASSWORD_MIN_LENGTH", DEFAULT_MIN_PASSWORD_LENGTH)
+    if length > MAX_PASSWORD_LENGTH:
+        raise ConfigError("PASSWORD_MIN_LENGTH",
+                          f"must be at most {MAX_PASSWORD_LENGTH}, the longest password accepted")
+    return length
 
 
 def _scopes(value: str | None) -> tuple[str, ...]:

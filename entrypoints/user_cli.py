@@ -1,5 +1,9 @@
-"""``auth-service user set-password USERNAME``: set a user's password from a terminal or stdin.
+"""``auth-service user set-password USERNAME``: set a user's password from a terminal or stdin;
+``auth-service user clear-password USERNAME``: remove it (no more password sign-in);
 ``auth-service user reset-mfa USERNAME``: remove a user's TOTP factor and end its sign-ins.
+
+Each revokes every token of the user. A new password must satisfy the password policy
+(``PASSWORD_MIN_LENGTH`` to 1024 characters).
 
 Works on every backend whose users live where a separate command can reach them (``sql``,
 plugins); the store is opened through :func:`entrypoints.backends.command_store`, like every
@@ -16,8 +20,11 @@ import getpass
 import sys
 from typing import Any
 
+from domain.errors import DomainError
+from domain.password_policy import PasswordPolicy, check_password_policy
 from entrypoints.backends import command_store
 from entrypoints.settings import Settings
+from ports.clock import SystemClock
 from ports.store import IDENTITY_PARTS
 
 EXIT_FAILURE = 1
@@ -41,6 +48,12 @@ def add_user_commands(commands: Any) -> None:
     )
     reset_mfa.add_argument("username", help="the user's userName (case-insensitive)")
     reset_mfa.set_defaults(handler=run_reset_mfa)
+    clear_password = actions.add_parser(
+        "clear-password",
+        help="remove a user's password, so that it can no longer sign in with one",
+    )
+    clear_password.add_argument("username", help="the user's userName (case-insensitive)")
+    clear_password.set_defaults(handler=run_clear_password)
 
 
 def read_password() -> str:
@@ -55,29 +68,42 @@ def read_password() -> str:
 
 def run_set_password(settings: Settings, args: argparse.Namespace) -> int:
     """Hash the password with argon2id and store it for the user ``args.username``."""
-    return asyncio.run(_set_password(settings, args.username))
+    return asyncio.run(_set_password(settings, args.username, ask=True))
 
 
-async def _set_password(settings: Settings, username: str) -> int:
+def run_clear_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove the password of the user ``args.username``."""
+    return asyncio.run(_set_password(settings, args.username, ask=False))
+
+
+async def _set_password(settings: Settings, username: str, *, ask: bool) -> int:
     from adapters.passwords import Argon2PasswordHasher
-    from domain.errors import DomainError
     from domain.signin import set_password
 
+    policy = PasswordPolicy(min_length=settings.password_min_length)
     # The store first: a store that cannot take the password is refused before asking for it.
-    async with command_store(settings, command="user set-password", needs=IDENTITY_PARTS,
-                             hint=SCIM_HINT) as store:
-        try:
-            password = read_password()
-        except (ValueError, EOFError) as exc:
-            print(f"auth-service: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+    async with command_store(settings, command=f"user {'set' if ask else 'clear'}-password",
+                             needs=IDENTITY_PARTS, hint=SCIM_HINT) as store:
+        password: str | None = None
+        if ask:
+            try:
+                password = read_password()
+                check_password_policy(password, policy)
+            except (ValueError, EOFError) as exc:
+                print(f"auth-service: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            except DomainError as exc:
+                print(f"auth-service: {exc} (PASSWORD_MIN_LENGTH={policy.min_length})",
+                      file=sys.stderr)
+                return EXIT_FAILURE
         try:
             user = await set_password(store, Argon2PasswordHasher(), user_name=username,
-                                      password=password)
+                                      password=password, now=SystemClock().now(), policy=policy)
         except DomainError as exc:
             print(f"auth-service: {exc}", file=sys.stderr)
             return EXIT_FAILURE
-    print(f"password set for {user.user_name} ({user.id})")
+    done = "set" if password is not None else "cleared"
+    print(f"password {done} for {user.user_name} ({user.id}); its tokens were revoked")
     return 0
 
 

@@ -14,7 +14,10 @@ Conventions that hold for every method and every adapter (the contract suite in
 - Adapter exceptions never cross the port. A driver error becomes
   :class:`~domain.errors.StoreUnavailable`; rule violations become
   :class:`~domain.errors.NotFound`, :class:`~domain.errors.Conflict`,
-  :class:`~domain.errors.PreconditionFailed` or :class:`~domain.errors.InvalidReference`.
+  :class:`~domain.errors.PreconditionFailed` or :class:`~domain.errors.InvalidReference`;
+  a value the backend cannot hold (a NUL in text on PostgreSQL) becomes
+  :class:`~domain.errors.InvalidValue`, never ``StoreUnavailable``. Use cases refuse such
+  values before they reach a store (``domain.text``); this is the backstop.
 - An item with an ``exp`` is expired when ``exp <= now``.
 - "Case-insensitively" means equal after Python's ``str.lower()`` (not ``casefold()``, not
   a database collation): ``"STRASSE"`` and ``"strasse"`` clash, ``"Straße"`` and

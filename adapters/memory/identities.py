@@ -203,9 +203,12 @@ class MemoryIdentities:
         stored = msgspec.structs.replace(
             group, created=old.created, version=old.version + 1, members=members
         )
-        self._unlink(group.id, old.members)
+        # Only the difference: adding one member to a group of 64,000 touches one entry.
+        old_ids = {m.value for m in old.members}
+        new_ids = {m.value for m in members}
+        self._unlink(group.id, tuple(Member(value=v) for v in old_ids - new_ids))
         self._groups[group.id] = stored
-        self._link(group.id, members)
+        self._link(group.id, tuple(Member(value=v) for v in new_ids - old_ids))
         if new_key != old_key:
             del self._group_ids_by_name[old_key]
             self._group_ids_by_name[new_key] = group.id

@@ -53,6 +53,7 @@ from domain.errors import (
     Conflict,
     DomainError,
     InvalidReference,
+    InvalidValue,
     NotFound,
     PreconditionFailed,
     StoreMisconfigured,
@@ -68,6 +69,10 @@ _T = TypeVar("_T")
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _UNIQUE_VIOLATION = "23505"
 _FOREIGN_KEY_VIOLATION = "23503"
+# Class 22, "data exception": the value itself cannot be stored or compared (a NUL in text,
+# 22021; a string the driver cannot encode, 22000; a number out of range, 22003). The same
+# request fails the same way every time: the caller's input is wrong, the store is fine.
+_DATA_EXCEPTION_CLASS = "22"
 _MAX_ATTEMPTS = 5
 _HEALTH_TIMEOUT_SECONDS = 2.0
 
@@ -376,6 +381,9 @@ class SqlStore(SqlTransfer):
             return InvalidReference("a member is not an existing user")
         if state == _FOREIGN_KEY_VIOLATION and constraint.startswith("user_credentials"):
             return NotFound("no such user")
+        if state is not None and state.startswith(_DATA_EXCEPTION_CLASS):
+            return InvalidValue(f"a value cannot be stored (SQLSTATE {state}): it holds a "
+                                "character or a number the database does not accept")
         return unavailable(exc)
 
     # Users

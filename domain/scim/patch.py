@@ -23,7 +23,6 @@ and the result is read back like a PUT body, so every rule for bodies holds for 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -96,10 +95,25 @@ def apply_patch(
 
     Raises ``InvalidPath``, ``InvalidValue``, ``Mutability``, ``NoTarget``.
     """
-    result = copy.deepcopy(document)
+    result = _copy(document)
     for operation in operations:
         _apply(result, operation, resource)
     return result
+
+
+def _copy(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy deep enough for the engine: SCIM JSON nests two levels (a list of objects of
+    simple values; an object of simple values), and only those containers are changed in
+    place. ``copy.deepcopy`` costs about 20 times as much, which a 64,000-member group
+    made a pause of seconds."""
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, list):
+            value = [dict(item) if isinstance(item, dict) else item for item in value]
+        elif isinstance(value, dict):
+            value = dict(value)
+        out[key] = value
+    return out
 
 
 def _apply(doc: dict[str, Any], operation: PatchOperation, resource: ResourceSchema) -> None:
@@ -218,21 +232,31 @@ def _apply_complex(doc: dict[str, Any], op: OpName, target: PatchTarget, value: 
         doc.pop(attribute.name, None)
 
 
-def _value_key(attribute: AttributeDef, element: dict[str, Any]) -> Any:
-    """The ``value`` sub-attribute, folded when it is case-insensitive."""
-    value = element.get("value")
+def _value_keyer(attribute: AttributeDef) -> Callable[[dict[str, Any]], Any]:
+    """The ``value`` sub-attribute of a value, folded when it is case-insensitive (the
+    schema is looked up once per operation, not once per value)."""
     sub = attribute.sub("value")
-    if isinstance(value, str) and sub is not None and not sub.case_exact:
-        return value.lower()
-    return value
+    if sub is None or sub.case_exact:
+        return lambda element: element.get("value")
+
+    def folded(element: dict[str, Any]) -> Any:
+        value = element.get("value")
+        return value.lower() if isinstance(value, str) else value
+
+    return folded
 
 
-def _identity(attribute: AttributeDef, element: dict[str, Any]) -> Any:
+def _identifier(attribute: AttributeDef) -> Callable[[dict[str, Any]], Any]:
     """What makes two values of a multi-valued attribute the same one."""
+    value_key = _value_keyer(attribute)
     if attribute.name == "members":
-        return _value_key(attribute, element)
-    kind = element.get("type")
-    return _value_key(attribute, element), kind.lower() if isinstance(kind, str) else kind
+        return value_key
+
+    def identity(element: dict[str, Any]) -> Any:
+        kind = element.get("type")
+        return value_key(element), kind.lower() if isinstance(kind, str) else kind
+
+    return identity
 
 
 def _values(attribute: AttributeDef, value: Any) -> list[dict[str, Any]]:
@@ -257,9 +281,10 @@ def _apply_multi(
     if op == "remove":
         if has_value and value is not None:
             # Entra ID removes members with {"path": "members", "value": [{"value": id}]}.
-            gone = {_value_key(attribute, element) for element in _values(attribute, value)}
+            value_key = _value_keyer(attribute)
+            gone = {value_key(element) for element in _values(attribute, value)}
             doc[attribute.name] = [
-                element for element in current if _value_key(attribute, element) not in gone
+                element for element in current if value_key(element) not in gone
             ]
         else:
             doc.pop(attribute.name, None)
@@ -274,9 +299,10 @@ def _apply_multi(
 
 def _deduplicated(attribute: AttributeDef, elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The list with later duplicates merged into the first occurrence."""
+    identity = _identifier(attribute)
     seen: dict[Any, dict[str, Any]] = {}
     for element in elements:
-        key = _identity(attribute, element)
+        key = identity(element)
         if key in seen:
             seen[key].update(element)
         else:
@@ -291,9 +317,10 @@ def _single_primary(
     winners = [e for e in touched if e.get("primary") is True]
     if not winners:
         return
-    winner = _identity(attribute, winners[-1])
+    identity = _identifier(attribute)
+    winner = identity(winners[-1])
     for element in elements:
-        if element.get("primary") is True and _identity(attribute, element) != winner:
+        if element.get("primary") is True and identity(element) != winner:
             element["primary"] = False
 
 
@@ -338,7 +365,10 @@ def _apply_filtered(
     matched = [element for element in current if predicate(element)]
     if op == "remove":
         if sub is None:
-            doc[attribute.name] = [e for e in current if not any(e is m for m in matched)]
+            # By identity, in one pass: comparing each value with each match was quadratic
+            # (93 s for "members[value ne ...]" on a 64,000-member group).
+            gone = {id(element) for element in matched}
+            doc[attribute.name] = [e for e in current if id(e) not in gone]
         else:
             for element in matched:
                 element.pop(sub.name, None)

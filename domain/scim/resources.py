@@ -22,6 +22,7 @@ from domain.scim.schema import (
     AttributeDef,
     ResourceSchema,
 )
+from domain.text import require_storable
 
 MAX_NAME_LENGTH = 256
 MAX_TEXT_LENGTH = 2048
@@ -117,6 +118,24 @@ def group_to_json(group: Group, base_url: str) -> dict[str, Any]:
 # Reading
 
 
+_NAMES_BY_LOWER: dict[int, tuple[tuple[AttributeDef, ...], dict[str, str]]] = {}
+
+
+def _names_by_lower(attributes: tuple[AttributeDef, ...]) -> dict[str, str]:
+    """Lower-cased name to canonical name, cached: it is asked once per member of a group.
+
+    Callers pass the schema's own tuples, which live as long as the process; an entry holds
+    its tuple, so its ``id`` cannot be reused while the entry exists.
+    """
+    cached = _NAMES_BY_LOWER.get(id(attributes))
+    if cached is not None and cached[0] is attributes:
+        return cached[1]
+    names = {attribute.name.lower(): attribute.name for attribute in attributes}
+    if len(_NAMES_BY_LOWER) < 64:
+        _NAMES_BY_LOWER[id(attributes)] = (attributes, names)
+    return names
+
+
 def canonical_keys(document: dict[str, Any], attributes: tuple[AttributeDef, ...],
                    schema: str | None = None) -> dict[str, Any]:
     """``document`` with each known attribute under its canonical name; others dropped.
@@ -124,7 +143,7 @@ def canonical_keys(document: dict[str, Any], attributes: tuple[AttributeDef, ...
     Keys may carry the schema URN (``urn:...:User:userName``), and the core schema may
     wrap attributes (``{"urn:...:User": {...}}``), as RFC 7644 section 3.10 allows.
     """
-    by_lower = {attribute.name.lower(): attribute.name for attribute in attributes}
+    by_lower = _names_by_lower(attributes)
     out: dict[str, Any] = {}
     for key, value in document.items():
         if not isinstance(key, str):
@@ -154,6 +173,7 @@ def read_string(value: Any, what: str, *, limit: int = MAX_TEXT_LENGTH,
         raise InvalidValue(f"{what} must be a string")
     if len(value) > limit:
         raise InvalidValue(f"{what} is longer than {limit} characters")
+    require_storable(value, what)
     if required and not value.strip():
         raise InvalidValue(f"{what} must not be empty")
     return value
@@ -177,6 +197,8 @@ def _definition(resource: ResourceSchema, name: str) -> AttributeDef:
 _EMAIL_DEF = _definition(USER, "emails")
 _MEMBER_DEF = _definition(GROUP, "members")
 _NAME_DEF = _definition(USER, "name")
+_USER_ATTRIBUTES = USER.attributes + USER.common
+_GROUP_ATTRIBUTES = GROUP.attributes + GROUP.common
 
 
 def _read_name(value: Any) -> Name | None:
@@ -226,7 +248,7 @@ def user_from_json(document: Any) -> tuple[User, str | None]:
     """
     if not isinstance(document, dict):
         raise InvalidValue("the body must be a JSON object")
-    fields = canonical_keys(document, USER.attributes + USER.common, USER_SCHEMA)
+    fields = canonical_keys(document, _USER_ATTRIBUTES, USER_SCHEMA)
     user_name = read_string(fields.get("userName"), "userName", limit=MAX_NAME_LENGTH,
                             required=True)
     assert user_name is not None
@@ -270,7 +292,7 @@ def group_from_json(document: Any) -> Group:
     """A group (without id, times or version) from a SCIM body; ``InvalidValue`` when malformed."""
     if not isinstance(document, dict):
         raise InvalidValue("the body must be a JSON object")
-    fields = canonical_keys(document, GROUP.attributes + GROUP.common, GROUP_SCHEMA)
+    fields = canonical_keys(document, _GROUP_ATTRIBUTES, GROUP_SCHEMA)
     display_name = read_string(fields.get("displayName"), "displayName",
                                limit=MAX_NAME_LENGTH, required=True)
     assert display_name is not None

@@ -32,7 +32,7 @@ from domain.authorization_request import (
     validate_authorization_request,
 )
 from domain.clients import Client
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValue
 from domain.oauth import OAuthError, create_authorization_code
 from domain.signin import (
     PasswordAccepted,
@@ -42,6 +42,7 @@ from domain.signin import (
     check_password,
     check_totp,
 )
+from domain.text import is_storable
 from entrypoints.http.html import page
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -144,6 +145,15 @@ def _error_page(
                 retry_after=retry_after)
 
 
+def _domain_error_page(exc: DomainError) -> Response[str]:
+    if isinstance(exc, InvalidValue):  # input the store refused: the request's fault
+        return _error_page("Invalid request", "The request contains a value that is not "
+                           "allowed; return to the application and start again.")
+    return _error_page(
+        "Service unavailable", "Sign-in is temporarily unavailable. Please try again shortly.",
+        503, retry_after=1)
+
+
 def _scopes(request: AuthorizationRequest) -> list[dict[str, str]]:
     return [
         {"name": s, "description": SCOPE_DESCRIPTIONS.get(s, "Access to " + s)}
@@ -192,9 +202,7 @@ class AuthorizeController(Controller):
 
     path = PATH
     include_in_schema = False
-    exception_handlers = {DomainError: lambda request, exc: _error_page(
-        "Service unavailable", "Sign-in is temporarily unavailable. Please try again shortly.",
-        503, retry_after=1)}
+    exception_handlers = {DomainError: lambda request, exc: _domain_error_page(exc)}
 
     @get(operation_id="authorize")
     async def authorize(
@@ -267,6 +275,10 @@ class AuthorizeController(Controller):
 
         if transaction.step == "password":
             username = field("username").strip()
+            if not is_storable(username):
+                return _signin_page(client, transaction, status_code=400,
+                                    error="The user name contains a character that is not "
+                                          "allowed.")
             outcome = await check_password(
                 services.store, services.password_hasher, services.events,
                 user_name=username, password=field("password"), client_ip=client_ip, now=now,

@@ -47,6 +47,7 @@ from domain.oauth import (
     revoke,
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
+from domain.text import is_storable
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
@@ -125,7 +126,16 @@ def parse_form(body: bytes) -> dict[str, str]:
         if name in form:
             raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
         form[name] = value
-    return {name: value for name, value in form.items() if value}
+    return _storable({name: value for name, value in form.items() if value})
+
+
+def _storable(form: dict[str, str]) -> dict[str, str]:
+    """``form``, or ``invalid_request`` when a parameter holds what no store keeps (``%00``)."""
+    for name, value in form.items():
+        if not (is_storable(value) and is_storable(name)):
+            raise OAuthError("invalid_request",
+                             "a parameter contains a character that is not allowed (NUL)")
+    return form
 
 
 async def _body(request: Request[Any, Any, Any]) -> bytes:
@@ -162,7 +172,7 @@ async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
         raise OAuthError("invalid_request", "the JSON body is malformed") from None
     if not all(isinstance(value, str) for value in document.values()):
         raise OAuthError("invalid_request", "every parameter must be a string")
-    return {name: value for name, value in document.items() if value}
+    return _storable({name: value for name, value in document.items() if value})
 
 
 def authenticate_client(
@@ -266,7 +276,11 @@ def _basic_credentials(encoded: str) -> tuple[str, str]:
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:
         raise OAuthError("invalid_client", "malformed Basic credentials")
-    return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not (is_storable(client_id) and is_storable(secret)):
+        raise OAuthError("invalid_request",
+                         "the Basic credentials contain a character that is not allowed (NUL)")
+    return client_id, secret
 
 
 def _required(form: dict[str, str], name: str) -> str:

@@ -39,6 +39,7 @@ from domain.errors import (
     PreconditionFailed,
     StoreUnavailable,
 )
+from domain.password_policy import PasswordPolicy
 from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from domain.scim.resources import etag, group_to_json, user_to_json
 from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
@@ -69,11 +70,16 @@ class ScimError(Exception):
         self.headers = headers or {}
 
 
+#: On every SCIM response: resources hold personal data, and a shared cache (a proxy, the
+#: provisioning client's HTTP library) must keep none of it.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response[bytes]:
-    """A ``application/scim+json`` response."""
+    """A ``application/scim+json`` response, never stored by a cache."""
     return Response(_encoder.encode(body), status_code=status, media_type=SCIM_MEDIA_TYPE,
-                    headers=headers)
+                    headers={**NO_STORE, **(headers or {})})
 
 
 def _error_response(error: ScimError) -> Response[bytes]:
@@ -81,7 +87,7 @@ def _error_response(error: ScimError) -> Response[bytes]:
     if error.scim_type:
         body["scimType"] = error.scim_type
     body["detail"] = error.detail
-    return scim_response(body, error.status, {"Cache-Control": "no-store", **error.headers})
+    return scim_response(body, error.status, error.headers)
 
 
 # Errors
@@ -262,6 +268,10 @@ def _project(resource: dict[str, Any], attributes: list[str], excluded: list[str
     return out
 
 
+def _password_policy(services: Services) -> PasswordPolicy:
+    return PasswordPolicy(min_length=services.settings.password_min_length)
+
+
 def _base_url(services: Services) -> str:
     return services.settings.external_base_url + "/scim/v2"
 
@@ -304,7 +314,7 @@ def _not_modified(request: Request[Any, Any, Any], version: int) -> Response[byt
         return None
     versions = _versions(header)
     if versions is None or version in versions:
-        return Response(b"", status_code=304, headers={"ETag": etag(version)})
+        return Response(b"", status_code=304, headers={"ETag": etag(version), **NO_STORE})
     return None
 
 
@@ -329,7 +339,8 @@ class UsersController(Controller):
                      attributes: _Attributes = None, excluded: _Excluded = None
                      ) -> Response[bytes]:
         user = await identities.create_user(services.store, services.clock,
-                                            services.password_hasher, await _body(request))
+                                            services.password_hasher, await _body(request),
+                                            _password_policy(services))
         return _user_response(services, user, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
@@ -370,7 +381,7 @@ class UsersController(Controller):
             request, lambda: identities.get_user(services.store, user_id))
         user = await identities.replace_user(
             services.store, services.clock, services.password_hasher, services.events,
-            user_id, body, expected_version=expected)
+            user_id, body, expected_version=expected, policy=_password_policy(services))
         return _user_response(services, user, 200, attributes, excluded)
 
     @patch("/{user_id:str}", operation_id="scimPatchUser", opt={"scim_scope": WRITE})
@@ -387,7 +398,7 @@ class UsersController(Controller):
             request, lambda: identities.get_user(services.store, user_id))
         user = await identities.patch_user(
             services.store, services.clock, services.password_hasher, services.events,
-            user_id, body, expected_version=expected)
+            user_id, body, expected_version=expected, policy=_password_policy(services))
         return _user_response(services, user, 200, attributes, excluded)
 
     @delete("/{user_id:str}", operation_id="scimDeleteUser", opt={"scim_scope": WRITE},
@@ -566,4 +577,6 @@ scim_router = Router(
         Exception: _internal_error,
     },
     request_max_body_size=MAX_BODY_BYTES,
+    # Responses without a body of ours (204 after DELETE) get it here.
+    response_headers=NO_STORE,
 )

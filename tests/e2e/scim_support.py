@@ -88,10 +88,11 @@ def _sql_settings() -> dict[str, str]:
 
 
 @contextmanager
-def scim_app(backend: str, base_url: str = BASE_URL) -> Iterator[ScimHarness]:
+def scim_app(backend: str, base_url: str = BASE_URL, **settings: str) -> Iterator[ScimHarness]:
     """A started application on ``backend`` (``memory`` or ``sql``); the client's base URL
-    is ``base_url`` (``SCIM_URL`` for a SCIM client library)."""
-    env = {"EXTERNAL_BASE_URL": BASE_URL}
+    is ``base_url`` (``SCIM_URL`` for a SCIM client library); ``settings`` are more
+    environment variables."""
+    env = {"EXTERNAL_BASE_URL": BASE_URL, **settings}
     if backend == "memory":
         app = create_app(load_settings(env), store=MemoryStore())
     else:

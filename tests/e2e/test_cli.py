@@ -34,6 +34,10 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         ({"STORE_BACKEND": "sql"}, ("migrate",), "DATABASE_URL"),
         ({"STORE_BACKEND": "sql", "STORE_URL": "mysql://db/auth"}, ("migrate",), "STORE_URL"),
         ({"STORE_BACKEND": "sql"}, ("user", "set-password", "alice"), "DATABASE_URL"),
+        # Each worker would generate (and publish) a signing key of its own.
+        ({"REDIS_URL": "redis://127.0.0.1:1"}, ("serve", "--workers", "2"), "SIGNING_KEY_FILE"),
+        ({"STORE_BACKEND": "sql", "DATABASE_URL": "postgresql://auth@127.0.0.1:1/auth"},
+         ("serve", "--workers", "4"), "SIGNING_KEY_FILE"),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(

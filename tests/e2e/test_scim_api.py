@@ -468,3 +468,95 @@ def test_store_unavailable_is_503_scim_error() -> None:
         response = client.get("/scim/v2/Users", headers=harness.auth("scim:read"))
         body = assert_error(response, 503)
         assert "asyncpg" not in body["detail"]
+
+
+# Passwords: the policy, and revocation when one changes or is cleared
+
+
+def test_a_password_the_policy_refuses_is_400_invalid_value(
+    app: ScimHarness, auth: dict[str, str]
+) -> None:
+    short = app.client.post("/scim/v2/Users", headers=auth, json={
+        "schemas": [USER_SCHEMA], "userName": "bjensen", "password": "7 chars"})
+    assert "at least 8 characters" in assert_error(short, 400, "invalidValue")["detail"]
+    user = create_user(app, auth, password="long-enough")
+    for response in (
+        app.client.put(f"/scim/v2/Users/{user['id']}", headers=auth, json={
+            "schemas": [USER_SCHEMA], "userName": "bjensen", "password": "short"}),
+        app.client.patch(f"/scim/v2/Users/{user['id']}", headers=auth, json={
+            "schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "password",
+                                                   "value": "short"}]}),
+        app.client.patch(f"/scim/v2/Users/{user['id']}", headers=auth, json={
+            "schemas": [PATCH_OP], "Operations": [{"op": "replace",
+                                                   "value": {"password": "x" * 1025}}]}),
+    ):
+        assert_error(response, 400, "invalidValue")
+    credentials = app.call(app.store.get_credentials, user["id"])
+    hasher = app.app.state.services.password_hasher
+    assert app.call(hasher.verify, credentials.password_hash, "long-enough")  # unchanged
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_password_min_length_is_configurable(backend: str) -> None:
+    with scim_app(backend, PASSWORD_MIN_LENGTH="12") as app:
+        auth = app.auth()
+        refused = app.client.post("/scim/v2/Users", headers=auth, json={
+            "userName": "bjensen", "password": "eleven char"})
+        assert "at least 12" in assert_error(refused, 400, "invalidValue")["detail"]
+        accepted = app.client.post("/scim/v2/Users", headers=auth, json={
+            "userName": "bjensen", "password": "twelve chars"})
+        assert accepted.status_code == 201, accepted.text
+
+
+def test_changing_or_clearing_the_password_revokes_the_users_tokens(
+    app: ScimHarness, auth: dict[str, str]
+) -> None:
+    user = create_user(app, auth, password="first-password")
+    bystander = create_user(app, auth, "other", password="other-password")
+    theirs = app.token("openid", sub=bystander["id"])
+    for operation in ({"op": "replace", "path": "password", "value": "second-password"},
+                      {"op": "replace", "value": {"password": "third-password"}},
+                      {"op": "remove", "path": "password"}):
+        token = app.token("openid offline_access", sub=user["id"])
+        response = app.client.patch(f"/scim/v2/Users/{user['id']}", headers=auth, json={
+            "schemas": [PATCH_OP], "Operations": [operation]})
+        assert response.status_code == 200, response.text
+        assert not app.token_active(token), operation
+    assert app.call(app.store.get_credentials, user["id"]).password_hash is None
+    token = app.token("openid", sub=user["id"])
+    replaced = app.client.put(f"/scim/v2/Users/{user['id']}", headers=auth, json={
+        "schemas": [USER_SCHEMA], "userName": "bjensen", "password": "fourth-password"})
+    assert replaced.status_code == 200
+    assert not app.token_active(token)
+    assert app.token_active(theirs)
+
+
+# Caching
+
+
+def test_every_scim_response_says_no_store(app: ScimHarness, auth: dict[str, str]) -> None:
+    created = app.client.post("/scim/v2/Users", headers=auth, json={"userName": "bjensen"})
+    user_url = f"/scim/v2/Users/{created.json()['id']}"
+    etag = created.headers["etag"]
+    responses = {
+        "create": created,
+        "read": app.client.get(user_url, headers=auth),
+        "not modified": app.client.get(user_url, headers={**auth, "If-None-Match": etag}),
+        "list": app.client.get("/scim/v2/Users", headers=auth),
+        "patch": app.client.patch(user_url, headers=auth, json={
+            "schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "displayName",
+                                                   "value": "B"}]}),
+        "group": app.client.post("/scim/v2/Groups", headers=auth, json={"displayName": "g"}),
+        "groups": app.client.get("/scim/v2/Groups", headers=auth),
+        "discovery": app.client.get("/scim/v2/ServiceProviderConfig"),
+        "schemas": app.client.get("/scim/v2/Schemas"),
+        "bad filter": app.client.get("/scim/v2/Users", headers=auth,
+                                     params={"filter": "nope"}),
+        "unknown": app.client.get("/scim/v2/Users/nobody", headers=auth),
+        "no token": app.client.get("/scim/v2/Users"),
+        "delete": app.client.delete(user_url, headers=auth),
+    }
+    statuses = {name: response.status_code for name, response in responses.items()}
+    assert statuses["not modified"] == 304 and statuses["delete"] == 204, statuses
+    for name, response in responses.items():
+        assert response.headers.get("cache-control") == "no-store", (name, response.headers)

@@ -86,7 +86,8 @@ def test_the_cli_works_on_the_plugin_backend_through_the_port(
         env=cli_env(store_env), capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"password set for alice ({alice_id})"
+    assert result.stdout.strip() == \
+        f"password set for alice ({alice_id}); its tokens were revoked"
 
     async def password_hash() -> str | None:
         store = await open_store(settings)

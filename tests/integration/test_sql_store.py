@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sql import SqlStore, open_sql_store, sqlalchemy_url
 from domain.entities import AccessToken, RefreshToken, Taken, User
-from domain.errors import Conflict, PreconditionFailed, StoreUnavailable
+from domain.errors import Conflict, InvalidValue, PreconditionFailed, StoreUnavailable
 from domain.tokens import hash_token
 from tests.services.postgres_server import empty_migrated_database
 
@@ -279,3 +279,29 @@ async def test_user_name_lookups_and_filters_use_the_case_insensitive_index(url:
             assert "users_user_name_lower_key" in plan, plan
     finally:
         await conn.close()
+
+
+# Values PostgreSQL cannot hold: the caller's error (InvalidValue), never StoreUnavailable
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\x00", "lone \ud800 surrogate"])
+async def test_values_postgresql_cannot_store_are_invalid_value(
+    store: SqlStore, value: str
+) -> None:
+    user = await store.create_user(User(user_name="alice"))
+    attempts = [
+        store.get_user(value),
+        store.find_user_by_name(value),
+        store.create_user(User(user_name=value)),
+        store.replace_user(User(id=user.id, user_name="alice", display_name=value)),
+        store.get_group(value),
+        store.claim_once(f"totp:{value}", NOW + 30, NOW),
+    ]
+    for attempt in attempts:
+        with pytest.raises(InvalidValue) as caught:
+            await attempt
+        assert not isinstance(caught.value, StoreUnavailable)
+        for name in ("asyncpg", "sqlalchemy"):
+            assert name not in str(caught.value).lower()
+    assert (await store.get_user(user.id)).display_name is None  # nothing was written
+    assert (await store.health())["store"]  # the pool is fine afterwards

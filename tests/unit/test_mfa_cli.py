@@ -1,6 +1,7 @@
 """``auth-service user reset-mfa``: refused with hybrid, whose users live in the server's memory.
 
-The sql path (and any backend whose users a command can reach) is tested on PostgreSQL (tests/integration/test_sql_totp_sealing.py).
+The sql path (as any backend whose users a command can reach) is tested on PostgreSQL
+(tests/integration/test_sql_totp_sealing.py).
 """
 
 from __future__ import annotations
