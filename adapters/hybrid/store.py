@@ -2,10 +2,13 @@
 
 With Redis, Redis is the source of truth for token state: every read of it goes to Redis
 (one round trip, no cache), so a token revoked on one instance reads as inactive on every
-other at once. Every write also lands in this process's memory, which is the fallback
-while Redis is unreachable. Writes made during an outage are queued and replayed into
-Redis, in order, before Redis is used again, so tokens issued meanwhile stay valid and a
-refresh token rotated on two instances during the outage is caught as reused afterwards.
+other at once. Every write also lands in this process's memory, which serves reads while
+Redis is unreachable. Decisions that are only safe on the shared view -- taking a code,
+rotating a refresh token, a single-use claim, a rate-limit count -- are refused during an
+outage (``StoreUnavailable``, a 503), never made by one instance alone. Other writes made
+during an outage are queued and replayed into Redis, in order, before Redis is used again,
+so tokens issued meanwhile stay valid and revocations reach every instance; the queue is
+bounded for ordinary writes (past the bound they are refused), never for revocations.
 """
 
 from __future__ import annotations
@@ -61,10 +64,11 @@ _SKIP: Final = _Skip.SKIP
 class HybridStore(IdentitiesInMemory):
     """Implements :class:`ports.store.Store`; see the module docstring.
 
-    ``redis`` is None for a memory-only store. After a failed Redis call, Redis is not
-    tried again for ``retry_after`` seconds, so an outage costs one timeout per interval,
-    not one per request. At most ``max_backlog`` writes are queued during an outage; past
-    that the oldest are dropped (and said so once in the log).
+    ``redis`` is None for a memory-only store: one instance, which decides everything
+    locally. After a failed Redis call, Redis is not tried again for ``retry_after``
+    seconds, so an outage costs one timeout per interval, not one per request. While
+    ``max_backlog`` or more writes are queued, new writes other than revocations raise
+    ``StoreUnavailable`` (said so once in the log); revocations are always queued.
     """
 
     __slots__ = (
@@ -72,6 +76,7 @@ class HybridStore(IdentitiesInMemory):
         "_backlog_overflowed",
         "_closed",
         "_deferred_now",
+        "_max_backlog",
         "_redis",
         "_replay_lock",
         "_retry_after",
@@ -97,7 +102,9 @@ class HybridStore(IdentitiesInMemory):
         self._retry_at = 0.0
         # Optimistic until the first failure: the first call then finds out.
         self._up = True
-        self._backlog: deque[_Deferred] = deque(maxlen=max_backlog)
+        # Unbounded as a deque: the bound is enforced by _defer, for all but revocations.
+        self._backlog: deque[_Deferred] = deque()
+        self._max_backlog = max_backlog
         self._backlog_overflowed = False
         self._deferred_now = 0
         self._replay_lock = asyncio.Lock()
@@ -126,17 +133,36 @@ class HybridStore(IdentitiesInMemory):
             self._came_up()
         return result
 
-    def _defer(self, op: _Deferred, now: int) -> None:
-        """Queue a write that Redis missed, to replay it when Redis is back."""
+    async def _shared(
+        self, now: int, op: Callable[[RedisTokenState], Awaitable[_T]]
+    ) -> _T | Literal[_Skip.SKIP]:
+        """Like :meth:`_ask`, for a decision only the shared view may make: ``_SKIP``
+        only without Redis (then this instance decides); raises ``StoreUnavailable``
+        while a configured Redis cannot be used."""
+        if self._redis is None:
+            return _SKIP
+        result = await self._ask(now, op)
+        if result is _SKIP:
+            raise StoreUnavailable("the shared token state is unreachable")
+        return result
+
+    def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
+        """Queue a write that Redis missed, to replay it when Redis is back.
+
+        Called before the write touches memory, so that a refused write has no effect.
+        A revocation is always queued: dropping one would revive a token everywhere else.
+        """
         if self._redis is None:
             return
-        if len(self._backlog) == self._backlog.maxlen and not self._backlog_overflowed:
-            self._backlog_overflowed = True
-            _log.warning(
-                "token-state write queue full (%d); the oldest writes made during the "
-                "Redis outage will not reach Redis",
-                self._backlog.maxlen,
-            )
+        if not revocation and len(self._backlog) >= self._max_backlog:
+            if not self._backlog_overflowed:
+                self._backlog_overflowed = True
+                _log.warning(
+                    "token-state write queue full (%d); new writes are refused until "
+                    "Redis is back (revocations are still queued)",
+                    self._max_backlog,
+                )
+            raise StoreUnavailable("the token-state write queue is full")
         self._backlog.append(op)
         self._deferred_now = max(self._deferred_now, now)
 
@@ -166,25 +192,21 @@ class HybridStore(IdentitiesInMemory):
 
     async def save_code(self, code: AuthorizationCode, now: int) -> None:
         """See :meth:`ports.store.CodeStore.save_code`."""
-        await self.tokens.save_code(code, now)
         if await self._ask(now, lambda r: r.save_code(code, now)) is _SKIP:
             self._defer(lambda r, n: r.save_code(code, n), now)
+        await self.tokens.save_code(code, now)
 
     async def take_code(
         self, code_hash: str, now: int, *, remember_until: int
     ) -> AuthorizationCode | ConsumedCode | None:
         """See :meth:`ports.store.CodeStore.take_code`.
 
-        Whatever Redis answers, this instance's copy is taken too, so that a later outage
-        cannot hand the same code out again from memory.
+        With Redis, Redis decides (``StoreUnavailable`` while it cannot); this instance's
+        copy is taken too, so that its memory agrees.
         """
-        shared = await self._ask(now, lambda r: r.take_code(code_hash, now, remember_until))
+        shared = await self._shared(now, lambda r: r.take_code(code_hash, now, remember_until))
         local = await self.tokens.take_code(code_hash, now, remember_until=remember_until)
-        if shared is not _SKIP:
-            return shared
-        if isinstance(local, AuthorizationCode):
-            self._defer(lambda r, n: r.take_code(code_hash, n, remember_until), now)
-        return local
+        return local if shared is _SKIP else shared
 
     # TokenStore
 
@@ -220,7 +242,7 @@ class HybridStore(IdentitiesInMemory):
         local = await self.tokens.revoke_access_token(token_hash, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_access_token(token_hash, n), now)
+        self._defer(lambda r, n: r.revoke_access_token(token_hash, n), now, revocation=True)
         return local
 
     async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
@@ -233,19 +255,13 @@ class HybridStore(IdentitiesInMemory):
     async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
         """See :meth:`ports.store.TokenStore.take_refresh_token`.
 
-        With Redis up, one Lua script does the whole step. While Redis is down, memory
-        answers, and a rotation made then is replayed into Redis later, where a second
-        rotation of the same token on another instance shows up as reuse.
+        With Redis, one Lua script does the whole step, and while Redis cannot be used the
+        rotation is refused (``StoreUnavailable``): rotated on one instance alone, the same
+        token could be rotated again on another.
         """
-        shared = await self._ask(now, lambda r: r.take_refresh_token(token_hash, now))
+        shared = await self._shared(now, lambda r: r.take_refresh_token(token_hash, now))
         if shared is _SKIP:
-            local = await self.tokens.take_refresh_token(token_hash, now)
-            if isinstance(local, Taken):
-                self._defer(lambda r, n: r.take_refresh_token(token_hash, n), now)
-            elif isinstance(local, Reused):
-                grant_id = local.grant_id
-                self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
-            return local
+            return await self.tokens.take_refresh_token(token_hash, now)
         if isinstance(shared, Taken):
             await self.tokens.take_refresh_token(token_hash, now)
         elif isinstance(shared, Reused):
@@ -262,7 +278,7 @@ class HybridStore(IdentitiesInMemory):
         local = await self.tokens.revoke_grant(grant_id, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
+        self._defer(lambda r, n: r.revoke_grant(grant_id, n), now, revocation=True)
         return local
 
     async def revoke_subject(self, sub: str, now: int) -> int:
@@ -271,29 +287,29 @@ class HybridStore(IdentitiesInMemory):
         local = await self.tokens.revoke_subject(sub, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_subject(sub, n), now)
+        self._defer(lambda r, n: r.revoke_subject(sub, n), now, revocation=True)
         return local
 
     # EphemeralStore
 
     async def claim_once(self, key: str, exp: int, now: int) -> bool:
-        """See :meth:`ports.store.EphemeralStore.claim_once`."""
-        shared = await self._ask(now, lambda r: r.claim_once(key, exp, now))
+        """See :meth:`ports.store.EphemeralStore.claim_once`.
+
+        With Redis, only Redis decides; ``StoreUnavailable`` while it cannot (a TOTP code
+        claimed on one instance alone could be replayed on another).
+        """
+        shared = await self._shared(now, lambda r: r.claim_once(key, exp, now))
+        # Mirrored in memory like every write, so that purge_expired counts agree.
         local = await self.tokens.claim_once(key, exp, now)
-        if shared is not _SKIP:
-            return shared
-        if local:
-            self._defer(lambda r, n: r.claim_once(key, exp, n), now)
-        return local
+        return local if shared is _SKIP else shared
 
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         """See :meth:`ports.store.EphemeralStore.hit`.
 
-        During an outage counters are per instance and are not replayed: a rate limit
-        is approximate for that while.
+        With Redis, only Redis counts; ``StoreUnavailable`` while it cannot, so rate limits
+        and sign-in throttling fail closed (503) instead of counting per instance.
         """
-        shared = await self._ask(now, lambda r: r.hit(key, window_seconds, now, amount))
-        # Counted here too, so that an outage starts from this instance's share, not 0.
+        shared = await self._shared(now, lambda r: r.hit(key, window_seconds, now, amount))
         local = await self.tokens.hit(key, window_seconds, now, amount)
         return local if shared is _SKIP else shared
 
