@@ -31,7 +31,7 @@ from ports.store import Store
 async def _hybrid_store(settings: Settings) -> AsyncIterator[Store]:
     from adapters.hybrid import open_hybrid_store
 
-    store = await open_hybrid_store(settings.redis_url)
+    store = await open_hybrid_store(settings.redis_url, cluster=settings.redis_cluster)
     try:
         yield store
     finally:

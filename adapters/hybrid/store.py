@@ -19,12 +19,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, Protocol, TypeVar
 
 import msgspec
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from adapters.hybrid.redis_state import RedisTokenState
+from adapters.hybrid.redis_state import SharedTokenState
 from adapters.memory.delegation import IdentitiesInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
@@ -45,10 +45,11 @@ _log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 # A write to replay into Redis: called with the Redis state and the replay time.
-_Deferred = Callable[[RedisTokenState, int], Awaitable[object]]
+_Deferred = Callable[[SharedTokenState, int], Awaitable[object]]
 
-# Socket errors normally surface as redis ConnectionError, but not on every path.
-_REDIS_ERRORS: Final = (RedisError, OSError, asyncio.TimeoutError)
+# Socket errors normally surface as redis ConnectionError, but not on every path; a cluster
+# client that reaches no node raises RedisClusterException, which is no RedisError.
+_REDIS_ERRORS: Final = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 DEFAULT_BACKLOG: Final = 100_000
 
 
@@ -61,12 +62,22 @@ class _Skip(enum.Enum):
 _SKIP: Final = _Skip.SKIP
 
 
+class Connector(Protocol):
+    """Opens the shared token state once Redis answers (e.g. after finding out whether it
+    is a cluster); ``open`` raises redis-py errors while it does not."""
+
+    async def open(self) -> SharedTokenState: ...
+    async def aclose(self) -> None: ...
+
+
 class HybridStore(IdentitiesInMemory):
     """Implements :class:`ports.store.Store`; see the module docstring.
 
-    ``redis`` is None for a memory-only store: one instance, which decides everything
-    locally. After a failed Redis call, Redis is not tried again for ``retry_after``
-    seconds, so an outage costs one timeout per interval, not one per request. While
+    ``redis`` and ``connector`` are None for a memory-only store: one instance, which
+    decides everything locally. With a ``connector``, the shared state is opened on the
+    first call that reaches Redis; until then Redis counts as unreachable. After a failed
+    Redis call, Redis is not tried again for ``retry_after`` seconds, so an outage costs
+    one timeout per interval, not one per request. While
     ``max_backlog`` or more writes are queued, new writes other than revocations raise
     ``StoreUnavailable`` (said so once in the log); revocations are always queued.
     """
@@ -75,8 +86,10 @@ class HybridStore(IdentitiesInMemory):
         "_backlog",
         "_backlog_overflowed",
         "_closed",
+        "_connector",
         "_deferred_now",
         "_max_backlog",
+        "_open_lock",
         "_redis",
         "_replay_lock",
         "_retry_after",
@@ -88,8 +101,9 @@ class HybridStore(IdentitiesInMemory):
 
     def __init__(
         self,
-        redis: RedisTokenState | None = None,
+        redis: SharedTokenState | None = None,
         *,
+        connector: Connector | None = None,
         identities: MemoryIdentities | None = None,
         tokens: MemoryTokenState | None = None,
         retry_after: float = 1.0,
@@ -98,6 +112,8 @@ class HybridStore(IdentitiesInMemory):
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         self._redis = redis
+        self._connector = connector
+        self._open_lock = asyncio.Lock()
         self._retry_after = retry_after
         self._retry_at = 0.0
         # Optimistic until the first failure: the first call then finds out.
@@ -112,17 +128,34 @@ class HybridStore(IdentitiesInMemory):
 
     # Redis availability
 
+    @property
+    def _shares(self) -> bool:
+        """Whether token state is shared through Redis (configured, reachable or not)."""
+        return self._redis is not None or self._connector is not None
+
+    async def _open(self) -> SharedTokenState:
+        """The shared state, opened through the connector on first use."""
+        async with self._open_lock:
+            if self._redis is None:
+                assert self._connector is not None
+                self._redis = await self._connector.open()
+            return self._redis
+
     async def _ask(
-        self, now: int | None, op: Callable[[RedisTokenState], Awaitable[_T]]
+        self, now: int | None, op: Callable[[SharedTokenState], Awaitable[_T]]
     ) -> _T | Literal[_Skip.SKIP]:
         """Run ``op`` on Redis, or return ``_SKIP`` when Redis is not to be used now.
 
         Queued writes are replayed first, so that ``op`` sees them.
         """
         redis = self._redis
-        if redis is None or (not self._up and time.monotonic() < self._retry_at):
+        if redis is None and self._connector is None:
+            return _SKIP
+        if not self._up and time.monotonic() < self._retry_at:
             return _SKIP
         try:
+            if redis is None:
+                redis = await self._open()
             if self._backlog:
                 await self._replay(redis, now)
             result = await op(redis)
@@ -134,12 +167,12 @@ class HybridStore(IdentitiesInMemory):
         return result
 
     async def _shared(
-        self, now: int, op: Callable[[RedisTokenState], Awaitable[_T]]
+        self, now: int, op: Callable[[SharedTokenState], Awaitable[_T]]
     ) -> _T | Literal[_Skip.SKIP]:
         """Like :meth:`_ask`, for a decision only the shared view may make: ``_SKIP``
         only without Redis (then this instance decides); raises ``StoreUnavailable``
         while a configured Redis cannot be used."""
-        if self._redis is None:
+        if not self._shares:
             return _SKIP
         result = await self._ask(now, op)
         if result is _SKIP:
@@ -152,7 +185,7 @@ class HybridStore(IdentitiesInMemory):
         Called before the write touches memory, so that a refused write has no effect.
         A revocation is always queued: dropping one would revive a token everywhere else.
         """
-        if self._redis is None:
+        if not self._shares:
             return
         if not revocation and len(self._backlog) >= self._max_backlog:
             if not self._backlog_overflowed:
@@ -166,7 +199,7 @@ class HybridStore(IdentitiesInMemory):
         self._backlog.append(op)
         self._deferred_now = max(self._deferred_now, now)
 
-    async def _replay(self, redis: RedisTokenState, now: int | None) -> None:
+    async def _replay(self, redis: SharedTokenState, now: int | None) -> None:
         async with self._replay_lock:
             replay_now = max(now or 0, self._deferred_now)
             while self._backlog:
@@ -321,10 +354,10 @@ class HybridStore(IdentitiesInMemory):
         Pings Redis even inside the back-off interval, so readiness notices a recovery
         without waiting for traffic; a recovery replays the queued writes.
         """
-        redis = self._redis
-        if redis is None:
+        if not self._shares:
             return {"store": True}
         try:
+            redis = self._redis or await self._open()
             await redis.ping()
             if self._backlog:
                 await self._replay(redis, None)
@@ -342,7 +375,7 @@ class HybridStore(IdentitiesInMemory):
         metrics scrape), else from this instance's memory.
         """
 
-        async def from_redis(r: RedisTokenState) -> tuple[int, int, int]:
+        async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -377,8 +410,10 @@ class HybridStore(IdentitiesInMemory):
         if self._closed:
             return
         self._closed = True
-        if self._redis is not None:
-            try:
-                await self._redis.client.aclose()
-            except _REDIS_ERRORS as exc:
-                raise StoreUnavailable("closing the token store failed") from exc
+        try:
+            if self._redis is not None:
+                await self._redis.close()
+            if self._connector is not None:
+                await self._connector.aclose()
+        except _REDIS_ERRORS as exc:
+            raise StoreUnavailable("closing the token store failed") from exc

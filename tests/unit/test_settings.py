@@ -43,6 +43,8 @@ def test_defaults_match_the_spec() -> None:
         ({"REFRESH_TOKEN_EXPIRY_SECONDS": "soon"}, "REFRESH_TOKEN_EXPIRY_SECONDS", "positive"),
         ({"EXTERNAL_BASE_URL": "ftp://x"}, "EXTERNAL_BASE_URL", "http"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL", "redis://"),
+        ({"REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER", "1 or 0"),
+        ({"REDIS_CLUSTER": "1", "REDIS_URL": "unix:///run/redis.sock"}, "REDIS_CLUSTER", "redis://"),
         ({"ALLOWED_SCOPES": 'a,"b'}, "ALLOWED_SCOPES", "scope"),
         ({"CLIENTS_FILE": "/nonexistent/clients.toml"}, "CLIENTS_FILE", "no such file"),
         ({"SIGNING_KEY_FILE": "/nonexistent/key.pem"}, "SIGNING_KEY_FILE", "no such file"),
@@ -85,3 +87,16 @@ def test_lists_are_parsed() -> None:
     assert settings.client_redirect_uris["a"] == ("https://a.example/cb", "http://localhost:3000/cb")
     assert settings.allowed_scopes == ("read", "write")
     assert (settings.bind_host, settings.bind_port) == ("::1", 9000)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("1", True), ("true", True), ("YES", True), ("0", False), ("false", False)],
+)
+def test_redis_cluster_is_forced_either_way_or_detected(
+    value: str | None, expected: bool | None
+) -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:7000/0"}
+    if value is not None:
+        env["REDIS_CLUSTER"] = value
+    assert load_settings(env).redis_cluster is expected
