@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_pool_size: int = 10
     database_connect_timeout_seconds: int = 30
     redis_url: str | None = None
+    #: True: REDIS_URL is a Redis Cluster; False: a single Redis; None: ask it on connect.
+    redis_cluster: bool | None = None
     bind_host: str = "127.0.0.1"
     bind_port: int = 8080
     external_base_url: str = "http://localhost:8080"
@@ -113,6 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             pool_size=self.database_pool_size,
             connect_timeout_seconds=self.database_connect_timeout_seconds,
             redis_url=self.redis_url,
+            redis_cluster=self.redis_cluster,
         )
 
 
@@ -145,6 +148,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     redis_url = get("REDIS_URL")
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    redis_cluster = _redis_cluster(get("REDIS_CLUSTER"), redis_url)
     host, port = _bind_addr(get("BIND_ADDR") or "127.0.0.1:8080")
     base_url = (get("EXTERNAL_BASE_URL") or "http://localhost:8080").rstrip("/")
     parts = urlsplit(base_url)
@@ -174,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_pool_size=_positive_int(env, "DATABASE_POOL_SIZE", 10),
         database_connect_timeout_seconds=_positive_int(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", 30),
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         bind_host=host,
         bind_port=port,
         external_base_url=base_url,
@@ -208,6 +213,18 @@ def package_of(entry_point: EntryPoint) -> str:
     """The name of the distribution that declares ``entry_point`` (its module if unknown)."""
     dist = entry_point.dist
     return dist.name if dist is not None else entry_point.module.split(".")[0]
+
+
+def _redis_cluster(value: str | None, redis_url: str | None) -> bool | None:
+    if value is None:
+        return None
+    flag = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    cluster = flag.get(value.lower())
+    if cluster is None:
+        raise ConfigError("REDIS_CLUSTER", "must be 1 or 0 (true or false); unset to detect")
+    if cluster and redis_url is not None and urlsplit(redis_url).scheme == "unix":
+        raise ConfigError("REDIS_CLUSTER", "a Redis Cluster is reached over redis:// or rediss://")
+    return cluster
 
 
 def _check_database_url(url: str) -> None:

@@ -29,8 +29,8 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     ``url_variable`` names the variable it came from, so that a backend's complaint about
     it can name the variable the operator must fix. ``pool_size`` and
     ``connect_timeout_seconds`` (``DATABASE_POOL_SIZE``, ``DATABASE_CONNECT_TIMEOUT_SECONDS``)
-    are positive; ``redis_url`` (``REDIS_URL``) is for backends that keep shared state in
-    Redis, as ``hybrid`` does.
+    are positive; ``redis_url`` (``REDIS_URL``) and ``redis_cluster`` (``REDIS_CLUSTER``) are
+    for backends that keep shared state in Redis, as ``hybrid`` does.
     """
 
     #: The ``STORE_BACKEND`` name the backend was selected by.
@@ -42,6 +42,8 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: How long opening may wait for an unreachable backend (retrying) before giving up.
     connect_timeout_seconds: int = 30
     redis_url: str | None = None
+    #: ``REDIS_CLUSTER``: True for a Redis Cluster, False for a single Redis, None to detect.
+    redis_cluster: bool | None = None
 
 
 class OpenStore(Protocol):

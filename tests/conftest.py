@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
+
+from tests.services.redis_cluster import redis_cluster_session
 
 #: suite name -> pattern on the test id (file, class and parameters).
 SUITES: dict[str, re.Pattern[str]] = {
     "PostgreSQL (sql backend)": re.compile(r"sql|postgres|migration", re.IGNORECASE),
-    "Redis (hybrid backend)": re.compile(r"(?<!without)redis|multi_instance", re.IGNORECASE),
+    "Redis (hybrid backend)": re.compile(
+        r"^(?!.*redis_?cluster).*((?<!without)redis|multi_instance)", re.IGNORECASE
+    ),
+    "Redis Cluster (hybrid backend)": re.compile(r"redis_?cluster", re.IGNORECASE),
     "browser (Chromium)": re.compile(r"tests/browser/"),
 }
 
@@ -41,3 +47,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{name}: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped"
         )
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster (3 masters, 3 replicas) for the session, stopped at its end; skips
+    (fails with ``CI=true``) when none can be had."""
+    yield from redis_cluster_session()

@@ -1,12 +1,13 @@
-"""Token state in Redis: one round trip per port call, one Lua script per atomic step.
+"""Token state in one Redis: one round trip per port call, one Lua script per atomic step.
 
 Methods here raise redis-py exceptions; :class:`~adapters.hybrid.store.HybridStore`
-decides what an error means (fall back to memory, report degraded).
+decides what an error means (fall back to memory, report degraded). ``SharedTokenState``
+is what the store needs of it, and of its Redis Cluster twin (``cluster_state.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from redis.asyncio import Redis
 
@@ -32,6 +33,29 @@ _SCAN_BATCH: Final = 1000
 def _ttl(exp: int, now: int) -> int:
     """Seconds a key must live: the record's remaining lifetime, at least 1."""
     return max(exp - now, 1)
+
+
+class SharedTokenState(Protocol):
+    """Token state shared through Redis (one server or a cluster). Raises redis-py errors."""
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+    async def save_code(self, code: AuthorizationCode, now: int) -> None: ...
+    async def take_code(
+        self, code_hash: str, now: int, remember_until: int
+    ) -> AuthorizationCode | ConsumedCode | None: ...
+    async def save_tokens(
+        self, access: AccessToken, refresh: RefreshToken | None, now: int
+    ) -> bool: ...
+    async def get_access_token(self, token_hash: str, now: int) -> AccessToken | None: ...
+    async def revoke_access_token(self, token_hash: str, now: int) -> bool: ...
+    async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None: ...
+    async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake: ...
+    async def revoke_grant(self, grant_id: str, now: int) -> int: ...
+    async def revoke_subject(self, sub: str, now: int) -> int: ...
+    async def claim_once(self, key: str, exp: int, now: int) -> bool: ...
+    async def hit(self, key: str, window_seconds: int, now: int, amount: int) -> int: ...
+    async def count_live(self, kind: str, now: int) -> int: ...
 
 
 class RedisTokenState:
@@ -78,6 +102,9 @@ class RedisTokenState:
 
     async def ping(self) -> None:
         await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
     async def _get(self, key: str) -> bytes | None:
         """One ``GET``, on the hot read of every introspection and bearer request.
@@ -178,7 +205,7 @@ class RedisTokenState:
         p = self._prefix
         reply: list[Any] = await self._take_refresh(
             keys=[f"{p}r:{token_hash}", f"{p}ru:{token_hash}"],
-            args=[now, p, token_hash, REVOKED_GRANT_FLAG_MS],
+            args=[now, p, token_hash, REVOKED_GRANT_FLAG_MS, ""],
         )
         if reply[0] == 1:
             return Taken(self._codec.decode_refresh(token_hash, reply[1]))
@@ -189,7 +216,7 @@ class RedisTokenState:
     async def revoke_grant(self, grant_id: str, now: int) -> int:
         p = self._prefix
         reply = await self._revoke_grant(
-            keys=[f"{p}g:{grant_id}"], args=[now, p, REVOKED_GRANT_FLAG_MS]
+            keys=[f"{p}g:{grant_id}"], args=[now, p, REVOKED_GRANT_FLAG_MS, ""]
         )
         return int(reply)
 

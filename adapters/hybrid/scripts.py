@@ -7,6 +7,11 @@ Index sets (``g:<grant>``, ``s:<sub>``) hold members ``t:<hash>`` and ``r:<hash>
 subject set also ``c:<hash>`` (the user's pending codes); a grant set that holds ``x``
 belongs to a revoked grant.
 
+``tag`` is ``''`` on a single Redis. On a Redis Cluster it is the grant's hash tag
+``{g:<grant>}``: a member ``t:<hash>`` of that grant's set then names the key
+``<prefix>t:{g:<grant>}<hash>``, and the grant set is ``<prefix>g:{g:<grant>}``, so every
+key a script touches is in the slot of the keys it was called with (``cluster_state.py``).
+
 Every write gives its key a TTL, and no script ever lengthens a record's TTL: a revocation
 is ``SETRANGE`` (which keeps the TTL), a removal is ``DEL``.
 """
@@ -18,13 +23,13 @@ from __future__ import annotations
 # TTL, at least ``flag_ms``) so that a pair saved later for this grant -- a rotation that
 # raced the reuse detection -- is stored revoked. A subject set is simply dropped.
 _REVOKE_SET = """
-local function revoke_set(set, prefix, now, flag_ms)
+local function revoke_set(set, prefix, tag, now, flag_ms)
   local changed = 0
   local members = redis.call('SMEMBERS', set)
   for i = 1, #members do
     local m = members[i]
     local kind = string.sub(m, 1, 1)
-    local key = prefix .. m
+    local key = prefix .. kind .. ':' .. tag .. string.sub(m, 3)
     if kind == 't' then
       local v = redis.call('GET', key)
       if v and string.sub(v, 1, 1) == '1' and cmsgpack.unpack(string.sub(v, 2))[1] > now then
@@ -119,6 +124,35 @@ if revoked then return 1 end
 return 0
 """
 
+# KEYS: cluster only: grant set, access record (when ARGV[1] ~= ''), refresh record (when
+#       ARGV[4] ~= ''), all of one grant. The cluster's SAVE_TOKENS, without subject sets.
+# ARGV: access value, access ttl, access member, refresh value, refresh ttl, refresh member,
+#       '1' when the caller already knows the pair is revoked.
+# Returns 1 when the grant was already revoked (the pair is then stored revoked / dropped).
+SAVE_GRANT = """
+local function index(set, member, ttl)
+  redis.call('SADD', set, member)
+  if redis.call('PTTL', set) < ttl * 1000 then redis.call('EXPIRE', set, ttl) end
+end
+local revoked = ARGV[7] == '1' or redis.call('SISMEMBER', KEYS[1], 'x') == 1
+local k = 2
+if ARGV[1] ~= '' then
+  local value = ARGV[1]
+  local ttl = tonumber(ARGV[2])
+  if revoked then value = '0' .. string.sub(value, 2) end
+  redis.call('SET', KEYS[k], value, 'EX', ttl)
+  index(KEYS[1], ARGV[3], ttl)
+  k = k + 1
+end
+if ARGV[4] ~= '' and not revoked then
+  local rttl = tonumber(ARGV[5])
+  redis.call('SET', KEYS[k], ARGV[4], 'EX', rttl)
+  index(KEYS[1], ARGV[6], rttl)
+end
+if revoked then return 1 end
+return 0
+"""
+
 # KEYS: access. ARGV: now. Returns 1 when a live record was found (and is now revoked).
 REVOKE_ACCESS = """
 local v = redis.call('GET', KEYS[1])
@@ -127,11 +161,16 @@ if string.sub(v, 1, 1) ~= '0' then redis.call('SETRANGE', KEYS[1], 0, '0') end
 return 1
 """
 
-# KEYS: refresh, reuse marker. ARGV: now, key prefix, token hash, flag ms.
+# KEYS: refresh, reuse marker. ARGV: now, key prefix, token hash, flag ms, tag.
 # Returns {1, record} (taken), {2, grant_id, changed} (reused: family revoked), or {0}.
 TAKE_REFRESH = _REVOKE_SET + """
 local now = tonumber(ARGV[1])
 local prefix = ARGV[2]
+local tag = ARGV[5]
+local function grant_set(grant)
+  if tag == '' then return prefix .. 'g:' .. grant end
+  return prefix .. 'g:' .. tag
+end
 local v = redis.call('GET', KEYS[1])
 if v then
   local r = cmsgpack.unpack(v)
@@ -139,13 +178,16 @@ if v then
     redis.call('DEL', KEYS[1])
     -- The marker lives exactly as long as the token would have, no longer.
     redis.call('SET', KEYS[2], cmsgpack.pack({r[1], r[3]}), 'EX', r[1] - now)
-    local access = prefix .. 't:' .. r[2]
+    local access = prefix .. 't:' .. tag .. r[2]
     local a = redis.call('GET', access)
     if a and string.sub(a, 1, 1) == '1' then redis.call('SETRANGE', access, 0, '0') end
-    -- Neither record of this pair can change any more: keep the index sets small.
+    -- Neither record of this pair can change any more: keep the index sets small. (On a
+    -- cluster a subject set lists grants, not tokens, and lives in another slot.)
     local members = {'r:' .. ARGV[3], 't:' .. r[2]}
-    redis.call('SREM', prefix .. 'g:' .. r[3], members[1], members[2])
-    if r[7] then redis.call('SREM', prefix .. 's:' .. r[7], members[1], members[2]) end
+    redis.call('SREM', grant_set(r[3]), members[1], members[2])
+    if tag == '' and r[7] then
+      redis.call('SREM', prefix .. 's:' .. r[7], members[1], members[2])
+    end
     return {1, v}
   end
 end
@@ -153,21 +195,22 @@ local m = redis.call('GET', KEYS[2])
 if m then
   local marker = cmsgpack.unpack(m)
   if marker[1] > now then
-    local changed = revoke_set(prefix .. 'g:' .. marker[2], prefix, now, tonumber(ARGV[4]))
+    local changed = revoke_set(grant_set(marker[2]), prefix, tag, now, tonumber(ARGV[4]))
     return {2, marker[2], changed}
   end
 end
 return {0}
 """
 
-# KEYS: grant set. ARGV: now, key prefix, flag ms. Returns how many records changed.
+# KEYS: grant set. ARGV: now, key prefix, flag ms, tag. Returns how many records changed.
 REVOKE_GRANT = _REVOKE_SET + """
-return revoke_set(KEYS[1], ARGV[2], tonumber(ARGV[1]), tonumber(ARGV[3]))
+return revoke_set(KEYS[1], ARGV[2], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[3]))
 """
 
-# KEYS: subject set. ARGV: now, key prefix. Returns how many records changed.
+# KEYS: subject set (single Redis only). ARGV: now, key prefix. Returns how many records
+# changed.
 REVOKE_SUBJECT = _REVOKE_SET + """
-return revoke_set(KEYS[1], ARGV[2], tonumber(ARGV[1]), nil)
+return revoke_set(KEYS[1], ARGV[2], '', tonumber(ARGV[1]), nil)
 """
 
 # KEYS: claim. ARGV: now, exp. Returns 1 for the caller that claimed it.

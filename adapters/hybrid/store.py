@@ -2,10 +2,13 @@
 
 With Redis, Redis is the source of truth for token state: every read of it goes to Redis
 (one round trip, no cache), so a token revoked on one instance reads as inactive on every
-other at once. Every write also lands in this process's memory, which is the fallback
-while Redis is unreachable. Writes made during an outage are queued and replayed into
-Redis, in order, before Redis is used again, so tokens issued meanwhile stay valid and a
-refresh token rotated on two instances during the outage is caught as reused afterwards.
+other at once. Every write also lands in this process's memory, which serves reads while
+Redis is unreachable. Decisions that are only safe on the shared view -- taking a code,
+rotating a refresh token, a single-use claim, a rate-limit count -- are refused during an
+outage (``StoreUnavailable``, a 503), never made by one instance alone. Other writes made
+during an outage are queued and replayed into Redis, in order, before Redis is used again,
+so tokens issued meanwhile stay valid and revocations reach every instance; the queue is
+bounded for ordinary writes (past the bound they are refused), never for revocations.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, Protocol, TypeVar
 
 import msgspec
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from adapters.hybrid.redis_state import RedisTokenState
+from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.transfer import HybridTransfer
 from adapters.memory.delegation import IdentitiesInMemory
 from adapters.memory.identities import MemoryIdentities
@@ -44,10 +47,11 @@ _log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 # A write to replay into Redis: called with the Redis state and the replay time.
-_Deferred = Callable[[RedisTokenState, int], Awaitable[object]]
+_Deferred = Callable[[SharedTokenState, int], Awaitable[object]]
 
-# Socket errors normally surface as redis ConnectionError, but not on every path.
-_REDIS_ERRORS: Final = (RedisError, OSError, asyncio.TimeoutError)
+# Socket errors normally surface as redis ConnectionError, but not on every path; a cluster
+# client that reaches no node raises RedisClusterException, which is no RedisError.
+_REDIS_ERRORS: Final = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 DEFAULT_BACKLOG: Final = 100_000
 
 
@@ -60,20 +64,34 @@ class _Skip(enum.Enum):
 _SKIP: Final = _Skip.SKIP
 
 
+class Connector(Protocol):
+    """Opens the shared token state once Redis answers (e.g. after finding out whether it
+    is a cluster); ``open`` raises redis-py errors while it does not."""
+
+    async def open(self) -> SharedTokenState: ...
+    async def aclose(self) -> None: ...
+
+
 class HybridStore(IdentitiesInMemory, HybridTransfer):
     """Implements :class:`ports.store.Store`; see the module docstring.
 
-    ``redis`` is None for a memory-only store. After a failed Redis call, Redis is not
-    tried again for ``retry_after`` seconds, so an outage costs one timeout per interval,
-    not one per request. At most ``max_backlog`` writes are queued during an outage; past
-    that the oldest are dropped (and said so once in the log).
+    ``redis`` and ``connector`` are None for a memory-only store: one instance, which
+    decides everything locally. With a ``connector``, the shared state is opened on the
+    first call that reaches Redis; until then Redis counts as unreachable. After a failed
+    Redis call, Redis is not tried again for ``retry_after`` seconds, so an outage costs
+    one timeout per interval, not one per request. While
+    ``max_backlog`` or more writes are queued, new writes other than revocations raise
+    ``StoreUnavailable`` (said so once in the log); revocations are always queued.
     """
 
     __slots__ = (
         "_backlog",
         "_backlog_overflowed",
         "_closed",
+        "_connector",
         "_deferred_now",
+        "_max_backlog",
+        "_open_lock",
         "_redis",
         "_replay_lock",
         "_retry_after",
@@ -85,8 +103,9 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
 
     def __init__(
         self,
-        redis: RedisTokenState | None = None,
+        redis: SharedTokenState | None = None,
         *,
+        connector: Connector | None = None,
         identities: MemoryIdentities | None = None,
         tokens: MemoryTokenState | None = None,
         retry_after: float = 1.0,
@@ -95,11 +114,15 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         self._redis = redis
+        self._connector = connector
+        self._open_lock = asyncio.Lock()
         self._retry_after = retry_after
         self._retry_at = 0.0
         # Optimistic until the first failure: the first call then finds out.
         self._up = True
-        self._backlog: deque[_Deferred] = deque(maxlen=max_backlog)
+        # Unbounded as a deque: the bound is enforced by _defer, for all but revocations.
+        self._backlog: deque[_Deferred] = deque()
+        self._max_backlog = max_backlog
         self._backlog_overflowed = False
         self._deferred_now = 0
         self._replay_lock = asyncio.Lock()
@@ -107,17 +130,34 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
 
     # Redis availability
 
+    @property
+    def _shares(self) -> bool:
+        """Whether token state is shared through Redis (configured, reachable or not)."""
+        return self._redis is not None or self._connector is not None
+
+    async def _open(self) -> SharedTokenState:
+        """The shared state, opened through the connector on first use."""
+        async with self._open_lock:
+            if self._redis is None:
+                assert self._connector is not None
+                self._redis = await self._connector.open()
+            return self._redis
+
     async def _ask(
-        self, now: int | None, op: Callable[[RedisTokenState], Awaitable[_T]]
+        self, now: int | None, op: Callable[[SharedTokenState], Awaitable[_T]]
     ) -> _T | Literal[_Skip.SKIP]:
         """Run ``op`` on Redis, or return ``_SKIP`` when Redis is not to be used now.
 
         Queued writes are replayed first, so that ``op`` sees them.
         """
         redis = self._redis
-        if redis is None or (not self._up and time.monotonic() < self._retry_at):
+        if redis is None and self._connector is None:
+            return _SKIP
+        if not self._up and time.monotonic() < self._retry_at:
             return _SKIP
         try:
+            if redis is None:
+                redis = await self._open()
             if self._backlog:
                 await self._replay(redis, now)
             result = await op(redis)
@@ -128,21 +168,40 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
             self._came_up()
         return result
 
-    def _defer(self, op: _Deferred, now: int) -> None:
-        """Queue a write that Redis missed, to replay it when Redis is back."""
-        if self._redis is None:
+    async def _shared(
+        self, now: int, op: Callable[[SharedTokenState], Awaitable[_T]]
+    ) -> _T | Literal[_Skip.SKIP]:
+        """Like :meth:`_ask`, for a decision only the shared view may make: ``_SKIP``
+        only without Redis (then this instance decides); raises ``StoreUnavailable``
+        while a configured Redis cannot be used."""
+        if not self._shares:
+            return _SKIP
+        result = await self._ask(now, op)
+        if result is _SKIP:
+            raise StoreUnavailable("the shared token state is unreachable")
+        return result
+
+    def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
+        """Queue a write that Redis missed, to replay it when Redis is back.
+
+        Called before the write touches memory, so that a refused write has no effect.
+        A revocation is always queued: dropping one would revive a token everywhere else.
+        """
+        if not self._shares:
             return
-        if len(self._backlog) == self._backlog.maxlen and not self._backlog_overflowed:
-            self._backlog_overflowed = True
-            _log.warning(
-                "token-state write queue full (%d); the oldest writes made during the "
-                "Redis outage will not reach Redis",
-                self._backlog.maxlen,
-            )
+        if not revocation and len(self._backlog) >= self._max_backlog:
+            if not self._backlog_overflowed:
+                self._backlog_overflowed = True
+                _log.warning(
+                    "token-state write queue full (%d); new writes are refused until "
+                    "Redis is back (revocations are still queued)",
+                    self._max_backlog,
+                )
+            raise StoreUnavailable("the token-state write queue is full")
         self._backlog.append(op)
         self._deferred_now = max(self._deferred_now, now)
 
-    async def _replay(self, redis: RedisTokenState, now: int | None) -> None:
+    async def _replay(self, redis: SharedTokenState, now: int | None) -> None:
         async with self._replay_lock:
             replay_now = max(now or 0, self._deferred_now)
             while self._backlog:
@@ -168,25 +227,21 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
 
     async def save_code(self, code: AuthorizationCode, now: int) -> None:
         """See :meth:`ports.store.CodeStore.save_code`."""
-        await self.tokens.save_code(code, now)
         if await self._ask(now, lambda r: r.save_code(code, now)) is _SKIP:
             self._defer(lambda r, n: r.save_code(code, n), now)
+        await self.tokens.save_code(code, now)
 
     async def take_code(
         self, code_hash: str, now: int, *, remember_until: int
     ) -> AuthorizationCode | ConsumedCode | None:
         """See :meth:`ports.store.CodeStore.take_code`.
 
-        Whatever Redis answers, this instance's copy is taken too, so that a later outage
-        cannot hand the same code out again from memory.
+        With Redis, Redis decides (``StoreUnavailable`` while it cannot); this instance's
+        copy is taken too, so that its memory agrees.
         """
-        shared = await self._ask(now, lambda r: r.take_code(code_hash, now, remember_until))
+        shared = await self._shared(now, lambda r: r.take_code(code_hash, now, remember_until))
         local = await self.tokens.take_code(code_hash, now, remember_until=remember_until)
-        if shared is not _SKIP:
-            return shared
-        if isinstance(local, AuthorizationCode):
-            self._defer(lambda r, n: r.take_code(code_hash, n, remember_until), now)
-        return local
+        return local if shared is _SKIP else shared
 
     # TokenStore
 
@@ -222,7 +277,7 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         local = await self.tokens.revoke_access_token(token_hash, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_access_token(token_hash, n), now)
+        self._defer(lambda r, n: r.revoke_access_token(token_hash, n), now, revocation=True)
         return local
 
     async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
@@ -235,19 +290,13 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
     async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
         """See :meth:`ports.store.TokenStore.take_refresh_token`.
 
-        With Redis up, one Lua script does the whole step. While Redis is down, memory
-        answers, and a rotation made then is replayed into Redis later, where a second
-        rotation of the same token on another instance shows up as reuse.
+        With Redis, one Lua script does the whole step, and while Redis cannot be used the
+        rotation is refused (``StoreUnavailable``): rotated on one instance alone, the same
+        token could be rotated again on another.
         """
-        shared = await self._ask(now, lambda r: r.take_refresh_token(token_hash, now))
+        shared = await self._shared(now, lambda r: r.take_refresh_token(token_hash, now))
         if shared is _SKIP:
-            local = await self.tokens.take_refresh_token(token_hash, now)
-            if isinstance(local, Taken):
-                self._defer(lambda r, n: r.take_refresh_token(token_hash, n), now)
-            elif isinstance(local, Reused):
-                grant_id = local.grant_id
-                self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
-            return local
+            return await self.tokens.take_refresh_token(token_hash, now)
         if isinstance(shared, Taken):
             await self.tokens.take_refresh_token(token_hash, now)
         elif isinstance(shared, Reused):
@@ -264,7 +313,7 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         local = await self.tokens.revoke_grant(grant_id, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_grant(grant_id, n), now)
+        self._defer(lambda r, n: r.revoke_grant(grant_id, n), now, revocation=True)
         return local
 
     async def revoke_subject(self, sub: str, now: int) -> int:
@@ -273,29 +322,29 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         local = await self.tokens.revoke_subject(sub, now)
         if shared is not _SKIP:
             return shared
-        self._defer(lambda r, n: r.revoke_subject(sub, n), now)
+        self._defer(lambda r, n: r.revoke_subject(sub, n), now, revocation=True)
         return local
 
     # EphemeralStore
 
     async def claim_once(self, key: str, exp: int, now: int) -> bool:
-        """See :meth:`ports.store.EphemeralStore.claim_once`."""
-        shared = await self._ask(now, lambda r: r.claim_once(key, exp, now))
+        """See :meth:`ports.store.EphemeralStore.claim_once`.
+
+        With Redis, only Redis decides; ``StoreUnavailable`` while it cannot (a TOTP code
+        claimed on one instance alone could be replayed on another).
+        """
+        shared = await self._shared(now, lambda r: r.claim_once(key, exp, now))
+        # Mirrored in memory like every write, so that purge_expired counts agree.
         local = await self.tokens.claim_once(key, exp, now)
-        if shared is not _SKIP:
-            return shared
-        if local:
-            self._defer(lambda r, n: r.claim_once(key, exp, n), now)
-        return local
+        return local if shared is _SKIP else shared
 
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         """See :meth:`ports.store.EphemeralStore.hit`.
 
-        During an outage counters are per instance and are not replayed: a rate limit
-        is approximate for that while.
+        With Redis, only Redis counts; ``StoreUnavailable`` while it cannot, so rate limits
+        and sign-in throttling fail closed (503) instead of counting per instance.
         """
-        shared = await self._ask(now, lambda r: r.hit(key, window_seconds, now, amount))
-        # Counted here too, so that an outage starts from this instance's share, not 0.
+        shared = await self._shared(now, lambda r: r.hit(key, window_seconds, now, amount))
         local = await self.tokens.hit(key, window_seconds, now, amount)
         return local if shared is _SKIP else shared
 
@@ -307,10 +356,10 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         Pings Redis even inside the back-off interval, so readiness notices a recovery
         without waiting for traffic; a recovery replays the queued writes.
         """
-        redis = self._redis
-        if redis is None:
+        if not self._shares:
             return {"store": True}
         try:
+            redis = self._redis or await self._open()
             await redis.ping()
             if self._backlog:
                 await self._replay(redis, None)
@@ -334,7 +383,7 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         metrics scrape), else from this instance's memory.
         """
 
-        async def from_redis(r: RedisTokenState) -> tuple[int, int, int]:
+        async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -369,8 +418,10 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         if self._closed:
             return
         self._closed = True
-        if self._redis is not None:
-            try:
-                await self._redis.client.aclose()
-            except _REDIS_ERRORS as exc:
-                raise StoreUnavailable("closing the token store failed") from exc
+        try:
+            if self._redis is not None:
+                await self._redis.close()
+            if self._connector is not None:
+                await self._connector.aclose()
+        except _REDIS_ERRORS as exc:
+            raise StoreUnavailable("closing the token store failed") from exc

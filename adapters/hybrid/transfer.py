@@ -11,7 +11,7 @@ touching anything.
 
 from __future__ import annotations
 
-from adapters.hybrid.redis_state import RedisTokenState
+from adapters.hybrid.redis_state import SharedTokenState
 from adapters.memory import transfer as memory
 from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.transfer import IdentityTransferInMemory
@@ -25,7 +25,7 @@ class HybridTransfer(IdentityTransferInMemory):
 
     __slots__ = ()
     tokens: MemoryTokenState
-    _redis: RedisTokenState | None
+    _redis: SharedTokenState | None
 
     def _memory_tokens(self, part: str) -> MemoryTokenState:
         """The token state to copy: this process's memory, unless Redis holds it.

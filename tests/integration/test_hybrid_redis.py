@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -26,7 +28,20 @@ from domain.entities import (
     Taken,
     Unknown,
 )
+from domain.errors import StoreUnavailable
 from domain.tokens import hash_token
+from tests.e2e.conftest import StoreBackend
+from tests.e2e.oauth_setup import (
+    FORM,
+    REDIRECT,
+    VERIFIER,
+    basic,
+    build_app,
+    code_in,
+    exchange,
+    introspect,
+    running,
+)
 from tests.services.redis_server import LocalRedis, local_redis, session_redis_url
 
 pytestmark = pytest.mark.redis
@@ -413,7 +428,6 @@ async def test_a_redis_outage_is_served_from_memory_logged_once_and_recovered(
             assert await store.get_access_token(during.token_hash, now) == during
             code = _code("ac_during", now + 600)
             await store.save_code(code, now)
-            assert await store.take_code(code.code_hash, now, remember_until=now + 600) == code
             assert await store.health() == {"store": True, "redis": False}
             assert await store.health() == {"store": True, "redis": False}
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -428,8 +442,7 @@ async def test_a_redis_outage_is_served_from_memory_logged_once_and_recovered(
 
         # What was written during the outage reached Redis: another instance sees it.
         assert await other.get_access_token(during.token_hash, now) == during
-        replay = await other.take_code(code.code_hash, now, remember_until=now + 600)
-        assert isinstance(replay, ConsumedCode)
+        assert await other.take_code(code.code_hash, now, remember_until=now + 600) == code
         # And new writes go to Redis again, without a new store.
         after = _access("tk_after", now)
         await store.save_tokens(after, None, now)
@@ -450,17 +463,159 @@ async def test_a_revocation_made_during_an_outage_reaches_other_instances_afterw
         refresh = _refresh("rt_out", access, now)
         await store.save_tokens(access, refresh, now)
         own_redis.stop()
-        assert isinstance(await store.take_refresh_token(refresh.token_hash, now), Taken)
         assert await store.revoke_access_token(access.token_hash, now) is True
+        assert await store.revoke_grant("grant-1", now) == 1  # the refresh token
         own_redis.start()
         assert (await store.health())["redis"] is True
         seen = await other.get_access_token(access.token_hash, now)
         assert seen is not None and seen.active is False
-        # The rotation made during the outage is known: presenting it again is reuse.
-        assert isinstance(await other.take_refresh_token(refresh.token_hash, now), Reused)
+        assert await other.take_refresh_token(refresh.token_hash, now) == Unknown()
     finally:
         await store.close()
         await other.close()
+
+
+async def test_single_use_decisions_are_refused_during_an_outage(
+    own_redis: LocalRedis,
+) -> None:
+    """Taking a code, rotating a refresh token, claiming and counting need the shared view:
+    during an outage they raise StoreUnavailable instead of deciding on this instance."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        code = _code("ac_outage", now + 600)
+        access = _access("tk_outage", now)
+        refresh = _refresh("rt_outage", access, now)
+        await store.save_code(code, now)
+        await store.save_tokens(access, refresh, now)
+        assert await store.claim_once("totp:user-1:111111", now + 90, now) is True
+        own_redis.stop()
+        refused = [
+            store.take_code(code.code_hash, now, remember_until=now + 600),
+            store.take_refresh_token(refresh.token_hash, now),
+            store.claim_once("totp:user-1:222222", now + 90, now),
+            # Replaying a claim made before the outage is refused too, not allowed.
+            store.claim_once("totp:user-1:111111", now + 90, now),
+            store.hit("signin:user:bob", 60, now),
+        ]
+        for call in refused:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "redis" not in str(caught.value).lower()
+        # Reads of the state this instance holds are still served.
+        assert await store.get_access_token(access.token_hash, now) == access
+        assert await store.get_refresh_token(refresh.token_hash, now) == refresh
+
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        # Nothing was decided during the outage: the code and the token are still unused.
+        assert await other.take_code(code.code_hash, now, remember_until=now + 600) == code
+        assert await other.take_refresh_token(refresh.token_hash, now) == Taken(refresh)
+        assert await store.claim_once("totp:user-1:222222", now + 90, now) is True
+        assert await other.claim_once("totp:user-1:111111", now + 90, now) is False
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_revocations_queued_during_an_outage_are_never_dropped(
+    own_redis: LocalRedis,
+) -> None:
+    now = _now()
+    store = HybridStore(
+        RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0, max_backlog=2
+    )
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        first = _access("tk_rev_first", now)
+        family = _access("tk_rev_family", now, grant_id="grant-fam")
+        family_refresh = _refresh("rt_rev_family", family, now)
+        await store.save_tokens(first, None, now)
+        await store.save_tokens(family, family_refresh, now)
+        own_redis.stop()
+        assert await store.revoke_access_token(first.token_hash, now) is True
+        # The queue fills up with other writes (one past its bound: refused, see the
+        # next test) ...
+        kept = _access("tk_rev_kept", now, grant_id=None, sub=None)
+        await store.save_tokens(kept, None, now)
+        with contextlib.suppress(StoreUnavailable):
+            await store.save_tokens(_access("tk_rev_over", now, grant_id=None, sub=None),
+                                    None, now)
+        # ... and a revocation is still taken on the full queue.
+        assert await store.revoke_grant("grant-fam", now) == 2
+
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        for token in (first, family):
+            seen = await other.get_access_token(token.token_hash, now)
+            assert seen is not None and seen.active is False, token.token_display
+        assert await other.get_refresh_token(family_refresh.token_hash, now) is None
+        assert await other.get_access_token(kept.token_hash, now) == kept
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_a_full_write_queue_refuses_new_writes(own_redis: LocalRedis) -> None:
+    now = _now()
+    store = HybridStore(
+        RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0, max_backlog=2
+    )
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        own_redis.stop()
+        queued = [_access(f"tk_full_{n}", now, grant_id=None, sub=None) for n in range(2)]
+        for token in queued:
+            await store.save_tokens(token, None, now)
+        over = _access("tk_full_over", now, grant_id=None, sub=None)
+        with pytest.raises(StoreUnavailable):
+            await store.save_tokens(over, None, now)
+        with pytest.raises(StoreUnavailable):
+            await store.save_code(_code("ac_full_over", now + 600), now)
+        # Refused means not issued: this instance does not know the token either.
+        assert await store.get_access_token(over.token_hash, now) is None
+
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        for token in queued:
+            assert await other.get_access_token(token.token_hash, now) == token
+        # The queue drained: writes are taken again.
+        await store.save_tokens(over, None, now)
+        assert await other.get_access_token(over.token_hash, now) == over
+    finally:
+        await store.close()
+        await other.close()
+
+
+def test_the_token_endpoint_answers_503_during_an_outage(
+    own_redis: LocalRedis, tmp_path: Path,
+) -> None:
+    backend = StoreBackend("hybrid", env={"STORE_BACKEND": "hybrid", "REDIS_URL": own_redis.url})
+    app = build_app(backend, tmp_path)
+    with running(app) as client:
+        tokens = exchange(client, app)
+        spare_code = code_in(client, app)
+        redeem = {"grant_type": "authorization_code", "code": spare_code,
+                  "redirect_uri": REDIRECT, "code_verifier": VERIFIER}
+
+        own_redis.stop()
+        for form in (
+            redeem,
+            {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        ):
+            response = client.post("/oauth/token", headers={**FORM, **basic()}, data=form)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "temporarily_unavailable"
+            assert "redis" not in response.text.lower()
+        # Introspection of a token this instance holds is still answered.
+        assert introspect(client, tokens["access_token"])["active"] is True
+
+        own_redis.start()
+        assert client.get("/health/ready").status_code == 200
+        # The refused redemption decided nothing: the code is still good once.
+        later = client.post("/oauth/token", headers={**FORM, **basic()}, data=redeem)
+        assert later.status_code == 200, later.text
 
 
 async def test_an_outage_does_not_make_every_request_wait(own_redis: LocalRedis) -> None:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,19 @@ class LocalRedis:
     it nothing is written to disk.
     """
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        appendonly: bool = False,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")
         self._binary = binary
         self._appendonly = appendonly
+        self._extra_args = tuple(extra_args)
         self.port = port if port is not None else free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="test-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -74,6 +82,7 @@ class LocalRedis:
             "--appendfsync", "always",
             "--daemonize", "no",
             "--logfile", str(self._dir / "redis.log"),
+            *self._extra_args,
         ]
         self._process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -88,6 +97,13 @@ class LocalRedis:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def log_tail(self, chars: int = 1500) -> str:
+        """The end of the server's log, for diagnostics."""
+        try:
+            return (self._dir / "redis.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, so an append-only file is flushed) and wait for it."""

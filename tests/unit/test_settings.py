@@ -46,6 +46,8 @@ def test_defaults_match_the_spec() -> None:
          "positive"),
         ({"EXTERNAL_BASE_URL": "ftp://x"}, "EXTERNAL_BASE_URL", "http"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL", "redis://"),
+        ({"REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER", "1 or 0"),
+        ({"REDIS_CLUSTER": "1", "REDIS_URL": "unix:///run/redis.sock"}, "REDIS_CLUSTER", "redis://"),
         ({"ALLOWED_SCOPES": 'a,"b'}, "ALLOWED_SCOPES", "scope"),
         ({"CLIENTS_FILE": "/nonexistent/clients.toml"}, "CLIENTS_FILE", "no such file"),
         ({"SIGNING_KEY_FILE": "/nonexistent/key.pem"}, "SIGNING_KEY_FILE", "no such file"),
@@ -119,3 +121,16 @@ def test_a_bad_throttling_limit_names_its_variable(variable: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({variable: "-1"})
     assert caught.value.variable == variable
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("1", True), ("true", True), ("YES", True), ("0", False), ("false", False)],
+)
+def test_redis_cluster_is_forced_either_way_or_detected(
+    value: str | None, expected: bool | None
+) -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:7000/0"}
+    if value is not None:
+        env["REDIS_CLUSTER"] = value
+    assert load_settings(env).redis_cluster is expected
