@@ -3,6 +3,12 @@
 :func:`open_sql_store` is what the container calls: it normalises the URL, waits for the
 database (with back-off, for a bounded time), applies the migrations and returns a
 :class:`SqlStore` whose pool recovers by itself after a database restart.
+
+One module per part of the port, each a mixin of ``SqlStore`` (``store``): ``identities``
+(users, groups), ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``transfer`` and
+``admin`` (health, counts, purge, close), all over ``connection`` (the engine, autocommit and
+retried transactions, the one translation of driver errors). ``tables`` describes the schema;
+``filtering`` turns SCIM filters into SQL.
 """
 
 from __future__ import annotations
