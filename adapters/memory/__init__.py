@@ -1,7 +1,11 @@
 """The ``memory`` adapter: the whole Store port in process memory (tests, development).
 
-``MemoryIdentities`` and ``MemoryTokenState`` are its two halves; ``hybrid`` reuses the
-first.
+One module per part of the port, as in ``sql``: ``identities`` (users, groups),
+``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``admin`` (counts, purge) and
+``transfer``. The parts are mixins over the shared dicts and indexes of ``state``, composed
+into two halves, ``MemoryIdentities`` (identities with credentials) and ``MemoryTokenState``
+(``token_state``: codes, tokens, ephemeral state); ``store`` composes ``MemoryStore`` from
+the halves (forwarded by ``delegation``), and ``hybrid`` reuses them.
 """
 
 from adapters.memory.identities import MemoryIdentities

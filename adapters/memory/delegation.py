@@ -1,13 +1,26 @@
-"""The identity half of a store, delegated to :class:`MemoryIdentities`.
+"""The port methods of a store, forwarded to its in-memory halves.
 
 Both ``MemoryStore`` and ``HybridStore`` keep users, groups and credentials in process
-memory; this base class forwards those port methods to their ``identities`` attribute.
+memory: :class:`IdentitiesInMemory` forwards those port methods to their ``identities``
+attribute. ``MemoryStore`` also keeps its token state there: :class:`TokenStateInMemory`
+forwards codes, tokens and ephemeral state to its ``tokens`` attribute.
 """
 
 from __future__ import annotations
 
 from adapters.memory.identities import MemoryIdentities
-from domain.entities import Credentials, Group, Page, User
+from adapters.memory.token_state import MemoryTokenState
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    ConsumedCode,
+    Credentials,
+    Group,
+    Page,
+    RefreshTake,
+    RefreshToken,
+    User,
+)
 from domain.filters import ListQuery
 
 
@@ -79,3 +92,65 @@ class IdentitiesInMemory:
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
         """See :meth:`ports.store.CredentialStore.set_totp`."""
         await self.identities.set_totp(user_id, secret, confirmed=confirmed)
+
+
+class TokenStateInMemory:
+    """Forwards :class:`ports.store.CodeStore`, ``TokenStore`` and ``EphemeralStore`` to
+    ``self.tokens``."""
+
+    __slots__ = ()
+    tokens: MemoryTokenState
+
+    # CodeStore
+
+    async def save_code(self, code: AuthorizationCode, now: int) -> None:
+        """See :meth:`ports.store.CodeStore.save_code`."""
+        await self.tokens.save_code(code, now)
+
+    async def take_code(
+        self, code_hash: str, now: int, *, remember_until: int
+    ) -> AuthorizationCode | ConsumedCode | None:
+        """See :meth:`ports.store.CodeStore.take_code`."""
+        return await self.tokens.take_code(code_hash, now, remember_until=remember_until)
+
+    # TokenStore
+
+    async def save_tokens(
+        self, access: AccessToken, refresh: RefreshToken | None, now: int
+    ) -> None:
+        """See :meth:`ports.store.TokenStore.save_tokens`."""
+        await self.tokens.save_tokens(access, refresh, now)
+
+    async def get_access_token(self, token_hash: str, now: int) -> AccessToken | None:
+        """See :meth:`ports.store.TokenStore.get_access_token`."""
+        return await self.tokens.get_access_token(token_hash, now)
+
+    async def revoke_access_token(self, token_hash: str, now: int) -> bool:
+        """See :meth:`ports.store.TokenStore.revoke_access_token`."""
+        return await self.tokens.revoke_access_token(token_hash, now)
+
+    async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        """See :meth:`ports.store.TokenStore.get_refresh_token`."""
+        return await self.tokens.get_refresh_token(token_hash, now)
+
+    async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
+        """See :meth:`ports.store.TokenStore.take_refresh_token`."""
+        return await self.tokens.take_refresh_token(token_hash, now)
+
+    async def revoke_grant(self, grant_id: str, now: int) -> int:
+        """See :meth:`ports.store.TokenStore.revoke_grant`."""
+        return await self.tokens.revoke_grant(grant_id, now)
+
+    async def revoke_subject(self, sub: str, now: int) -> int:
+        """See :meth:`ports.store.TokenStore.revoke_subject`."""
+        return await self.tokens.revoke_subject(sub, now)
+
+    # EphemeralStore
+
+    async def claim_once(self, key: str, exp: int, now: int) -> bool:
+        """See :meth:`ports.store.EphemeralStore.claim_once`."""
+        return await self.tokens.claim_once(key, exp, now)
+
+    async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
+        """See :meth:`ports.store.EphemeralStore.hit`."""
+        return await self.tokens.hit(key, window_seconds, now, amount)

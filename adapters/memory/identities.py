@@ -1,6 +1,7 @@
-"""Users, groups, memberships and credentials in process memory.
+"""``MemoryIdentities``: users, groups and memberships in process memory.
 
-This is the identity half of both the ``memory`` and the ``hybrid`` adapters. Every method
+With the credentials it inherits from :class:`~adapters.memory.credentials.MemoryCredentials`,
+this is the identity half of both the ``memory`` and the ``hybrid`` adapters. Every method
 completes without awaiting anything, so on one event loop each call is atomic.
 """
 
@@ -11,7 +12,9 @@ from typing import TypeVar
 
 import msgspec
 
+from adapters.memory.credentials import MemoryCredentials
 from adapters.memory.filtering import matches
+from adapters.memory.state import _fold
 from domain.entities import Credentials, Group, GroupRef, Member, Page, User
 from domain.errors import Conflict, InvalidReference, NotFound, PreconditionFailed
 from domain.filters import ListQuery
@@ -21,11 +24,6 @@ _R = TypeVar("_R", User, Group)
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _fold(name: str) -> str:
-    """The key under which names are unique (SCIM ``caseExact: false``)."""
-    return name.lower()
 
 
 def _check_version(stored: int, expected: int | None, what: str) -> None:
@@ -40,42 +38,11 @@ def _page(items: list[_R], query: ListQuery) -> Page[_R]:
     return Page(items=tuple(window), total=len(items), start_index=start)
 
 
-class MemoryIdentities:
-    """Users, groups, memberships and credentials, held in dicts.
+class MemoryIdentities(MemoryCredentials):
+    """:class:`ports.store.UserStore` and ``GroupStore`` (and, inherited,
+    ``CredentialStore``) over one :class:`~adapters.memory.state.IdentityState`."""
 
-    Records are kept as the frozen entities themselves, stored without derived fields
-    (``User.groups``, ``Member.display``), which are filled in on reads. Uniqueness of
-    ``user_name`` and ``display_name`` is enforced through lower-cased indexes.
-    """
-
-    __slots__ = (
-        "_credentials",
-        "_group_ids_by_name",
-        "_groups",
-        "_groups_of_user",
-        "_user_ids_by_name",
-        "_users",
-    )
-
-    def __init__(self) -> None:
-        self._users: dict[str, User] = {}
-        self._user_ids_by_name: dict[str, str] = {}
-        self._groups: dict[str, Group] = {}
-        self._group_ids_by_name: dict[str, str] = {}
-        # Reverse index of memberships, so reading a user or deleting one is not a scan.
-        self._groups_of_user: dict[str, set[str]] = {}
-        # Only users with something set have an entry.
-        self._credentials: dict[str, Credentials] = {}
-
-    @property
-    def user_count(self) -> int:
-        """How many users are stored."""
-        return len(self._users)
-
-    @property
-    def group_count(self) -> int:
-        """How many groups are stored."""
-        return len(self._groups)
+    __slots__ = ()
 
     # Users
 
@@ -254,38 +221,3 @@ class MemoryIdentities:
             for m in group.members
         )
         return msgspec.structs.replace(group, members=members)
-
-    # Credentials
-
-    async def get_credentials(self, user_id: str) -> Credentials:
-        """See :meth:`ports.store.CredentialStore.get_credentials`."""
-        self._require_user(user_id)
-        return self._credentials.get(user_id) or Credentials(user_id=user_id)
-
-    async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
-        """See :meth:`ports.store.CredentialStore.set_password_hash`."""
-        self._require_user(user_id)
-        current = self._credentials.get(user_id) or Credentials(user_id=user_id)
-        self._put_credentials(msgspec.structs.replace(current, password_hash=password_hash))
-
-    async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
-        """See :meth:`ports.store.CredentialStore.set_totp`.
-
-        Clearing the seed also clears ``totp_confirmed``: a factor without a seed cannot count.
-        """
-        self._require_user(user_id)
-        current = self._credentials.get(user_id) or Credentials(user_id=user_id)
-        updated = msgspec.structs.replace(
-            current, totp_secret=secret, totp_confirmed=confirmed and secret is not None
-        )
-        self._put_credentials(updated)
-
-    def _require_user(self, user_id: str) -> None:
-        if user_id not in self._users:
-            raise NotFound(f"no user {user_id}")
-
-    def _put_credentials(self, credentials: Credentials) -> None:
-        if credentials.password_hash is None and credentials.totp_secret is None:
-            self._credentials.pop(credentials.user_id, None)
-        else:
-            self._credentials[credentials.user_id] = credentials

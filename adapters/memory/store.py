@@ -8,22 +8,14 @@ token state.
 
 from __future__ import annotations
 
-from adapters.memory.delegation import IdentitiesInMemory
+from adapters.memory.delegation import IdentitiesInMemory, TokenStateInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.transfer import MemoryTransfer
-from domain.entities import (
-    AccessToken,
-    AuthorizationCode,
-    ConsumedCode,
-    PurgeCounts,
-    RefreshTake,
-    RefreshToken,
-    StoreCounts,
-)
+from domain.entities import PurgeCounts, StoreCounts
 
 
-class MemoryStore(IdentitiesInMemory, MemoryTransfer):
+class MemoryStore(IdentitiesInMemory, TokenStateInMemory, MemoryTransfer):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
     ``identities`` and ``tokens`` may be passed in to share them (a test that inspects one
@@ -39,60 +31,6 @@ class MemoryStore(IdentitiesInMemory, MemoryTransfer):
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
-
-    # CodeStore
-
-    async def save_code(self, code: AuthorizationCode, now: int) -> None:
-        """See :meth:`ports.store.CodeStore.save_code`."""
-        await self.tokens.save_code(code, now)
-
-    async def take_code(
-        self, code_hash: str, now: int, *, remember_until: int
-    ) -> AuthorizationCode | ConsumedCode | None:
-        """See :meth:`ports.store.CodeStore.take_code`."""
-        return await self.tokens.take_code(code_hash, now, remember_until=remember_until)
-
-    # TokenStore
-
-    async def save_tokens(
-        self, access: AccessToken, refresh: RefreshToken | None, now: int
-    ) -> None:
-        """See :meth:`ports.store.TokenStore.save_tokens`."""
-        await self.tokens.save_tokens(access, refresh, now)
-
-    async def get_access_token(self, token_hash: str, now: int) -> AccessToken | None:
-        """See :meth:`ports.store.TokenStore.get_access_token`."""
-        return await self.tokens.get_access_token(token_hash, now)
-
-    async def revoke_access_token(self, token_hash: str, now: int) -> bool:
-        """See :meth:`ports.store.TokenStore.revoke_access_token`."""
-        return await self.tokens.revoke_access_token(token_hash, now)
-
-    async def get_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
-        """See :meth:`ports.store.TokenStore.get_refresh_token`."""
-        return await self.tokens.get_refresh_token(token_hash, now)
-
-    async def take_refresh_token(self, token_hash: str, now: int) -> RefreshTake:
-        """See :meth:`ports.store.TokenStore.take_refresh_token`."""
-        return await self.tokens.take_refresh_token(token_hash, now)
-
-    async def revoke_grant(self, grant_id: str, now: int) -> int:
-        """See :meth:`ports.store.TokenStore.revoke_grant`."""
-        return await self.tokens.revoke_grant(grant_id, now)
-
-    async def revoke_subject(self, sub: str, now: int) -> int:
-        """See :meth:`ports.store.TokenStore.revoke_subject`."""
-        return await self.tokens.revoke_subject(sub, now)
-
-    # EphemeralStore
-
-    async def claim_once(self, key: str, exp: int, now: int) -> bool:
-        """See :meth:`ports.store.EphemeralStore.claim_once`."""
-        return await self.tokens.claim_once(key, exp, now)
-
-    async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
-        """See :meth:`ports.store.EphemeralStore.hit`."""
-        return await self.tokens.hit(key, window_seconds, now, amount)
 
     # StoreAdmin
 

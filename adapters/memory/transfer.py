@@ -18,13 +18,10 @@ from typing import TypeVar
 
 import msgspec
 
-from adapters.memory.identities import MemoryIdentities, _fold
-from adapters.memory.token_state import (
-    MemoryTokenState,
-    _compact_access,
-    _ReuseMarker,
-    _Tombstone,
-)
+from adapters.memory.identities import MemoryIdentities
+from adapters.memory.state import _fold, _ReuseMarker, _Tombstone
+from adapters.memory.token_state import MemoryTokenState
+from adapters.memory.tokens import _compact_access
 from domain.entities import (
     AccessToken,
     AuthorizationCode,

@@ -5,6 +5,12 @@ bounded time), applies the migrations and returns a :class:`SqlStore` whose pool
 by itself after a database restart. :func:`open_store` is the ``sql`` entry point of the
 ``auth_service.stores`` group: the same, with the migrations left to the caller
 (``SqlStore.migrate``, the ``Migratable`` port).
+
+One module per part of the port, each a mixin of ``SqlStore`` (``store``): ``identities``
+(users, groups), ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``transfer`` and
+``admin`` (health, counts, purge, close), all over ``connection`` (the engine, autocommit and
+retried transactions, the one translation of driver errors). ``tables`` describes the schema;
+``filtering`` turns SCIM filters into SQL.
 """
 
 from __future__ import annotations

@@ -1,30 +1,36 @@
 """The transfer Protocols of :mod:`ports.store` over PostgreSQL: ``SqlTransfer``.
 
-A mixin of :class:`~adapters.sql.store.SqlStore`, using its connection plumbing and error
-translation. Exports page by primary key (keyset: ``WHERE key > cursor ORDER BY key LIMIT
-n``, one range scan of the primary-key index, in the column's own collation, which is a
-total order). Each import is one transaction: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
-(stored row) IS DISTINCT FROM (new row) RETURNING key``, so a row that is already as given
-is not rewritten and the returned keys count exactly what changed.
+A mixin of :class:`~adapters.sql.store.SqlStore`, using the connection plumbing and error
+translation of :class:`~adapters.sql.connection.SqlConnection`. Exports page by primary key
+(keyset: ``WHERE key > cursor ORDER BY key LIMIT n``, one range scan of the primary-key
+index, in the column's own collation, which is a total order). Each import is one
+transaction: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE (stored row) IS DISTINCT FROM (new
+row) RETURNING key``, so a row that is already as given is not rewritten and the returned
+keys count exactly what changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# store.py builds SqlStore on the mixin below, so it is still being imported when this
-# module is: its row converters are looked up on the module at call time, not bound here.
-import adapters.sql.store as sql_store
 from adapters.sql import tables as t
+from adapters.sql.codes import _code_from_row
+from adapters.sql.connection import SqlConnection
+from adapters.sql.identities import (
+    _group_from_row,
+    _unique_members,
+    _user_from_row,
+    _user_values,
+)
+from adapters.sql.tokens import _access_from_row, _refresh_from_row
 from domain.entities import AccessToken, AuthorizationCode, Group, Member, RefreshToken
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
 
-_T = TypeVar("_T")
 _R = TypeVar("_R")
 
 # PostgreSQL's wire protocol allows 32767 bind parameters per statement; a batch of wide
@@ -176,18 +182,8 @@ def _later_exp(table: sa.Table, now: int) -> Callable[[Any], dict[str, Any]]:
     return overrides
 
 
-class SqlTransfer:
+class SqlTransfer(SqlConnection):
     """Every transfer Protocol of the port, for :class:`~adapters.sql.store.SqlStore`."""
-
-    if TYPE_CHECKING:
-        # Provided by SqlStore: its connection plumbing and error translation.
-        async def _autocommit(
-            self, work: Callable[[AsyncConnection], Awaitable[_T]]
-        ) -> _T: ...
-
-        async def _transaction(
-            self, work: Callable[[AsyncConnection], Awaitable[_T]]
-        ) -> _T: ...
 
     async def _export(
         self,
@@ -225,7 +221,7 @@ class SqlTransfer:
 
         def record_of(row: sa.Row[Any]) -> UserRecord:
             return UserRecord(
-                user=sql_store._user_from_row(row),
+                user=_user_from_row(row),
                 password_hash=row.password_hash,
                 totp_secret=row.totp_secret,
                 totp_confirmed=bool(row.totp_confirmed) and row.totp_secret is not None,
@@ -240,7 +236,7 @@ class SqlTransfer:
         if not unique:
             return 0
         users = [
-            sql_store._user_values(r.user)
+            _user_values(r.user)
             | {"id": r.user.id, "created": r.user.created, "version": r.user.version}
             for r in unique
         ]
@@ -276,7 +272,7 @@ class SqlTransfer:
             rows = (await conn.execute(page)).all()
             members = await _stored_members(conn, [row.id for row in rows])
             return tuple(
-                sql_store._group_from_row(row, members.get(row.id, ())) for row in rows
+                _group_from_row(row, members.get(row.id, ())) for row in rows
             )
 
         groups = await self._autocommit(work)
@@ -291,7 +287,7 @@ class SqlTransfer:
                 id=g.id, display_name=g.display_name, external_id=g.external_id,
                 members=tuple(
                     Member(value=m.value, type=m.type)
-                    for m in sql_store._unique_members(g.members)
+                    for m in _unique_members(g.members)
                 ),
                 created=g.created, last_modified=g.last_modified, version=g.version,
             )
@@ -306,7 +302,7 @@ class SqlTransfer:
             rows = (await conn.execute(sa.select(g).where(g.c.id.in_(ids)))).all()
             members = await _stored_members(conn, ids)
             stored = {
-                row.id: sql_store._group_from_row(row, members.get(row.id, ())) for row in rows
+                row.id: _group_from_row(row, members.get(row.id, ())) for row in rows
             }
             changed = [group for group in wanted if stored.get(group.id) != group]
             if not changed:
@@ -344,7 +340,7 @@ class SqlTransfer:
         """See :meth:`ports.store.CodeTransfer.export_codes`."""
         c = t.auth_codes
         return await self._export(
-            sa.select(c).where(c.c.exp > now), c.c.code, cursor, limit, sql_store._code_from_row
+            sa.select(c).where(c.c.exp > now), c.c.code, cursor, limit, _code_from_row
         )
 
     async def import_codes(self, records: tuple[AuthorizationCode, ...], now: int) -> int:
@@ -410,7 +406,7 @@ class SqlTransfer:
         tk = t.tokens
         return await self._export(
             sa.select(tk).where(tk.c.exp > now), tk.c.token_hash, cursor, limit,
-            lambda row: sql_store._access_from_row(row._mapping),
+            lambda row: _access_from_row(row._mapping),
         )
 
     async def import_access_tokens(self, records: tuple[AccessToken, ...], now: int) -> int:
@@ -442,7 +438,7 @@ class SqlTransfer:
         r = t.refresh_tokens
         return await self._export(
             sa.select(r).where(r.c.exp > now), r.c.refresh_token_hash, cursor, limit,
-            sql_store._refresh_from_row,
+            _refresh_from_row,
         )
 
     async def import_refresh_tokens(self, records: tuple[RefreshToken, ...], now: int) -> int:

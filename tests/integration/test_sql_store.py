@@ -99,8 +99,8 @@ async def test_get_access_token_is_one_statement_on_the_wire(url: str) -> None:
 async def test_the_access_token_lookup_is_a_primary_key_index_scan(url: str) -> None:
     import asyncpg
 
-    from adapters.sql.store import _GET_ACCESS_TOKEN_SQL
     from adapters.sql.tables import tokens
+    from adapters.sql.tokens import _GET_ACCESS_TOKEN_SQL
     from migrations.runner import asyncpg_dsn
 
     selected = _GET_ACCESS_TOKEN_SQL.split("SELECT ", 1)[1].split(" FROM", 1)[0]

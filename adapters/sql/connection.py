@@ -1,0 +1,176 @@
+"""``SqlConnection``: the engine, the transaction plumbing and the error translation that
+every part of :class:`~adapters.sql.store.SqlStore` runs on.
+
+Every SQLAlchemy or driver exception is translated here, once, into a domain error; none
+crosses the port.
+
+Connections run in autocommit by default, so a single-statement read (the introspection hot
+path) is one round trip; multi-statement work opens an explicit READ COMMITTED transaction
+and is retried a bounded number of times on serialization failures and deadlocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidReference,
+    InvalidValue,
+    NotFound,
+    StoreUnavailable,
+)
+
+_T = TypeVar("_T")
+
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_UNIQUE_VIOLATION = "23505"
+_FOREIGN_KEY_VIOLATION = "23503"
+# Class 22, "data exception": the value itself cannot be stored or compared (a NUL in text,
+# 22021; a string the driver cannot encode, 22000; a number out of range, 22003). The same
+# request fails the same way every time: the caller's input is wrong, the store is fine.
+_DATA_EXCEPTION_CLASS = "22"
+_MAX_ATTEMPTS = 5
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def _constraint(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
+    return str(name or "")
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """The domain error for any failure of the database or the driver.
+
+    The message names no component: it may reach a log line next to a request id, and the
+    HTTP layer shows only a generic text.
+    """
+    state = _sqlstate(exc)
+    suffix = f" (SQLSTATE {state})" if state else ""
+    return StoreUnavailable(f"the database is unavailable or failed{suffix}")
+
+
+# Errors that mean "the database could not do it" rather than a broken rule of ours.
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.SQLAlchemyError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _upsert(table: sa.Table, values: dict[str, Any], key: str) -> sa.Insert:
+    stmt = pg_insert(table).values(**values)
+    return stmt.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: stmt.excluded[name] for name in values if name != key},
+    )
+
+
+class SqlConnection:
+    """The engine every part of :class:`~adapters.sql.store.SqlStore` shares, and how work
+    runs on it: autocommit statements, retried transactions, one error translation."""
+
+    def __init__(self, engine: AsyncEngine, *, migration_url: str | None = None) -> None:
+        self._engine = engine
+        self._migration_url = migration_url
+        self._closed = False
+
+    async def _autocommit(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` on an autocommit connection: each statement commits by itself.
+
+        A connection found dead (the database restarted since it was opened) invalidates
+        the pool and ``work`` runs once more on a fresh one: that is how the store recovers
+        without pinging every connection at checkout, which would double the round trips
+        of the hot path. ``work`` must therefore be safe to repeat (reads, idempotent or
+        fail-closed writes).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._engine.connect() as conn:
+                    return await work(conn)
+            except DomainError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if exc.connection_invalidated and attempt == 1:
+                    continue
+                raise self._translate(exc) from exc
+            except _DRIVER_ERRORS as exc:
+                raise unavailable(exc) from exc
+
+    async def _first(
+        self, stmt: sa.Executable, params: dict[str, Any] | None = None
+    ) -> sa.Row[Any] | None:
+        """The first row of one autocommit statement, or None."""
+
+        async def work(conn: AsyncConnection) -> sa.Row[Any] | None:
+            return (await conn.execute(stmt, params)).first()
+
+        return await self._autocommit(work)
+
+    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one READ COMMITTED transaction, retrying transient conflicts.
+
+        ``work`` may be called more than once, so it must do nothing but database work.
+        Domain errors raised by ``work`` roll the transaction back and propagate. A
+        connection found dead before the commit is retried once on a fresh one (nothing
+        was committed); a failure during the commit itself is never retried, since the
+        outcome is unknown.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            committing = False
+            try:
+                async with self._engine.connect() as conn:
+                    await conn.execution_options(isolation_level="READ COMMITTED")
+                    async with conn.begin():
+                        result = await work(conn)
+                        committing = True
+                    return result
+            except DomainError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if _sqlstate(exc) in _RETRYABLE_SQLSTATES and attempt < _MAX_ATTEMPTS:
+                    # Short, growing pause so that the competing transaction can finish.
+                    await asyncio.sleep(0.005 * 2**attempt)
+                    continue
+                if exc.connection_invalidated and not committing and attempt == 1:
+                    continue
+                raise self._translate(exc) from exc
+            except _DRIVER_ERRORS as exc:
+                raise unavailable(exc) from exc
+
+    @staticmethod
+    def _translate(exc: sa_exc.DBAPIError) -> DomainError:
+        state = _sqlstate(exc)
+        constraint = _constraint(exc)
+        if state == _UNIQUE_VIOLATION:
+            if constraint.endswith("_pkey"):
+                return Conflict("an entity with this id exists", "id")
+            if "display_name" in constraint:
+                return Conflict("displayName is already taken", "displayName")
+            return Conflict("userName is already taken", "userName")
+        if state == _FOREIGN_KEY_VIOLATION and constraint.startswith("group_members"):
+            return InvalidReference("a member is not an existing user")
+        if state == _FOREIGN_KEY_VIOLATION and constraint.startswith("user_credentials"):
+            return NotFound("no such user")
+        if state is not None and state.startswith(_DATA_EXCEPTION_CLASS):
+            return InvalidValue(f"a value cannot be stored (SQLSTATE {state}): it holds a "
+                                "character or a number the database does not accept")
+        return unavailable(exc)
