@@ -24,6 +24,14 @@ SUITES: dict[str, re.Pattern[str]] = {
     "browser (Chromium)": re.compile(r"tests/browser/"),
 }
 
+#: suite name -> the marker that also puts a test in it, whatever its id says.
+MARKERS: dict[str, str] = {
+    "PostgreSQL (sql backend)": "postgres",
+    "Redis (hybrid backend)": "redis",
+    "Redis Cluster (hybrid backend)": "redis_cluster",
+    "browser (Chromium)": "browser",
+}
+
 _outcomes: dict[str, Counter[str]] = {name: Counter() for name in SUITES}
 
 
@@ -36,7 +44,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         for name, pattern in SUITES.items():
-            if pattern.search(report.nodeid):
+            if pattern.search(report.nodeid) or MARKERS[name] in report.keywords:
                 _outcomes[name][report.outcome] += 1
 
 

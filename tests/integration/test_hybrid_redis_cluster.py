@@ -27,9 +27,12 @@ from domain.entities import (
     Unknown,
 )
 from domain.errors import StoreUnavailable
-from domain.tokens import hash_token
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import FORM, basic, build_app, exchange, introspect, running
+from tests.integration.token_records import access as _access
+from tests.integration.token_records import code as _code
+from tests.integration.token_records import now as _now
+from tests.integration.token_records import refresh as _refresh
 from tests.services.redis_cluster import LocalRedisCluster, local_redis_cluster
 
 pytestmark = pytest.mark.redis_cluster
@@ -38,37 +41,6 @@ STORE_LOGGER = "adapters.hybrid.store"
 RACERS = 50
 
 _T = TypeVar("_T")
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def _code(name: str, exp: int, grant_id: str = "grant-c") -> AuthorizationCode:
-    return AuthorizationCode(
-        code_hash=hash_token(name), client_id="client-1", redirect_uri="https://app/cb",
-        scope="openid", exp=exp, grant_id=grant_id, user_id="user-1",
-    )
-
-
-def _access(
-    name: str, now: int, ttl: int = 3600, *, grant_id: str | None = "grant-1",
-    sub: str | None = "user-1",
-) -> AccessToken:
-    return AccessToken(
-        token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
-        scope="openid", client_id="client-1", exp=now + ttl, iat=now, sub=sub,
-        grant_id=grant_id,
-    )
-
-
-def _refresh(name: str, access: AccessToken, now: int, ttl: int = 86400) -> RefreshToken:
-    assert access.grant_id is not None
-    return RefreshToken(
-        token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
-        iat=now, grant_id=access.grant_id, client_id=access.client_id, scope=access.scope,
-        sub=access.sub,
-    )
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""Token-state records for the Redis integration tests (single Redis and Cluster).
+
+Real time: these tests look at real Redis TTLs.
+"""
+
+from __future__ import annotations
+
+import time
+
+from domain.entities import AccessToken, AuthorizationCode, RefreshToken
+from domain.tokens import hash_token
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def code(name: str, exp: int, grant_id: str = "grant-c") -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=hash_token(name), client_id="client-1", redirect_uri="https://app/cb",
+        scope="openid", exp=exp, grant_id=grant_id, user_id="user-1",
+    )
+
+
+def access(
+    name: str, now: int, ttl: int = 3600, *, grant_id: str | None = "grant-1",
+    sub: str | None = "user-1",
+) -> AccessToken:
+    return AccessToken(
+        token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
+        scope="openid", client_id="client-1", exp=now + ttl, iat=now, sub=sub,
+        grant_id=grant_id,
+    )
+
+
+def refresh(name: str, access: AccessToken, now: int, ttl: int = 86400) -> RefreshToken:
+    assert access.grant_id is not None
+    return RefreshToken(
+        token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
+        iat=now, grant_id=access.grant_id, client_id=access.client_id, scope=access.scope,
+        sub=access.sub,
+    )
