@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.testing.contract_transfer import drain
+from adapters.testing.contract.transfer import drain
 from domain.entities import (
     AccessToken,
     AuthorizationCode,

@@ -1,13 +1,35 @@
 """Test support shipped with the package, for this project's adapters and anyone else's.
 
 - :class:`StoreContract`: the Store contract suite; subclass it and override ``store``.
+  It is made of one class per part of the port (``contract``: ``IdentityContract``,
+  ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
+  ``TransferContract``, ``AdminContract``), each usable alone with the same ``store``.
 - :class:`FilterAgreement`: the same for SCIM filters, against the memory adapter.
 
 Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
 (``pip install auth-service[testing]``). docs/writing-an-adapter.md shows them in use.
 """
 
-from adapters.testing.contract import StoreContract
+from adapters.testing.contract import (
+    AdminContract,
+    CodeContract,
+    CredentialContract,
+    EphemeralContract,
+    IdentityContract,
+    StoreContract,
+    TokenContract,
+    TransferContract,
+)
 from adapters.testing.filter_agreement import FilterAgreement
 
-__all__ = ["FilterAgreement", "StoreContract"]
+__all__ = [
+    "AdminContract",
+    "CodeContract",
+    "CredentialContract",
+    "EphemeralContract",
+    "FilterAgreement",
+    "IdentityContract",
+    "StoreContract",
+    "TokenContract",
+    "TransferContract",
+]

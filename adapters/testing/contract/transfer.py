@@ -15,6 +15,7 @@ from typing import ClassVar, TypeVar
 import msgspec
 import pytest
 
+from adapters.testing.contract.fixtures import StoreFixtures
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -117,7 +118,7 @@ def _refresh(name: str, access: AccessToken, now: int, *, grant_id: str = "grant
     )
 
 
-class TransferContract:
+class TransferContract(StoreFixtures):
     """Export and import of every part, as :mod:`ports.store` states them."""
 
     token_transfer_xfail_reason: ClassVar[str | None] = None

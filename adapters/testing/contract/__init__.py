@@ -1,0 +1,29 @@
+"""The Store contract suite: one set of tests every ``Store`` adapter must pass.
+
+See :class:`StoreContract` (``store``) for how to run it against an adapter. One module per
+part of the port, named as the adapters' modules are: ``identities`` (users, groups),
+``credentials``, ``codes``, ``tokens`` (access and refresh), ``ephemeral``, ``transfer`` and
+``admin``, each with one class of tests over the shared ``fixtures``.
+"""
+
+from adapters.testing.contract.admin import AdminContract
+from adapters.testing.contract.codes import CodeContract
+from adapters.testing.contract.credentials import CredentialContract
+from adapters.testing.contract.ephemeral import EphemeralContract
+from adapters.testing.contract.fixtures import StoreFixtures
+from adapters.testing.contract.identities import IdentityContract
+from adapters.testing.contract.store import StoreContract
+from adapters.testing.contract.tokens import TokenContract
+from adapters.testing.contract.transfer import TransferContract
+
+__all__ = [
+    "AdminContract",
+    "CodeContract",
+    "CredentialContract",
+    "EphemeralContract",
+    "IdentityContract",
+    "StoreContract",
+    "StoreFixtures",
+    "TokenContract",
+    "TransferContract",
+]
