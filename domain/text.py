@@ -13,17 +13,16 @@ import re
 
 from domain.errors import InvalidValue
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
+#: Matches a character no store can keep; hot paths call ``UNSTORABLE.search`` directly.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def is_storable(value: str) -> bool:
     """False when ``value`` holds a character no store can keep (NUL, a lone surrogate)."""
-    return _UNSTORABLE.search(value) is None
-
+    return UNSTORABLE.search(value) is None
 
 def require_storable(value: str, what: str) -> str:
     """``value``, or ``InvalidValue`` naming ``what`` when a store could not keep it."""
-    if _UNSTORABLE.search(value) is not None:
+    if UNSTORABLE.search(value) is not None:
         raise InvalidValue(f"{what} contains a character that is not allowed (NUL or a "
                            "lone surrogate)")
     return value

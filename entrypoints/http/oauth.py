@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable
+from itertools import chain
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -47,7 +49,7 @@ from domain.oauth import (
     revoke,
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
-from domain.text import is_storable
+from domain.text import UNSTORABLE
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
@@ -61,6 +63,7 @@ _UNAUTHORIZED_HEADERS = {**NO_STORE, "WWW-Authenticate": WWW_AUTHENTICATE}
 CLIENT_AUTH_FAILURE_WINDOW = 900
 
 _encoder = msgspec.json.Encoder()
+_unstorable = UNSTORABLE.search
 _json_body = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -130,11 +133,13 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def _storable(form: dict[str, str]) -> dict[str, str]:
-    """``form``, or ``invalid_request`` when a parameter holds what no store keeps (``%00``)."""
-    for name, value in form.items():
-        if not (is_storable(value) and is_storable(name)):
-            raise OAuthError("invalid_request",
-                             "a parameter contains a character that is not allowed (NUL)")
+    """``form``, or ``invalid_request`` when a parameter holds what no store keeps (``%00``).
+
+    One search over every name and value together: this runs on every token request.
+    """
+    if _unstorable("".join(chain(form, form.values()))) is not None:
+        raise OAuthError("invalid_request",
+                         "a parameter contains a character that is not allowed (NUL)")
     return form
 
 
@@ -206,29 +211,34 @@ def authenticate_client(
     return client
 
 
-async def throttled_authentication(
+def throttled_authentication(
     request: Request[Any, Any, Any], form: dict[str, str], services: Services
-) -> Client:
+) -> Client | Awaitable[Client]:
     """:func:`authenticate_client`, with failures counted per (client id, address).
 
     Past ``RATE_LIMIT_CLIENT_AUTH_FAILURES`` failures in the window, a failing attempt of
     that client id from that address is answered 429 instead of 401, until the window ends.
     The right secret is never refused: client secrets have at least 32 random characters,
     so they cannot be guessed, and refusing it would let a stranger lock a client out (behind
-    a load balancer, from the one address everyone shares). So a success costs nothing here,
-    and a failure one counter increment.
+    a load balancer, from the one address everyone shares). So a success costs nothing here:
+    it returns the client itself; a failure returns an awaitable that counts it and raises.
     """
     try:
         return authenticate_client(request, form, services.clients)
     except OAuthError as exc:
-        limit = services.settings.rate_limit_client_auth_failures
-        if exc.error != "invalid_client" or not limit:
-            raise
+        return _count_failure(request, form, services, exc)
+
+
+async def _count_failure(
+    request: Request[Any, Any, Any], form: dict[str, str], services: Services, exc: OAuthError
+) -> Client:
+    limit = services.settings.rate_limit_client_auth_failures
+    if exc.error == "invalid_client" and limit:
         key = _failure_key(request, _claimed_client_id(request, form))
         now = services.clock.now()
         if await services.store.hit(key, CLIENT_AUTH_FAILURE_WINDOW, now) > limit:
             raise _throttled(request, now) from None
-        raise
+    raise exc
 
 
 def _failure_key(request: Request[Any, Any, Any], client_id: str) -> str:
@@ -258,8 +268,6 @@ async def _count_client_request(
 ) -> None:
     """``RATE_LIMIT_TOKEN_PER_MINUTE``, counted for an authenticated client."""
     per_minute = services.settings.rate_limit_token_per_minute
-    if not per_minute:
-        return
     verdict = await check_rate(services.store, rate_key("token_client", client.client_id),
                                RateLimit(per_minute), services.clock.now())
     if not verdict.allowed:
@@ -277,7 +285,7 @@ def _basic_credentials(encoded: str) -> tuple[str, str]:
     if not sep or not client_id:
         raise OAuthError("invalid_client", "malformed Basic credentials")
     client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-    if not (is_storable(client_id) and is_storable(secret)):
+    if _unstorable(client_id + secret) is not None:
         raise OAuthError("invalid_request",
                          "the Basic credentials contain a character that is not allowed (NUL)")
     return client_id, secret
@@ -304,8 +312,11 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         form = await _form(request)
         grant_type = _required(form, "grant_type")
-        client = await throttled_authentication(request, form, services)
-        await _count_client_request(request, client, services)
+        client = throttled_authentication(request, form, services)
+        if not isinstance(client, Client):  # a failure: counted, then raised
+            client = await client
+        if services.settings.rate_limit_token_per_minute:
+            await _count_client_request(request, client, services)
         ports = services.oauth
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             result = await issue_client_credentials(ports, client, form.get("scope"))
@@ -343,7 +354,9 @@ async def introspection_endpoint(
     services = services_of(request)
     try:
         form = await _form_or_json(request)
-        client = await throttled_authentication(request, form, services)
+        client = throttled_authentication(request, form, services)
+        if not isinstance(client, Client):  # a failure: counted, then raised
+            client = await client
         # RFC 7662 section 4: the endpoint must not answer anyone who merely names a client.
         if client.is_public:
             raise OAuthError("invalid_client", "public clients may not introspect tokens")
@@ -370,7 +383,9 @@ async def revocation_endpoint(
     services = services_of(request)
     try:
         form = await _form(request)
-        client = await throttled_authentication(request, form, services)
+        client = throttled_authentication(request, form, services)
+        if not isinstance(client, Client):  # a failure: counted, then raised
+            client = await client
         await revoke(
             services.oauth, client, _required(form, "token"), form.get("token_type_hint")
         )
