@@ -43,10 +43,6 @@ class StoreUnavailable(DomainError):
     """The store cannot be reached or failed; the request may be retried later (HTTP 503)."""
 
 
-class NotSupported(DomainError):
-    """The store cannot do this (yet); nothing was changed."""
-
-
 class StoreMisconfigured(DomainError):
     """The store cannot be opened or migrated as configured: a missing or malformed
     connection URL, a migration changed since it was applied. Retrying will not help; the

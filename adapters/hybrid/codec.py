@@ -64,16 +64,33 @@ class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tr
     auth_time: int | None = None
 
 
+class TombstoneWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A consumed code's tombstone, as ``TAKE_CODE`` writes it."""
+
+    exp: int
+    grant_id: str
+    client_id: str
+
+
+class MarkerWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A rotated refresh token's reuse marker, as ``TAKE_REFRESH`` writes it."""
+
+    exp: int
+    grant_id: str
+
+
 class Codec:
     """Encoders and pre-built decoders, shared by every call (building them is not free)."""
 
-    __slots__ = ("_access", "_code", "_encode", "_refresh")
+    __slots__ = ("_access", "_code", "_encode", "_marker", "_refresh", "_tombstone")
 
     def __init__(self) -> None:
         self._encode = msgspec.msgpack.Encoder().encode
         self._code = msgspec.msgpack.Decoder(CodeWire)
         self._access = msgspec.msgpack.Decoder(AccessWire)
         self._refresh = msgspec.msgpack.Decoder(RefreshWire)
+        self._tombstone = msgspec.msgpack.Decoder(TombstoneWire)
+        self._marker = msgspec.msgpack.Decoder(MarkerWire)
 
     def encode_code(self, code: AuthorizationCode) -> bytes:
         return self._encode(
@@ -185,3 +202,9 @@ class Codec:
 
     def refresh_exp(self, data: bytes) -> int:
         return self._refresh.decode(data).exp
+
+    def decode_tombstone(self, data: bytes) -> TombstoneWire:
+        return self._tombstone.decode(data)
+
+    def decode_marker(self, data: bytes) -> MarkerWire:
+        return self._marker.decode(data)

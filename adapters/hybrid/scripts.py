@@ -231,3 +231,158 @@ local value = redis.call('INCRBY', KEYS[1], amount)
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return value
 """
+
+
+# Imports (``redis_transfer.py``, ``cluster_transfer.py``): each script writes a list of
+# records, in one step. ``KEYS`` holds each record's own keys, which on a cluster share
+# its slot (the caller groups records by slot); the index sets to update are named in
+# ``ARGV`` (``''``: none here). Each returns how many records changed the store.
+# Security state only moves forward: a live revocation, tombstone, reuse marker, claim or
+# revoked-grant flag here is never undone, and a merged lifetime is the later one.
+_IMPORT = """
+local now = tonumber(ARGV[1])
+local changed = 0
+local function live(v)
+  return v and cmsgpack.unpack(v)[1] > now
+end
+local function index(set, member, ttl)
+  if set == '' then return end
+  redis.call('SADD', set, member)
+  if redis.call('PTTL', set) < ttl * 1000 then redis.call('EXPIRE', set, ttl) end
+end
+local function flagged(set)
+  return set ~= '' and redis.call('SISMEMBER', set, 'x') == 1
+end
+"""
+
+# KEYS: per record code, tombstone. ARGV: now, then per record value, ttl, subject
+# member, subject set. A code with a live tombstone here was consumed here: not stored.
+IMPORT_CODES = _IMPORT + """
+for i = 1, #KEYS / 2 do
+  local code, tomb = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 4 * i - 2
+  local value, ttl = ARGV[a], tonumber(ARGV[a + 1])
+  if not live(redis.call('GET', tomb)) and redis.call('GET', code) ~= value then
+    redis.call('SET', code, value, 'EX', ttl)
+    index(ARGV[a + 3], ARGV[a + 2], ttl)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# KEYS: per record tombstone, code. ARGV: now, then per record exp, grant_id, client_id.
+# The tombstone lives until the later of both expiries; a live code of the same hash goes
+# (it was consumed in the source), as a take would remove it.
+IMPORT_CONSUMED_CODES = _IMPORT + """
+for i = 1, #KEYS / 2 do
+  local tomb, code = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 3 * i - 1
+  local exp, grant, client = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local same = false
+  local old = redis.call('GET', tomb)
+  if old then
+    local t = cmsgpack.unpack(old)
+    if t[1] > now then
+      exp = math.max(exp, t[1])
+      same = t[1] == exp and t[2] == grant and t[3] == client
+    end
+  end
+  if not same then
+    redis.call('SET', tomb, cmsgpack.pack({exp, grant, client}), 'EX', exp - now)
+  end
+  local c = redis.call('GET', code)
+  if c then redis.call('DEL', code) end
+  if not same or live(c) then changed = changed + 1 end
+end
+return changed
+"""
+
+# KEYS: per record access token. ARGV: now, then per record value, ttl, member, grant set,
+# subject set. A token revoked here, or of a grant revoked here (``x``), is stored revoked.
+IMPORT_ACCESS = _IMPORT + """
+for i = 1, #KEYS do
+  local a = 5 * i - 3
+  local value, ttl, member = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local grant, subject = ARGV[a + 3], ARGV[a + 4]
+  local old = redis.call('GET', KEYS[i])
+  if (old and string.sub(old, 1, 1) == '0' and live(string.sub(old, 2))) or flagged(grant) then
+    value = '0' .. string.sub(value, 2)
+  end
+  if old ~= value then
+    redis.call('SET', KEYS[i], value, 'EX', ttl)
+    index(grant, member, ttl)
+    index(subject, member, ttl)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# KEYS: per record refresh token, reuse marker. ARGV: now, then per record value, ttl,
+# member, grant set, subject set. A token with a live marker here (rotated here) or of a
+# grant revoked here is not stored.
+IMPORT_REFRESH = _IMPORT + """
+for i = 1, #KEYS / 2 do
+  local key, marker = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 5 * i - 3
+  local value, ttl, member = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local grant, subject = ARGV[a + 3], ARGV[a + 4]
+  if not live(redis.call('GET', marker)) and not flagged(grant)
+      and redis.call('GET', key) ~= value then
+    redis.call('SET', key, value, 'EX', ttl)
+    index(grant, member, ttl)
+    index(subject, member, ttl)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# KEYS: per record reuse marker, refresh token. ARGV: now, the subject sets' key prefix
+# (single Redis: they list tokens; '' on a cluster, where they list grants), then per
+# record exp, grant_id, member, grant set. The marker lives until the later of both
+# expiries; a live refresh token of the same hash goes (it was rotated in the source),
+# with its index entries, as a rotation would remove it.
+IMPORT_MARKERS = _IMPORT + """
+local subjects = ARGV[2]
+for i = 1, #KEYS / 2 do
+  local marker, refresh = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 4 * i - 1
+  local exp, grant, member, set = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local same = false
+  local old = redis.call('GET', marker)
+  if old then
+    local m = cmsgpack.unpack(old)
+    if m[1] > now then
+      exp = math.max(exp, m[1])
+      same = m[1] == exp and m[2] == grant
+    end
+  end
+  if not same then
+    redis.call('SET', marker, cmsgpack.pack({exp, grant}), 'EX', exp - now)
+  end
+  local r = redis.call('GET', refresh)
+  if r then
+    redis.call('DEL', refresh)
+    redis.call('SREM', set, member)
+    local sub = cmsgpack.unpack(r)[7]
+    if subjects ~= '' and sub then redis.call('SREM', subjects .. sub, member) end
+  end
+  if not same or live(r) then changed = changed + 1 end
+end
+return changed
+"""
+
+# KEYS: per record claim. ARGV: now, then per record exp. A live claim is only lengthened.
+IMPORT_CLAIMS = _IMPORT + """
+for i = 1, #KEYS do
+  local exp = tonumber(ARGV[i + 1])
+  local held = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if held <= now or held < exp then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', exp - now)
+    changed = changed + 1
+  end
+end
+return changed
+"""

@@ -25,7 +25,8 @@ import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid.redis_state import SharedTokenState
-from adapters.hybrid.transfer import HybridTransfer
+from adapters.hybrid.redis_transfer import StateTransfer
+from adapters.hybrid.transfer import HybridTransfer, state_transfer
 from adapters.memory.delegation import IdentitiesInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
@@ -96,6 +97,7 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         "_replay_lock",
         "_retry_after",
         "_retry_at",
+        "_state_transfer",
         "_up",
         "identities",
         "tokens",
@@ -127,6 +129,7 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         self._deferred_now = 0
         self._replay_lock = asyncio.Lock()
         self._closed = False
+        self._state_transfer: StateTransfer | None = None
 
     # Redis availability
 
@@ -347,6 +350,23 @@ class HybridStore(IdentitiesInMemory, HybridTransfer):
         shared = await self._shared(now, lambda r: r.hit(key, window_seconds, now, amount))
         local = await self.tokens.hit(key, window_seconds, now, amount)
         return local if shared is _SKIP else shared
+
+    # Transfer
+
+    async def _on_shared_state(
+        self, now: int, op: Callable[[StateTransfer], Awaitable[_T]]
+    ) -> _T | None:
+        """See :meth:`HybridTransfer._on_shared_state`. Only Redis is copied from or into
+        (never this instance's memory alone), so a transfer is refused during an outage. The
+        transfer is made once: an export keeps its snapshot of key names between batches."""
+
+        def on(redis: SharedTokenState) -> Awaitable[_T]:
+            if self._state_transfer is None:
+                self._state_transfer = state_transfer(redis)
+            return op(self._state_transfer)
+
+        result = await self._shared(now, on)
+        return None if result is _SKIP else result
 
     # StoreAdmin
 

@@ -24,8 +24,6 @@ class TestHybridStoreWithoutRedis(StoreContract):
 
 @pytest.mark.redis
 class TestHybridStoreWithRedis(StoreContract):
-    token_transfer_xfail_reason = "copying token state held in Redis is not supported yet"
-
     @pytest_asyncio.fixture
     async def store(self) -> AsyncIterator[Store]:
         # A unique key prefix per test: tests are isolated without flushing a shared Redis.
@@ -42,8 +40,6 @@ class TestHybridStoreWithRedis(StoreContract):
 
 @pytest.mark.redis_cluster
 class TestHybridStoreWithRedisCluster(StoreContract):
-    token_transfer_xfail_reason = "copying token state held in Redis is not supported yet"
-
     @pytest_asyncio.fixture
     async def store(self, redis_cluster_url: str) -> AsyncIterator[Store]:
         # Found to be a cluster on connect, as in production without REDIS_CLUSTER.

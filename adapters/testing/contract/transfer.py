@@ -1,16 +1,13 @@
 """The transfer part of the Store contract: ``export_*`` / ``import_*`` of every part.
 
 :class:`TransferContract` is a base of :class:`~adapters.testing.StoreContract`, so every
-adapter runs these tests with the same ``store`` and ``now`` fixtures. An adapter whose
-token-state transfer is not there yet says why in ``token_transfer_xfail_reason``; its
-token-state tests are then expected to fail with ``NotSupported`` (strictly: once they
-pass, the attribute must go).
+adapter runs these tests with the same ``store`` and ``now`` fixtures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 import msgspec
 import pytest
@@ -30,7 +27,7 @@ from domain.entities import (
     Taken,
     User,
 )
-from domain.errors import Conflict, InvalidReference, NotSupported
+from domain.errors import Conflict, InvalidReference
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
 from domain.tokens import hash_token
 from ports.store import Store
@@ -120,16 +117,6 @@ def _refresh(name: str, access: AccessToken, now: int, *, grant_id: str = "grant
 
 class TransferContract(StoreFixtures):
     """Export and import of every part, as :mod:`ports.store` states them."""
-
-    token_transfer_xfail_reason: ClassVar[str | None] = None
-
-    @pytest.fixture
-    def token_transfer(self, request: pytest.FixtureRequest) -> None:
-        """Used by the token-state tests; marks them xfail where the adapter says so."""
-        if self.token_transfer_xfail_reason is not None:
-            request.applymarker(pytest.mark.xfail(
-                raises=NotSupported, reason=self.token_transfer_xfail_reason, strict=True
-            ))
 
     # Paging
 
@@ -283,7 +270,6 @@ class TransferContract(StoreFixtures):
 
     # Codes
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_export_codes_gives_live_codes_only(self, store: Store, now: int) -> None:
         live, old, taken = _code("ac_live", now + 600), _code("ac_old", now), _code("ac_t", now + 9)
         for code in (live, old, taken):
@@ -291,7 +277,6 @@ class TransferContract(StoreFixtures):
         await store.take_code(taken.code_hash, now, remember_until=now + 300)
         assert await drain(store.export_codes, now) == [live]
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_codes_stores_them_once(self, store: Store, now: int) -> None:
         live, old = _code("ac_live", now + 600), _code("ac_old", now)
         assert await store.import_codes((live, old), now) == 1
@@ -299,7 +284,6 @@ class TransferContract(StoreFixtures):
         assert await store.take_code(old.code_hash, now, remember_until=now + 60) is None
         assert await store.take_code(live.code_hash, now, remember_until=now + 60) == live
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_codes_never_brings_back_a_consumed_code(
         self, store: Store, now: int
     ) -> None:
@@ -310,7 +294,6 @@ class TransferContract(StoreFixtures):
         again = await store.take_code(code.code_hash, now + 1, remember_until=now + 600)
         assert again == ConsumedCode(code.code_hash, code.grant_id, code.client_id)
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_consumed_codes_travel_with_their_expiry(self, store: Store, now: int) -> None:
         code = _code("ac_used", now + 60)
         await store.save_code(code, now)
@@ -321,7 +304,6 @@ class TransferContract(StoreFixtures):
         assert await drain(store.export_consumed_codes, now) == [tomb]
         assert await drain(store.export_consumed_codes, now + 900) == []
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_consumed_codes_consumes_a_live_copy_of_the_code(
         self, store: Store, now: int
     ) -> None:
@@ -336,7 +318,6 @@ class TransferContract(StoreFixtures):
         assert taken == ConsumedCode(code.code_hash, code.grant_id, "client-a")
         assert await store.take_code(code.code_hash, now + 900, remember_until=now) is None
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_consumed_codes_never_shortens_a_tombstone(
         self, store: Store, now: int
     ) -> None:
@@ -352,7 +333,6 @@ class TransferContract(StoreFixtures):
 
     # Access tokens
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_export_access_tokens_includes_revoked_but_not_expired(
         self, store: Store, now: int
     ) -> None:
@@ -366,7 +346,6 @@ class TransferContract(StoreFixtures):
             [live, msgspec.structs.replace(revoked, active=False)], key=lambda t: t.token_hash
         )
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_access_tokens_stores_them_indexed(self, store: Store, now: int) -> None:
         by_grant = _access("tk_g", now, grant_id="grant-9", sub=None)
         by_sub = _access("tk_s", now, grant_id=None, sub="u-7")
@@ -382,7 +361,6 @@ class TransferContract(StoreFixtures):
             record = await store.get_access_token(token.token_hash, now)
             assert record is not None and record.active is False and record.exp == token.exp
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_access_tokens_never_reactivates_a_revoked_token(
         self, store: Store, now: int
     ) -> None:
@@ -400,7 +378,6 @@ class TransferContract(StoreFixtures):
 
     # Refresh tokens and reuse markers
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_refresh_tokens_travel_and_rotate_without_their_access_token(
         self, store: Store, now: int
     ) -> None:
@@ -413,7 +390,6 @@ class TransferContract(StoreFixtures):
         assert await store.get_refresh_token(refresh.token_hash, now) == refresh
         assert await store.take_refresh_token(refresh.token_hash, now) == Taken(refresh)
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_imported_refresh_tokens_are_revoked_with_their_grant(
         self, store: Store, now: int
     ) -> None:
@@ -422,7 +398,6 @@ class TransferContract(StoreFixtures):
         assert await store.revoke_grant("grant-5", now) == 1
         assert await store.get_refresh_token(refresh.token_hash, now) is None
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_refresh_tokens_never_brings_back_a_rotated_one(
         self, store: Store, now: int
     ) -> None:
@@ -433,7 +408,6 @@ class TransferContract(StoreFixtures):
         assert await store.import_refresh_tokens((refresh,), now) == 0
         assert await store.take_refresh_token(refresh.token_hash, now + 1) == Reused("grant-1")
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_reuse_markers_travel_with_their_expiry(self, store: Store, now: int) -> None:
         access = _access("tk_1", now)
         refresh = _refresh("rt_1", access, now, grant_id="grant-3")
@@ -443,7 +417,6 @@ class TransferContract(StoreFixtures):
         assert await drain(store.export_reuse_markers, now) == [marker]
         assert await drain(store.export_reuse_markers, refresh.exp) == []
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_reuse_markers_rotates_a_live_copy_of_the_token(
         self, store: Store, now: int
     ) -> None:
@@ -460,7 +433,6 @@ class TransferContract(StoreFixtures):
 
     # Claims
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_claims_travel_and_stay_claimed(self, store: Store, now: int) -> None:
         await store.claim_once("totp:u-1:123456", now + 90, now)
         await store.claim_once("lock:old", now, now - 10)
@@ -472,7 +444,6 @@ class TransferContract(StoreFixtures):
         assert await store.claim_once(claim.key, now + 200, now + 89) is False
         assert await store.claim_once(claim.key, now + 200, now + 90) is True
 
-    @pytest.mark.usefixtures("token_transfer")
     async def test_import_claims_never_shortens_a_claim(self, store: Store, now: int) -> None:
         await store.claim_once("k", now + 300, now)
         assert await store.import_claims((Claim(key="k", exp=now + 10),), now) == 0
