@@ -18,7 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from adapters.hybrid import HybridStore, RedisTokenState, open_hybrid_store, redis_client
 from adapters.memory import MemoryStore
-from adapters.testing.contract_transfer import drain
+from adapters.testing.contract.transfer import drain
 from domain.entities import AccessToken, AuthorizationCode, RefreshToken, Reused
 from domain.errors import Conflict, StoreUnavailable
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker
