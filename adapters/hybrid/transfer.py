@@ -15,10 +15,10 @@ from typing import TypeVar
 
 from adapters.hybrid.cluster_state import ClusterTokenState
 from adapters.hybrid.cluster_transfer import ClusterTransfer
+from adapters.hybrid.connection import _SKIP, HybridConnection
 from adapters.hybrid.redis_state import RedisTokenState, SharedTokenState
 from adapters.hybrid.redis_transfer import RedisTransfer, StateTransfer
 from adapters.memory import transfer as memory
-from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.transfer import IdentityTransferInMemory
 from domain.entities import AccessToken, AuthorizationCode, RefreshToken
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker
@@ -37,17 +37,25 @@ def state_transfer(state: SharedTokenState) -> StateTransfer:
     raise TypeError(f"no transfer for {type(state).__name__}")
 
 
-class HybridTransfer(IdentityTransferInMemory):
+class HybridTransfer(IdentityTransferInMemory, HybridConnection):
     """Every transfer Protocol of the port for :class:`~adapters.hybrid.HybridStore`."""
 
     __slots__ = ()
-    tokens: MemoryTokenState
 
     async def _on_shared_state(self, now: int, op: _Op[_T]) -> _T | None:
         """``op``'s result on Redis's token state; None when no Redis is configured (token
         state is then this process's memory). Raises ``StoreUnavailable`` while a
-        configured Redis cannot be used. Implemented by ``HybridStore``."""
-        raise NotImplementedError
+        configured Redis cannot be used. Only Redis is copied from or into (never this
+        instance's memory alone), so a transfer is refused during an outage. The
+        transfer is made once: an export keeps its snapshot of key names between batches."""
+
+        def on(redis: SharedTokenState) -> Awaitable[_T]:
+            if self._state_transfer is None:
+                self._state_transfer = state_transfer(redis)
+            return op(self._state_transfer)
+
+        result = await self._shared(now, on)
+        return None if result is _SKIP else result
 
     async def export_codes(
         self, cursor: str | None, limit: int, now: int

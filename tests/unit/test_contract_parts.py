@@ -52,6 +52,11 @@ def test_the_contract_has_one_module_per_part_named_as_in_the_adapters() -> None
     assert modules - {"fixtures", "store"} == set(PARTS)
     for adapter in ("sql", "memory"):
         assert all((ROOT / "adapters" / adapter / f"{part}.py").is_file() for part in PARTS)
+    # hybrid's identities and credentials are the memory adapter's: no module of its own.
+    hybrid_parts = set(PARTS) - {"identities", "credentials"}
+    assert all((ROOT / "adapters" / "hybrid" / f"{part}.py").is_file() for part in hybrid_parts)
+    assert not any((ROOT / "adapters" / "hybrid" / f"{part}.py").exists()
+                   for part in set(PARTS) - hybrid_parts)
 
 
 @pytest.mark.parametrize("module", sorted(PARTS))

@@ -1,0 +1,93 @@
+"""``HybridAdmin``: the ``StoreAdmin`` port for ``hybrid`` (health, counts, purge, close) and
+``ProcessLocal`` (which parts live in this process only)."""
+
+from __future__ import annotations
+
+from adapters.hybrid.connection import _REDIS_ERRORS, _SKIP, HybridConnection
+from adapters.hybrid.redis_state import SharedTokenState
+from domain.entities import PurgeCounts, StoreCounts
+from domain.errors import StoreUnavailable
+from ports.store import IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
+
+
+class HybridAdmin(HybridConnection):
+    """:class:`ports.store.StoreAdmin` and :class:`ports.store.ProcessLocal` for
+    :class:`~adapters.hybrid.HybridStore`."""
+
+    __slots__ = ()
+
+    async def health(self) -> dict[str, bool]:
+        """``{"store": True}``, plus ``"redis"`` when Redis is configured. Never raises.
+
+        Pings Redis even inside the back-off interval, so readiness notices a recovery
+        without waiting for traffic; a recovery replays the queued writes.
+        """
+        if not self._shares:
+            return {"store": True}
+        try:
+            redis = self._redis or await self._open()
+            await redis.ping()
+            if self._backlog:
+                await self._replay(redis, None)
+        except _REDIS_ERRORS as exc:
+            self._went_down(exc)
+            return {"store": True, "redis": False}
+        if not self._up:
+            self._came_up()
+        return {"store": True, "redis": True}
+
+    def process_local_parts(self) -> frozenset[StorePart]:
+        """See :class:`ports.store.ProcessLocal`: identities always, token state without Redis."""
+        if self._redis is None:
+            return IDENTITY_PARTS | TOKEN_STATE_PARTS
+        return IDENTITY_PARTS
+
+    async def counts(self, now: int) -> StoreCounts:
+        """See :meth:`ports.store.StoreAdmin.counts`.
+
+        Token counts come from Redis when it is up (a SCAN of the key space, meant for a
+        metrics scrape), else from this instance's memory.
+        """
+
+        async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
+            return (
+                await r.count_live("t", now),
+                await r.count_live("r", now),
+                await r.count_live("c", now),
+            )
+
+        shared = await self._ask(now, from_redis)
+        if shared is _SKIP:
+            shared = (
+                self.tokens.count_access_tokens(now),
+                self.tokens.count_refresh_tokens(now),
+                self.tokens.count_codes(now),
+            )
+        return StoreCounts(
+            users=self.identities.user_count,
+            groups=self.identities.group_count,
+            access_tokens=shared[0],
+            refresh_tokens=shared[1],
+            codes=shared[2],
+        )
+
+    async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
+        """See :meth:`ports.store.StoreAdmin.purge_expired`.
+
+        Purges this instance's memory and returns its counts. Redis needs no purge: every
+        key carries a TTL equal to its record's remaining lifetime.
+        """
+        return await self.tokens.purge_expired(now, batch_size)
+
+    async def close(self) -> None:
+        """Close the Redis connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._redis is not None:
+                await self._redis.close()
+            if self._connector is not None:
+                await self._connector.aclose()
+        except _REDIS_ERRORS as exc:
+            raise StoreUnavailable("closing the token store failed") from exc
