@@ -32,26 +32,30 @@ def _code_from_row(row: sa.Row[Any]) -> AuthorizationCode:
 
 
 
+
+def code_values(code: AuthorizationCode) -> dict[str, Any]:
+    """The ``auth_codes`` row of ``code`` (keyed by its SHA-256)."""
+    return {
+        "code": code.code_hash,
+        "client_id": code.client_id,
+        "redirect_uri": code.redirect_uri,
+        "nonce": code.nonce,
+        "scope": code.scope,
+        "pkce_challenge": code.pkce_challenge,
+        "pkce_method": code.pkce_method,
+        "user_id": code.user_id,
+        "exp": code.exp,
+        "grant_id": code.grant_id,
+        "auth_time": code.auth_time,
+        "mfa_verified": code.mfa_verified,
+    }
+
 class SqlCodes(SqlConnection):
     """:class:`ports.store.CodeStore` for :class:`~adapters.sql.SqlStore`."""
 
     async def save_code(self, code: AuthorizationCode, now: int) -> None:
         """See :meth:`ports.store.CodeStore.save_code`. ``code`` is keyed by its SHA-256."""
-        values = {
-            "code": code.code_hash,
-            "client_id": code.client_id,
-            "redirect_uri": code.redirect_uri,
-            "nonce": code.nonce,
-            "scope": code.scope,
-            "pkce_challenge": code.pkce_challenge,
-            "pkce_method": code.pkce_method,
-            "user_id": code.user_id,
-            "exp": code.exp,
-            "grant_id": code.grant_id,
-            "auth_time": code.auth_time,
-            "mfa_verified": code.mfa_verified,
-        }
-        stmt = _upsert(t.auth_codes, values, "code")
+        stmt = _upsert(t.auth_codes, code_values(code), "code")
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(stmt)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sql import tables as t
-from adapters.sql.codes import _code_from_row
+from adapters.sql.codes import _code_from_row, code_values
 from adapters.sql.connection import SqlConnection
 from adapters.sql.identities import (
     _group_from_row,
@@ -118,23 +118,6 @@ def _credential_values(record: UserRecord) -> dict[str, Any] | None:
         "password_hash": record.password_hash,
         "totp_secret": record.totp_secret,
         "totp_confirmed": record.totp_confirmed and record.totp_secret is not None,
-    }
-
-
-def _code_values(code: AuthorizationCode) -> dict[str, Any]:
-    return {
-        "code": code.code_hash,
-        "client_id": code.client_id,
-        "redirect_uri": code.redirect_uri,
-        "nonce": code.nonce,
-        "scope": code.scope,
-        "pkce_challenge": code.pkce_challenge,
-        "pkce_method": code.pkce_method,
-        "user_id": code.user_id,
-        "exp": code.exp,
-        "grant_id": code.grant_id,
-        "auth_time": code.auth_time,
-        "mfa_verified": code.mfa_verified,
     }
 
 
@@ -353,7 +336,7 @@ class SqlTransfer(SqlConnection):
             consumed = await _live_keys(
                 conn, t.consumed_codes, "code", [c.code_hash for c in live], now
             )
-            rows = [_code_values(c) for c in live if c.code_hash not in consumed]
+            rows = [code_values(c) for c in live if c.code_hash not in consumed]
             if not rows:
                 return 0
             return len(await _upsert_changed(conn, t.auth_codes, rows, "code"))
