@@ -14,7 +14,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from domain.clients import GRANT_AUTHORIZATION_CODE, ClientRegistry
+from domain.client_directory import ClientDirectory
+from domain.clients import GRANT_AUTHORIZATION_CODE
 from domain.scopes import service_scopes_in
 from domain.text import is_storable
 
@@ -55,8 +56,8 @@ class RedirectError(msgspec.Struct, frozen=True):
     state: str | None
 
 
-def validate_authorization_request(
-    clients: ClientRegistry, params: Mapping[str, Sequence[str]]
+async def validate_authorization_request(
+    clients: ClientDirectory, params: Mapping[str, Sequence[str]]
 ) -> AuthorizationRequest | ShowError | RedirectError:
     """Check the request's parameters (each name mapped to every value it was given).
 
@@ -69,7 +70,7 @@ def validate_authorization_request(
     client_ids = params.get("client_id", ())
     if len(client_ids) != 1 or not client_ids[0]:
         return ShowError("The request has no client_id, or more than one.")
-    client = clients.get(client_ids[0])
+    client = await clients.find(client_ids[0])
     if client is None:
         return ShowError("The application that sent you here is not registered.")
     redirect_uris = params.get("redirect_uri", ())

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from domain.client_directory import ClientDirectory
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
 from entrypoints.container import Container, build_container, open_backend
@@ -67,7 +68,7 @@ def build_services(container: Container) -> Services:
         password_hasher=container.password_hasher(),
         events=events,
         signer=signer,
-        clients=container.clients(),
+        clients=ClientDirectory(container.clients(), store),
         totp=container.totp(),
         signin_sealer=container.signin_sealer(),
         secret_sealer=container.secret_sealer(),

@@ -28,7 +28,7 @@ from domain.clients import (
     GRANT_TYPES,
     Client,
     ClientRegistry,
-    hash_secret,
+    ClientSecret,
 )
 from domain.oauth import OAuthError, parse_scope
 from entrypoints.settings import MIN_CLIENT_SECRET_LENGTH, ConfigError, Settings
@@ -47,11 +47,12 @@ def load_clients(settings: Settings) -> ClientRegistry:
         clients[client_id] = Client(
             client_id=client_id,
             name=client_id,
-            secret_hash=secret_hash,
+            secrets=(ClientSecret(id=secret_hash[:12], digest=secret_hash),),
             redirect_uris=tuple(settings.client_redirect_uris.get(client_id, ())),
             grant_types=frozenset(GRANT_TYPES),
             scopes=frozenset(settings.allowed_scopes),
             auth_methods=frozenset({AUTH_BASIC, AUTH_POST}),
+            static=True,
         )
     for client_id in settings.client_redirect_uris:
         if client_id not in clients:
@@ -103,7 +104,7 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
     if not isinstance(public, bool):
         raise fail("has a non-boolean public")
     secret = table.get("secret")
-    secret_hash: str | None = None
+    secrets: tuple[ClientSecret, ...] = ()
     if public:
         if secret is not None:
             raise fail("is public and must not have a secret")
@@ -112,7 +113,7 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
             raise fail("needs a secret (or public = true)")
         if len(secret) < MIN_CLIENT_SECRET_LENGTH:
             raise fail(f"has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters")
-        secret_hash = hash_secret(secret)
+        secrets = (ClientSecret.of(secret),)
 
     method = table.get("token_endpoint_auth_method", AUTH_NONE if public else AUTH_BASIC)
     if method not in AUTH_METHODS:
@@ -156,12 +157,13 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
     return Client(
         client_id=client_id,
         name=name,
-        secret_hash=secret_hash,
+        secrets=secrets,
         redirect_uris=tuple(redirect_uris),
         grant_types=frozenset(grant_types),
         scopes=frozenset(scopes),
         auth_methods=frozenset({method}),
         require_pkce=require_pkce,
+        static=True,
     )
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, runtime_checkable
 
+from domain.clients import Client, InitialAccessToken
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -241,6 +242,52 @@ class EphemeralStore(Protocol):
         ...
 
 
+class ClientStore(Protocol):
+    """The clients managed at run time (admin API, CLI, dynamic registration).
+
+    Static clients (``CLIENTS_FILE``, ``CLIENT_CREDENTIALS``) are never stored here. A
+    client is kept whole, secrets included as :class:`~domain.clients.ClientSecret` digests
+    (and sealed values); the store never sees a secret in clear.
+    """
+
+    async def create_client(self, client: Client) -> Client:
+        """Store a new client; return it as stored, with ``version`` 1 (other fields as
+        given). Raises ``Conflict`` (``attribute`` ``"client_id"``) when a client with the
+        same ``client_id`` (compared exactly) exists."""
+        ...
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client with exactly this id, or None."""
+        ...
+
+    async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
+        """One page of clients in ascending ``client_id`` order (keyset paging, like the
+        ``export_*`` methods: pass the returned cursor back for the next page)."""
+        ...
+
+    async def replace_client(self, client: Client, *, expected_version: int) -> Client:
+        """Replace the client of ``client.client_id`` when its stored ``version`` is
+        ``expected_version`` (compare-and-set: of two writers holding the same version,
+        exactly one wins); return it as stored, with ``version`` ``expected_version + 1``.
+        Raises ``NotFound`` when there is no such client, ``PreconditionFailed`` when the
+        version differs."""
+        ...
+
+    async def delete_client(self, client_id: str) -> bool:
+        """Delete the client; False when there was none."""
+        ...
+
+    async def save_initial_access_token(self, token: InitialAccessToken, now: int) -> None:
+        """Keep ``token`` (by its digest; replacing one with the same digest)."""
+        ...
+
+    async def use_initial_access_token(self, digest: str, now: int) -> bool:
+        """Spend one use of the initial access token with this digest, atomically: True
+        when it was live (``uses_left`` > 0 and not expired at ``now``) and is now one use
+        shorter; False otherwise. Concurrent callers never spend more uses than it had."""
+        ...
+
+
 class StoreAdmin(Protocol):
     async def health(self) -> dict[str, bool]:
         """Each component's state, e.g. ``{"store": True, "redis": False}``. Never raises."""
@@ -402,9 +449,32 @@ class EphemeralTransfer(Protocol):
         ...
 
 
+class ClientTransfer(Protocol):
+    async def export_clients(self, cursor: str | None, limit: int, now: int) -> Batch[Client]:
+        """Every stored client, by ``client_id``."""
+        ...
+
+    async def import_clients(self, records: tuple[Client, ...], now: int) -> int:
+        """Write the clients as given (versions included), replacing the target's."""
+        ...
+
+    async def export_initial_access_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[InitialAccessToken]:
+        """Every live initial access token, by ``digest``."""
+        ...
+
+    async def import_initial_access_tokens(
+        self, records: tuple[InitialAccessToken, ...], now: int
+    ) -> int:
+        """Keep each token; one the target already holds keeps the fewer ``uses_left``."""
+        ...
+
+
 class Store(
-    UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, StoreAdmin,
-    UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer,
+    UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, ClientStore,
+    StoreAdmin,
+    UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer, ClientTransfer,
     Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""
@@ -412,11 +482,13 @@ class Store(
 
 #: The parts of the port, by name: ``users`` (``UserStore``), ``groups`` (``GroupStore``),
 #: ``credentials`` (``CredentialStore``), ``codes`` (``CodeStore``), ``tokens``
-#: (``TokenStore``), ``ephemeral`` (``EphemeralStore``). New parts add their name here.
-StorePart = Literal["users", "groups", "credentials", "codes", "tokens", "ephemeral"]
+#: (``TokenStore``), ``ephemeral`` (``EphemeralStore``), ``clients`` (``ClientStore``). New
+#: parts add their name here.
+StorePart = Literal["users", "groups", "credentials", "codes", "tokens", "ephemeral", "clients"]
 #: What the ``auth-service`` commands need, by command kind.
 IDENTITY_PARTS: frozenset[StorePart] = frozenset({"users", "groups", "credentials"})
 TOKEN_STATE_PARTS: frozenset[StorePart] = frozenset({"codes", "tokens", "ephemeral"})
+CLIENT_PARTS: frozenset[StorePart] = frozenset({"clients"})
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
+from adapters.memory.clients import MemoryClients
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
 from domain.errors import StoreUnavailable
@@ -87,6 +88,7 @@ class HybridConnection:
         "_retry_at",
         "_state_transfer",
         "_up",
+        "clients",
         "identities",
         "tokens",
     )
@@ -103,6 +105,7 @@ class HybridConnection:
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
+        self.clients = MemoryClients()
         self._redis = redis
         self._connector = connector
         self._open_lock = asyncio.Lock()

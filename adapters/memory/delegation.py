@@ -8,8 +8,10 @@ forwards codes, tokens and ephemeral state to its ``tokens`` attribute.
 
 from __future__ import annotations
 
+from adapters.memory.clients import MemoryClients
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
+from domain.clients import Client, InitialAccessToken
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -22,6 +24,7 @@ from domain.entities import (
     User,
 )
 from domain.filters import ListQuery
+from domain.records import Batch
 
 
 class IdentitiesInMemory:
@@ -154,3 +157,58 @@ class TokenStateInMemory:
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         """See :meth:`ports.store.EphemeralStore.hit`."""
         return await self.tokens.hit(key, window_seconds, now, amount)
+
+
+class ClientsInMemory:
+    """Forwards :class:`ports.store.ClientStore` and ``ClientTransfer`` to ``self.clients``."""
+
+    __slots__ = ()
+    clients: MemoryClients
+
+    async def create_client(self, client: Client) -> Client:
+        """See :meth:`ports.store.ClientStore.create_client`."""
+        return await self.clients.create_client(client)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """See :meth:`ports.store.ClientStore.get_client`."""
+        return await self.clients.get_client(client_id)
+
+    async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
+        """See :meth:`ports.store.ClientStore.list_clients`."""
+        return await self.clients.list_clients(cursor, limit)
+
+    async def replace_client(self, client: Client, *, expected_version: int) -> Client:
+        """See :meth:`ports.store.ClientStore.replace_client`."""
+        return await self.clients.replace_client(client, expected_version=expected_version)
+
+    async def delete_client(self, client_id: str) -> bool:
+        """See :meth:`ports.store.ClientStore.delete_client`."""
+        return await self.clients.delete_client(client_id)
+
+    async def save_initial_access_token(self, token: InitialAccessToken, now: int) -> None:
+        """See :meth:`ports.store.ClientStore.save_initial_access_token`."""
+        await self.clients.save_initial_access_token(token, now)
+
+    async def use_initial_access_token(self, digest: str, now: int) -> bool:
+        """See :meth:`ports.store.ClientStore.use_initial_access_token`."""
+        return await self.clients.use_initial_access_token(digest, now)
+
+    async def export_clients(self, cursor: str | None, limit: int, now: int) -> Batch[Client]:
+        """See :meth:`ports.store.ClientTransfer.export_clients`."""
+        return await self.clients.export_clients(cursor, limit, now)
+
+    async def import_clients(self, records: tuple[Client, ...], now: int) -> int:
+        """See :meth:`ports.store.ClientTransfer.import_clients`."""
+        return await self.clients.import_clients(records, now)
+
+    async def export_initial_access_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[InitialAccessToken]:
+        """See :meth:`ports.store.ClientTransfer.export_initial_access_tokens`."""
+        return await self.clients.export_initial_access_tokens(cursor, limit, now)
+
+    async def import_initial_access_tokens(
+        self, records: tuple[InitialAccessToken, ...], now: int
+    ) -> int:
+        """See :meth:`ports.store.ClientTransfer.import_initial_access_tokens`."""
+        return await self.clients.import_initial_access_tokens(records, now)

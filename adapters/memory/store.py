@@ -8,29 +8,32 @@ token state.
 
 from __future__ import annotations
 
-from adapters.memory.delegation import IdentitiesInMemory, TokenStateInMemory
+from adapters.memory.clients import MemoryClients
+from adapters.memory.delegation import ClientsInMemory, IdentitiesInMemory, TokenStateInMemory
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.transfer import MemoryTransfer
 from domain.entities import PurgeCounts, StoreCounts
 
 
-class MemoryStore(IdentitiesInMemory, TokenStateInMemory, MemoryTransfer):
+class MemoryStore(IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, MemoryTransfer):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
     ``identities`` and ``tokens`` may be passed in to share them (a test that inspects one
     half, or an adapter composing them); by default each store gets fresh, empty halves.
     """
 
-    __slots__ = ("identities", "tokens")
+    __slots__ = ("clients", "identities", "tokens")
 
     def __init__(
         self,
         identities: MemoryIdentities | None = None,
         tokens: MemoryTokenState | None = None,
+        clients: MemoryClients | None = None,
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
+        self.clients = clients if clients is not None else MemoryClients()
 
     # StoreAdmin
 

@@ -161,6 +161,8 @@ class SqlConnection:
         state = _sqlstate(exc)
         constraint = _constraint(exc)
         if state == _UNIQUE_VIOLATION:
+            if constraint == "oauth_clients_pkey":
+                return Conflict("a client with this client_id exists", "client_id")
             if constraint.endswith("_pkey"):
                 return Conflict("an entity with this id exists", "id")
             if "display_name" in constraint:

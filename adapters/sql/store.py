@@ -11,6 +11,7 @@ every driver error, once, into a domain error.
 from __future__ import annotations
 
 from adapters.sql.admin import SqlAdmin
+from adapters.sql.clients import SqlClients
 from adapters.sql.codes import SqlCodes
 from adapters.sql.credentials import SqlCredentials
 from adapters.sql.ephemeral import SqlEphemeral
@@ -20,7 +21,8 @@ from adapters.sql.transfer import SqlTransfer
 
 
 class SqlStore(
-    SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlTransfer, SqlAdmin
+    SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlClients, SqlTransfer,
+    SqlAdmin,
 ):
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 

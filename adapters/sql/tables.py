@@ -137,3 +137,22 @@ ephemeral_counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
     sa.Column("exp", sa.BigInteger, nullable=False),
 )
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+client_initial_access_tokens = sa.Table(
+    "client_initial_access_tokens",
+    metadata,
+    sa.Column("digest", sa.Text, primary_key=True),
+    sa.Column("uses_left", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger),
+)

@@ -211,7 +211,7 @@ class AuthorizeController(Controller):
         services: ServicesDependency,
     ) -> Response[Any]:
         """Validate an authorization request and show the sign-in page."""
-        return self._start(services, _multi(list(request.query_params.multi_items())))
+        return await self._start(services, _multi(list(request.query_params.multi_items())))
 
     @post(operation_id="authorizeSubmit", status_code=200)
     async def submit(
@@ -223,16 +223,16 @@ class AuthorizeController(Controller):
         form = await request.form()
         fields = _multi(list(form.multi_items()))
         if "csrf_token" not in fields:
-            return self._start(services, fields)
+            return await self._start(services, fields)
         return await self._step(request, services, fields)
 
-    def _start(self, services: Services, params: dict[str, list[str]]) -> Response[Any]:
-        outcome = validate_authorization_request(services.clients, params)
+    async def _start(self, services: Services, params: dict[str, list[str]]) -> Response[Any]:
+        outcome = await validate_authorization_request(services.clients, params)
         if isinstance(outcome, ShowError):
             return _error_page("Invalid request", outcome.description)
         if isinstance(outcome, RedirectError):
             return _error_redirect(services, outcome)
-        client = services.clients.get(outcome.client_id)
+        client = await services.clients.find(outcome.client_id)
         assert client is not None  # validated just above
         transaction = Transaction(
             id=_new_id(), request=outcome, csrf=secrets.token_urlsafe(32),
@@ -257,7 +257,7 @@ class AuthorizeController(Controller):
         if not hmac.compare_digest(field("csrf_token").encode(), transaction.csrf.encode()):
             return _error_page("Invalid form", "The form was not the one we sent; "
                                "please start again.", 403)
-        client = services.clients.get(transaction.request.client_id)
+        client = await services.clients.find(transaction.request.client_id)
         if client is None:
             return _error_page("Invalid request",
                                "The application that sent you here is not registered.")

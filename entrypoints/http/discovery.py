@@ -27,7 +27,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
     """The metadata document, served at both well-known paths."""
     base = services.settings.external_base_url
     scopes = set(services.settings.allowed_scopes)
-    for client in services.clients:
+    for client in services.clients.static:
         scopes.update(client.scopes)
     return {
         "issuer": services.settings.issuer,

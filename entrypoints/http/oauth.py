@@ -42,7 +42,6 @@ from domain.clients import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
     Client,
-    ClientRegistry,
 )
 from domain.oauth import (
     Introspection,
@@ -214,13 +213,14 @@ async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
     return _storable({name: value for name, value in document.items() if value})
 
 
-def authenticate_client(
-    request: Request[Any, Any, Any], form: dict[str, str], clients: ClientRegistry
-) -> Client:
-    """The client authenticated by HTTP Basic, by ``client_id`` and ``client_secret`` in
-    the body, or, for a public client, by ``client_id`` alone.
+def client_credentials(
+    request: Request[Any, Any, Any], form: dict[str, str]
+) -> tuple[str, str | None, str]:
+    """The client id, secret and method a request authenticates with: HTTP Basic,
+    ``client_id`` and ``client_secret`` in the body, or, for a public client, ``client_id``
+    alone (secret None, method ``none``).
 
-    Using two methods at once is ``invalid_request``; any failure is ``invalid_client``.
+    Using two methods at once is ``invalid_request``; no credentials, ``invalid_client``.
     """
     header = _header(request, b"authorization")
     scheme, _, credentials = (header or "").partition(" ")
@@ -230,37 +230,55 @@ def authenticate_client(
         client_id, secret = _basic_credentials(credentials.strip())
         if form.get("client_id", client_id) != client_id:
             raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
-        method = AUTH_BASIC
-    else:
-        client_id_or_none = form.get("client_id")
-        if client_id_or_none is None:
-            raise OAuthError("invalid_client", "client authentication is required")
-        client_id = client_id_or_none
-        secret_or_none = form.get("client_secret")
-        method = AUTH_NONE if secret_or_none is None else AUTH_POST
-        secret = secret_or_none or ""
-    client = clients.authenticate(client_id, secret if method != AUTH_NONE else None, method)
-    if client is None:
-        raise OAuthError("invalid_client", "client authentication failed")
-    return client
+        return client_id, secret, AUTH_BASIC
+    client_id_or_none = form.get("client_id")
+    if client_id_or_none is None:
+        raise OAuthError("invalid_client", "client authentication is required")
+    secret_or_none = form.get("client_secret")
+    if secret_or_none is None:
+        return client_id_or_none, None, AUTH_NONE
+    return client_id_or_none, secret_or_none, AUTH_POST
+
+
+_AUTH_FAILED = "client authentication failed"
 
 
 def throttled_authentication(
     request: Request[Any, Any, Any], form: dict[str, str], services: Services
 ) -> Client | Awaitable[Client]:
-    """:func:`authenticate_client`, with failures counted per (client id, address).
+    """The authenticated client (:func:`client_credentials` checked by the client
+    directory), with failures counted per (client id, address).
 
     Past ``RATE_LIMIT_CLIENT_AUTH_FAILURES`` failures in the window, a failing attempt of
     that client id from that address is answered 429 instead of 401, until the window ends.
     The right secret is never refused: client secrets have at least 32 random characters,
     so they cannot be guessed, and refusing it would let a stranger lock a client out (behind
-    a load balancer, from the one address everyone shares). So a success costs nothing here:
-    it returns the client itself; a failure returns an awaitable that counts it and raises.
+    a load balancer, from the one address everyone shares). So a static client's success
+    costs nothing here: it returns the client itself; anything else returns an awaitable
+    (a stored client's lookup, or a failure that counts itself and raises).
     """
     try:
-        return authenticate_client(request, form, services.clients)
+        client_id, secret, method = client_credentials(request, form)
     except OAuthError as exc:
         return _count_failure(request, form, services, exc)
+    found = services.clients.authenticate(client_id, secret, method, services.clock.now())
+    if isinstance(found, Client):
+        return found
+    if found is None:
+        return _count_failure(request, form, services,
+                              OAuthError("invalid_client", _AUTH_FAILED))
+    return _stored_client(request, form, services, found)
+
+
+async def _stored_client(
+    request: Request[Any, Any, Any], form: dict[str, str], services: Services,
+    found: Awaitable[Client | None],
+) -> Client:
+    client = await found
+    if client is None:
+        return await _count_failure(request, form, services,
+                                    OAuthError("invalid_client", _AUTH_FAILED))
+    return client
 
 
 async def _count_failure(

@@ -16,7 +16,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
-from domain.clients import ClientRegistry
+from domain.client_directory import ClientDirectory
 from domain.oauth import OAuthPorts
 from entrypoints.settings import Settings
 from ports.clock import Clock
@@ -36,7 +36,8 @@ class Services:
     password_hasher: PasswordHasher
     events: Events
     signer: IdTokenSigner
-    clients: ClientRegistry
+    #: Static clients first, then the store's (domain.client_directory).
+    clients: ClientDirectory
     totp: Totp
     signin_sealer: Sealer
     #: Seals TOTP seeds at rest (the key is not in the store).

@@ -13,7 +13,7 @@ from domain.clients import (
     AUTH_POST,
     GRANT_TYPES,
     Client,
-    hash_secret,
+    ClientSecret,
 )
 from domain.entities import User
 from domain.errors import NotFound
@@ -34,7 +34,7 @@ _SIGNER = JoseSigner.generated()
 CONFIDENTIAL = Client(
     client_id="app",
     name="App",
-    secret_hash=hash_secret(SECRET),
+    secrets=(ClientSecret.of(SECRET),),
     redirect_uris=(REDIRECT,),
     grant_types=frozenset(GRANT_TYPES),
     scopes=SCOPES,
@@ -43,7 +43,7 @@ CONFIDENTIAL = Client(
 OTHER = Client(
     client_id="other",
     name="Other",
-    secret_hash=hash_secret(SECRET),
+    secrets=(ClientSecret.of(SECRET),),
     redirect_uris=(REDIRECT,),
     grant_types=frozenset(GRANT_TYPES),
     scopes=SCOPES,
@@ -53,7 +53,7 @@ OTHER = Client(
 LEGACY = Client(
     client_id="legacy",
     name="Legacy",
-    secret_hash=hash_secret(SECRET),
+    secrets=(ClientSecret.of(SECRET),),
     redirect_uris=(REDIRECT,),
     grant_types=frozenset({"authorization_code", "refresh_token"}),
     scopes=SCOPES,
@@ -71,7 +71,7 @@ PUBLIC = Client(
 SERVICE = Client(
     client_id="svc",
     name="Service",
-    secret_hash=hash_secret(SECRET),
+    secrets=(ClientSecret.of(SECRET),),
     grant_types=frozenset({"client_credentials"}),
     scopes=frozenset({"read", "write", "openid"}),
     auth_methods=frozenset({AUTH_BASIC}),

@@ -12,6 +12,7 @@ from domain.clients import (
     AUTH_POST,
     Client,
     ClientRegistry,
+    ClientSecret,
     hash_secret,
 )
 from entrypoints.cli import main
@@ -22,9 +23,9 @@ SECRET = "a-long-and-random-client-secret-0123456789"
 OTHER_SECRET = "another-long-and-random-client-secret-xyz"
 
 REGISTRY = ClientRegistry([
-    Client(client_id="conf", name="c", secret_hash=hash_secret(SECRET),
+    Client(client_id="conf", name="c", secrets=(ClientSecret.of(SECRET),),
            auth_methods=frozenset({AUTH_BASIC})),
-    Client(client_id="both", name="b", secret_hash=hash_secret(SECRET),
+    Client(client_id="both", name="b", secrets=(ClientSecret.of(SECRET),),
            auth_methods=frozenset({AUTH_BASIC, AUTH_POST})),
     Client(client_id="pub", name="p", auth_methods=frozenset({AUTH_NONE})),
 ])
@@ -166,7 +167,7 @@ scopes = ["openid", "offline_access", "read", "scim:read", "scim:write", "admin"
 def test_secret_is_not_kept_in_clear(tmp_path: Path) -> None:
     registry = load_clients(load_settings(_file(tmp_path, GOOD_FILE)))
     demo = registry.get("demo")
-    assert demo is not None and demo.secret_hash == hash_secret(SECRET)
+    assert demo is not None and demo.secrets[0].digest == hash_secret(SECRET)
     assert SECRET not in repr(demo)
 
 

@@ -8,7 +8,9 @@ from types import ModuleType
 
 import pytest
 
+from adapters.memory.store import MemoryStore
 from domain.authorization_request import RedirectError, validate_authorization_request
+from domain.client_directory import ClientDirectory
 from domain.scopes import SERVICE_SCOPES
 from entrypoints.clients import load_clients
 from entrypoints.settings import load_settings
@@ -24,7 +26,7 @@ def _script() -> ModuleType:
     return module
 
 
-def test_only_the_client_credentials_client_holds_service_scopes(tmp_path: Path) -> None:
+async def test_only_the_client_credentials_client_holds_service_scopes(tmp_path: Path) -> None:
     path = tmp_path / "clients.toml"
     _script().main([str(path)])
     registry = load_clients(load_settings({"CLIENTS_FILE": str(path)}))
@@ -33,7 +35,7 @@ def test_only_the_client_credentials_client_holds_service_scopes(tmp_path: Path)
     assert not demo.scopes & SERVICE_SCOPES
     assert provisioner.grant_types == {"client_credentials"}
     assert {"scim:read", "scim:write"} <= provisioner.scopes
-    outcome = validate_authorization_request(registry, {
+    outcome = await validate_authorization_request(ClientDirectory(registry, MemoryStore()), {
         "client_id": ["demo"], "redirect_uri": ["http://localhost:9000/callback"],
         "response_type": ["code"], "scope": ["openid scim:write"],
         "code_challenge": ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],

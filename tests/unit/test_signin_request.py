@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from adapters.memory.store import MemoryStore
 from domain.authorization_request import (
     AuthorizationRequest,
     RedirectError,
@@ -12,11 +13,12 @@ from domain.authorization_request import (
     redirect_location,
     validate_authorization_request,
 )
+from domain.client_directory import ClientDirectory
 from domain.clients import ClientRegistry
 from domain.scopes import SERVICE_SCOPES
 from tests.unit.oauth_doubles import CONFIDENTIAL, LEGACY, PUBLIC, REDIRECT
 
-CLIENTS = ClientRegistry([CONFIDENTIAL, PUBLIC, LEGACY])
+CLIENTS = ClientDirectory(ClientRegistry([CONFIDENTIAL, PUBLIC, LEGACY]), MemoryStore())
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
@@ -30,21 +32,22 @@ def _params(**overrides: str | None) -> dict[str, list[str]]:
     return {k: [v] for k, v in base.items() if v is not None}
 
 
-def test_a_valid_request() -> None:
-    assert validate_authorization_request(CLIENTS, _params(scope="openid openid profile")) == (
+async def test_a_valid_request() -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(scope="openid openid profile"))
+    assert outcome == (
         AuthorizationRequest(client_id=PUBLIC.client_id, redirect_uri=REDIRECT,
                              scope="openid profile", state="s", nonce="n",
                              code_challenge=CHALLENGE, code_challenge_method="S256"))
 
 
-def test_confidential_client_that_opted_out_may_skip_pkce() -> None:
-    outcome = validate_authorization_request(CLIENTS, _params(
+async def test_confidential_client_that_opted_out_may_skip_pkce() -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(
         client_id=LEGACY.client_id, code_challenge=None, code_challenge_method=None))
     assert isinstance(outcome, AuthorizationRequest) and outcome.code_challenge is None
 
 
-def test_confidential_client_needs_pkce_by_default() -> None:
-    outcome = validate_authorization_request(CLIENTS, _params(
+async def test_confidential_client_needs_pkce_by_default() -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(
         client_id=CONFIDENTIAL.client_id, code_challenge=None, code_challenge_method=None))
     assert isinstance(outcome, RedirectError)
     assert (outcome.error, outcome.description) == (
@@ -53,16 +56,17 @@ def test_confidential_client_needs_pkce_by_default() -> None:
 
 @pytest.mark.parametrize("client_id", [PUBLIC.client_id, CONFIDENTIAL.client_id])
 @pytest.mark.parametrize("scope", ["openid scim:write", "scim:read", "openid admin"])
-def test_a_service_scope_is_invalid_scope_even_for_a_client_that_holds_it(
+async def test_a_service_scope_is_invalid_scope_even_for_a_client_that_holds_it(
     client_id: str, scope: str
 ) -> None:
     # Both clients may hold scim:read, scim:write and admin for client_credentials; a user
     # still cannot delegate them.
-    holding = ClientRegistry([
+    holding = ClientDirectory(ClientRegistry([
         msgspec.structs.replace(client, scopes=client.scopes | SERVICE_SCOPES)
         for client in (PUBLIC, CONFIDENTIAL)
-    ])
-    outcome = validate_authorization_request(holding, _params(client_id=client_id, scope=scope))
+    ]), MemoryStore())
+    outcome = await validate_authorization_request(
+        holding, _params(client_id=client_id, scope=scope))
     assert isinstance(outcome, RedirectError) and outcome.error == "invalid_scope"
     assert "client_credentials" in outcome.description
 
@@ -72,8 +76,10 @@ def test_a_service_scope_is_invalid_scope_even_for_a_client_that_holds_it(
     _params(redirect_uri=REDIRECT + "/"), _params(redirect_uri=REDIRECT.replace("https", "http")),
     {**_params(), "client_id": [PUBLIC.client_id, CONFIDENTIAL.client_id]},
 ])
-def test_errors_before_the_redirect_uri_is_trusted_are_shown(params: dict[str, list[str]]) -> None:
-    assert isinstance(validate_authorization_request(CLIENTS, params), ShowError)
+async def test_errors_before_the_redirect_uri_is_trusted_are_shown(
+    params: dict[str, list[str]]
+) -> None:
+    assert isinstance(await validate_authorization_request(CLIENTS, params), ShowError)
 
 
 @pytest.mark.parametrize(("overrides", "error"), [
@@ -87,20 +93,21 @@ def test_errors_before_the_redirect_uri_is_trusted_are_shown(params: dict[str, l
     ({"response_mode": "fragment"}, "invalid_request"),
     ({"state": "x" * 3000}, "invalid_request"),
 ])
-def test_later_errors_are_redirected_with_state(
+async def test_later_errors_are_redirected_with_state(
     overrides: dict[str, str | None], error: str
 ) -> None:
-    outcome = validate_authorization_request(CLIENTS, _params(**overrides))
+    outcome = await validate_authorization_request(CLIENTS, _params(**overrides))
     assert isinstance(outcome, RedirectError) and outcome.error == error
     assert outcome.redirect_uri == REDIRECT
 
 
-def test_a_repeated_parameter_is_invalid_request() -> None:
-    outcome = validate_authorization_request(CLIENTS, {**_params(), "scope": ["openid", "email"]})
+async def test_a_repeated_parameter_is_invalid_request() -> None:
+    outcome = await validate_authorization_request(
+        CLIENTS, {**_params(), "scope": ["openid", "email"]})
     assert isinstance(outcome, RedirectError) and outcome.error == "invalid_request"
 
 
-def test_redirect_location_keeps_the_registered_query_and_encodes_values() -> None:
+async def test_redirect_location_keeps_the_registered_query_and_encodes_values() -> None:
     location = redirect_location("https://a.example/cb?tenant=1", {
         "code": "ac_x", "state": "a b&c", "error": None})
     assert location == "https://a.example/cb?tenant=1&code=ac_x&state=a+b%26c"
