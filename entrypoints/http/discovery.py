@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Controller, Response, get
 
-from domain.clients import AUTH_BASIC, AUTH_METHODS, AUTH_POST, GRANT_TYPES
+from domain.clients import AUTH_BASIC, AUTH_NONE, AUTH_POST, GRANT_TYPES
 from domain.oauth import PKCE_S256
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -42,9 +42,9 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "code_challenge_methods_supported": [PKCE_S256],
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST, AUTH_NONE],
         "introspection_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST],
-        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST, AUTH_NONE],
         "id_token_signing_alg_values_supported": [services.signer.algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],
