@@ -13,31 +13,21 @@ Every problem is a :class:`ConfigError` naming the variable and the client.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+import msgspec
+
+from domain.client_metadata import ClientMetadataError, MetadataSource, parse_client_metadata
 from domain.clients import (
     AUTH_BASIC,
-    AUTH_METHODS,
-    AUTH_NONE,
     AUTH_POST,
-    GRANT_AUTHORIZATION_CODE,
-    GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN,
     GRANT_TYPES,
     Client,
     ClientRegistry,
     ClientSecret,
 )
-from domain.oauth import OAuthError, parse_scope
-from entrypoints.settings import MIN_CLIENT_SECRET_LENGTH, ConfigError, Settings
-
-_FILE_KEYS = frozenset({
-    "client_id", "secret", "public", "redirect_uris", "grant_types", "scopes",
-    "token_endpoint_auth_method", "name", "require_pkce",
-})
-_DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
+from entrypoints.settings import ConfigError, Settings
 
 
 def load_clients(settings: Settings) -> ClientRegistry:
@@ -60,7 +50,8 @@ def load_clients(settings: Settings) -> ClientRegistry:
                 "CLIENT_REDIRECT_URIS", f"client {client_id!r} is not in CLIENT_CREDENTIALS"
             )
     if settings.clients_file is not None:
-        for client in _read_clients_file(settings.clients_file):
+        for client in _read_clients_file(settings.clients_file,
+                                         settings.outbound_allow_loopback):
             if client.client_id in clients:
                 raise ConfigError(
                     "CLIENTS_FILE",
@@ -71,7 +62,7 @@ def load_clients(settings: Settings) -> ClientRegistry:
     return ClientRegistry(clients.values())
 
 
-def _read_clients_file(path: str) -> list[Client]:
+def _read_clients_file(path: str, allow_loopback_http: bool) -> list[Client]:
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -85,98 +76,19 @@ def _read_clients_file(path: str) -> list[Client]:
     tables = document.get("clients", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError("CLIENTS_FILE", "clients must be an array of tables ([[clients]])")
-    return [_client_from_table(index, table) for index, table in enumerate(tables, start=1)]
+    return [_client_from_table(index, table, allow_loopback_http)
+            for index, table in enumerate(tables, start=1)]
 
 
-def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
+def _client_from_table(index: int, table: Mapping[str, Any], allow_loopback_http: bool) -> Client:
     client_id = table.get("client_id")
     if not isinstance(client_id, str) or not client_id.strip():
         raise ConfigError("CLIENTS_FILE", f"client #{index} needs a client_id (a string)")
-    client_id = client_id.strip()
-
-    def fail(problem: str) -> ConfigError:
-        return ConfigError("CLIENTS_FILE", f"client {client_id!r} {problem}")
-
-    unknown = set(table) - _FILE_KEYS
-    if unknown:
-        raise fail(f"has unknown key(s): {', '.join(sorted(unknown))}")
-    public = table.get("public", False)
-    if not isinstance(public, bool):
-        raise fail("has a non-boolean public")
-    secret = table.get("secret")
-    secrets: tuple[ClientSecret, ...] = ()
-    if public:
-        if secret is not None:
-            raise fail("is public and must not have a secret")
-    else:
-        if not isinstance(secret, str) or not secret:
-            raise fail("needs a secret (or public = true)")
-        if len(secret) < MIN_CLIENT_SECRET_LENGTH:
-            raise fail(f"has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters")
-        secrets = (ClientSecret.of(secret),)
-
-    method = table.get("token_endpoint_auth_method", AUTH_NONE if public else AUTH_BASIC)
-    if method not in AUTH_METHODS:
-        raise fail(f"has token_endpoint_auth_method {method!r}; use {', '.join(AUTH_METHODS)}")
-    if public != (method == AUTH_NONE):
-        raise fail("must use token_endpoint_auth_method 'none' exactly when public = true")
-
-    grant_types = _strings(table, "grant_types", fail, default=_DEFAULT_GRANTS)
-    bad = [g for g in grant_types if g not in GRANT_TYPES]
-    if bad:
-        raise fail(f"has unsupported grant type(s) {', '.join(bad)}; use {', '.join(GRANT_TYPES)}")
-    if public and GRANT_CLIENT_CREDENTIALS in grant_types:
-        raise fail("is public and cannot use client_credentials")
-
-    redirect_uris = _strings(table, "redirect_uris", fail, default=())
-    for uri in redirect_uris:
-        parts = urlsplit(uri)
-        if not parts.scheme or not parts.netloc or parts.fragment:
-            raise fail(f"has redirect URI {uri!r}: it must be absolute, without fragment")
-    if GRANT_AUTHORIZATION_CODE in grant_types and not redirect_uris:
-        raise fail("uses authorization_code and needs at least one redirect URI")
-
-    scope_list = _strings(table, "scopes", fail, default=())
     try:
-        scopes = parse_scope(" ".join(scope_list))
-    except OAuthError:
-        scopes = None
-    if not scopes or any(" " in s for s in scope_list):
-        raise fail("needs scopes: a non-empty list of scope names")
-
-    require_pkce = table.get("require_pkce", True)
-    if not isinstance(require_pkce, bool):
-        raise fail("has a non-boolean require_pkce")
-    if public and not require_pkce:
-        # A public client has no secret: PKCE is all that binds its code to it.
-        raise fail("is public and cannot set require_pkce = false")
-
-    name = table.get("name", client_id)
-    if not isinstance(name, str):
-        raise fail("has a non-string name")
-    return Client(
-        client_id=client_id,
-        name=name,
-        secrets=secrets,
-        redirect_uris=tuple(redirect_uris),
-        grant_types=frozenset(grant_types),
-        scopes=frozenset(scopes),
-        auth_methods=frozenset({method}),
-        require_pkce=require_pkce,
-        static=True,
-    )
-
-
-def _strings(
-    table: Mapping[str, Any],
-    key: str,
-    fail: Callable[[str], ConfigError],
-    *,
-    default: tuple[str, ...],
-) -> tuple[str, ...]:
-    value = table.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise fail(f"has {key} that is not a list of non-empty strings")
-    return tuple(value)
+        draft = parse_client_metadata(table, source=MetadataSource.FILE,
+                                      allow_loopback_http=allow_loopback_http)
+    except ClientMetadataError as exc:
+        raise ConfigError("CLIENTS_FILE",
+                          f"client {client_id.strip()!r}: {exc.description}") from None
+    secrets = () if draft.secret is None else (ClientSecret.of(draft.secret),)
+    return msgspec.structs.replace(draft.client, secrets=secrets, static=True)

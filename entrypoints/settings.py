@@ -11,11 +11,12 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import msgspec
 
+from domain.client_metadata import MIN_CLIENT_SECRET_LENGTH
 from domain.password_policy import DEFAULT_MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
 from ports.store_settings import StoreSettings
 
@@ -25,7 +26,6 @@ from ports.store_settings import StoreSettings
 STORE_ENTRY_POINT_GROUP = "auth_service.stores"
 
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "read", "write", "mfa")
-MIN_CLIENT_SECRET_LENGTH = 32
 _DATABASE_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 
 
@@ -91,6 +91,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     #: Shortest password SCIM and ``user set-password`` accept (the longest is 1024).
     password_min_length: int = DEFAULT_MIN_PASSWORD_LENGTH
+    #: ``OUTBOUND_ALLOW_LOOPBACK``: whether URLs the server calls (a client's ``jwks_uri``,
+    #: ``backchannel_logout_uri``) may be http loopback URLs; otherwise https only.
+    outbound_allow_loopback: bool = False
+    #: ``CLIENT_REGISTRATION``: dynamic registration ``off``, ``open`` to anyone, or with an
+    #: initial access ``token``.
+    client_registration: Literal["off", "open", "token"] = "off"
 
     @property
     def issuer(self) -> str:
@@ -206,7 +212,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_CLIENT_AUTH_FAILURES", 20),
         trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
         password_min_length=_password_min_length(env),
+        outbound_allow_loopback=_flag(env, "OUTBOUND_ALLOW_LOOPBACK"),
+        client_registration=_choice(env, "CLIENT_REGISTRATION", ("off", "open", "token")),
     )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(name, "must be 1 or 0 (true or false)")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> Any:
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}")
+    return value
 
 
 def package_of(entry_point: EntryPoint) -> str:

@@ -180,11 +180,13 @@ def test_file_and_environment_are_merged(tmp_path: Path) -> None:
     ("text", "problem"),
     [
         ('[[clients]]\nclient_id = "x"\nsecret = "short"\nscopes = ["read"]\n'
-         'grant_types = ["client_credentials"]', "client 'x' has a secret shorter than 32"),
+         'grant_types = ["client_credentials"]',
+         "client 'x': secret must be a string of at least 32 characters"),
         ('[[clients]]\nclient_id = "x"\npublic = true\nsecret = "' + SECRET + '"\n'
-         'scopes = ["read"]\nredirect_uris = ["https://x/cb"]', "client 'x' is public"),
+         'scopes = ["read"]\nredirect_uris = ["https://x/cb"]',
+         "client 'x': a client using none has no secret"),
         ('[[clients]]\nclient_id = "x"\nscopes = ["read"]\ngrant_types = ["client_credentials"]',
-         "client 'x' needs a secret"),
+         "client 'x': a confidential client needs a secret"),
         ('[[clients]]\nclient_id = "x"\npublic = true\nscopes = ["read"]\n'
          'grant_types = ["client_credentials"]', "cannot use client_credentials"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
@@ -192,20 +194,23 @@ def test_file_and_environment_are_merged(tmp_path: Path) -> None:
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]',
          "needs at least one redirect URI"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
-         'redirect_uris = ["/relative"]', "redirect URI"),
+         'redirect_uris = ["/relative"]', "must be an absolute URI"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\n'
-         'grant_types = ["client_credentials"]', "needs scopes"),
+         'grant_types = ["client_credentials"]', "scope is required"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
          'grant_types = ["client_credentials"]\ntoken_endpoint_auth_method = "none"',
-         "token_endpoint_auth_method"),
+         "a client using none has no secret"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
-         'grant_types = ["client_credentials"]\nscope = "typo"', "unknown key"),
+         'grant_types = ["client_credentials"]\nscopez = "typo"', "unknown key(s): scopez"),
         ('[[clients]]\nsecret = "' + SECRET + '"', "client #1 needs a client_id"),
         ('[[clients]]\nclient_id = "x"\npublic = true\nscopes = ["read"]\n'
          'redirect_uris = ["https://x/cb"]\nrequire_pkce = false',
-         "client 'x' is public and cannot set require_pkce = false"),
+         "client 'x': a public client cannot set require_pkce to false"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
-         'redirect_uris = ["https://x/cb"]\nrequire_pkce = "no"', "non-boolean require_pkce"),
+         'redirect_uris = ["https://x/cb"]\nrequire_pkce = "no"',
+         "require_pkce must be true or false"),
+        ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
+         'grant_types = ["client_credentials"]\nscope = "read"', "scope or scopes, not both"),
         ("[[clients]\n", "not valid TOML"),
         ('[[clients]]\nclient_id = "x"\nsecret = "' + SECRET + '"\nscopes = ["read"]\n'
          'grant_types = ["client_credentials"]\n[[clients]]\nclient_id = "x"\n'

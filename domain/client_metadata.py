@@ -1,0 +1,486 @@
+"""Client metadata: reading it (RFC 7591 names) from every source, and showing it.
+
+One reader for the three ways a client is described, so that a key means the same
+everywhere (docs/clients.md has the table):
+
+- ``file``: a ``[[clients]]`` table of ``CLIENTS_FILE``. Also accepts the older keys
+  ``secret``, ``scopes`` (a list), ``public`` and ``name``. An unknown key is an error.
+- ``admin``: the body of the admin API or the CLI. An unknown key is an error; the keys the
+  server manages (``client_id_issued_at``, ``version``, ...) are ignored, so that what a GET
+  returned can be sent back in a PUT.
+- ``registration``: dynamic registration (RFC 7591). Unknown metadata is ignored (section
+  2); redirect URIs must be https, loopback http, or a private-use scheme for native apps;
+  service scopes are refused; ``first_party`` and token lifetimes are the operator's to set
+  and are ignored.
+
+Secrets are never part of the result's :class:`~domain.clients.Client`: the secret given
+(``client_secret``, or ``secret`` in the file) is returned beside it, for the caller to
+hash (or seal) and keep.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from domain.clients import (
+    AUTH_BASIC,
+    AUTH_METHODS,
+    AUTH_NONE,
+    AUTH_PRIVATE_KEY_JWT,
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    GRANT_TYPES,
+    RESPONSE_TYPE_CODE,
+    SECRET_METHODS,
+    Client,
+)
+from domain.scopes import OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.text import is_storable
+
+#: Client secrets must be at least this long (they are compared as SHA-256 digests).
+MIN_CLIENT_SECRET_LENGTH = 32
+MAX_CLIENT_ID_LENGTH = 255
+MAX_TEXT_LENGTH = 2000
+MAX_LIST_LENGTH = 100
+MIN_LIFETIME_SECONDS = 60
+MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 86_400
+MAX_REFRESH_TOKEN_LIFETIME_SECONDS = 31_536_000
+#: The scope a registered client gets when its registration names none.
+DEFAULT_REGISTRATION_SCOPE = ("openid", "profile", "email")
+
+
+class MetadataSource(StrEnum):
+    FILE = "file"
+    ADMIN = "admin"
+    REGISTRATION = "registration"
+
+
+class ClientMetadataError(Exception):
+    """Metadata that cannot be accepted. ``error`` is the RFC 7591 section 3.2.2 code
+    (``invalid_redirect_uri`` or ``invalid_client_metadata``); ``key`` names the field."""
+
+    def __init__(self, key: str, description: str, error: str = "invalid_client_metadata"):
+        super().__init__(description)
+        self.key = key
+        self.description = description
+        self.error = error
+
+
+class ClientDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """What a description says: the client (no secrets, version 0) and the secret given in
+    it, if any (in clear: the caller hashes or seals it and forgets it)."""
+
+    client: Client
+    secret: str | None = None
+
+
+_RFC_KEYS = frozenset({
+    "client_id", "client_name", "client_secret", "redirect_uris",
+    "post_logout_redirect_uris", "grant_types", "response_types", "scope",
+    "token_endpoint_auth_method", "jwks", "jwks_uri", "backchannel_logout_uri",
+    "backchannel_logout_session_required", "access_token_lifetime",
+    "refresh_token_lifetime", "require_pkce", "require_mfa", "first_party",
+    "allowed_cors_origins",
+})
+#: Older CLIENTS_FILE keys, still accepted there.
+_FILE_ONLY_KEYS = frozenset({"secret", "scopes", "public", "name"})
+#: What the server sets; ignored on input from the admin API and registration.
+SERVER_MANAGED_KEYS = frozenset({
+    "client_id_issued_at", "client_secret_expires_at", "registration_client_uri",
+    "registration_access_token", "version", "static", "registered", "created_at",
+    "updated_at", "secrets",
+})
+#: Keys a registration may not set; the operator decides them.
+_OPERATOR_KEYS = frozenset({"first_party", "access_token_lifetime", "refresh_token_lifetime"})
+_DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
+_CLIENT_ID = re.compile(r"[\x21-\x7e]+")
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# RFC 8252 section 7.1: a private-use scheme is a reverse domain name, so it has a dot.
+_PRIVATE_USE_SCHEME = re.compile(r"[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+")
+_NEVER_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about"})
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` (as ``urlsplit`` gives it: no brackets) names this machine."""
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_client_metadata(
+    document: Mapping[str, Any],
+    *,
+    source: MetadataSource,
+    client_id: str | None = None,
+    allow_loopback_http: bool = False,
+) -> ClientDraft:
+    """The client a description describes; raises :class:`ClientMetadataError`.
+
+    ``client_id`` is used when the document has none (a generated id, or the one in the
+    URL of an update); for ``registration`` it is always the one used (the server issues
+    ids, RFC 7591 section 3.2.1). ``allow_loopback_http`` is ``OUTBOUND_ALLOW_LOOPBACK``:
+    whether URLs the server calls (``jwks_uri``, ``backchannel_logout_uri``) may be http
+    loopback URLs.
+    """
+    reader = _Reader(document, source, allow_loopback_http)
+    return reader.read(client_id)
+
+
+class _Reader:
+    def __init__(self, document: Mapping[str, Any], source: MetadataSource,
+                 allow_loopback_http: bool) -> None:
+        self.source = source
+        self.allow_loopback_http = allow_loopback_http
+        known = _RFC_KEYS | (_FILE_ONLY_KEYS if source is MetadataSource.FILE else frozenset())
+        if source is MetadataSource.FILE:
+            unknown = sorted(set(document) - known)
+        elif source is MetadataSource.ADMIN:
+            unknown = sorted(set(document) - known - SERVER_MANAGED_KEYS)
+        else:
+            unknown = []
+        if unknown:
+            raise ClientMetadataError(unknown[0], f"unknown key(s): {', '.join(unknown)}")
+        ignored = (_OPERATOR_KEYS if source is MetadataSource.REGISTRATION else frozenset())
+        self.doc = {k: v for k, v in document.items() if k in known and k not in ignored}
+
+    @property
+    def registration(self) -> bool:
+        return self.source is MetadataSource.REGISTRATION
+
+    def read(self, default_client_id: str | None) -> ClientDraft:
+        client_id = self._client_id(default_client_id)
+        method, secret = self._authentication()
+        public = method == AUTH_NONE
+        grant_types = self._grant_types(public)
+        response_types = self._response_types(grant_types)
+        redirect_uris = self._uris("redirect_uris", public=public)
+        if GRANT_AUTHORIZATION_CODE in grant_types and not redirect_uris:
+            raise ClientMetadataError(
+                "redirect_uris", "a client using authorization_code needs at least one "
+                "redirect URI", "invalid_redirect_uri")
+        jwks, jwks_uri = self._keys(method)
+        require_pkce = self._bool("require_pkce", True)
+        if public and not require_pkce:
+            # A public client has no secret: PKCE is all that binds its code to it.
+            raise ClientMetadataError("require_pkce",
+                                      "a public client cannot set require_pkce to false")
+        client = Client(
+            client_id=client_id,
+            name=self._name(client_id),
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=self._uris("post_logout_redirect_uris", public=public),
+            grant_types=frozenset(grant_types),
+            response_types=frozenset(response_types),
+            scopes=frozenset(self._scopes(grant_types)),
+            auth_methods=frozenset({method}),
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            backchannel_logout_uri=self._outbound_uri("backchannel_logout_uri"),
+            backchannel_logout_session_required=self._bool(
+                "backchannel_logout_session_required", False),
+            access_token_lifetime=self._lifetime("access_token_lifetime",
+                                                 MAX_ACCESS_TOKEN_LIFETIME_SECONDS),
+            refresh_token_lifetime=self._lifetime("refresh_token_lifetime",
+                                                  MAX_REFRESH_TOKEN_LIFETIME_SECONDS),
+            require_pkce=require_pkce,
+            require_mfa=self._bool("require_mfa", False),
+            first_party=self._bool("first_party", False),
+            allowed_cors_origins=self._origins(),
+            registered=self.registration,
+        )
+        return ClientDraft(client=client, secret=secret)
+
+    # The fields
+
+    def _client_id(self, default: str | None) -> str:
+        value = default if self.registration else self.doc.get("client_id", default)
+        if not isinstance(value, str) or not value.strip():
+            raise ClientMetadataError("client_id", "client_id is required (a string)")
+        value = value.strip()
+        if len(value) > MAX_CLIENT_ID_LENGTH or not _CLIENT_ID.fullmatch(value):
+            raise ClientMetadataError(
+                "client_id", f"client_id must be 1 to {MAX_CLIENT_ID_LENGTH} visible ASCII "
+                "characters, without spaces")
+        return value
+
+    def _name(self, client_id: str) -> str:
+        key = "client_name" if "client_name" in self.doc else "name"
+        value = self.doc.get(key, client_id)
+        if not isinstance(value, str):
+            raise ClientMetadataError(key, f"{key} must be a string")
+        return self._text(key, value)
+
+    def _authentication(self) -> tuple[str, str | None]:
+        public = self.doc.get("public")
+        if public is not None and not isinstance(public, bool):
+            raise ClientMetadataError("public", "public must be true or false")
+        method = self.doc.get("token_endpoint_auth_method",
+                              AUTH_NONE if public else AUTH_BASIC)
+        if method not in AUTH_METHODS:
+            raise ClientMetadataError(
+                "token_endpoint_auth_method",
+                f"token_endpoint_auth_method {method!r} is not supported; use one of "
+                f"{', '.join(AUTH_METHODS)}")
+        if public is not None and public != (method == AUTH_NONE):
+            raise ClientMetadataError(
+                "public", "token_endpoint_auth_method must be 'none' exactly when public "
+                "is true")
+        key = "client_secret" if "client_secret" in self.doc else "secret"
+        secret = self.doc.get(key)
+        if secret is None:
+            if method in SECRET_METHODS and self.source is MetadataSource.FILE:
+                raise ClientMetadataError(key, "a confidential client needs a secret (or "
+                                          "public = true)")
+            return method, None
+        if method not in SECRET_METHODS:
+            raise ClientMetadataError(
+                key, f"a client using {method} has no secret; remove {key}")
+        if not isinstance(secret, str) or len(secret) < MIN_CLIENT_SECRET_LENGTH:
+            raise ClientMetadataError(
+                key, f"{key} must be a string of at least {MIN_CLIENT_SECRET_LENGTH} "
+                "characters")
+        return method, self._text(key, secret)
+
+    def _grant_types(self, public: bool) -> tuple[str, ...]:
+        grants = self._strings("grant_types", _DEFAULT_GRANTS)
+        bad = [g for g in grants if g not in GRANT_TYPES]
+        if bad:
+            raise ClientMetadataError(
+                "grant_types", f"unsupported grant type(s) {', '.join(bad)}; use "
+                f"{', '.join(GRANT_TYPES)}")
+        if public and GRANT_CLIENT_CREDENTIALS in grants:
+            raise ClientMetadataError("grant_types",
+                                      "a public client cannot use client_credentials")
+        if not grants:
+            raise ClientMetadataError("grant_types", "grant_types must not be empty")
+        return grants
+
+    def _response_types(self, grants: tuple[str, ...]) -> tuple[str, ...]:
+        code = GRANT_AUTHORIZATION_CODE in grants
+        types = self._strings("response_types", (RESPONSE_TYPE_CODE,) if code else ())
+        if any(t != RESPONSE_TYPE_CODE for t in types):
+            raise ClientMetadataError("response_types", "only the response type 'code' is "
+                                      "supported")
+        if bool(types) != code:
+            # RFC 7591 section 2.1: response_types and grant_types must agree.
+            raise ClientMetadataError(
+                "response_types", "response_types 'code' goes with the grant type "
+                "authorization_code, and only with it")
+        return types
+
+    def _scopes(self, grants: tuple[str, ...]) -> tuple[str, ...]:
+        if "scope" in self.doc and "scopes" in self.doc:
+            raise ClientMetadataError("scope", "give scope or scopes, not both")
+        if "scope" in self.doc:
+            text = self.doc["scope"]
+            if not isinstance(text, str):
+                raise ClientMetadataError("scope", "scope must be a space-separated string")
+            scopes = tuple(dict.fromkeys(s for s in text.split(" ") if s))
+            key = "scope"
+        elif "scopes" in self.doc:
+            scopes = self._strings("scopes", ())
+            key = "scopes"
+        elif self.registration:
+            default: tuple[str, ...] = DEFAULT_REGISTRATION_SCOPE
+            if GRANT_REFRESH_TOKEN in grants:
+                default = (*default, OFFLINE_ACCESS)
+            return default if GRANT_AUTHORIZATION_CODE in grants else ()
+        else:
+            raise ClientMetadataError("scope", "scope is required (the scopes the client may "
+                                      "ask for)")
+        bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+        if bad or not scopes:
+            raise ClientMetadataError(key, "scope must name at least one scope, each made of "
+                                      "visible ASCII characters other than \" and \\")
+        if self.registration:
+            service = service_scopes_in(scopes)
+            if service:
+                raise ClientMetadataError(
+                    key, f"{', '.join(service)}: service scopes are granted only to clients "
+                    "an operator creates, never to a registered client")
+        if OPENID in scopes and GRANT_AUTHORIZATION_CODE not in grants:
+            raise ClientMetadataError(key, "the scope openid needs the grant type "
+                                      "authorization_code")
+        return scopes
+
+    def _uris(self, key: str, *, public: bool) -> tuple[str, ...]:
+        uris = self._strings(key, ())
+        for uri in uris:
+            problem = self._redirect_problem(uri, public)
+            if problem:
+                raise ClientMetadataError(key, f"{key}: {uri!r} {problem}",
+                                          "invalid_redirect_uri")
+        return uris
+
+    def _redirect_problem(self, uri: str, public: bool) -> str | None:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            return "is not a URI"
+        scheme = parts.scheme.lower()
+        if not scheme or parts.fragment or "#" in uri:
+            return "must be an absolute URI without fragment"
+        if scheme in _NEVER_SCHEMES:
+            return f"uses the scheme {scheme}, which is never allowed"
+        if scheme in ("http", "https"):
+            if not parts.hostname:
+                return "has no host"
+            if scheme == "http" and self.registration and not is_loopback_host(parts.hostname):
+                return "must use https (http only for a loopback address)"
+            return None
+        if self.registration:
+            if not _PRIVATE_USE_SCHEME.fullmatch(scheme):
+                return ("must use https, loopback http or a private-use scheme named after a "
+                        "domain you own (com.example.app:/callback)")
+            if not public:
+                return "uses a private-use scheme, which only a native (public) client may"
+        return None
+
+    def _outbound_uri(self, key: str) -> str | None:
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ClientMetadataError(key, f"{key} must be a string")
+        problem = outbound_url_problem(value, allow_loopback_http=self.allow_loopback_http)
+        if problem:
+            raise ClientMetadataError(key, f"{key}: {value!r} {problem}")
+        return value
+
+    def _keys(self, method: str) -> tuple[dict[str, Any] | None, str | None]:
+        jwks = self.doc.get("jwks")
+        jwks_uri = self._outbound_uri("jwks_uri")
+        if jwks is not None and jwks_uri is not None:
+            raise ClientMetadataError("jwks", "give jwks or jwks_uri, not both")
+        if jwks is not None:
+            jwks = _public_key_set(jwks)
+        if method == AUTH_PRIVATE_KEY_JWT and jwks is None and jwks_uri is None:
+            raise ClientMetadataError("jwks", "a client using private_key_jwt needs jwks or "
+                                      "jwks_uri")
+        return jwks, jwks_uri
+
+    def _lifetime(self, key: str, maximum: int) -> int | None:
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                MIN_LIFETIME_SECONDS <= value <= maximum):
+            raise ClientMetadataError(
+                key, f"{key} must be a whole number of seconds from {MIN_LIFETIME_SECONDS} "
+                f"to {maximum}")
+        return value
+
+    def _origins(self) -> tuple[str, ...]:
+        origins = self._strings("allowed_cors_origins", ())
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (parts.scheme not in ("http", "https") or not parts.hostname
+                    or parts.path or parts.query or parts.fragment or "@" in parts.netloc):
+                raise ClientMetadataError(
+                    "allowed_cors_origins", f"allowed_cors_origins: {origin!r} is not an "
+                    "origin (scheme://host[:port], nothing after)")
+        return origins
+
+    # Shapes
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self.doc.get(key, default)
+        if not isinstance(value, bool):
+            raise ClientMetadataError(key, f"{key} must be true or false")
+        return value
+
+    def _strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if (not isinstance(value, list) or len(value) > MAX_LIST_LENGTH
+                or not all(isinstance(v, str) and v for v in value)):
+            raise ClientMetadataError(
+                key, f"{key} must be a list of at most {MAX_LIST_LENGTH} non-empty strings")
+        return tuple(dict.fromkeys(self._text(key, v) for v in value))
+
+    @staticmethod
+    def _text(key: str, value: str) -> str:
+        if len(value) > MAX_TEXT_LENGTH:
+            raise ClientMetadataError(key, f"{key} is longer than {MAX_TEXT_LENGTH} "
+                                      "characters")
+        if not is_storable(value):
+            raise ClientMetadataError(key, f"{key} contains a character that is not allowed "
+                                      "(NUL)")
+        return value
+
+
+def outbound_url_problem(url: str, *, allow_loopback_http: bool) -> str | None:
+    """Why the server must not call ``url``, or None: https only, or http to a loopback
+    address when ``OUTBOUND_ALLOW_LOOPBACK`` allows it (development and tests)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a URL"
+    if not parts.hostname or parts.fragment or "@" in parts.netloc:
+        return "must be an absolute URL with a host, no user info and no fragment"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
+        return None
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return "must use https (http loopback URLs need OUTBOUND_ALLOW_LOOPBACK=1)"
+    return "must use https"
+
+
+def _public_key_set(value: Any) -> dict[str, Any]:
+    keys = value.get("keys") if isinstance(value, dict) else None
+    if not isinstance(keys, list) or not keys or not all(
+            isinstance(k, dict) and isinstance(k.get("kty"), str) for k in keys):
+        raise ClientMetadataError("jwks", "jwks must be a JWK Set: {\"keys\": [{\"kty\": ...}]}")
+    for key in keys:
+        # "d" is a private RSA/EC/OKP component, "k" a symmetric key: never ours to hold.
+        if "d" in key or "k" in key or key.get("kty") == "oct":
+            raise ClientMetadataError("jwks", "jwks must hold public keys only")
+    if not is_storable(msgspec.json.encode(value).decode("utf-8")):
+        raise ClientMetadataError("jwks", "jwks contains a character that is not allowed")
+    return dict(value)
+
+
+def client_metadata(client: Client) -> dict[str, Any]:
+    """The client's metadata under RFC 7591 names (and ours): what the admin API, the CLI
+    and the registration endpoint show. Never a secret, in any form."""
+    shown: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_name": client.name,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": sorted(client.grant_types),
+        "response_types": sorted(client.response_types),
+        "scope": " ".join(sorted(client.scopes)),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "require_pkce": client.require_pkce,
+        "require_mfa": client.require_mfa,
+        "first_party": client.first_party,
+        "allowed_cors_origins": list(client.allowed_cors_origins),
+    }
+    optional = {
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "access_token_lifetime": client.access_token_lifetime,
+        "refresh_token_lifetime": client.refresh_token_lifetime,
+    }
+    shown.update({k: v for k, v in optional.items() if v is not None})
+    return shown
