@@ -117,6 +117,10 @@ _FIELDS = {
 }
 
 
+_WIRE_NAMES = {"filter": "filter", "sortBy": "sort_by", "sortOrder": "sort_order",
+               "startIndex": "start_index", "count": "count"}
+
+
 def _names(value: object, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -140,13 +144,14 @@ def read_search_request(body: object) -> SearchRequest:
                 raise InvalidSyntax(f"schemas must be [{SEARCH_REQUEST!r}]")
         elif lowered in _FIELDS:
             fields[_FIELDS[lowered]] = value
+    wire = {field: key for key, field in _WIRE_NAMES.items()}
     for name in ("filter", "sort_by", "sort_order"):
         if fields.get(name) is not None and not isinstance(fields[name], str):
-            raise InvalidSyntax(f"{name} must be a string")
+            raise InvalidSyntax(f"{wire[name]} must be a string")
     for name in ("start_index", "count"):
         number = fields.get(name)
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-            raise InvalidSyntax(f"{name} must be an integer")
+            raise InvalidSyntax(f"{wire[name]} must be an integer")
     return SearchRequest(
         attributes=_names(fields.get("attributes"), "attributes"),
         excluded_attributes=_names(fields.get("excluded_attributes"), "excludedAttributes"),
