@@ -59,7 +59,9 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str | None = None
     name: Name | None = None
     emails: tuple[Email, ...] = ()
-    active: bool = True
+    #: None is unassigned (a PATCH ``remove`` of ``active``, RFC 7644 3.5.2.2): the user has
+    #: no administrative status, so, like ``False``, it never signs in (a falsy value).
+    active: bool | None = True
     groups: tuple[GroupRef, ...] = ()
     created: int = 0
     last_modified: int = 0

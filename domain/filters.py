@@ -69,12 +69,35 @@ class ValuePath(msgspec.Struct, frozen=True):
 Filter = Compare | Present | And | Or | Not | ValuePath
 
 
-class ListQuery(msgspec.Struct, frozen=True):
-    """What a list asks of a store: an optional filter and a 1-based page window.
+class SortKey(msgspec.Struct, frozen=True):
+    """``sortBy``/``sortOrder`` (RFC 7644 section 3.4.2.3), checked against the resource.
 
-    ``count`` 0 asks only for the total. Results come in a stable order (by ``id``).
+    ``path`` is lower-cased, without a schema prefix, and always names a single value: a
+    complex attribute is completed with its default sub-attribute (``name`` is
+    ``name.formatted``, ``emails`` is ``emails.value``). The value a resource sorts by:
+
+    - a multi-valued attribute sorts by its primary value if it has one, else its first value
+      (``groups`` come by id in code-point order, ``members`` and ``emails`` as stored);
+    - case-insensitive strings compare by ``str.lower()``, case-exact ones as they are, both
+      in code-point order; date-times chronologically; ``false`` before ``true``;
+    - a missing value (or an empty string) sorts last ascending and first descending;
+    - ties are ordered by ``id`` (code points); ``descending`` is the exact reverse of the
+      ascending order, ties included, so one index serves both directions.
+    """
+
+    path: AttrPath
+    descending: bool = False
+
+
+class ListQuery(msgspec.Struct, frozen=True):
+    """What a list asks of a store: an optional filter, an optional sort and a 1-based page
+    window.
+
+    ``count`` 0 asks only for the total. Results come in a stable order: by ``sort`` (see
+    :class:`SortKey`) and then by ``id``; by ``id`` alone without a sort.
     """
 
     filter: Filter | None = None
     start_index: int = 1
     count: int = 100
+    sort: SortKey | None = None

@@ -34,6 +34,7 @@ from domain.password_policy import DEFAULT_PASSWORD_POLICY, PasswordPolicy, chec
 from domain.scim.patch import PatchOperation, apply_patch, read_patch_request
 from domain.scim.resources import group_from_json, group_to_json, user_from_json, user_to_json
 from domain.scim.schema import GROUP, USER, ResourceSchema, validate_filter
+from domain.scim.sorting import read_sort
 from domain.text import require_storable
 from ports.clock import Clock
 from ports.events import Events
@@ -50,17 +51,19 @@ _T = TypeVar("_T")
 
 def list_query(
     filter_text: str | None, start_index: int | None, count: int | None,
-    resource: ResourceSchema,
+    resource: ResourceSchema, *, sort_by: str | None = None, sort_order: str | None = None,
 ) -> ListQuery:
     """A checked :class:`ListQuery`: ``startIndex`` below 1 is 1, ``count`` is clamped to
-    ``0..MAX_RESULTS`` (RFC 7644 3.4.2.4). Raises ``InvalidFilter``."""
+    ``0..MAX_RESULTS`` (RFC 7644 3.4.2.4), ``sortBy``/``sortOrder`` read by
+    :func:`~domain.scim.sorting.read_sort`. Raises ``InvalidFilter``, ``InvalidValue``."""
+    sort = read_sort(sort_by, sort_order, resource)
     expr = None
     if filter_text is not None and filter_text.strip():
         expr = parse_filter(filter_text)
         validate_filter(expr, resource)
     start = 1 if start_index is None or start_index < 1 else start_index
     size = MAX_RESULTS if count is None else min(max(count, 0), MAX_RESULTS)
-    return ListQuery(filter=expr, start_index=start, count=size)
+    return ListQuery(filter=expr, start_index=start, count=size, sort=sort)
 
 
 async def _revoke_if_deactivated(
@@ -122,10 +125,13 @@ async def get_user(store: UserStore, user_id: str) -> User:
 
 
 async def list_users(
-    store: UserStore, filter_text: str | None, start_index: int | None, count: int | None
+    store: UserStore, filter_text: str | None, start_index: int | None, count: int | None,
+    *, sort_by: str | None = None, sort_order: str | None = None,
 ) -> Page[User]:
-    """One page of users matching the SCIM filter. Raises ``InvalidFilter``."""
-    return await store.list_users(list_query(filter_text, start_index, count, USER))
+    """One page of users matching the SCIM filter, sorted as asked. Raises
+    ``InvalidFilter``, ``InvalidValue`` (a bad sort)."""
+    return await store.list_users(list_query(filter_text, start_index, count, USER,
+                                             sort_by=sort_by, sort_order=sort_order))
 
 
 async def replace_user(
@@ -187,7 +193,7 @@ async def patch_user(
         kept = document.get("password") is _KEPT_PASSWORD
         if kept or cleared:
             document.pop("password", None)
-        user, password = user_from_json(document)
+        user, password = user_from_json(document, absent_active=None)
         if password is not None and password not in hashed:
             check_password_policy(password, policy)
             hashed.clear()
@@ -240,10 +246,13 @@ async def get_group(store: GroupStore, group_id: str) -> Group:
 
 
 async def list_groups(
-    store: GroupStore, filter_text: str | None, start_index: int | None, count: int | None
+    store: GroupStore, filter_text: str | None, start_index: int | None, count: int | None,
+    *, sort_by: str | None = None, sort_order: str | None = None,
 ) -> Page[Group]:
-    """One page of groups matching the SCIM filter. Raises ``InvalidFilter``."""
-    return await store.list_groups(list_query(filter_text, start_index, count, GROUP))
+    """One page of groups matching the SCIM filter, sorted as asked. Raises
+    ``InvalidFilter``, ``InvalidValue`` (a bad sort)."""
+    return await store.list_groups(list_query(filter_text, start_index, count, GROUP,
+                                              sort_by=sort_by, sort_order=sort_order))
 
 
 async def replace_group(

@@ -34,6 +34,7 @@ from entrypoints.http.health import HealthController
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.scim import scim_router
+from entrypoints.http.scim_errors import scim_aware
 from entrypoints.http.services import Services
 from entrypoints.http.userinfo import UserinfoController
 from entrypoints.janitor import Janitor, janitor_running
@@ -118,7 +119,8 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers={
             DomainError: domain_error_handler,
-            HTTPException: http_error_handler,
+            # Unknown paths and methods under /scim/v2 answer SCIM error resources.
+            HTTPException: scim_aware(http_error_handler),
             Exception: internal_error_handler,
         },
         openapi_config=OpenAPIConfig(

@@ -72,7 +72,10 @@ class UserStore(Protocol):
         ...
 
     async def list_users(self, query: ListQuery) -> Page[User]:
-        """Users matching ``query.filter``, ordered by ``id``, one page of them.
+        """Users matching ``query.filter``, one page of them, ordered by ``query.sort`` and then
+        by ``id`` (by ``id`` alone when ``sort`` is None). The sort semantics (primary or first
+        value of a multi-valued attribute, case folding, missing values last ascending and first
+        descending) are :class:`~domain.filters.SortKey`'s; the contract suite pins them.
 
         ``total`` counts every match. Filters on attributes with ``caseExact: false`` (all
         of ours but ``id``) compare case-insensitively.
@@ -112,7 +115,8 @@ class GroupStore(Protocol):
         ...
 
     async def list_groups(self, query: ListQuery) -> Page[Group]:
-        """Groups matching ``query.filter``, ordered by ``id``; as ``list_users``."""
+        """Groups matching ``query.filter``, ordered by ``query.sort`` then ``id``; as
+        ``list_users``."""
         ...
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:

@@ -18,6 +18,7 @@ from adapters.memory.state import _fold
 from domain.entities import Credentials, Group, GroupRef, Member, Page, User
 from domain.errors import Conflict, InvalidReference, NotFound, PreconditionFailed
 from domain.filters import ListQuery
+from domain.scim.sorting import sort_entities
 
 _R = TypeVar("_R", User, Group)
 
@@ -32,7 +33,7 @@ def _check_version(stored: int, expected: int | None, what: str) -> None:
 
 
 def _page(items: list[_R], query: ListQuery) -> Page[_R]:
-    items.sort(key=lambda item: item.id)
+    items = sort_entities(items, query.sort)
     start = max(query.start_index, 1)
     window = items[start - 1 : start - 1 + max(query.count, 0)] if query.count > 0 else []
     return Page(items=tuple(window), total=len(items), start_index=start)

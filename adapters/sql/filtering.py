@@ -98,6 +98,11 @@ def _check_schema(path: AttrPath, schema: str) -> None:
 # Users
 
 
+def active_value() -> ColumnElement[Any]:
+    """``users.active`` as SCIM sees it: NULL when unassigned (``active_assigned`` false)."""
+    return sa.case((users.c.active_assigned, users.c.active), else_=sa.null())
+
+
 def _email_element(element: Any) -> _Resolver:
     value = element.c.value
 
@@ -176,7 +181,7 @@ def resolve_user(path: AttrPath) -> _Scalar | _Multi:
             "externalid": _Scalar(users.c.external_id, "exact", True),
             "username": _Scalar(users.c.user_name, "ci", False),
             "displayname": _Scalar(users.c.display_name, "ci", True),
-            "active": _Scalar(users.c.active, "bool", False),
+            "active": _Scalar(active_value(), "bool", True),
         }
         if attr in simple:
             return simple[attr]
@@ -290,7 +295,9 @@ def _compare_scalar(scalar: _Scalar, op: str, value: Scalar) -> ColumnElement[bo
             raise _invalid(f"'{op}' does not apply to a boolean attribute")
         if not isinstance(value, bool):
             return sa.false()
-        return _not_null(scalar.expr == sa.literal(value, sa.Boolean), scalar)
+        # A missing boolean reads as false, as in the memory evaluator.
+        flag = sa.func.coalesce(scalar.expr, sa.false()) if scalar.nullable else scalar.expr
+        return flag == sa.literal(value, sa.Boolean)
     if scalar.kind == "time":
         instant = _parse_instant(value)
         if op in ("co", "sw", "ew"):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.sql import tables as t
 from adapters.sql.connection import SqlConnection
 from adapters.sql.filtering import fold, group_clause, user_clause
+from adapters.sql.sorting import group_order, user_order
 from domain.entities import Email, Group, GroupRef, Member, Name, Page, User
 from domain.errors import DomainError, NotFound, PreconditionFailed
 from domain.filters import ListQuery
@@ -25,7 +26,9 @@ def _user_values(user: User) -> dict[str, Any]:
     name = user.name or Name()
     return {
         "user_name": user.user_name,
-        "active": user.active,
+        # Unassigned (None) is stored as false, flagged by active_assigned (migration 0011).
+        "active": bool(user.active),
+        "active_assigned": user.active is not None,
         "external_id": user.external_id,
         "display_name": user.display_name,
         "given_name": name.given_name,
@@ -60,7 +63,7 @@ def _user_from_row(row: sa.Row[Any], groups: Sequence[GroupRef] = ()) -> User:
         display_name=m["display_name"],
         name=name,
         emails=emails,
-        active=m["active"],
+        active=m["active"] if m["active_assigned"] else None,
         groups=tuple(groups),
         created=m["created"],
         last_modified=m["last_modified"],
@@ -161,6 +164,7 @@ class SqlIdentities(SqlConnection):
     async def list_users(self, query: ListQuery) -> Page[User]:
         """See :meth:`ports.store.UserStore.list_users`. The filter runs in SQL."""
         where = user_clause(query.filter) if query.filter is not None else sa.true()
+        order = user_order(query.sort)
         start = max(query.start_index, 1)
 
         async def work(conn: AsyncConnection) -> Page[User]:
@@ -173,7 +177,7 @@ class SqlIdentities(SqlConnection):
                     await conn.execute(
                         sa.select(t.users)
                         .where(where)
-                        .order_by(t.users.c.id.collate(_BY_CODE_POINT))
+                        .order_by(*order)
                         .offset(start - 1)
                         .limit(query.count)
                     )
@@ -318,6 +322,7 @@ class SqlIdentities(SqlConnection):
     async def list_groups(self, query: ListQuery) -> Page[Group]:
         """See :meth:`ports.store.GroupStore.list_groups`. The filter runs in SQL."""
         where = group_clause(query.filter) if query.filter is not None else sa.true()
+        order = group_order(query.sort)
         start = max(query.start_index, 1)
 
         async def work(conn: AsyncConnection) -> Page[Group]:
@@ -330,7 +335,7 @@ class SqlIdentities(SqlConnection):
                     await conn.execute(
                         sa.select(t.groups)
                         .where(where)
-                        .order_by(t.groups.c.id.collate(_BY_CODE_POINT))
+                        .order_by(*order)
                         .offset(start - 1)
                         .limit(query.count)
                     )

@@ -25,6 +25,7 @@ users = sa.Table(
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("last_modified", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("active_assigned", sa.Boolean, nullable=False),
 )
 
 groups = sa.Table(

@@ -72,7 +72,8 @@ def user_to_json(user: User, base_url: str) -> dict[str, Any]:
         out["displayName"] = user.display_name
     if user.emails:
         out["emails"] = [_email_json(email) for email in user.emails]
-    out["active"] = user.active
+    if user.active is not None:
+        out["active"] = user.active
     if user.groups:
         out["groups"] = [
             {"value": ref.value, "$ref": f"{base_url}/Groups/{ref.value}", "display": ref.display}
@@ -87,8 +88,8 @@ def _email_json(email: Email) -> dict[str, Any]:
     out: dict[str, Any] = {"value": email.value}
     if email.type is not None:
         out["type"] = email.type
-    if email.primary:
-        out["primary"] = True
+    # Always said, true or false: a client that sent "primary": false reads back what it sent.
+    out["primary"] = email.primary
     return out
 
 
@@ -240,9 +241,12 @@ def _read_emails(value: Any) -> tuple[Email, ...]:
     return tuple(emails)
 
 
-def user_from_json(document: Any) -> tuple[User, str | None]:
+def user_from_json(document: Any, absent_active: bool | None = True
+                   ) -> tuple[User, str | None]:
     """A user (without id, times or version) and the password, from a SCIM body.
 
+    A body without ``active`` gives ``absent_active``: the default (true) for a create or a
+    PUT, None (unassigned) for the result of a PATCH, where it was removed or already unset.
     Raises ``InvalidValue`` for a body that is not an object, a missing ``userName``, or a
     value of the wrong type. The password is returned apart: it is never part of ``User``.
     """
@@ -263,7 +267,7 @@ def user_from_json(document: Any) -> tuple[User, str | None]:
                                  limit=MAX_NAME_LENGTH),
         name=_read_name(fields.get("name")),
         emails=_read_emails(fields.get("emails")),
-        active=True if active is None else read_bool(active, "active"),
+        active=absent_active if active is None else read_bool(active, "active"),
     )
     return user, password
 

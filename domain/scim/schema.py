@@ -260,7 +260,12 @@ GROUP = ResourceSchema(
                 AttributeDef(name="$ref", type="reference", reference_types=("User",),
                              mutability="immutable", case_exact=True, filterable=False,
                              description="The URI of the member."),
-                _string("display", "The member's userName.", mutability="readOnly"),
+                # returned "request": a member's display is no value the client sent (RFC
+                # 7643 8.7.1 has no such sub-attribute), so it is only sent when asked for
+                # (attributes=members.display), and a written group reads back as written.
+                _string("display", "The member's userName (only with "
+                        "attributes=members.display).", mutability="readOnly",
+                        returned="request"),
                 _string("type", "The kind of member; only User is supported.",
                         canonical_values=("User",), mutability="immutable"),
             ),
@@ -416,3 +421,24 @@ def validate_value_filter(expr: Filter, parent: AttributeDef, resource: Resource
         _validate(expr, resource, parent)
     except InvalidFilter as exc:
         raise InvalidPath(str(exc)) from exc
+
+
+# Sorting
+
+
+def sort_target(path: AttrPath, resource: ResourceSchema) -> tuple[AttrPath, AttributeDef]:
+    """The single value ``sortBy`` names (RFC 7644 3.4.2.3): the path without its schema
+    prefix, completed with the default sub-attribute of a complex attribute, and its
+    definition. Every attribute a filter may compare can be sorted by; ``InvalidValue``
+    (``invalidValue`` on the wire) for any other."""
+    text = path.dotted()
+    try:
+        target = _resolve_filter_path(path, resource, None)
+        definition = _comparable(target, text)
+    except InvalidFilter as exc:
+        raise InvalidValue(f"sortBy: {exc}") from exc
+    if target.type == "complex":
+        default = target.default_sub
+        assert default is not None  # _comparable found one
+        return AttrPath(path.attr, default.lower()), definition
+    return AttrPath(path.attr, path.sub_attr), definition

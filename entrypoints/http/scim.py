@@ -41,8 +41,18 @@ from domain.errors import (
 )
 from domain.password_policy import PasswordPolicy
 from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
+from domain.scim.projection import project, split_names
 from domain.scim.resources import etag, group_to_json, user_to_json
-from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
+from domain.scim.schema import (
+    ERROR,
+    GROUP,
+    LIST_RESPONSE,
+    RESOURCES,
+    SERVICE_PROVIDER_CONFIG,
+    USER,
+    ResourceSchema,
+)
+from domain.scim.search import SearchRequest, read_search_request, search_all
 from domain.scopes import SCIM_READ, SCIM_WRITE, allows_service
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.services import Services, ServicesDependency
@@ -129,6 +139,7 @@ _HTTP_DETAILS = {
     400: "the request is malformed (check the query parameters)",
     404: "no such endpoint",
     405: "method not allowed on this endpoint",
+    406: "this endpoint answers application/scim+json (or application/json) only",
     413: "the request body is too large",
     415: "the body must be application/scim+json or application/json",
 }
@@ -225,47 +236,13 @@ async def _expected_version(
 
 
 def _split(value: str | None) -> list[str]:
-    return [part.strip().lower() for part in (value or "").split(",") if part.strip()]
+    return split_names(value)
 
 
-_ALWAYS = frozenset({"id", "schemas"})
-
-
-def _project(resource: dict[str, Any], attributes: list[str], excluded: list[str]
-             ) -> dict[str, Any]:
-    """Apply ``attributes``/``excludedAttributes`` (RFC 7644 3.4.2.5), by (sub-)attribute name."""
-    if not attributes and not excluded:
-        return resource
-
-    def simple(name: str) -> str:
-        return name.rsplit(":", 1)[-1] if name.startswith("urn:") else name
-
-    wanted = [simple(a) for a in attributes]
-    unwanted = [simple(a) for a in excluded]
-    out: dict[str, Any] = {}
-    for key, value in resource.items():
-        lowered = key.lower()
-        if lowered in _ALWAYS:
-            out[key] = value
-            continue
-        if wanted:
-            if lowered in wanted:
-                out[key] = value
-            else:
-                subs = {w.split(".", 1)[1] for w in wanted if w.startswith(lowered + ".")}
-                if subs and isinstance(value, dict):
-                    out[key] = {k: v for k, v in value.items() if k.lower() in subs}
-                elif subs and isinstance(value, list):
-                    out[key] = [{k: v for k, v in item.items() if k.lower() in subs}
-                                for item in value if isinstance(item, dict)]
-            continue
-        if lowered in unwanted:
-            continue
-        subs = {u.split(".", 1)[1] for u in unwanted if u.startswith(lowered + ".")}
-        if subs and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k.lower() not in subs}
-        out[key] = value
-    return out
+def _project(resource: dict[str, Any], schema: ResourceSchema, attributes: list[str],
+             excluded: list[str]) -> dict[str, Any]:
+    """``attributes``/``excludedAttributes`` and ``returned`` (:mod:`domain.scim.projection`)."""
+    return project(resource, schema, attributes, excluded)
 
 
 def _password_policy(services: Services) -> PasswordPolicy:
@@ -283,7 +260,7 @@ def _user_response(services: Services, user: User, status: int = 200,
     headers = {"ETag": etag(user.version)}
     if location:
         headers["Location"] = f"{base}/Users/{user.id}"
-    body = _project(user_to_json(user, base), _split(attributes), _split(excluded))
+    body = _project(user_to_json(user, base), USER, _split(attributes), _split(excluded))
     return scim_response(body, status, headers)
 
 
@@ -294,7 +271,7 @@ def _group_response(services: Services, group: Group, status: int = 200,
     headers = {"ETag": etag(group.version)}
     if location:
         headers["Location"] = f"{base}/Groups/{group.id}"
-    body = _project(group_to_json(group, base), _split(attributes), _split(excluded))
+    body = _project(group_to_json(group, base), GROUP, _split(attributes), _split(excluded))
     return scim_response(body, status, headers)
 
 
@@ -325,6 +302,47 @@ _Start = Annotated[int | None, QueryParameter(name="startIndex",
 _Count = Annotated[int | None, QueryParameter(name="count", description="page size, at most 200")]
 _Attributes = Annotated[str | None, QueryParameter(name="attributes")]
 _Excluded = Annotated[str | None, QueryParameter(name="excludedAttributes")]
+_SortBy = Annotated[str | None, QueryParameter(name="sortBy",
+                                               description="attribute to sort by")]
+_SortOrder = Annotated[str | None, QueryParameter(name="sortOrder",
+                                                  description="ascending or descending")]
+
+
+# Lists and searches (GET with query parameters, POST .search with the same in a body)
+
+
+async def _list_users(services: Services, search: SearchRequest) -> Response[bytes]:
+    page = await identities.list_users(services.store, search.filter, search.start_index,
+                                       search.count, sort_by=search.sort_by,
+                                       sort_order=search.sort_order)
+    base = _base_url(services)
+    wanted, unwanted = list(search.attributes), list(search.excluded_attributes)
+    return _list_response(page, [_project(user_to_json(u, base), USER, wanted, unwanted)
+                                 for u in page.items])
+
+
+async def _list_groups(services: Services, search: SearchRequest) -> Response[bytes]:
+    page = await identities.list_groups(services.store, search.filter, search.start_index,
+                                        search.count, sort_by=search.sort_by,
+                                        sort_order=search.sort_order)
+    base = _base_url(services)
+    wanted, unwanted = list(search.attributes), list(search.excluded_attributes)
+    return _list_response(page, [_project(group_to_json(g, base), GROUP, wanted, unwanted)
+                                 for g in page.items])
+
+
+async def _search_root(services: Services, search: SearchRequest) -> Response[bytes]:
+    page = await search_all(services.store, search.filter, search.start_index, search.count,
+                            sort_by=search.sort_by, sort_order=search.sort_order)
+    base = _base_url(services)
+    wanted, unwanted = list(search.attributes), list(search.excluded_attributes)
+    resources = [
+        _project(user_to_json(item, base), USER, wanted, unwanted) if isinstance(item, User)
+        else _project(group_to_json(item, base), GROUP, wanted, unwanted)
+        for item in page.items
+    ]
+    return _list_response(Page(items=page.items, total=page.total,
+                               start_index=page.start_index), resources)
 
 
 class UsersController(Controller):
@@ -346,13 +364,20 @@ class UsersController(Controller):
     @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
     async def index(self, services: ServicesDependency, filter_text: _Filter = None,
                    start_index: _Start = None, count: _Count = None,
-                   attributes: _Attributes = None, excluded: _Excluded = None
+                   attributes: _Attributes = None, excluded: _Excluded = None,
+                   sort_by: _SortBy = None, sort_order: _SortOrder = None,
                    ) -> Response[bytes]:
-        page = await identities.list_users(services.store, filter_text, start_index, count)
-        base = _base_url(services)
-        wanted, unwanted = _split(attributes), _split(excluded)
-        return _list_response(page, [_project(user_to_json(u, base), wanted, unwanted)
-                                     for u in page.items])
+        return await _list_users(services, SearchRequest(
+            filter=filter_text, start_index=start_index, count=count, sort_by=sort_by,
+            sort_order=sort_order, attributes=tuple(_split(attributes)),
+            excluded_attributes=tuple(_split(excluded))))
+
+    @post("/.search", operation_id="scimSearchUsers", opt={"scim_scope": READ},
+          status_code=200)
+    async def search(self, request: Request[Any, Any, Any], services: ServicesDependency
+                     ) -> Response[bytes]:
+        """RFC 7644 3.4.3: the GET list's parameters in a body (kept out of URLs and logs)."""
+        return await _list_users(services, read_search_request(await _body(request)))
 
     @get("/{user_id:str}", operation_id="scimGetUser", opt={"scim_scope": READ})
     async def read(
@@ -433,13 +458,20 @@ class GroupsController(Controller):
     @get("/", operation_id="scimListGroups", opt={"scim_scope": READ})
     async def index(self, services: ServicesDependency, filter_text: _Filter = None,
                    start_index: _Start = None, count: _Count = None,
-                   attributes: _Attributes = None, excluded: _Excluded = None
+                   attributes: _Attributes = None, excluded: _Excluded = None,
+                   sort_by: _SortBy = None, sort_order: _SortOrder = None,
                    ) -> Response[bytes]:
-        page = await identities.list_groups(services.store, filter_text, start_index, count)
-        base = _base_url(services)
-        wanted, unwanted = _split(attributes), _split(excluded)
-        return _list_response(page, [_project(group_to_json(g, base), wanted, unwanted)
-                                     for g in page.items])
+        return await _list_groups(services, SearchRequest(
+            filter=filter_text, start_index=start_index, count=count, sort_by=sort_by,
+            sort_order=sort_order, attributes=tuple(_split(attributes)),
+            excluded_attributes=tuple(_split(excluded))))
+
+    @post("/.search", operation_id="scimSearchGroups", opt={"scim_scope": READ},
+          status_code=200)
+    async def search(self, request: Request[Any, Any, Any], services: ServicesDependency
+                     ) -> Response[bytes]:
+        """RFC 7644 3.4.3: the GET list's parameters in a body."""
+        return await _list_groups(services, read_search_request(await _body(request)))
 
     @get("/{group_id:str}", operation_id="scimGetGroup", opt={"scim_scope": READ})
     async def read(
@@ -511,7 +543,7 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": identities.MAX_RESULTS},
         "changePassword": {"supported": True},
-        "sort": {"supported": False},
+        "sort": {"supported": True},
         "etag": {"supported": True},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
@@ -567,9 +599,52 @@ class ScimDiscoveryController(Controller):
         raise ScimError(404, f"no schema {schema_id}")
 
 
+class ScimRootSearchController(Controller):
+    """``POST /scim/v2/.search``: users and groups at once (RFC 7644 3.4.3)."""
+
+    path = "/"
+    tags = ["scim"]
+    guards = [_authorize]
+
+    @post("/.search", operation_id="scimSearch", opt={"scim_scope": READ}, status_code=200)
+    async def search(self, request: Request[Any, Any, Any], services: ServicesDependency
+                     ) -> Response[bytes]:
+        return await _search_root(services, read_search_request(await _body(request)))
+
+
+async def _acceptable(connection: ASGIConnection[Any, Any, Any, Any],
+                      handler: BaseRouteHandler) -> None:
+    """Guard: an ``Accept`` header must allow ``application/scim+json`` (or JSON); 406 with
+    a SCIM error otherwise (RFC 7644 3.8). No header, or ``*/*``, accepts anything."""
+    if not accepts_scim(connection.headers.get("accept")):
+        raise ScimError(406, "this endpoint answers application/scim+json (or "
+                             "application/json) only; check the Accept header")
+
+
+def accepts_scim(header: str | None) -> bool:
+    """Whether an ``Accept`` header admits a SCIM body (quality 0 excludes a type)."""
+    if header is None or not header.strip():
+        return True
+    for part in header.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and media.lower() in (*_ACCEPTED_TYPES, "*/*", "application/*"):
+            return True
+    return False
+
+
 scim_router = Router(
     path="/scim/v2",
-    route_handlers=[UsersController, GroupsController, ScimDiscoveryController],
+    route_handlers=[UsersController, GroupsController, ScimDiscoveryController,
+                    ScimRootSearchController],
+    guards=[_acceptable],
     exception_handlers={
         ScimError: _scim_error,
         DomainError: _domain_error,

@@ -422,7 +422,13 @@ def test_okta_group_push(app: ScimHarness, auth: dict[str, str]) -> None:
         ]})
     assert response.status_code == 200, response.text
     assert response.json()["displayName"] == "Test SCIMv2 renamed"
-    assert response.json()["members"][0]["display"] == "member@okta.local"
+    # members.display is returned "request" (docs/scim.md, Projection): the group reads back
+    # as written, and the display comes when asked for.
+    assert response.json()["members"] == [
+        {"value": user_id, "$ref": f"{SCIM_URL}/Users/{user_id}", "type": "User"}]
+    asked = app.client.get(f"/scim/v2/Groups/{group_id}?attributes=members.display",
+                           headers=auth)
+    assert asked.json()["members"] == [{"display": "member@okta.local"}]
     response = app.client.put(f"/scim/v2/Groups/{group_id}", headers=auth, json={
         "schemas": [GROUP_SCHEMA], "id": group_id, "displayName": "Test SCIMv2 renamed",
         "members": []})

@@ -9,8 +9,23 @@ import pytest
 from adapters.testing.contract.fixtures import StoreFixtures, _eq, _group, _pair, _user, _with
 from domain.entities import Email, Group, GroupRef, Member, Name, User
 from domain.errors import Conflict, InvalidReference, NotFound, PreconditionFailed
-from domain.filters import And, ListQuery, Or
+from domain.filter_parser import parse_filter
+from domain.filters import And, AttrPath, ListQuery, Or, SortKey
 from ports.store import Store
+
+
+def _by(attr: str, sub: str | None = None, descending: bool = False, start_index: int = 1,
+        count: int = 100) -> ListQuery:
+    return ListQuery(sort=SortKey(path=AttrPath(attr, sub), descending=descending),
+                     start_index=start_index, count=count)
+
+
+async def _user_ids(store: Store, query: ListQuery) -> list[str]:
+    return [user.id for user in (await store.list_users(query)).items]
+
+
+async def _group_ids(store: Store, query: ListQuery) -> list[str]:
+    return [group.id for group in (await store.list_groups(query)).items]
 
 
 class IdentityContract(StoreFixtures):
@@ -443,3 +458,95 @@ class IdentityContract(StoreFixtures):
         await store.create_group(_group("staff"))
         page = await store.list_groups(ListQuery(count=0))
         assert (page.items, page.total) == ((), 1)
+
+    # Sorting (ListQuery.sort, domain.filters.SortKey): orders worked out by hand from the
+    # SortKey semantics; FilterAgreement also compares every sortable attribute with memory.
+
+    async def test_user_name_sorts_case_insensitively_by_code_point(self, store: Store) -> None:
+        for user_id, name in (("u-1", "bob"), ("u-2", "Alice"), ("u-3", "Émile"),
+                              ("u-4", "carol")):
+            await store.create_user(_user(name, id=user_id))
+        assert await _user_ids(store, _by("username")) == ["u-2", "u-1", "u-4", "u-3"]
+        assert await _user_ids(store, _by("username", descending=True)) == [
+            "u-3", "u-4", "u-1", "u-2"]
+
+    async def test_missing_and_empty_values_sort_last_then_reverse(self, store: Store) -> None:
+        await store.create_user(_user("a", id="u-1", display_name="Zed"))
+        await store.create_user(_user("b", id="u-2"))
+        await store.create_user(_user("c", id="u-3", display_name=""))
+        await store.create_user(_user("d", id="u-4", display_name="amy"))
+        assert await _user_ids(store, _by("displayname")) == ["u-4", "u-1", "u-2", "u-3"]
+        # Descending is the exact reverse, ties (by id) included.
+        assert await _user_ids(store, _by("displayname", descending=True)) == [
+            "u-3", "u-2", "u-1", "u-4"]
+
+    async def test_case_exact_strings_sort_by_code_point(self, store: Store) -> None:
+        await store.create_user(_user("a", id="u-1", external_id="b"))
+        await store.create_user(_user("b", id="u-2", external_id="B"))
+        await store.create_user(_user("c", id="u-3", external_id="a"))
+        assert await _user_ids(store, _by("externalid")) == ["u-2", "u-3", "u-1"]
+
+    async def test_name_parts_and_times(self, store: Store) -> None:
+        await store.create_user(_user("a", id="u-1", name=Name(given_name="zoe"),
+                                      created=30, last_modified=5))
+        await store.create_user(_user("b", id="u-2", name=Name(given_name="Yann"),
+                                      created=10, last_modified=5))
+        await store.create_user(_user("c", id="u-3", created=20, last_modified=1))
+        assert await _user_ids(store, _by("name", "givenname")) == ["u-2", "u-1", "u-3"]
+        assert await _user_ids(store, _by("meta", "created")) == ["u-2", "u-3", "u-1"]
+        assert await _user_ids(store, _by("meta", "lastmodified", descending=True)) == [
+            "u-2", "u-1", "u-3"]
+
+    async def test_emails_sort_by_the_primary_value_else_the_first(self, store: Store) -> None:
+        await store.create_user(_user("a", id="u-1", emails=(
+            Email("z@x", "work"), Email("b@x", "home", primary=True))))
+        await store.create_user(_user("b", id="u-2", emails=(
+            Email("c@x", "home"), Email("a@x", "work"))))
+        await store.create_user(_user("c", id="u-3"))
+        assert await _user_ids(store, _by("emails", "value")) == ["u-1", "u-2", "u-3"]
+        assert await _user_ids(store, _by("emails", "type")) == ["u-1", "u-2", "u-3"]
+        # false before true; no email at all is missing.
+        assert await _user_ids(store, _by("emails", "primary")) == ["u-2", "u-1", "u-3"]
+
+    async def test_memberships_sort_by_first_value(self, store: Store) -> None:
+        for user_id, name in (("u-1", "zed"), ("u-2", "amy"), ("u-3", "bob")):
+            await store.create_user(_user(name, id=user_id))
+        await store.create_group(msgspec.structs.replace(_group("B", "u-1", "u-2"), id="g-2"))
+        await store.create_group(msgspec.structs.replace(_group("a", "u-3", "u-2"), id="g-1"))
+        await store.create_group(msgspec.structs.replace(_group("c"), id="g-3"))
+        # Members as stored: g-1's first is u-3 (bob), g-2's is u-1 (zed); g-3 has none.
+        assert await _group_ids(store, _by("members", "display")) == ["g-1", "g-2", "g-3"]
+        assert await _group_ids(store, _by("members", "value")) == ["g-2", "g-1", "g-3"]
+        assert await _group_ids(store, _by("displayname", descending=True)) == [
+            "g-3", "g-2", "g-1"]
+        # A user's groups come by group id: u-2's first group is g-1 ("a").
+        assert await _user_ids(store, _by("groups", "display")) == ["u-2", "u-3", "u-1"]
+        assert await _user_ids(store, _by("groups", "value")) == ["u-2", "u-3", "u-1"]
+
+    async def test_ties_break_by_id_and_pages_follow_the_sort(self, store: Store) -> None:
+        for user_id in ("u-3", "u-1", "u-4", "u-2"):
+            await store.create_user(_user(f"name-{user_id}", id=user_id, created=7))
+        assert await _user_ids(store, _by("meta", "created")) == ["u-1", "u-2", "u-3", "u-4"]
+        page = await store.list_users(_by("meta", "created", descending=True,
+                                          start_index=2, count=2))
+        assert [u.id for u in page.items] == ["u-3", "u-2"] and page.total == 4
+
+    async def test_sort_applies_after_the_filter(self, store: Store) -> None:
+        for user_id, name, active in (("u-1", "bob", True), ("u-2", "al", True),
+                                      ("u-3", "aaron", False)):
+            await store.create_user(_user(name, id=user_id, active=active))
+        query = ListQuery(filter=parse_filter("active eq true"),
+                          sort=SortKey(path=AttrPath("username")))
+        assert await _user_ids(store, query) == ["u-2", "u-1"]
+
+    async def test_unassigned_active_is_kept_and_reads_as_missing(self, store: Store) -> None:
+        created = await store.create_user(_user("ghost", id="u-1", active=None))
+        await store.create_user(_user("on", id="u-2", active=True))
+        await store.create_user(_user("off", id="u-3", active=False))
+        assert created.active is None and (await store.get_user("u-1")).active is None
+        present = await store.list_users(ListQuery(filter=parse_filter("active pr")))
+        assert sorted(u.id for u in present.items) == ["u-2", "u-3"]
+        # A missing boolean reads as false (the filter rules of domain.scim.evaluation).
+        off = await store.list_users(ListQuery(filter=parse_filter("active eq false")))
+        assert sorted(u.id for u in off.items) == ["u-1", "u-3"]
+        assert await _user_ids(store, _by("active")) == ["u-3", "u-2", "u-1"]
