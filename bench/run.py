@@ -167,7 +167,8 @@ class Bench:
         goal = TARGETS.get((backend, scenario)) if section == "main" else None
         if goal is not None and ratio is not None:
             target = f"≥ {goal:.2f} {'ok' if ratio >= goal else 'MISSED'}"
-        if section == "main" and backend.startswith("hybrid"):
+        # The p99 goal is per request; a Bulk row's latencies are those of 1,000 creates.
+        if section == "main" and backend.startswith("hybrid") and "Bulk" not in scenario:
             p99_ok = result.p99_us < P99_TARGET_US
             target += ("; " if target else "") + f"p99 < 10 ms {'ok' if p99_ok else 'MISSED'}"
         row = Row(
