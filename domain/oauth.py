@@ -32,9 +32,10 @@ from domain.entities import (
     RefreshToken,
     Reused,
     Taken,
+    User,
 )
 from domain.errors import NotFound
-from domain.scopes import IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
@@ -339,9 +340,6 @@ async def exchange_authorization_code(
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
         refresh_value, refresh = _new_refresh_token(ports, grant, access.token_hash, now)
-    id_token: str | None = None
-    if OPENID in scopes and taken.user_id is not None:
-        id_token = ports.signer.sign(_id_token_claims(policy, taken, access_value, now))
     await ports.store.save_tokens(access, refresh, now)
     if not await ports.store.claim_once(_settled_key(taken.grant_id), remember_until, now):
         # A replay came between the take and the save, and its revocation may have run
@@ -350,7 +348,13 @@ async def exchange_authorization_code(
         await ports.store.revoke_grant(taken.grant_id, now)
         raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
                          event="authorization_code_replayed")
-    await _require_active_user(ports, taken.user_id, taken.grant_id, client, now)
+    user = await _require_active_user(ports, taken.user_id, taken.grant_id, client, now)
+    id_token: str | None = None
+    if OPENID in scopes:
+        claims = _id_token_claims(policy, taken, access_value, now)
+        if GROUPS in scopes:
+            claims["groups"] = groups_claim(user)
+        id_token = ports.signer.sign(claims)
     ports.events.emit("token_issued", grant_type=GRANT_AUTHORIZATION_CODE,
                       client_id=client.client_id)
     return TokenResponse(
@@ -365,8 +369,8 @@ async def exchange_authorization_code(
 
 async def _require_active_user(
     ports: OAuthPorts, user_id: str | None, grant_id: str, client: Client, now: int
-) -> None:
-    """Refuse, and revoke the grant, when its user is gone or deactivated (SCIM)."""
+) -> User:
+    """The grant's user; refuse, and revoke the grant, when it is gone or deactivated (SCIM)."""
     user = None
     if user_id is not None:
         try:
@@ -374,12 +378,19 @@ async def _require_active_user(
         except NotFound:
             user = None
     if user is not None and user.active:
-        return
+        return user
     await ports.store.revoke_grant(grant_id, now)
     ports.events.emit("grant_refused_inactive_user", client_id=client.client_id,
                       grant_id=grant_id)
     raise OAuthError("invalid_grant", "the user of this grant is deactivated or deleted",
                      event="grant_refused_inactive_user")
+
+
+def groups_claim(user: User) -> list[str]:
+    """The ``groups`` claim (ID token and userinfo, scope ``groups``): the display names of
+    the user's groups, sorted. Empty when the user is in none: the claim was asked for,
+    and "no groups" is an answer a client can act on."""
+    return sorted(ref.display for ref in user.groups)
 
 
 def _settled_key(grant_id: str) -> str:

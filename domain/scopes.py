@@ -19,6 +19,8 @@ from domain.entities import AccessToken
 
 OPENID = "openid"
 OFFLINE_ACCESS = "offline_access"
+#: Releases the ``groups`` claim (the user's group names) in the ID token and at userinfo.
+GROUPS = "groups"
 SCIM_READ = "scim:read"
 SCIM_WRITE = "scim:write"
 ADMIN = "admin"
@@ -26,7 +28,7 @@ ADMIN = "admin"
 #: Granted only through ``client_credentials``, to the client itself.
 SERVICE_SCOPES = frozenset({SCIM_READ, SCIM_WRITE, ADMIN})
 #: User scopes that describe the signed-in user: meaningless, and refused, without one.
-IDENTITY_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS, "groups", "mfa"})
+IDENTITY_SCOPES = frozenset({OPENID, "profile", "email", OFFLINE_ACCESS, GROUPS, "mfa"})
 
 
 def is_service_scope(scope: str) -> bool:

@@ -35,6 +35,7 @@ from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
+from entrypoints.http.scim_extensions import scim_extensions_router
 from entrypoints.http.services import Services
 from entrypoints.http.userinfo import UserinfoController
 from entrypoints.janitor import Janitor, janitor_running
@@ -112,7 +113,7 @@ def create_app(
 
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
-                                 MetricsController, scim_router]
+                                 MetricsController, scim_router, scim_extensions_router]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

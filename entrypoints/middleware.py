@@ -25,6 +25,8 @@ from litestar.utils.path import normalize_path
 
 from domain.errors import StoreUnavailable
 from domain.ratelimit import RateLimit, check_rate, rate_key
+from domain.scim.bulk import MAX_PAYLOAD_SIZE
+from domain.scim.schema import ERROR
 from entrypoints.http.errors import UNAVAILABLE_DESCRIPTION
 from entrypoints.http.services import Services
 from entrypoints.logging import REQUEST_ID, accept_request_id
@@ -41,6 +43,8 @@ MAX_BODY_BYTES = 1024 * 1024
 TOKEN_PATH = "/oauth/token"
 SIGNIN_PATH = "/oauth/authorize"
 _LIMITED_PATHS = frozenset({TOKEN_PATH, SIGNIN_PATH})
+BULK_PATH = "/scim/v2/Bulk"
+SCIM_MEDIA_TYPE = b"application/scim+json"
 
 access_log = logging.getLogger("auth_service.access")
 log = logging.getLogger("auth_service.http")
@@ -48,7 +52,8 @@ _json = msgspec.json.Encoder()
 
 
 async def send_json(
-    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = (),
+    media_type: bytes = b"application/json",
 ) -> None:
     """Answer with a JSON body; used for refusals made before the application runs."""
     payload = _json.encode(body)
@@ -56,7 +61,7 @@ async def send_json(
         "type": "http.response.start",
         "status": status,
         "headers": [
-            (b"content-type", b"application/json"),
+            (b"content-type", media_type),
             (b"content-length", str(len(payload)).encode()),
             (b"cache-control", b"no-store"),
             *headers,
@@ -122,6 +127,10 @@ class EdgeMiddleware:
         try:
             checked = await check_body(receive, length, chunked, self.body_limit)
             if checked is None:
+                if scope["path"].rstrip("/") == BULK_PATH:
+                    await send_json(send_wrapped, 413, _too_large_bulk(),
+                                    ((b"connection", b"close"),), SCIM_MEDIA_TYPE)
+                    return
                 await send_json(send_wrapped, 413, _too_large_body(self.body_limit),
                                 ((b"connection", b"close"),))
                 return
@@ -203,6 +212,13 @@ def _too_large_body(limit: int) -> dict[str, Any]:
         "error": "invalid_request",
         "error_description": f"the request body is larger than the limit of {limit} bytes",
     }
+
+
+def _too_large_bulk() -> dict[str, Any]:
+    # RFC 7644 section 3.7.4: a SCIM error whose detail names the limit the client exceeded.
+    return {"schemas": [ERROR], "status": "413",
+            "detail": f"The size of the bulk operation exceeds the maxPayloadSize "
+                      f"({MAX_PAYLOAD_SIZE})."}
 
 
 async def check_body(

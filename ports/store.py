@@ -31,7 +31,8 @@ check them with ``isinstance``: :class:`Migratable` (a schema to migrate) and
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.clients import Client, InitialAccessToken
 from domain.entities import (
@@ -49,6 +50,8 @@ from domain.entities import (
 )
 from domain.filters import ListQuery
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+
+_T = TypeVar("_T")
 
 
 class UserStore(Protocol):
@@ -527,4 +530,25 @@ class ProcessLocal(Protocol):
 
     def process_local_parts(self) -> frozenset[StorePart]:
         """The parts whose data lives only in this process (may be empty)."""
+        ...
+
+
+@runtime_checkable
+class Atomic(Protocol):
+    """Optional: a store that can run several of its calls as one all-or-nothing unit.
+
+    Callers check it with ``isinstance`` (:func:`domain.scim.writes.atomically`); a store
+    without the method runs each call on its own, as it always does.
+    """
+
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``work``, whose calls on this store then form one transaction: they are all
+        kept when ``work`` returns and none is when it raises (or the process dies first).
+
+        ``work`` may run more than once (after a deadlock, or a connection lost before
+        anything was committed): its store work is rolled back before it runs again, but
+        anything else it does (an event emitted) happens again.
+        A unit opened inside another one joins it. Raises what ``work`` raises, and
+        ``StoreUnavailable`` when the commit fails.
+        """
         ...

@@ -7,11 +7,17 @@ crosses the port.
 Connections run in autocommit by default, so a single-statement read (the introspection hot
 path) is one round trip; multi-statement work opens an explicit READ COMMITTED transaction
 and is retried a bounded number of times on serialization failures and deadlocks.
+
+:meth:`SqlConnection.atomically` (the optional ``Atomic`` part of the port) runs several
+store calls as one transaction: while a unit is open in the current task, every
+``_autocommit`` and ``_transaction`` of this store runs on the unit's connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -39,6 +45,29 @@ _FOREIGN_KEY_VIOLATION = "23503"
 # request fails the same way every time: the caller's input is wrong, the store is fine.
 _DATA_EXCEPTION_CLASS = "22"
 _MAX_ATTEMPTS = 5
+
+
+class _Unit:
+    """An open :meth:`SqlConnection.atomically`: its connection, begun at the first call."""
+
+    __slots__ = ("conn", "owner")
+
+    def __init__(self, owner: SqlConnection) -> None:
+        self.owner = owner
+        self.conn: AsyncConnection | None = None
+
+
+class _RepeatUnit(Exception):
+    """The unit must run again from its start (a deadlock, a connection lost before the
+    commit). Never caught by use cases: they catch domain errors only."""
+
+    def __init__(self, cause: sa_exc.DBAPIError) -> None:
+        super().__init__("repeat the unit")
+        self.cause = cause
+
+
+#: The unit open in the current task, if any (contextvars follow tasks and to_thread).
+_UNIT: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("sql_unit", default=None)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -89,6 +118,65 @@ class SqlConnection:
         self._migration_url = migration_url
         self._closed = False
 
+    def _open_unit(self) -> _Unit | None:
+        unit = _UNIT.get()
+        return unit if unit is not None and unit.owner is self else None
+
+    async def _in_unit(
+        self, unit: _Unit, work: Callable[[AsyncConnection], Awaitable[_T]]
+    ) -> _T:
+        """Run ``work`` on the unit's connection, beginning its transaction on first use
+        (so a unit holds no connection while its caller hashes a password first)."""
+        try:
+            if unit.conn is None:
+                conn = await self._engine.connect()
+                unit.conn = conn
+                await conn.execution_options(isolation_level="READ COMMITTED")
+                await conn.begin()
+            return await work(unit.conn)
+        except DomainError:
+            raise
+        except sa_exc.DBAPIError as exc:
+            if _sqlstate(exc) in _RETRYABLE_SQLSTATES or exc.connection_invalidated:
+                raise _RepeatUnit(exc) from exc
+            raise self._translate(exc) from exc
+        except _DRIVER_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """See :meth:`ports.store.Atomic.atomically`. READ COMMITTED, like ``_transaction``:
+        each statement sees what others committed before it, so a use case's own
+        compare-and-set retries (PATCH) still see the competing write."""
+        if self._open_unit() is not None:
+            return await work()
+        attempt = 0
+        while True:
+            attempt += 1
+            unit = _Unit(self)
+            token = _UNIT.set(unit)
+            try:
+                result = await work()
+                if unit.conn is not None:
+                    await unit.conn.commit()
+                return result
+            except _RepeatUnit as repeat:
+                if attempt >= _MAX_ATTEMPTS:
+                    raise self._translate(repeat.cause) from repeat.cause
+                await asyncio.sleep(0.005 * 2**attempt)
+            except DomainError:
+                raise
+            except sa_exc.DBAPIError as exc:  # from the commit: the outcome is unknown
+                raise self._translate(exc) from exc
+            except _DRIVER_ERRORS as exc:
+                raise unavailable(exc) from exc
+            finally:
+                _UNIT.reset(token)
+                if unit.conn is not None:
+                    # Closing returns the connection to the pool, rolling back whatever
+                    # was not committed; a dead connection is discarded by the pool.
+                    with contextlib.suppress(*_DRIVER_ERRORS):
+                        await unit.conn.close()
+
     async def _autocommit(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run ``work`` on an autocommit connection: each statement commits by itself.
 
@@ -98,6 +186,9 @@ class SqlConnection:
         of the hot path. ``work`` must therefore be safe to repeat (reads, idempotent or
         fail-closed writes).
         """
+        unit = self._open_unit()
+        if unit is not None:
+            return await self._in_unit(unit, work)
         attempt = 0
         while True:
             attempt += 1
@@ -130,8 +221,11 @@ class SqlConnection:
         Domain errors raised by ``work`` roll the transaction back and propagate. A
         connection found dead before the commit is retried once on a fresh one (nothing
         was committed); a failure during the commit itself is never retried, since the
-        outcome is unknown.
+        outcome is unknown. Inside :meth:`atomically`, ``work`` joins the unit's transaction.
         """
+        unit = self._open_unit()
+        if unit is not None:
+            return await self._in_unit(unit, work)
         attempt = 0
         while True:
             attempt += 1

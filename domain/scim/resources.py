@@ -40,6 +40,22 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+def versions_of(header: str | None) -> set[int] | None:
+    """The versions an ``If-Match``/``If-None-Match`` header (or a Bulk operation's
+    ``version``) names; None for ``*`` or none.
+
+    A tag that is not one of ours (``W/"<n>"`` or ``"<n>"``) becomes -1, which matches nothing.
+    """
+    if header is None or not header.strip() or header.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for raw in header.split(","):
+        tag = raw.strip().removeprefix("W/").strip()
+        inner = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
+        versions.add(int(inner) if inner.isdigit() and len(inner) < 19 else -1)
+    return versions
+
+
 def _meta(kind: str, location: str, created: int, modified: int, version: int) -> dict[str, Any]:
     return {
         "resourceType": kind,

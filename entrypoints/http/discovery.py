@@ -19,6 +19,7 @@ ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr
 #: Claims the userinfo endpoint can release (``entrypoints.http.userinfo.user_claims``).
 USERINFO_CLAIMS = (
     "preferred_username", "name", "given_name", "family_name", "email", "email_verified",
+    "groups",
 )
 _CACHE = {"Cache-Control": "public, max-age=300"}
 

@@ -40,9 +40,10 @@ from domain.errors import (
     StoreUnavailable,
 )
 from domain.password_policy import PasswordPolicy
+from domain.scim import bulk, writes
 from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from domain.scim.projection import project, split_names
-from domain.scim.resources import etag, group_to_json, user_to_json
+from domain.scim.resources import etag, group_to_json, user_to_json, versions_of
 from domain.scim.schema import (
     ERROR,
     GROUP,
@@ -92,12 +93,17 @@ def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers={**NO_STORE, **(headers or {})})
 
 
-def _error_response(error: ScimError) -> Response[bytes]:
+def error_body(error: ScimError) -> dict[str, Any]:
+    """The RFC 7644 error resource of ``error``."""
     body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status)}
     if error.scim_type:
         body["scimType"] = error.scim_type
     body["detail"] = error.detail
-    return scim_response(body, error.status, error.headers)
+    return body
+
+
+def _error_response(error: ScimError) -> Response[bytes]:
+    return scim_response(error_body(error), error.status, error.headers)
 
 
 # Errors
@@ -116,19 +122,24 @@ _SCIM_TYPES: tuple[tuple[type[DomainError], int, str | None], ...] = (
 )
 
 
-def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+def scim_error_of(exc: DomainError) -> ScimError:
+    """The SCIM error a domain error is answered with (also in a Bulk response)."""
     if isinstance(exc, StoreUnavailable):
-        log.warning("store unavailable on %s %s", request.method, request.url.path)
-        return _error_response(ScimError(
-            503, "the service is temporarily unavailable; retry later",
-            headers={"Retry-After": "1"}))
+        return ScimError(503, "the service is temporarily unavailable; retry later",
+                         headers={"Retry-After": "1"})
     for kind, status, scim_type in _SCIM_TYPES:
         if isinstance(exc, kind):
             detail = str(exc)
             if isinstance(exc, PreconditionFailed):
                 detail = "the resource was modified: its version does not match If-Match"
-            return _error_response(ScimError(status, detail, scim_type))
-    return _error_response(ScimError(400, str(exc), "invalidValue"))
+            return ScimError(status, detail, scim_type)
+    return ScimError(400, str(exc), "invalidValue")
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable on %s %s", request.method, request.url.path)
+    return _error_response(scim_error_of(exc))
 
 
 def _scim_error(request: Request[Any, Any, Any], exc: ScimError) -> Response[bytes]:
@@ -206,33 +217,14 @@ async def _body(request: Request[Any, Any, Any]) -> Any:
 
 
 def _versions(header: str | None) -> set[int] | None:
-    """The versions an ``If-Match``/``If-None-Match`` header names; None for ``*`` or none.
-
-    A tag that is not one of ours (``W/"<n>"`` or ``"<n>"``) becomes -1, which matches nothing.
-    """
-    if header is None or not header.strip() or header.strip() == "*":
-        return None
-    versions: set[int] = set()
-    for raw in header.split(","):
-        tag = raw.strip().removeprefix("W/").strip()
-        inner = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
-        versions.add(int(inner) if inner.isdigit() and len(inner) < 19 else -1)
-    return versions
+    return versions_of(header)
 
 
 async def _expected_version(
     request: Request[Any, Any, Any], current: Callable[[], Any]
 ) -> int | None:
     """The ``expected_version`` an ``If-Match`` asks for (None without one)."""
-    versions = _versions(request.headers.get("if-match"))
-    if versions is None:
-        return None
-    if len(versions) == 1:
-        return next(iter(versions))
-    version = cast(int, (await current()).version)
-    if version not in versions:
-        raise PreconditionFailed("no entity tag matches")
-    return version
+    return await writes.expected_version(request.headers.get("if-match"), current)
 
 
 def _split(value: str | None) -> list[str]:
@@ -247,6 +239,12 @@ def _project(resource: dict[str, Any], schema: ResourceSchema, attributes: list[
 
 def _password_policy(services: Services) -> PasswordPolicy:
     return PasswordPolicy(min_length=services.settings.password_min_length)
+
+
+def write_ports(services: Services) -> writes.WritePorts:
+    """The ports of a SCIM write (single or Bulk)."""
+    return writes.WritePorts(services.store, services.clock, services.password_hasher,
+                             services.events, _password_policy(services))
 
 
 def _base_url(services: Services) -> str:
@@ -356,9 +354,7 @@ class UsersController(Controller):
     async def create(self, request: Request[Any, Any, Any], services: ServicesDependency,
                      attributes: _Attributes = None, excluded: _Excluded = None
                      ) -> Response[bytes]:
-        user = await identities.create_user(services.store, services.clock,
-                                            services.password_hasher, await _body(request),
-                                            _password_policy(services))
+        user = await writes.create_user(write_ports(services), await _body(request))
         return _user_response(services, user, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListUsers", opt={"scim_scope": READ})
@@ -404,9 +400,7 @@ class UsersController(Controller):
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
-        user = await identities.replace_user(
-            services.store, services.clock, services.password_hasher, services.events,
-            user_id, body, expected_version=expected, policy=_password_policy(services))
+        user = await writes.replace_user(write_ports(services), user_id, body, expected)
         return _user_response(services, user, 200, attributes, excluded)
 
     @patch("/{user_id:str}", operation_id="scimPatchUser", opt={"scim_scope": WRITE})
@@ -421,9 +415,7 @@ class UsersController(Controller):
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
-        user = await identities.patch_user(
-            services.store, services.clock, services.password_hasher, services.events,
-            user_id, body, expected_version=expected, policy=_password_policy(services))
+        user = await writes.patch_user(write_ports(services), user_id, body, expected)
         return _user_response(services, user, 200, attributes, excluded)
 
     @delete("/{user_id:str}", operation_id="scimDeleteUser", opt={"scim_scope": WRITE},
@@ -436,8 +428,7 @@ class UsersController(Controller):
     ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_user(services.store, user_id))
-        await identities.delete_user(services.store, services.clock, services.events, user_id,
-                                     expected_version=expected)
+        await writes.delete_user(write_ports(services), user_id, expected)
 
 
 class GroupsController(Controller):
@@ -451,8 +442,7 @@ class GroupsController(Controller):
     async def create(self, request: Request[Any, Any, Any], services: ServicesDependency,
                      attributes: _Attributes = None, excluded: _Excluded = None
                      ) -> Response[bytes]:
-        group = await identities.create_group(services.store, services.clock,
-                                              await _body(request))
+        group = await writes.create_group(write_ports(services), await _body(request))
         return _group_response(services, group, 201, attributes, excluded, location=True)
 
     @get("/", operation_id="scimListGroups", opt={"scim_scope": READ})
@@ -498,8 +488,7 @@ class GroupsController(Controller):
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
-        group = await identities.replace_group(services.store, services.clock, group_id, body,
-                                               expected_version=expected)
+        group = await writes.replace_group(write_ports(services), group_id, body, expected)
         return _group_response(services, group, 200, attributes, excluded)
 
     @patch("/{group_id:str}", operation_id="scimPatchGroup", opt={"scim_scope": WRITE})
@@ -514,8 +503,7 @@ class GroupsController(Controller):
         body = await _body(request)
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
-        group = await identities.patch_group(services.store, services.clock, group_id, body,
-                                             expected_version=expected)
+        group = await writes.patch_group(write_ports(services), group_id, body, expected)
         return _group_response(services, group, 200, attributes, excluded)
 
     @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
@@ -528,7 +516,7 @@ class GroupsController(Controller):
     ) -> None:
         expected = await _expected_version(
             request, lambda: identities.get_group(services.store, group_id))
-        await identities.delete_group(services.store, group_id, expected_version=expected)
+        await writes.delete_group(write_ports(services), group_id, expected)
 
 
 # Discovery
@@ -540,7 +528,8 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
         "schemas": [SERVICE_PROVIDER_CONFIG],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {"supported": True, "maxOperations": bulk.MAX_OPERATIONS,
+                 "maxPayloadSize": bulk.MAX_PAYLOAD_SIZE},
         "filter": {"supported": True, "maxResults": identities.MAX_RESULTS},
         "changePassword": {"supported": True},
         "sort": {"supported": True},

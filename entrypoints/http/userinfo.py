@@ -15,6 +15,8 @@ from litestar import Controller, Request, Response, get, post
 from domain.bearer import has_scope, resolve_bearer
 from domain.entities import User
 from domain.errors import NotFound
+from domain.oauth import groups_claim
+from domain.scopes import GROUPS
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -74,6 +76,8 @@ def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
         claims["email"] = primary.value
         # Addresses come from SCIM as given; nothing here proves the user controls them.
         claims["email_verified"] = False
+    if GROUPS in scopes:
+        claims["groups"] = groups_claim(user)
     return claims
 
 

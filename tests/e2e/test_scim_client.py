@@ -52,7 +52,9 @@ def test_discovery_is_honest(scim: HttpxSCIMClient) -> None:
     assert config.patch.supported and config.etag.supported
     assert config.filter.supported and config.filter.max_results == 200
     assert config.change_password.supported
-    assert config.sort.supported and not config.bulk.supported
+    assert config.sort.supported
+    assert config.bulk.supported and config.bulk.max_operations == 1000
+    assert config.bulk.max_payload_size == 1024 * 1024
     assert {rt.name for rt in scim.provider.resource_types} >= {"User", "Group"}
 
 
