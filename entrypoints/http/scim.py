@@ -42,7 +42,14 @@ from domain.errors import (
 from domain.password_policy import PasswordPolicy
 from domain.scim.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from domain.scim.resources import etag, group_to_json, user_to_json
-from domain.scim.schema import ERROR, LIST_RESPONSE, RESOURCES, SERVICE_PROVIDER_CONFIG
+from domain.scim.schema import (
+    ERROR,
+    GROUP_SCHEMA,
+    LIST_RESPONSE,
+    RESOURCES,
+    SCHEMAS,
+    SERVICE_PROVIDER_CONFIG,
+)
 from domain.scopes import SCIM_READ, SCIM_WRITE, allows_service
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.services import Services, ServicesDependency
@@ -229,6 +236,18 @@ def _split(value: str | None) -> list[str]:
 
 
 _ALWAYS = frozenset({"id", "schemas"})
+
+
+def _wants_members(attributes: str | None, excluded: str | None) -> bool:
+    """Whether a group answer shows ``members``: if not, the store does not read them (a
+    group of 100,000 members with ``excludedAttributes=members`` costs one row)."""
+    def names(value: str | None) -> set[str]:
+        return {name.removeprefix(GROUP_SCHEMA.lower() + ":").split(".", 1)[0]
+                for name in _split(value)}
+    if "members" in names(excluded):
+        return False
+    wanted = names(attributes)
+    return not wanted or "members" in wanted
 
 
 def _project(resource: dict[str, Any], attributes: list[str], excluded: list[str]
@@ -435,7 +454,8 @@ class GroupsController(Controller):
                    start_index: _Start = None, count: _Count = None,
                    attributes: _Attributes = None, excluded: _Excluded = None
                    ) -> Response[bytes]:
-        page = await identities.list_groups(services.store, filter_text, start_index, count)
+        page = await identities.list_groups(services.store, filter_text, start_index, count,
+                                            members=_wants_members(attributes, excluded))
         base = _base_url(services)
         wanted, unwanted = _split(attributes), _split(excluded)
         return _list_response(page, [_project(group_to_json(g, base), wanted, unwanted)
@@ -450,7 +470,8 @@ class GroupsController(Controller):
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
-        group = await identities.get_group(services.store, group_id)
+        group = await identities.get_group(services.store, group_id,
+                                           members=_wants_members(attributes, excluded))
         return _not_modified(request, group.version) or _group_response(
             services, group, 200, attributes, excluded)
 
@@ -465,7 +486,7 @@ class GroupsController(Controller):
     ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
+            request, lambda: identities.get_group(services.store, group_id, members=False))
         group = await identities.replace_group(services.store, services.clock, group_id, body,
                                                expected_version=expected)
         return _group_response(services, group, 200, attributes, excluded)
@@ -481,9 +502,10 @@ class GroupsController(Controller):
     ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
+            request, lambda: identities.get_group(services.store, group_id, members=False))
         group = await identities.patch_group(services.store, services.clock, group_id, body,
-                                             expected_version=expected)
+                                             expected_version=expected,
+                                             members=_wants_members(attributes, excluded))
         return _group_response(services, group, 200, attributes, excluded)
 
     @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
@@ -495,7 +517,7 @@ class GroupsController(Controller):
         group_id: FromPath[str],
     ) -> None:
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
+            request, lambda: identities.get_group(services.store, group_id, members=False))
         await identities.delete_group(services.store, group_id, expected_version=expected)
 
 
@@ -554,16 +576,16 @@ class ScimDiscoveryController(Controller):
     @get("/Schemas", operation_id="scimSchemas")
     async def schemas(self, services: ServicesDependency) -> Response[bytes]:
         base = _base_url(services)
-        items = [resource.schema_json(base) for resource in RESOURCES]
+        items = [schema.schema_json(base) for schema in SCHEMAS]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
     async def schema(
         self, services: ServicesDependency, schema_id: FromPath[str]
     ) -> Response[bytes]:
-        for resource in RESOURCES:
-            if resource.schema == schema_id:
-                return scim_response(resource.schema_json(_base_url(services)))
+        for schema in SCHEMAS:
+            if schema.schema == schema_id:
+                return scim_response(schema.schema_json(_base_url(services)))
         raise ScimError(404, f"no schema {schema_id}")
 
 
