@@ -334,7 +334,7 @@ def test_entra_user_provisioning_flow(app: ScimHarness, auth: dict[str, str]) ->
     assert body["active"] is False
     # 4. An attribute we do not serve, named by path, is an invalidPath error.
     unknown = app.client.patch(f"/scim/v2/Users/{user_id}", headers=auth, json={
-        "schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "title", "value": "CEO"}]})
+        "schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "roles", "value": "CEO"}]})
     assert_error(unknown, 400, "invalidPath")
     # 5. Finally Entra deletes (or soft-deletes with active=false, as above).
     assert app.client.delete(f"/scim/v2/Users/{user_id}", headers=auth).status_code == 204
