@@ -179,24 +179,13 @@ def _unique_members(members: Sequence[Member]) -> list[Member]:
 # bumps the version only when one changed. The new members go after the last position,
 # found through the (group_id, position) index. Under READ COMMITTED a concurrent change
 # waits on the row lock, and then sees the new version (a stale If-Match fails cleanly).
-_GROUP_TO_CHANGE = """
+_ADD_MEMBERS = sa.text("""
+WITH
   target AS (
     SELECT id FROM groups
     WHERE id = :group_id AND (:any_version OR version = :expected)
     FOR UPDATE
-  )"""
-_BUMP_AND_RETURN = """,
-  bumped AS (
-    UPDATE groups SET version = version + 1, last_modified = :last_modified
-    WHERE id = (SELECT id FROM target) AND EXISTS (SELECT 1 FROM changed)
-    RETURNING groups.*
-  )
-SELECT * FROM bumped
-UNION ALL
-SELECT groups.* FROM groups
-WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM bumped)
-"""
-_ADD_MEMBERS = sa.text("WITH" + _GROUP_TO_CHANGE + """,
+  ),
   changed AS (
     INSERT INTO group_members (group_id, user_id, position, member_type)
     SELECT target.id, added.user_id,
@@ -206,13 +195,40 @@ _ADD_MEMBERS = sa.text("WITH" + _GROUP_TO_CHANGE + """,
     FROM target, unnest(CAST(:user_ids AS text[])) WITH ORDINALITY AS added(user_id, ordinal)
     ON CONFLICT (group_id, user_id) DO NOTHING
     RETURNING user_id
-  )""" + _BUMP_AND_RETURN).columns(*t.groups.c)
-_REMOVE_MEMBERS = sa.text("WITH" + _GROUP_TO_CHANGE + """,
+  ),
+  bumped AS (
+    UPDATE groups SET version = version + 1, last_modified = :last_modified
+    WHERE id = (SELECT id FROM target) AND EXISTS (SELECT 1 FROM changed)
+    RETURNING groups.*
+  )
+SELECT * FROM bumped
+UNION ALL
+SELECT groups.* FROM groups
+WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM bumped)
+""").columns(*t.groups.c)
+# The same shape, deleting instead of inserting.
+_REMOVE_MEMBERS = sa.text("""
+WITH
+  target AS (
+    SELECT id FROM groups
+    WHERE id = :group_id AND (:any_version OR version = :expected)
+    FOR UPDATE
+  ),
   changed AS (
     DELETE FROM group_members
     WHERE group_id = (SELECT id FROM target) AND user_id = ANY(CAST(:user_ids AS text[]))
     RETURNING user_id
-  )""" + _BUMP_AND_RETURN).columns(*t.groups.c)
+  ),
+  bumped AS (
+    UPDATE groups SET version = version + 1, last_modified = :last_modified
+    WHERE id = (SELECT id FROM target) AND EXISTS (SELECT 1 FROM changed)
+    RETURNING groups.*
+  )
+SELECT * FROM bumped
+UNION ALL
+SELECT groups.* FROM groups
+WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM bumped)
+""").columns(*t.groups.c)
 
 
 class SqlIdentities(SqlConnection):

@@ -186,6 +186,9 @@ class TransferContract(StoreFixtures):
         self, store: Store, now: int
     ) -> None:
         boss = _user("u-boss", "boss")
+        enterprise = EnterpriseUser(employee_number="7", cost_center="C", organization="O",
+                                    division="D", department="R&D",
+                                    manager=Manager("u-boss", "a display to ignore"))
         full = _user(
             "u-a", "alice",
             name=Name(formatted="Dr. Alice P. Doe", given_name="Alice", family_name="Doe",
@@ -198,17 +201,15 @@ class TransferContract(StoreFixtures):
                                country="GB", type="work", primary=True),),
             photos=(MultiValue("https://example.com/a.jpg", "photo"),),
             x509_certificates=(MultiValue("MIIBszCCAR"),),
-            enterprise=EnterpriseUser(employee_number="7", cost_center="C", organization="O",
-                                      division="D", department="R&D",
-                                      manager=Manager("u-boss", "a display to ignore")),
+            enterprise=enterprise,
         )
         assert await store.import_users((_record(boss), _record(full)), now) == 2
         stored = msgspec.structs.replace(full, enterprise=msgspec.structs.replace(
-            full.enterprise, manager=Manager("u-boss")))
+            enterprise, manager=Manager("u-boss")))
         assert await drain(store.export_users, now) == [_record(stored), _record(boss)]
         read = await store.get_user("u-a")
         assert read == msgspec.structs.replace(full, enterprise=msgspec.structs.replace(
-            full.enterprise, manager=Manager("u-boss", "Boss")))
+            enterprise, manager=Manager("u-boss", "Boss")))
         assert await store.import_users((_record(stored),), now) == 0
 
     async def test_importing_the_same_users_again_changes_nothing(
