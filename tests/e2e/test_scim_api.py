@@ -254,7 +254,9 @@ def test_discovery_is_public_and_matches_what_is_served(app: ScimHarness) -> Non
     user_schema = next(s for s in schemas if s["id"] == USER_SCHEMA)
     attributes = {a["name"]: a for a in user_schema["attributes"]}
     assert set(attributes) == {"userName", "name", "displayName", "emails", "active",
-                               "password", "groups"}
+                               "password", "groups", "nickName", "profileUrl", "title",
+                               "userType", "preferredLanguage", "locale", "timezone",
+                               "phoneNumbers", "addresses", "photos", "x509Certificates"}
     assert attributes["password"]["returned"] == "never"
     assert attributes["groups"]["mutability"] == "readOnly"
     assert attributes["userName"]["uniqueness"] == "server"
