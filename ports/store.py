@@ -113,13 +113,47 @@ class GroupStore(Protocol):
         """
         ...
 
-    async def get_group(self, group_id: str) -> Group:
-        """The group, members' ``display`` filled with their ``user_name``. Raises ``NotFound``."""
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
+        """The group, members' ``display`` filled with their ``user_name``. Raises ``NotFound``.
+
+        With ``members=False`` the group comes with ``members`` empty, and the store reads
+        none of them: that is how a group of 100,000 members is read cheaply (SCIM
+        ``excludedAttributes=members``).
+        """
         ...
 
-    async def list_groups(self, query: ListQuery) -> Page[Group]:
+    async def list_groups(self, query: ListQuery, *, members: bool = True) -> Page[Group]:
         """Groups matching ``query.filter``, ordered by ``query.sort`` then ``id``; as
-        ``list_users``."""
+        ``list_users``.
+
+        ``members=False`` as in ``get_group`` (a filter may still name members).
+        """
+        ...
+
+    async def add_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """Add users to the group's members, after the others, atomically; users already
+        members are left as they are. Work and writes are proportional to ``user_ids``,
+        not to the size of the group.
+
+        When a member was added, ``version`` is incremented and ``last_modified`` set;
+        when none was (all already members), nothing changes. Returns the group as it now
+        is, without members (as ``get_group(members=False)``). With ``expected_version``,
+        as ``replace_group``. Raises ``NotFound``, ``PreconditionFailed``, and
+        ``InvalidReference`` (changing nothing) when one of ``user_ids`` is not a user.
+        """
+        ...
+
+    async def remove_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """Remove users from the group's members, atomically; ids that are not members are
+        ignored. Versions, the result and the cost as in ``add_members``. Raises
+        ``NotFound`` and ``PreconditionFailed``.
+        """
         ...
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:

@@ -15,11 +15,15 @@ import msgspec
 from adapters.testing.contract.transfer import drain
 from domain.entities import (
     AccessToken,
+    Address,
     AuthorizationCode,
     ConsumedCode,
     Email,
+    EnterpriseUser,
     Group,
+    Manager,
     Member,
+    MultiValue,
     Name,
     RefreshToken,
     Reused,
@@ -71,6 +75,11 @@ async def seed(store: Store, now: int) -> None:
         name=Name(formatted="Alice Liddell", given_name="Alice", family_name="Liddell"),
         emails=(Email(value="alice@example.com", type="work", primary=True),),
         created=T0 - 86400, last_modified=T0 - 3600,
+        title="Guide", timezone="Europe/London",
+        phone_numbers=(MultiValue("+44 20 7946 0000", "work", True),),
+        addresses=(Address(locality="London", country="GB", type="work"),),
+        enterprise=EnterpriseUser(employee_number="7", department="R&D",
+                                  manager=Manager("u-bob")),
     ), password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
     # A TOTP seed as the store keeps it (sealed or not): copied as an opaque string.
     await store.set_totp("u-alice", "v1.sealed.Zm9vYmFy", confirmed=True)

@@ -66,13 +66,29 @@ class IdentitiesInMemory:
         """See :meth:`ports.store.GroupStore.create_group`."""
         return await self.identities.create_group(group)
 
-    async def get_group(self, group_id: str) -> Group:
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
         """See :meth:`ports.store.GroupStore.get_group`."""
-        return await self.identities.get_group(group_id)
+        return await self.identities.get_group(group_id, members=members)
 
-    async def list_groups(self, query: ListQuery) -> Page[Group]:
+    async def list_groups(self, query: ListQuery, *, members: bool = True) -> Page[Group]:
         """See :meth:`ports.store.GroupStore.list_groups`."""
-        return await self.identities.list_groups(query)
+        return await self.identities.list_groups(query, members=members)
+
+    async def add_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.add_members`."""
+        return await self.identities.add_members(
+            group_id, user_ids, last_modified=last_modified, expected_version=expected_version)
+
+    async def remove_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.remove_members`."""
+        return await self.identities.remove_members(
+            group_id, user_ids, last_modified=last_modified, expected_version=expected_version)
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:
         """See :meth:`ports.store.GroupStore.replace_group`."""

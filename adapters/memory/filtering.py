@@ -5,18 +5,26 @@ tests compare the two):
 
 - Attribute names arrive lower-cased. Users: ``id``, ``externalid``, ``username``,
   ``displayname``, ``name`` (bare means ``name.formatted``), ``name.givenname``,
-  ``name.familyname``, ``name.formatted``, ``emails`` (``value``, ``type``, ``primary``;
-  bare means ``emails.value``), ``active``, ``groups`` (``value``, ``display``; bare means
-  ``value``), ``meta.created``, ``meta.lastmodified``. Groups: ``id``, ``externalid``,
-  ``displayname``, ``members`` (``value``, ``display``, ``type``; bare means ``value``),
-  ``meta.created``, ``meta.lastmodified``. A schema prefix must be the resource's own.
+  ``name.familyname``, ``name.formatted``, ``name.middlename``, ``name.honorificprefix``,
+  ``name.honorificsuffix``, ``emails`` (``value``, ``type``, ``primary``; bare means
+  ``emails.value``), ``active``, ``groups`` (``value``, ``display``; bare means ``value``),
+  ``meta.created``, ``meta.lastmodified``, ``nickname``, ``title``, ``usertype``,
+  ``preferredlanguage``, ``locale``, ``timezone``, ``phonenumbers`` (``value``, ``type``,
+  ``primary``), ``addresses`` (``formatted``, ``streetaddress``, ``locality``, ``region``,
+  ``postalcode``, ``country``, ``type``, ``primary``; bare means ``formatted``),
+  ``photos`` and ``x509certificates`` (``type``, ``primary``), and in the enterprise
+  extension (its URN prefix, or none) ``employeenumber``, ``costcenter``,
+  ``organization``, ``division``, ``department`` and ``manager.value``. Groups: ``id``,
+  ``externalid``, ``displayname``, ``members`` (``value``, ``display``, ``type``; bare
+  means ``value``), ``meta.created``, ``meta.lastmodified``. A schema prefix must be the
+  resource's own (or, for users, the enterprise extension's).
 - Strings compare case-insensitively (``str.lower()``), except ``id``, ``externalId``,
-  ``members.value`` and ``groups.value``, which are case-exact. ``co``/``sw``/``ew`` are
-  substring, prefix and suffix tests; ``gt``/``ge``/``lt``/``le`` order strings by code
-  point (after lower-casing when case-insensitive).
+  ``members.value``, ``groups.value`` and ``manager.value``, which are case-exact.
+  ``co``/``sw``/``ew`` are substring, prefix and suffix tests; ``gt``/``ge``/``lt``/``le``
+  order strings by code point (after lower-casing when case-insensitive).
 - ``meta.created``/``meta.lastmodified`` take an ISO 8601 string (naive means UTC) and
   compare chronologically; ``co``/``sw``/``ew`` on them are invalid.
-- Booleans (``active``, ``emails.primary``) take only ``eq`` and ``ne`` with ``true`` or
+- Booleans (``active``, ``*.primary``) take only ``eq`` and ``ne`` with ``true`` or
   ``false``; a missing ``primary`` reads as false. Ordering operators on them are invalid.
 - ``pr`` means present and non-empty (an empty string is absent). ``eq null`` is
   ``not pr``, ``ne null`` is ``pr``.
@@ -36,7 +44,7 @@ from __future__ import annotations
 from functools import lru_cache
 from operator import attrgetter
 
-from domain.entities import Group, Name, User
+from domain.entities import EnterpriseUser, Group, Name, User
 from domain.errors import InvalidValue
 from domain.filters import AttrPath, Filter
 from domain.scim.evaluation import (
@@ -49,6 +57,7 @@ from domain.scim.evaluation import (
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:user"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:group"
+ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user"
 
 _NO_NAME = Name()
 
@@ -81,12 +90,44 @@ _NAME = _element_resolver("name", {
     "givenname": ScalarTarget(attrgetter("given_name"), "ci"),
     "familyname": ScalarTarget(attrgetter("family_name"), "ci"),
     "formatted": ScalarTarget(attrgetter("formatted"), "ci"),
+    "middlename": ScalarTarget(attrgetter("middle_name"), "ci"),
+    "honorificprefix": ScalarTarget(attrgetter("honorific_prefix"), "ci"),
+    "honorificsuffix": ScalarTarget(attrgetter("honorific_suffix"), "ci"),
 })
+_TYPED = {
+    "type": ScalarTarget(attrgetter("type"), "ci"),
+    "primary": ScalarTarget(attrgetter("primary"), "bool"),
+}
+_PHONE = _element_resolver("phoneNumbers", {
+    "value": ScalarTarget(attrgetter("value"), "ci"), **_TYPED})
+_PHOTO = _element_resolver("photos", _TYPED)
+_CERTIFICATE = _element_resolver("x509Certificates", _TYPED)
+_ADDRESS = _element_resolver("addresses", {
+    "formatted": ScalarTarget(attrgetter("formatted"), "ci"),
+    "streetaddress": ScalarTarget(attrgetter("street_address"), "ci"),
+    "locality": ScalarTarget(attrgetter("locality"), "ci"),
+    "region": ScalarTarget(attrgetter("region"), "ci"),
+    "postalcode": ScalarTarget(attrgetter("postal_code"), "ci"),
+    "country": ScalarTarget(attrgetter("country"), "ci"),
+    **_TYPED,
+})
+_MANAGER = _element_resolver("manager", {"value": ScalarTarget(attrgetter("value"), "exact")})
+_NO_ENTERPRISE = EnterpriseUser()
 
 
 def _name_values(user: User) -> tuple[Name]:
     # Always one value, so that a missing name behaves like one with every part missing.
     return (user.name or _NO_NAME,)
+
+
+def _enterprise(field: str) -> ScalarTarget:
+    read = attrgetter(field)
+    return ScalarTarget(lambda user: read(user.enterprise or _NO_ENTERPRISE), "ci")
+
+
+def _manager_values(user: User) -> tuple[object, ...]:
+    manager = user.enterprise.manager if user.enterprise is not None else None
+    return () if manager is None else (manager,)
 
 
 _USER_SCALARS = {
@@ -95,12 +136,30 @@ _USER_SCALARS = {
     "username": ScalarTarget(attrgetter("user_name"), "ci"),
     "displayname": ScalarTarget(attrgetter("display_name"), "ci"),
     "active": ScalarTarget(attrgetter("active"), "bool"),
+    "nickname": ScalarTarget(attrgetter("nick_name"), "ci"),
+    "title": ScalarTarget(attrgetter("title"), "ci"),
+    "usertype": ScalarTarget(attrgetter("user_type"), "ci"),
+    "preferredlanguage": ScalarTarget(attrgetter("preferred_language"), "ci"),
+    "locale": ScalarTarget(attrgetter("locale"), "ci"),
+    "timezone": ScalarTarget(attrgetter("timezone"), "ci"),
 }
 _USER_MULTI = {
     "name": MultiTarget(_name_values, _NAME, "formatted"),
     "emails": MultiTarget(attrgetter("emails"), _EMAIL, "value"),
     "groups": MultiTarget(attrgetter("groups"), _GROUP_REF, "value"),
+    "phonenumbers": MultiTarget(attrgetter("phone_numbers"), _PHONE, "value"),
+    "addresses": MultiTarget(attrgetter("addresses"), _ADDRESS, "formatted"),
+    "photos": MultiTarget(attrgetter("photos"), _PHOTO, "type"),
+    "x509certificates": MultiTarget(attrgetter("x509_certificates"), _CERTIFICATE, "type"),
 }
+_ENTERPRISE_SCALARS = {
+    "employeenumber": _enterprise("employee_number"),
+    "costcenter": _enterprise("cost_center"),
+    "organization": _enterprise("organization"),
+    "division": _enterprise("division"),
+    "department": _enterprise("department"),
+}
+_ENTERPRISE_MULTI = {"manager": MultiTarget(_manager_values, _MANAGER, "value")}
 _GROUP_SCALARS = {
     "id": ScalarTarget(attrgetter("id"), "exact"),
     "externalid": ScalarTarget(attrgetter("external_id"), "exact"),
@@ -138,7 +197,21 @@ def _resolver(
     return resolve
 
 
-_RESOLVE_USER = _resolver(USER_SCHEMA, _USER_SCALARS, _USER_MULTI)
+_RESOLVE_CORE_USER = _resolver(USER_SCHEMA, _USER_SCALARS, _USER_MULTI)
+_RESOLVE_ENTERPRISE = _resolver(ENTERPRISE_SCHEMA, _ENTERPRISE_SCALARS, _ENTERPRISE_MULTI)
+
+
+def _resolve_user(path: AttrPath) -> ScalarTarget | MultiTarget:
+    # Enterprise attributes by their URN, or bare (no core attribute shares their names).
+    if path.schema == ENTERPRISE_SCHEMA or (
+        path.schema is None and (path.attr in _ENTERPRISE_SCALARS
+                                 or path.attr in _ENTERPRISE_MULTI)
+    ):
+        return _RESOLVE_ENTERPRISE(path)
+    return _RESOLVE_CORE_USER(path)
+
+
+_RESOLVE_USER = _resolve_user
 _RESOLVE_GROUP = _resolver(GROUP_SCHEMA, _GROUP_SCALARS, _GROUP_MULTI)
 
 

@@ -15,7 +15,7 @@ import msgspec
 from adapters.memory.credentials import MemoryCredentials
 from adapters.memory.filtering import matches
 from adapters.memory.state import _fold
-from domain.entities import Credentials, Group, GroupRef, Member, Page, User
+from domain.entities import Credentials, Group, GroupRef, Manager, Member, Page, User
 from domain.errors import Conflict, InvalidReference, NotFound, PreconditionFailed
 from domain.filters import ListQuery
 from domain.scim.sorting import sort_entities
@@ -30,6 +30,19 @@ def _new_id() -> str:
 def _check_version(stored: int, expected: int | None, what: str) -> None:
     if expected is not None and stored != expected:
         raise PreconditionFailed(f"{what} version is {stored}, not {expected}")
+
+
+def stored_form(user: User) -> User:
+    """``user`` without what reads derive: groups, the manager's displayName."""
+    enterprise = user.enterprise
+    if enterprise is not None and enterprise.manager is not None and (
+        enterprise.manager.display_name is not None
+    ):
+        enterprise = msgspec.structs.replace(
+            enterprise, manager=Manager(value=enterprise.manager.value))
+    if user.groups or enterprise is not user.enterprise:
+        return msgspec.structs.replace(user, groups=(), enterprise=enterprise)
+    return user
 
 
 def _page(items: list[_R], query: ListQuery) -> Page[_R]:
@@ -55,12 +68,12 @@ class MemoryIdentities(MemoryCredentials):
         key = _fold(user.user_name)
         if key in self._user_ids_by_name:
             raise Conflict("userName is already taken", "userName")
-        stored = msgspec.structs.replace(user, id=user_id, version=1, groups=())
+        stored = msgspec.structs.replace(stored_form(user), id=user_id, version=1)
         self._users[user_id] = stored
         self._user_ids_by_name[key] = user_id
         if password_hash is not None:
             self._credentials[user_id] = Credentials(user_id=user_id, password_hash=password_hash)
-        return stored
+        return self._with_groups(stored)
 
     async def get_user(self, user_id: str) -> User:
         """See :meth:`ports.store.UserStore.get_user`."""
@@ -93,7 +106,7 @@ class MemoryIdentities(MemoryCredentials):
         if new_key != old_key and new_key in self._user_ids_by_name:
             raise Conflict("userName is already taken", "userName")
         stored = msgspec.structs.replace(
-            user, created=old.created, version=old.version + 1, groups=()
+            stored_form(user), created=old.created, version=old.version + 1
         )
         self._users[user.id] = stored
         if new_key != old_key:
@@ -111,12 +124,17 @@ class MemoryIdentities(MemoryCredentials):
         del self._user_ids_by_name[_fold(user.user_name)]
         self._credentials.pop(user_id, None)
         for group_id in self._groups_of_user.pop(user_id, ()):
-            group = self._groups[group_id]
             # Losing a member is not a replace of the group: its version stays.
-            members = tuple(m for m in group.members if m.value != user_id)
-            self._groups[group_id] = msgspec.structs.replace(group, members=members)
+            self._members[group_id].pop(user_id, None)
 
     def _with_groups(self, user: User) -> User:
+        """``user`` as read: with its groups and its manager's displayName."""
+        enterprise = user.enterprise
+        if enterprise is not None and enterprise.manager is not None:
+            boss = self._users.get(enterprise.manager.value)
+            if boss is not None and boss.display_name is not None:
+                user = msgspec.structs.replace(user, enterprise=msgspec.structs.replace(
+                    enterprise, manager=Manager(enterprise.manager.value, boss.display_name)))
         group_ids = self._groups_of_user.get(user.id)
         if not group_ids:
             return user
@@ -127,6 +145,15 @@ class MemoryIdentities(MemoryCredentials):
         return msgspec.structs.replace(user, groups=refs)
 
     # Groups
+    #
+    # ``_groups`` holds each group without members; ``_members`` its members, in order, in
+    # a dict by user id, so that adding or removing one member of a big group touches one
+    # entry (no copy of the member list) and a read without members costs nothing.
+
+    def stored_group(self, group_id: str) -> Group:
+        """The group as stored (members without ``display``). Raises ``KeyError``."""
+        return msgspec.structs.replace(
+            self._groups[group_id], members=tuple(self._members[group_id].values()))
 
     async def create_group(self, group: Group) -> Group:
         """See :meth:`ports.store.GroupStore.create_group`."""
@@ -137,26 +164,45 @@ class MemoryIdentities(MemoryCredentials):
         if key in self._group_ids_by_name:
             raise Conflict("displayName is already taken", "displayName")
         members = self._checked_members(group.members)
-        stored = msgspec.structs.replace(group, id=group_id, version=1, members=members)
-        self._groups[group_id] = stored
-        self._group_ids_by_name[key] = group_id
-        self._link(group_id, members)
-        return self._with_displays(stored)
+        self.put_group(msgspec.structs.replace(group, id=group_id, version=1), members)
+        return self._read_group(group_id, True)
 
-    async def get_group(self, group_id: str) -> Group:
+    def put_group(self, group: Group, members: dict[str, Member]) -> None:
+        """Store ``group`` (checked) with ``members`` (checked), indexes included."""
+        old = self._groups.get(group.id)
+        if old is not None:
+            old_members = self._members[group.id]
+            self._unlink(group.id, [v for v in old_members if v not in members])
+            self._link(group.id, [v for v in members if v not in old_members])
+            if self._group_ids_by_name.get(_fold(old.display_name)) == group.id:
+                del self._group_ids_by_name[_fold(old.display_name)]
+        else:
+            self._link(group.id, list(members))
+        self._groups[group.id] = msgspec.structs.replace(group, members=())
+        self._members[group.id] = members
+        self._group_ids_by_name[_fold(group.display_name)] = group.id
+
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
         """See :meth:`ports.store.GroupStore.get_group`."""
-        group = self._groups.get(group_id)
-        if group is None:
+        if group_id not in self._groups:
             raise NotFound(f"no group {group_id}")
-        return self._with_displays(group)
+        return self._read_group(group_id, members)
 
-    async def list_groups(self, query: ListQuery) -> Page[Group]:
+    async def list_groups(self, query: ListQuery, *, members: bool = True) -> Page[Group]:
         """See :meth:`ports.store.GroupStore.list_groups`."""
-        groups = [self._with_displays(group) for group in self._groups.values()]
-        if query.filter is not None:
-            expr = query.filter
-            groups = [group for group in groups if matches(expr, group)]
-        return _page(groups, query)
+        by_members = query.sort is not None and query.sort.path.attr == "members"
+        if query.filter is None and not by_members:
+            page = _page(list(self._groups.values()), query)
+            return Page(items=tuple(self._read_group(g.id, members) for g in page.items),
+                        total=page.total, start_index=page.start_index)
+        # Filters and sort keys may name members, so they see groups as they are read.
+        expr = query.filter
+        groups = [self._read_group(group_id, True) for group_id in self._groups]
+        page = _page([g for g in groups if expr is None or matches(expr, g)], query)
+        if members:
+            return page
+        return Page(items=tuple(msgspec.structs.replace(g, members=()) for g in page.items),
+                    total=page.total, start_index=page.start_index)
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:
         """See :meth:`ports.store.GroupStore.replace_group`."""
@@ -168,19 +214,58 @@ class MemoryIdentities(MemoryCredentials):
         if new_key != old_key and new_key in self._group_ids_by_name:
             raise Conflict("displayName is already taken", "displayName")
         members = self._checked_members(group.members)
-        stored = msgspec.structs.replace(
-            group, created=old.created, version=old.version + 1, members=members
+        # Only the difference is (un)linked: adding one member to a big group touches one entry.
+        self.put_group(
+            msgspec.structs.replace(group, created=old.created, version=old.version + 1),
+            members,
         )
-        # Only the difference: adding one member to a group of 64,000 touches one entry.
-        old_ids = {m.value for m in old.members}
-        new_ids = {m.value for m in members}
-        self._unlink(group.id, tuple(Member(value=v) for v in old_ids - new_ids))
-        self._groups[group.id] = stored
-        self._link(group.id, tuple(Member(value=v) for v in new_ids - old_ids))
-        if new_key != old_key:
-            del self._group_ids_by_name[old_key]
-            self._group_ids_by_name[new_key] = group.id
-        return self._with_displays(stored)
+        return self._read_group(group.id, True)
+
+    async def add_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.add_members`."""
+        group = self._group_to_change(group_id, expected_version)
+        for user_id in user_ids:
+            if user_id not in self._users:
+                raise InvalidReference(f"member {user_id} is not a user")
+        members = self._members[group_id]
+        new = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in members]
+        if not new:
+            return group
+        for user_id in new:
+            members[user_id] = Member(value=user_id)
+        self._link(group_id, new)
+        return self._touched(group, last_modified)
+
+    async def remove_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.remove_members`."""
+        group = self._group_to_change(group_id, expected_version)
+        members = self._members[group_id]
+        gone = [user_id for user_id in dict.fromkeys(user_ids) if user_id in members]
+        if not gone:
+            return group
+        for user_id in gone:
+            del members[user_id]
+        self._unlink(group_id, gone)
+        return self._touched(group, last_modified)
+
+    def _group_to_change(self, group_id: str, expected_version: int | None) -> Group:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise NotFound(f"no group {group_id}")
+        _check_version(group.version, expected_version, "group")
+        return group
+
+    def _touched(self, group: Group, last_modified: int) -> Group:
+        changed = msgspec.structs.replace(
+            group, version=group.version + 1, last_modified=last_modified)
+        self._groups[group.id] = changed
+        return changed
 
     async def delete_group(self, group_id: str, *, expected_version: int | None = None) -> None:
         """See :meth:`ports.store.GroupStore.delete_group`."""
@@ -188,11 +273,11 @@ class MemoryIdentities(MemoryCredentials):
         if group is None:
             raise NotFound(f"no group {group_id}")
         _check_version(group.version, expected_version, "group")
-        self._unlink(group_id, group.members)
+        self._unlink(group_id, list(self._members.pop(group_id)))
         del self._groups[group_id]
         del self._group_ids_by_name[_fold(group.display_name)]
 
-    def _checked_members(self, members: tuple[Member, ...]) -> tuple[Member, ...]:
+    def _checked_members(self, members: tuple[Member, ...]) -> dict[str, Member]:
         """Members as stored: existing users only, each once, without ``display``."""
         seen: dict[str, Member] = {}
         for member in members:
@@ -200,25 +285,27 @@ class MemoryIdentities(MemoryCredentials):
                 raise InvalidReference(f"member {member.value} is not a user")
             if member.value not in seen:
                 seen[member.value] = Member(value=member.value, type=member.type)
-        return tuple(seen.values())
+        return seen
 
-    def _link(self, group_id: str, members: tuple[Member, ...]) -> None:
-        for member in members:
-            self._groups_of_user.setdefault(member.value, set()).add(group_id)
+    def _link(self, group_id: str, user_ids: list[str]) -> None:
+        for user_id in user_ids:
+            self._groups_of_user.setdefault(user_id, set()).add(group_id)
 
-    def _unlink(self, group_id: str, members: tuple[Member, ...]) -> None:
-        for member in members:
-            group_ids = self._groups_of_user.get(member.value)
+    def _unlink(self, group_id: str, user_ids: list[str]) -> None:
+        for user_id in user_ids:
+            group_ids = self._groups_of_user.get(user_id)
             if group_ids is not None:
                 group_ids.discard(group_id)
                 if not group_ids:
-                    del self._groups_of_user[member.value]
+                    del self._groups_of_user[user_id]
 
-    def _with_displays(self, group: Group) -> Group:
-        if not group.members:
+    def _read_group(self, group_id: str, members: bool) -> Group:
+        """The group as read: members (when asked for) with ``display`` their userName."""
+        group = self._groups[group_id]
+        if not members:
             return group
-        members = tuple(
-            msgspec.structs.replace(m, display=self._users[m.value].user_name)
-            for m in group.members
-        )
-        return msgspec.structs.replace(group, members=members)
+        users = self._users
+        return msgspec.structs.replace(group, members=tuple(
+            msgspec.structs.replace(m, display=users[m.value].user_name)
+            for m in self._members[group_id].values()
+        ))

@@ -18,6 +18,7 @@ from domain.entities import (
     ConsumedCode,
     Credentials,
     Group,
+    Member,
     RefreshToken,
     User,
 )
@@ -64,6 +65,7 @@ class IdentityState:
         "_group_ids_by_name",
         "_groups",
         "_groups_of_user",
+        "_members",
         "_user_ids_by_name",
         "_users",
     )
@@ -71,7 +73,9 @@ class IdentityState:
     def __init__(self) -> None:
         self._users: dict[str, User] = {}
         self._user_ids_by_name: dict[str, str] = {}
+        # Groups without members; their members, in order, by user id (see identities).
         self._groups: dict[str, Group] = {}
+        self._members: dict[str, dict[str, Member]] = {}
         self._group_ids_by_name: dict[str, str] = {}
         # Reverse index of memberships, so reading a user or deleting one is not a scan.
         self._groups_of_user: dict[str, set[str]] = {}

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from adapters.memory.identities import MemoryIdentities
+from adapters.memory.identities import MemoryIdentities, stored_form
 from adapters.memory.state import _fold, _ReuseMarker, _Tombstone
 from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.tokens import _compact_access
@@ -28,6 +28,7 @@ from domain.entities import (
     ConsumedCode,
     Credentials,
     Group,
+    Member,
     RefreshToken,
     User,
 )
@@ -119,7 +120,7 @@ class IdentityTransferInMemory:
         claimed: dict[str, str] = {}
         changes: list[tuple[User, Credentials | None]] = []
         for record in records:
-            user = msgspec.structs.replace(record.user, groups=())
+            user = stored_form(record.user)
             if not user.id:
                 raise InvalidValue("a user record without an id")
             _claim_names(ids._user_ids_by_name, claimed, user.user_name, user.id, "userName")
@@ -141,13 +142,13 @@ class IdentityTransferInMemory:
     async def export_groups(self, cursor: str | None, limit: int, now: int) -> Batch[Group]:
         """See :meth:`ports.store.GroupTransfer.export_groups`."""
         ids = self.identities
-        return _batch(ids._groups, cursor, limit, _value)
+        return _batch(ids._groups, cursor, limit, lambda group_id, _: ids.stored_group(group_id))
 
     async def import_groups(self, records: tuple[Group, ...], now: int) -> int:
         """See :meth:`ports.store.GroupTransfer.import_groups`."""
         ids = self.identities
         claimed: dict[str, str] = {}
-        changes: list[Group] = []
+        changes: list[tuple[Group, dict[str, Member]]] = []
         for record in records:
             if not record.id:
                 raise InvalidValue("a group record without an id")
@@ -155,20 +156,12 @@ class IdentityTransferInMemory:
                 ids._group_ids_by_name, claimed, record.display_name, record.id, "displayName"
             )
             # Raises InvalidReference for a member that is no user, before any change.
-            group = msgspec.structs.replace(
-                record, members=ids._checked_members(record.members)
-            )
-            if ids._groups.get(group.id) != group:
-                changes.append(group)
-        for group in changes:
-            old = ids._groups.get(group.id)
-            if old is not None:
-                ids._unlink(group.id, old.members)
-                if ids._group_ids_by_name.get(_fold(old.display_name)) == group.id:
-                    del ids._group_ids_by_name[_fold(old.display_name)]
-            ids._groups[group.id] = group
-            ids._group_ids_by_name[_fold(group.display_name)] = group.id
-            ids._link(group.id, group.members)
+            members = ids._checked_members(record.members)
+            group = msgspec.structs.replace(record, members=tuple(members.values()))
+            if group.id not in ids._groups or ids.stored_group(group.id) != group:
+                changes.append((group, members))
+        for group, members in changes:
+            ids.put_group(group, members)
         return len(changes)
 
 

@@ -3,9 +3,13 @@
 The filter runs in PostgreSQL; no row is loaded just to be tested. Semantics (shared with
 the memory evaluator, ``adapters.memory.filtering``):
 
-- strings compare case-insensitively, except ``id``, ``externalId``, ``members.value`` and
-  ``groups.value``; case folding is Unicode's (``lower`` under the ICU root collation), and
-  ``gt``/``ge``/``lt``/``le`` order strings by code point, as Python does;
+- the attribute names are those of the memory evaluator (its docstring lists them: the
+  core ones, the multi-valued ``phoneNumbers``, ``addresses``, ``photos`` and
+  ``x509Certificates`` held as JSON arrays, the enterprise extension's columns);
+- strings compare case-insensitively, except ``id``, ``externalId``, ``members.value``,
+  ``groups.value`` and ``manager.value``; case folding is Unicode's (``lower`` under the
+  ICU root collation), and ``gt``/``ge``/``lt``/``le`` order strings by code point, as
+  Python does;
 - ``co``/``sw``/``ew`` are substring, prefix and suffix matches (LIKE wildcards escaped);
 - ``meta.created`` and ``meta.lastModified`` take an ISO 8601 value and compare as instants;
 - booleans only take ``eq``/``ne``; ``pr`` means present and not empty;
@@ -47,6 +51,7 @@ Kind = Literal["ci", "exact", "bool", "time"]
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:user"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:group"
+ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user"
 
 # Case folding that agrees with Python's str.lower(), whatever the database locale.
 _FOLD_COLLATION = "und-x-icu"
@@ -134,6 +139,83 @@ def _user_emails() -> _Multi:
     return _Multi(over, "value")
 
 
+def _json_element(attribute: str, keys: dict[str, tuple[str, Kind]]) -> Callable[[Any], _Resolver]:
+    """Sub-attributes of one value of a JSON array column: filter name to (key, kind)."""
+
+    def element_of(element: Any) -> _Resolver:
+        value = element.c.value
+
+        def resolve(path: AttrPath) -> _Scalar | _Multi:
+            found = keys.get(path.attr) if path.sub_attr is None else None
+            if found is None:
+                raise _invalid(f"unknown attribute {attribute}.{path.dotted()}")
+            key, kind = found
+            if kind == "bool":
+                return _Scalar(
+                    sa.func.coalesce(value[key].as_boolean(), sa.false()), "bool", False)
+            return _Scalar(value[key].astext, kind, True)
+
+        return resolve
+
+    return element_of
+
+
+def _json_array(column: Any, element_of: Callable[[Any], _Resolver], default: str) -> _Multi:
+    def over(build: Callable[[_Resolver], ColumnElement[bool]]) -> ColumnElement[bool]:
+        element = (
+            sa.func.jsonb_array_elements(column)
+            .table_valued(sa.column("value", JSONB))
+            .alias("item")
+        )
+        return sa.exists().select_from(element).where(build(element_of(element)))
+
+    return _Multi(over, default)
+
+
+_TYPED: dict[str, tuple[str, Kind]] = {"type": ("type", "ci"), "primary": ("primary", "bool")}
+_PHONE = _json_element("phoneNumbers", {"value": ("value", "ci"), **_TYPED})
+_ADDRESS = _json_element("addresses", {
+    "formatted": ("formatted", "ci"),
+    "streetaddress": ("street_address", "ci"),
+    "locality": ("locality", "ci"),
+    "region": ("region", "ci"),
+    "postalcode": ("postal_code", "ci"),
+    "country": ("country", "ci"),
+    **_TYPED,
+})
+_PHOTO = _json_element("photos", _TYPED)
+_CERTIFICATE = _json_element("x509Certificates", _TYPED)
+
+_ENTERPRISE_COLUMNS = {
+    "employeenumber": users.c.employee_number,
+    "costcenter": users.c.cost_center,
+    "organization": users.c.organization,
+    "division": users.c.division,
+    "department": users.c.department,
+}
+
+
+def _manager_part(path: AttrPath) -> _Scalar | _Multi:
+    if path.sub_attr is None and path.attr == "value":
+        return _Scalar(users.c.manager_id, "exact", True)
+    raise _invalid(f"unknown attribute manager.{path.dotted()}")
+
+
+def _manager(build: Callable[[_Resolver], ColumnElement[bool]]) -> ColumnElement[bool]:
+    return build(_manager_part)
+
+
+def _resolve_enterprise(path: AttrPath) -> _Scalar | _Multi:
+    attr, sub = path.attr, path.sub_attr
+    if sub is None and attr in _ENTERPRISE_COLUMNS:
+        return _Scalar(_ENTERPRISE_COLUMNS[attr], "ci", True)
+    if attr == "manager":
+        if sub is None:
+            return _Multi(_manager, "value")
+        return _manager_part(AttrPath(sub))
+    raise _invalid(f"unknown attribute {path.dotted()}")
+
+
 def _user_groups() -> _Multi:
     def over(build: Callable[[_Resolver], ColumnElement[bool]]) -> ColumnElement[bool]:
         gm = group_members.alias("ug_member")
@@ -161,6 +243,9 @@ def _user_name_part(path: AttrPath) -> _Scalar | _Multi:
             "givenname": users.c.given_name,
             "familyname": users.c.family_name,
             "formatted": users.c.formatted_name,
+            "middlename": users.c.middle_name,
+            "honorificprefix": users.c.honorific_prefix,
+            "honorificsuffix": users.c.honorific_suffix,
         }.get(path.attr)
         if column is not None:
             return _Scalar(column, "ci", True)
@@ -173,6 +258,10 @@ def _single(build: Callable[[_Resolver], ColumnElement[bool]]) -> ColumnElement[
 
 def resolve_user(path: AttrPath) -> _Scalar | _Multi:
     """The SQL form of a user attribute (see the module docstring for the names)."""
+    if path.schema == ENTERPRISE_SCHEMA or (
+        path.schema is None and (path.attr in _ENTERPRISE_COLUMNS or path.attr == "manager")
+    ):
+        return _resolve_enterprise(path)
     _check_schema(path, USER_SCHEMA)
     attr, sub = path.attr, path.sub_attr
     if sub is None:
@@ -182,6 +271,12 @@ def resolve_user(path: AttrPath) -> _Scalar | _Multi:
             "username": _Scalar(users.c.user_name, "ci", False),
             "displayname": _Scalar(users.c.display_name, "ci", True),
             "active": _Scalar(active_value(), "bool", True),
+            "nickname": _Scalar(users.c.nick_name, "ci", True),
+            "title": _Scalar(users.c.title, "ci", True),
+            "usertype": _Scalar(users.c.user_type, "ci", True),
+            "preferredlanguage": _Scalar(users.c.preferred_language, "ci", True),
+            "locale": _Scalar(users.c.locale, "ci", True),
+            "timezone": _Scalar(users.c.timezone, "ci", True),
         }
         if attr in simple:
             return simple[attr]
@@ -197,6 +292,15 @@ def resolve_user(path: AttrPath) -> _Scalar | _Multi:
         return _with_sub(_user_emails(), sub)
     if attr == "groups":
         return _with_sub(_user_groups(), sub)
+    arrays = {
+        "phonenumbers": (users.c.phone_numbers, _PHONE, "value"),
+        "addresses": (users.c.addresses, _ADDRESS, "formatted"),
+        "photos": (users.c.photos, _PHOTO, "type"),
+        "x509certificates": (users.c.x509_certificates, _CERTIFICATE, "type"),
+    }
+    if attr in arrays:
+        column, element_of, default = arrays[attr]
+        return _with_sub(_json_array(column, element_of, default), sub)
     raise _invalid(f"unknown attribute {path.dotted()}")
 
 

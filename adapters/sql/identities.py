@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,7 +15,19 @@ from adapters.sql import tables as t
 from adapters.sql.connection import SqlConnection
 from adapters.sql.filtering import fold, group_clause, user_clause
 from adapters.sql.sorting import group_order, user_order
-from domain.entities import Email, Group, GroupRef, Member, Name, Page, User
+from domain.entities import (
+    Address,
+    Email,
+    EnterpriseUser,
+    Group,
+    GroupRef,
+    Manager,
+    Member,
+    MultiValue,
+    Name,
+    Page,
+    User,
+)
 from domain.errors import DomainError, NotFound, PreconditionFailed
 from domain.filters import ListQuery
 
@@ -22,9 +35,37 @@ from domain.filters import ListQuery
 _BY_CODE_POINT = "C"
 
 
+_NO_ENTERPRISE = EnterpriseUser()
+
+
+def _json_list(values: Sequence[msgspec.Struct]) -> list[Any]:
+    return cast(list[Any], msgspec.to_builtins(list(values)))
+
+
 def _user_values(user: User) -> dict[str, Any]:
     name = user.name or Name()
+    enterprise = user.enterprise or _NO_ENTERPRISE
     return {
+        "middle_name": name.middle_name,
+        "honorific_prefix": name.honorific_prefix,
+        "honorific_suffix": name.honorific_suffix,
+        "nick_name": user.nick_name,
+        "profile_url": user.profile_url,
+        "title": user.title,
+        "user_type": user.user_type,
+        "preferred_language": user.preferred_language,
+        "locale": user.locale,
+        "timezone": user.timezone,
+        "phone_numbers": _json_list(user.phone_numbers),
+        "addresses": _json_list(user.addresses),
+        "photos": _json_list(user.photos),
+        "x509_certificates": _json_list(user.x509_certificates),
+        "employee_number": enterprise.employee_number,
+        "cost_center": enterprise.cost_center,
+        "organization": enterprise.organization,
+        "division": enterprise.division,
+        "department": enterprise.department,
+        "manager_id": enterprise.manager.value if enterprise.manager is not None else None,
         "user_name": user.user_name,
         # Unassigned (None) is stored as false, flagged by active_assigned (migration 0011).
         "active": bool(user.active),
@@ -41,17 +82,38 @@ def _user_values(user: User) -> dict[str, Any]:
     }
 
 
-def _user_from_row(row: sa.Row[Any], groups: Sequence[GroupRef] = ()) -> User:
+_NAME_COLUMNS = ("formatted_name", "given_name", "family_name", "middle_name",
+                 "honorific_prefix", "honorific_suffix")
+
+
+def _enterprise_from_row(m: Any, manager_display: str | None) -> EnterpriseUser | None:
+    manager_id = m["manager_id"]
+    enterprise = EnterpriseUser(
+        employee_number=m["employee_number"],
+        cost_center=m["cost_center"],
+        organization=m["organization"],
+        division=m["division"],
+        department=m["department"],
+        manager=None if manager_id is None else Manager(manager_id, manager_display),
+    )
+    return None if enterprise == _NO_ENTERPRISE else enterprise
+
+
+def _user_from_row(row: sa.Row[Any], groups: Sequence[GroupRef] = (),
+                   manager_display: str | None = None) -> User:
     m = row._mapping
     name = None
-    if m["given_name"] is not None or m["family_name"] is not None or (
-        m["formatted_name"] is not None
-    ):
+    if any(m[column] is not None for column in _NAME_COLUMNS):
         name = Name(
             formatted=m["formatted_name"],
             given_name=m["given_name"],
             family_name=m["family_name"],
+            middle_name=m["middle_name"],
+            honorific_prefix=m["honorific_prefix"],
+            honorific_suffix=m["honorific_suffix"],
         )
+    if manager_display is None:
+        manager_display = m.get(_MANAGER_DISPLAY)
     emails = tuple(
         Email(value=e["value"], type=e.get("type"), primary=bool(e.get("primary", False)))
         for e in m["emails"] or ()
@@ -68,7 +130,30 @@ def _user_from_row(row: sa.Row[Any], groups: Sequence[GroupRef] = ()) -> User:
         created=m["created"],
         last_modified=m["last_modified"],
         version=m["version"],
+        nick_name=m["nick_name"],
+        profile_url=m["profile_url"],
+        title=m["title"],
+        user_type=m["user_type"],
+        preferred_language=m["preferred_language"],
+        locale=m["locale"],
+        timezone=m["timezone"],
+        phone_numbers=msgspec.convert(m["phone_numbers"] or (), tuple[MultiValue, ...]),
+        addresses=msgspec.convert(m["addresses"] or (), tuple[Address, ...]),
+        photos=msgspec.convert(m["photos"] or (), tuple[MultiValue, ...]),
+        x509_certificates=msgspec.convert(m["x509_certificates"] or (), tuple[MultiValue, ...]),
+        enterprise=_enterprise_from_row(m, manager_display),
     )
+
+
+#: The label of the manager's displayName in user reads (joined, see ``_user_select``).
+_MANAGER_DISPLAY = "manager_display_name"
+_BOSS = t.users.alias("manager")
+
+
+def _user_select() -> sa.Select[Any]:
+    """Users as read: each with its manager's displayName (RFC 7643 4.3, read-only)."""
+    return sa.select(t.users, _BOSS.c.display_name.label(_MANAGER_DISPLAY)).select_from(
+        t.users.outerjoin(_BOSS, _BOSS.c.id == t.users.c.manager_id))
 
 
 def _group_from_row(row: sa.Row[Any], members: Sequence[Member] = ()) -> Group:
@@ -90,6 +175,63 @@ def _unique_members(members: Sequence[Member]) -> list[Member]:
         seen.setdefault(member.value, member)
     return list(seen.values())
 
+
+
+# Adding or removing members is one statement whatever the size of the group: it locks the
+# group row (checking the version when asked), changes only the given memberships, and
+# bumps the version only when one changed. The new members go after the last position,
+# found through the (group_id, position) index. Under READ COMMITTED a concurrent change
+# waits on the row lock, and then sees the new version (a stale If-Match fails cleanly).
+_ADD_MEMBERS = sa.text("""
+WITH
+  target AS (
+    SELECT id FROM groups
+    WHERE id = :group_id AND (:any_version OR version = :expected)
+    FOR UPDATE
+  ),
+  changed AS (
+    INSERT INTO group_members (group_id, user_id, position, member_type)
+    SELECT target.id, added.user_id,
+           (SELECT coalesce(max(position), -1) FROM group_members
+            WHERE group_id = :group_id) + added.ordinal::integer,
+           'User'
+    FROM target, unnest(CAST(:user_ids AS text[])) WITH ORDINALITY AS added(user_id, ordinal)
+    ON CONFLICT (group_id, user_id) DO NOTHING
+    RETURNING user_id
+  ),
+  bumped AS (
+    UPDATE groups SET version = version + 1, last_modified = :last_modified
+    WHERE id = (SELECT id FROM target) AND EXISTS (SELECT 1 FROM changed)
+    RETURNING groups.*
+  )
+SELECT * FROM bumped
+UNION ALL
+SELECT groups.* FROM groups
+WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM bumped)
+""").columns(*t.groups.c)
+# The same shape, deleting instead of inserting.
+_REMOVE_MEMBERS = sa.text("""
+WITH
+  target AS (
+    SELECT id FROM groups
+    WHERE id = :group_id AND (:any_version OR version = :expected)
+    FOR UPDATE
+  ),
+  changed AS (
+    DELETE FROM group_members
+    WHERE group_id = (SELECT id FROM target) AND user_id = ANY(CAST(:user_ids AS text[]))
+    RETURNING user_id
+  ),
+  bumped AS (
+    UPDATE groups SET version = version + 1, last_modified = :last_modified
+    WHERE id = (SELECT id FROM target) AND EXISTS (SELECT 1 FROM changed)
+    RETURNING groups.*
+  )
+SELECT * FROM bumped
+UNION ALL
+SELECT groups.* FROM groups
+WHERE id = (SELECT id FROM target) AND NOT EXISTS (SELECT 1 FROM bumped)
+""").columns(*t.groups.c)
 
 
 class SqlIdentities(SqlConnection):
@@ -114,8 +256,17 @@ class SqlIdentities(SqlConnection):
             found.setdefault(user_id, []).append(GroupRef(value=group_id, display=display))
         return found
 
+    async def _manager_display(self, conn: AsyncConnection, row: sa.Row[Any]) -> str | None:
+        """The displayName of the manager of a user row just written (None without one)."""
+        manager_id = row._mapping["manager_id"]
+        if manager_id is None:
+            return None
+        return cast(str | None, (await conn.execute(
+            sa.select(t.users.c.display_name).where(t.users.c.id == manager_id)
+        )).scalar_one_or_none())
+
     async def _load_user(self, conn: AsyncConnection, where: sa.ColumnElement[bool]) -> User | None:
-        row = (await conn.execute(sa.select(t.users).where(where))).first()
+        row = (await conn.execute(_user_select().where(where))).first()
         if row is None:
             return None
         groups = await self._groups_of(conn, [row.id])
@@ -136,7 +287,7 @@ class SqlIdentities(SqlConnection):
                         user_id=user_id, password_hash=password_hash, totp_confirmed=False
                     )
                 )
-            return _user_from_row(row)
+            return _user_from_row(row, (), await self._manager_display(conn, row))
 
         return await self._transaction(work)
 
@@ -175,7 +326,7 @@ class SqlIdentities(SqlConnection):
             if query.count > 0 and total >= start:
                 rows = (
                     await conn.execute(
-                        sa.select(t.users)
+                        _user_select()
                         .where(where)
                         .order_by(*order)
                         .offset(start - 1)
@@ -220,7 +371,8 @@ class SqlIdentities(SqlConnection):
                     conn, t.users, user.id, expected_version, "user"
                 )
             groups = await self._groups_of(conn, [user.id])
-            return _user_from_row(row, groups.get(user.id, ()))
+            return _user_from_row(row, groups.get(user.id, ()),
+                                  await self._manager_display(conn, row))
 
         return await self._transaction(work)
 
@@ -255,7 +407,7 @@ class SqlIdentities(SqlConnection):
             sa.select(gm.c.group_id, gm.c.user_id, u.c.user_name, gm.c.member_type)
             .join(u, u.c.id == gm.c.user_id)
             .where(gm.c.group_id.in_(group_ids))
-            .order_by(gm.c.group_id, gm.c.position)
+            .order_by(gm.c.group_id, gm.c.position, gm.c.user_id.collate(_BY_CODE_POINT))
         )
         found: dict[str, list[Member]] = {}
         for group_id, user_id, user_name, member_type in rows:
@@ -307,19 +459,21 @@ class SqlIdentities(SqlConnection):
 
         return await self._transaction(work)
 
-    async def get_group(self, group_id: str) -> Group:
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
         """See :meth:`ports.store.GroupStore.get_group`."""
 
         async def work(conn: AsyncConnection) -> Group:
             row = (await conn.execute(sa.select(t.groups).where(t.groups.c.id == group_id))).first()
             if row is None:
                 raise NotFound(f"no group {group_id}")
-            members = await self._members_of(conn, [group_id])
-            return _group_from_row(row, members.get(group_id, ()))
+            if not members:
+                return _group_from_row(row)
+            found = await self._members_of(conn, [group_id])
+            return _group_from_row(row, found.get(group_id, ()))
 
         return await self._autocommit(work)
 
-    async def list_groups(self, query: ListQuery) -> Page[Group]:
+    async def list_groups(self, query: ListQuery, *, members: bool = True) -> Page[Group]:
         """See :meth:`ports.store.GroupStore.list_groups`. The filter runs in SQL."""
         where = group_clause(query.filter) if query.filter is not None else sa.true()
         order = group_order(query.sort)
@@ -340,8 +494,9 @@ class SqlIdentities(SqlConnection):
                         .limit(query.count)
                     )
                 ).all()
-                members = await self._members_of(conn, [row.id for row in rows])
-                items = tuple(_group_from_row(row, members.get(row.id, ())) for row in rows)
+                found = (await self._members_of(conn, [row.id for row in rows])
+                         if members else {})
+                items = tuple(_group_from_row(row, found.get(row.id, ())) for row in rows)
             return Page(items=items, total=int(total), start_index=start)
 
         return await self._autocommit(work)
@@ -377,6 +532,44 @@ class SqlIdentities(SqlConnection):
             return _group_from_row(row, members)
 
         return await self._transaction(work)
+
+    async def add_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.add_members`: one statement (``_ADD_MEMBERS``)."""
+        return await self._change_members(
+            _ADD_MEMBERS, group_id, user_ids, last_modified, expected_version)
+
+    async def remove_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        """See :meth:`ports.store.GroupStore.remove_members`: one statement."""
+        return await self._change_members(
+            _REMOVE_MEMBERS, group_id, user_ids, last_modified, expected_version)
+
+    async def _change_members(
+        self, statement: sa.Executable, group_id: str, user_ids: tuple[str, ...],
+        last_modified: int, expected_version: int | None,
+    ) -> Group:
+        params = {
+            "group_id": group_id,
+            "user_ids": list(dict.fromkeys(user_ids)),
+            "last_modified": last_modified,
+            "any_version": expected_version is None,
+            "expected": expected_version if expected_version is not None else 0,
+        }
+
+        async def work(conn: AsyncConnection) -> Group:
+            row = (await conn.execute(statement, params)).first()
+            if row is None:
+                raise await self._missing_or_stale(
+                    conn, t.groups, group_id, expected_version, "group")
+            return _group_from_row(row)
+
+        # One statement, atomic by itself: autocommit, so no BEGIN/COMMIT round trips.
+        return await self._autocommit(work)
 
     async def delete_group(self, group_id: str, *, expected_version: int | None = None) -> None:
         """See :meth:`ports.store.GroupStore.delete_group`."""

@@ -19,7 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.memory import MemoryStore
-from domain.entities import Email, Group, Member, Name, User
+from domain.entities import (
+    Address,
+    Email,
+    EnterpriseUser,
+    Group,
+    Manager,
+    Member,
+    MultiValue,
+    Name,
+    User,
+)
 from domain.errors import InvalidValue
 from domain.filter_parser import parse_filter
 from domain.filters import AttrPath, ListQuery, SortKey
@@ -32,20 +42,37 @@ JAN_2024 = 1_704_067_200  # 2024-01-01T00:00:00Z
 USERS = (
     User(
         id="u1", user_name="alice", display_name="Alice Liddell", external_id="EXT-1",
-        name=Name(given_name="Alice", family_name="Liddell"),
+        name=Name(given_name="Alice", family_name="Liddell", middle_name="Pleasance"),
         emails=(
             Email(value="alice@example.com", type="work", primary=True),
             Email(value="ALICE@home.org", type="home"),
         ),
         created=JAN_2024, last_modified=JAN_2024,
+        title="Tour Guide", user_type="Employee", locale="en-US", timezone="Europe/London",
+        phone_numbers=(MultiValue("+1 555 0100", "work", True), MultiValue("555_0199", "mobile")),
+        addresses=(Address(street_address="100 Universal City Plaza", locality="Hollywood",
+                           region="CA", postal_code="91608", country="US", type="work",
+                           primary=True),),
+        enterprise=EnterpriseUser(employee_number="701984", department="Tour Operations",
+                                  cost_center="4130", manager=Manager(value="u4")),
     ),
     User(
         id="u2", user_name="Bob_smith", active=False,
         emails=(Email(value="bob@example.com", type="home"),),
+        title="", nick_name="Bobby", user_type="contractor", preferred_language="en",
+        addresses=(Address(locality="hollywood", country="us", type="home"),
+                   Address(formatted="1 Main St%", type="work")),
+        photos=(MultiValue("https://photos.example/bob", "thumbnail"),),
+        enterprise=EnterpriseUser(employee_number="EMP_2", department="tour operations",
+                                  organization="Universal", division="Parks",
+                                  manager=Manager(value="U4")),
         created=JAN_2024 + 152 * 86400, last_modified=JAN_2024 + 152 * 86400,
     ),
     User(
         id="u3", user_name="carol%x", display_name="", external_id="ext-1",
+        phone_numbers=(MultiValue("+1 555 0100", "home"),),
+        x509_certificates=(MultiValue("MIIDQzCCAqy", "signing"),),
+        enterprise=EnterpriseUser(department=""),
         name=Name(formatted="Carol X"), created=JAN_2024 + 366 * 86400,
         last_modified=JAN_2024 + 366 * 86400,
     ),
@@ -91,6 +118,33 @@ USER_FILTERS = [
     'not (groups pr)',
     'userName eq "alice" or active eq false',
     'urn:ietf:params:scim:schemas:core:2.0:User:userName sw "a"',
+    'title eq "tour guide"',
+    'title pr',
+    'userType eq "Contractor" or locale sw "en"',
+    'nickName co "bob" and preferredLanguage eq "EN"',
+    'timezone ew "london"',
+    'name.middleName pr',
+    'phoneNumbers eq "+1 555 0100"',
+    'phoneNumbers[type eq "work" and value sw "+1"]',
+    'phoneNumbers.value co "_"',
+    'phoneNumbers.primary eq true',
+    'addresses[type eq "work" and streetAddress co "universal"]',
+    'addresses.locality eq "HOLLYWOOD"',
+    'addresses.postalCode pr',
+    'addresses.country eq "US" and not (addresses.type eq "home")',
+    'addresses co "%"',
+    'addresses.primary eq false',
+    'photos.type eq "thumbnail"',
+    'x509Certificates.type eq "SIGNING"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984"',
+    'employeeNumber co "_"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "TOUR OPERATIONS"',
+    'department pr',
+    'not (department pr)',
+    'costCenter eq "4130" or organization sw "uni" or division eq "parks"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "u4"',
+    'manager.value pr',
+    'manager[value eq "U4"]',
 ]
 
 GROUP_FILTERS = [
@@ -113,11 +167,20 @@ GROUP_SORTS = ["id", "externalid", "displayname", "members.value", "members.disp
 
 # Generated filters: only well-typed comparisons (the use cases reject the others first).
 _WORDS = ["alice", "ALICE", "Bob", "b", "x", "X", "%", "_", "é", "Émile", "u1", "g1", "U1",
-          "home", "work", "example", "", "lid", "carol%x", "ext-1", "EXT-1", "a", "staff"]
+          "home", "work", "example", "", "lid", "carol%x", "ext-1", "EXT-1", "a", "staff",
+          "u4", "U4", "tour", "Tour Operations", "+1", "0100", "us", "hollywood", "701984",
+          "en", "mobile"]
 _STRING_ATTRS = ["userName", "displayName", "externalId", "id", "name.givenName",
                  "name.familyName", "name.formatted", "name", "emails", "emails.value",
-                 "emails.type", "groups", "groups.value", "groups.display"]
-_BOOL_ATTRS = ["active", "emails.primary"]
+                 "emails.type", "groups", "groups.value", "groups.display",
+                 "name.middleName", "nickName", "title", "userType", "preferredLanguage",
+                 "locale", "timezone", "phoneNumbers", "phoneNumbers.type", "addresses",
+                 "addresses.streetAddress", "addresses.locality", "addresses.region",
+                 "addresses.postalCode", "addresses.country", "addresses.type",
+                 "photos.type", "x509Certificates.type", "employeeNumber", "department",
+                 "costCenter", "organization", "division", "manager.value",
+                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"]
+_BOOL_ATTRS = ["active", "emails.primary", "phoneNumbers.primary", "addresses.primary"]
 _DATES = ["2024-01-01T00:00:00Z", "2024-06-01T00:00:00+02:00", "2023-12-31T00:00:00",
           "2024-01-01T00:00:00.5Z", "2025-01-01T00:00:00Z"]
 _STRING_OPS = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
@@ -152,7 +215,17 @@ _value_path = st.builds(
     lambda left, join, right: f"emails[{left} {join} {right}]",
     _email_inner, st.sampled_from(["and", "or"]), _email_inner,
 )
-_leaf = st.one_of(_string_compare, _bool_compare, _date_compare, _present, _null, _value_path)
+_address_inner = st.builds(
+    lambda a, o, v: f"{a} {o} {_quote(v)}",
+    st.sampled_from(["type", "locality", "country", "formatted", "streetAddress"]),
+    st.sampled_from(_STRING_OPS), st.sampled_from(_WORDS),
+)
+_address_path = st.builds(
+    lambda left, join, right: f"addresses[{left} {join} {right}]",
+    _address_inner, st.sampled_from(["and", "or"]), _address_inner,
+)
+_leaf = st.one_of(_string_compare, _bool_compare, _date_compare, _present, _null, _value_path,
+                  _address_path)
 
 
 def combined(leaf: st.SearchStrategy[str]) -> st.SearchStrategy[str]:

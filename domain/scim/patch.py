@@ -19,6 +19,11 @@ and the result is read back like a PUT body, so every rule for bodies holds for 
   fine); with a ``value`` list on a multi-valued attribute (Entra's way of removing
   members) it removes the values whose ``value`` matches.
 - Booleans may be strings (``"False"``); setting a ``primary`` email clears the others.
+- Extension attributes are named by their URN (Entra's
+  ``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department``), or the whole
+  extension by its URN alone (an object value merges into it); they live in the document
+  under the extension's URN. A complex attribute with a ``value`` sub-attribute takes a
+  bare string as that value (Entra sets ``manager`` to the manager's id).
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ import msgspec
 
 from domain.errors import InvalidValue
 from domain.filter_parser import InvalidPath, PatchPath, parse_patch_path
-from domain.filters import And, AttrPath, Compare, Filter
+from domain.filters import And, AttrPath, Compare, Filter, Or
 from domain.scim.errors import InvalidSyntax, Mutability, NoTarget
 from domain.scim.evaluation import MultiTarget, Resolver, ScalarTarget, compile_filter
-from domain.scim.resources import canonical_keys, read_bool
+from domain.scim.resources import canonical_keys, read_bool, read_members
 from domain.scim.schema import (
+    GROUP_SCHEMA,
     PATCH_OP,
     AttributeDef,
     PatchTarget,
@@ -132,7 +138,7 @@ def _apply(doc: dict[str, Any], operation: PatchOperation, resource: ResourceSch
                 continue  # not an attribute we serve: ignored, as in a PUT body
             if _read_only(target):
                 continue
-            _apply_path(doc, operation.op, path, target, value, True, resource)
+            _apply_in(doc, operation.op, path, target, value, True, resource)
         return
     path = parse_patch_path(operation.path)
     target = resolve_patch_target(path.attr, resource, path.sub_attr)
@@ -142,7 +148,29 @@ def _apply(doc: dict[str, Any], operation: PatchOperation, resource: ResourceSch
         raise Mutability(f"{operation.path!r} is read-only")
     if operation.op != "remove" and not operation.has_value:
         raise InvalidValue(f"{operation.op} needs a value")
-    _apply_path(doc, operation.op, path, target, operation.value, operation.has_value, resource)
+    _apply_in(doc, operation.op, path, target, operation.value, operation.has_value, resource)
+
+
+def _apply_in(
+    doc: dict[str, Any],
+    op: OpName,
+    path: PatchPath,
+    target: PatchTarget,
+    value: Any,
+    has_value: bool,
+    resource: ResourceSchema,
+) -> None:
+    """Apply to the object holding the attribute: the document, or its extension object."""
+    if target.extension is None:
+        _apply_path(doc, op, path, target, value, has_value, resource)
+        return
+    holder = doc.get(target.extension)
+    container = dict(holder) if isinstance(holder, dict) else {}
+    _apply_path(container, op, path, target, value, has_value, resource)
+    if container:
+        doc[target.extension] = container
+    else:
+        doc.pop(target.extension, None)
 
 
 def _flatten(value: dict[str, Any], resource: ResourceSchema) -> dict[str, Any]:
@@ -202,6 +230,7 @@ def _coerce(attribute: AttributeDef, value: Any) -> Any:
 
 def _element(attribute: AttributeDef, value: Any) -> dict[str, Any]:
     """One value of a complex attribute, with canonical keys and checked sub-attributes."""
+    value = _as_object(attribute, value)
     if not isinstance(value, dict):
         raise InvalidValue(f"each value of {attribute.name} must be an object")
     out: dict[str, Any] = {}
@@ -209,8 +238,16 @@ def _element(attribute: AttributeDef, value: Any) -> dict[str, Any]:
         sub = attribute.sub(key)
         assert sub is not None
         if item is not None:
-            out[key] = _coerce(sub, item)
+            out[key] = _element(sub, item) if sub.type == "complex" else _coerce(sub, item)
     return out
+
+
+def _as_object(attribute: AttributeDef, value: Any) -> Any:
+    """A bare string for a single complex attribute with a ``value`` (Entra's manager id)."""
+    if (isinstance(value, str) and not attribute.multi_valued
+            and attribute.sub("value") is not None):
+        return {"value": value}
+    return value
 
 
 def _apply_complex(doc: dict[str, Any], op: OpName, target: PatchTarget, value: Any) -> None:
@@ -396,3 +433,84 @@ def _apply_filtered(
         touched.append(element)
     doc[attribute.name] = current
     _single_primary(attribute, current, touched)
+
+
+# Member changes (big groups)
+
+
+class MemberChange(msgspec.Struct, frozen=True):
+    """A group PATCH that only adds (or only removes) members, by user id."""
+
+    op: Literal["add", "remove"]
+    user_ids: tuple[str, ...]
+
+
+def _is_members(path: str) -> bool:
+    lowered = path.strip().lower()
+    return lowered in ("members", f"{GROUP_SCHEMA.lower()}:members")
+
+
+def _member_ids(value: Any) -> list[str] | None:
+    """The user ids of a ``members`` value (objects with a ``value``), or None."""
+    try:
+        return [member.value for member in read_members(value if isinstance(value, list)
+                                                        else [value])]
+    except InvalidValue:
+        return None
+
+
+def _ids_of_value_filter(expr: Filter) -> list[str] | None:
+    """``value eq "a"`` (or several joined by ``or``): the ids, else None."""
+    if isinstance(expr, Compare):
+        if (expr.op == "eq" and expr.path == AttrPath("value")
+                and isinstance(expr.value, str)):
+            return [expr.value]
+        return None
+    if isinstance(expr, Or):
+        left, right = _ids_of_value_filter(expr.left), _ids_of_value_filter(expr.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def _member_change(operation: PatchOperation) -> MemberChange | None:
+    path, op, value = operation.path, operation.op, operation.value
+    if op == "add":
+        if path is None and isinstance(value, dict) and len(value) == 1:
+            key, value = next(iter(value.items()))
+            path = key if isinstance(key, str) else None
+        if path is None or not _is_members(path) or value is None:
+            return None
+        ids = _member_ids(value)
+        return None if ids is None else MemberChange("add", tuple(ids))
+    if op != "remove" or path is None:
+        return None
+    if _is_members(path):
+        if not operation.has_value or value is None:
+            return None  # remove every member: the general path
+        ids = _member_ids(value)
+        return None if ids is None else MemberChange("remove", tuple(ids))
+    try:
+        parsed = parse_patch_path(path)
+    except InvalidPath:
+        return None
+    if (parsed.value_filter is None or parsed.sub_attr is not None
+            or parsed.attr.sub_attr is not None or parsed.attr.attr != "members"
+            or parsed.attr.schema not in (None, GROUP_SCHEMA.lower())):
+        return None
+    ids = _ids_of_value_filter(parsed.value_filter)
+    return None if ids is None else MemberChange("remove", tuple(ids))
+
+
+def member_change(operations: tuple[PatchOperation, ...]) -> MemberChange | None:
+    """The operations as one member change, when each only adds members (Entra's and
+    Okta's ``add`` of ``members``) or each only removes them (``remove`` with a ``value``
+    list, or with ``members[value eq "..."]``); None for anything else, which takes the
+    general path. Such a change never needs the group's member list: the store applies it
+    in time proportional to the ids, whatever the group's size.
+    """
+    changes = [_member_change(operation) for operation in operations]
+    first = changes[0]
+    if first is None or any(c is None or c.op != first.op for c in changes):
+        return None
+    ids = [user_id for change in changes if change is not None for user_id in change.user_ids]
+    return MemberChange(first.op, tuple(dict.fromkeys(ids)))

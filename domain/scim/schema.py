@@ -20,7 +20,7 @@ from domain.errors import InvalidValue
 from domain.filter_parser import InvalidFilter, InvalidPath
 from domain.filters import And, AttrPath, Compare, Filter, Not, Or, Present, ValuePath
 
-AttrType = Literal["string", "boolean", "complex", "dateTime", "reference"]
+AttrType = Literal["string", "boolean", "complex", "dateTime", "reference", "binary"]
 Mutability = Literal["readOnly", "readWrite", "immutable", "writeOnly"]
 Returned = Literal["always", "never", "default", "request"]
 Uniqueness = Literal["none", "server", "global"]
@@ -28,6 +28,7 @@ Kind = Literal["ci", "exact", "bool", "time"]
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE_USER_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -96,7 +97,7 @@ class AttributeDef(msgspec.Struct, frozen=True, kw_only=True):
             "description": self.description,
             "required": self.required,
         }
-        if self.type in ("string", "reference"):
+        if self.type in ("string", "reference", "binary"):
             out["caseExact"] = self.case_exact
         if self.canonical_values:
             out["canonicalValues"] = list(self.canonical_values)
@@ -111,8 +112,49 @@ class AttributeDef(msgspec.Struct, frozen=True, kw_only=True):
         return out
 
 
+class SchemaExtension(msgspec.Struct, frozen=True, kw_only=True):
+    """A schema extension (RFC 7643 section 3.3): its URN, name and attributes. In a
+    resource, its attributes sit in an object under the URN."""
+
+    schema: str
+    name: str
+    description: str
+    attributes: tuple[AttributeDef, ...]
+    required: bool = False
+
+    def attribute(self, name: str) -> AttributeDef | None:
+        """The attribute called ``name``, case-insensitively, or None."""
+        lowered = name.lower()
+        return next((a for a in self.attributes if a.name.lower() == lowered), None)
+
+    @property
+    def as_attribute(self) -> AttributeDef:
+        """The whole extension as one complex attribute (a PATCH path may name it)."""
+        return AttributeDef(name=self.schema, type="complex", description=self.description,
+                            sub_attributes=self.attributes, filterable=False)
+
+    def schema_json(self, base_url: str) -> dict[str, Any]:
+        """The ``/Schemas/{urn}`` resource."""
+        return {
+            "schemas": [SCHEMA],
+            "id": self.schema,
+            "name": self.name,
+            "description": self.description,
+            "attributes": [a.to_json() for a in self.attributes],
+            "meta": {"resourceType": "Schema", "location": f"{base_url}/Schemas/{self.schema}"},
+        }
+
+
+class Located(msgspec.Struct, frozen=True):
+    """Where an attribute path leads: the definition, and the extension holding it (None for
+    the core schema and the common attributes)."""
+
+    attribute: AttributeDef
+    extension: SchemaExtension | None = None
+
+
 class ResourceSchema(msgspec.Struct, frozen=True, kw_only=True):
-    """A resource type with its core schema and the attributes it serves."""
+    """A resource type with its core schema, the attributes it serves and its extensions."""
 
     name: str
     endpoint: str
@@ -120,6 +162,7 @@ class ResourceSchema(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     attributes: tuple[AttributeDef, ...]
     common: tuple[AttributeDef, ...]
+    extensions: tuple[SchemaExtension, ...] = ()
 
     def attribute(self, name: str) -> AttributeDef | None:
         """The top-level attribute (resource or common) called ``name``, case-insensitively."""
@@ -127,6 +170,38 @@ class ResourceSchema(msgspec.Struct, frozen=True, kw_only=True):
         for attribute in (*self.attributes, *self.common):
             if attribute.name.lower() == lowered:
                 return attribute
+        return None
+
+    def extension(self, urn: str) -> SchemaExtension | None:
+        """The extension whose URN is ``urn`` (case-insensitively), or None."""
+        lowered = urn.lower()
+        return next((e for e in self.extensions if e.schema.lower() == lowered), None)
+
+    def locate(self, path: AttrPath) -> Located | None:
+        """The top-level attribute ``path`` names, in the core schema or an extension.
+
+        A path with the core URN (or none) names a core attribute; with an extension's URN,
+        that extension's. A bare name the core schema lacks is looked up in the extensions
+        (RFC 7644 section 3.10 asks clients to qualify them; being lenient costs nothing,
+        since no extension attribute shares a core name). ``urn:...:User`` alone (parsed as
+        schema ``urn:...:2.0``, attribute ``user``) names a whole extension.
+        """
+        if path.schema is None or path.schema == self.schema.lower():
+            found = self.attribute(path.attr)
+            if found is not None or path.schema is not None:
+                return None if found is None else Located(found)
+            for extension in self.extensions:
+                inner = extension.attribute(path.attr)
+                if inner is not None:
+                    return Located(inner, extension)
+            return None
+        named = self.extension(path.schema)
+        if named is not None:
+            inner = named.attribute(path.attr)
+            return None if inner is None else Located(inner, named)
+        whole = self.extension(f"{path.schema}:{path.attr}")
+        if whole is not None and path.sub_attr is None:
+            return Located(whole.as_attribute)
         return None
 
     def schema_json(self, base_url: str) -> dict[str, Any]:
@@ -149,7 +224,9 @@ class ResourceSchema(msgspec.Struct, frozen=True, kw_only=True):
             "endpoint": self.endpoint,
             "description": self.description,
             "schema": self.schema,
-            "schemaExtensions": [],
+            "schemaExtensions": [
+                {"schema": e.schema, "required": e.required} for e in self.extensions
+            ],
             "meta": {"resourceType": "ResourceType",
                      "location": f"{base_url}/ResourceTypes/{self.name}"},
         }
@@ -157,6 +234,24 @@ class ResourceSchema(msgspec.Struct, frozen=True, kw_only=True):
 
 def _string(name: str, description: str, **options: Any) -> AttributeDef:
     return AttributeDef(name=name, description=description, **options)
+
+
+def _multi(name: str, description: str, value: AttributeDef,
+           types: tuple[str, ...]) -> AttributeDef:
+    """A multi-valued attribute with the usual value, display, type and primary."""
+    return AttributeDef(
+        name=name,
+        type="complex",
+        multi_valued=True,
+        description=description,
+        sub_attributes=(
+            value,
+            _string("display", "A label for display.", filterable=False),
+            _string("type", "A label for the value's function.", canonical_values=types),
+            AttributeDef(name="primary", type="boolean",
+                         description="Whether this is the primary value (at most one)."),
+        ),
+    )
 
 
 _META = AttributeDef(
@@ -203,6 +298,9 @@ USER = ResourceSchema(
                 _string("formatted", "The full name."),
                 _string("familyName", "The family name."),
                 _string("givenName", "The given name."),
+                _string("middleName", "The middle name(s)."),
+                _string("honorificPrefix", "The honorific prefix (Ms., Dr.)."),
+                _string("honorificSuffix", "The honorific suffix (III, Jr.)."),
             ),
         ),
         _string("displayName", "The name of the user, suitable for display."),
@@ -221,6 +319,43 @@ USER = ResourceSchema(
         ),
         AttributeDef(name="active", type="boolean",
                      description="Whether the user may sign in. false revokes their tokens."),
+        _string("nickName", "The casual way to address the user."),
+        AttributeDef(name="profileUrl", type="reference", reference_types=("external",),
+                     filterable=False, description="A URI of the user's online profile."),
+        _string("title", "The user's title (Vice President)."),
+        _string("userType", "The relationship to the organization (Employee, Contractor)."),
+        _string("preferredLanguage", "The preferred written or spoken language "
+                "(RFC 7231 Accept-Language form, en-US)."),
+        _string("locale", "The user's default location, for localizing (en-US)."),
+        _string("timezone", "The user's time zone, in IANA form (America/Los_Angeles)."),
+        _multi("phoneNumbers", "Phone numbers of the user.", _string("value", "The number."),
+               ("work", "home", "mobile", "fax", "pager", "other")),
+        AttributeDef(
+            name="addresses",
+            type="complex",
+            multi_valued=True,
+            description="Physical mailing addresses of the user.",
+            sub_attributes=(
+                _string("formatted", "The full address, for display."),
+                _string("streetAddress", "The street address (house number, street name)."),
+                _string("locality", "The city or locality."),
+                _string("region", "The state or region."),
+                _string("postalCode", "The zip or postal code."),
+                _string("country", "The country (ISO 3166-1 alpha-2, US)."),
+                _string("type", "A label: work, home or other.",
+                        canonical_values=("work", "home", "other")),
+                AttributeDef(name="primary", type="boolean",
+                             description="Whether this is the primary address (at most one)."),
+            ),
+        ),
+        _multi("photos", "URIs of photos of the user (never fetched by this service).",
+               AttributeDef(name="value", type="reference", reference_types=("external",),
+                            filterable=False, description="The URI of the photo."),
+               ("photo", "thumbnail")),
+        _multi("x509Certificates", "Certificates of the user (stored, never parsed).",
+               AttributeDef(name="value", type="binary", filterable=False,
+                            description="The DER certificate, base64."),
+               ()),
         _string("password", "The user's password; write-only, stored hashed, never returned.",
                 mutability="writeOnly", returned="never", filterable=False),
         AttributeDef(
@@ -239,6 +374,35 @@ USER = ResourceSchema(
         ),
     ),
 )
+
+ENTERPRISE_USER = SchemaExtension(
+    schema=ENTERPRISE_USER_SCHEMA,
+    name="EnterpriseUser",
+    description="Enterprise User",
+    attributes=(
+        _string("employeeNumber", "A number or name that identifies the user in the "
+                "organization."),
+        _string("costCenter", "The cost center."),
+        _string("organization", "The organization."),
+        _string("division", "The division."),
+        _string("department", "The department."),
+        AttributeDef(
+            name="manager",
+            type="complex",
+            description="The user's manager, by the id of another user.",
+            sub_attributes=(
+                _string("value", "The id of the manager's User.", case_exact=True),
+                AttributeDef(name="$ref", type="reference", reference_types=("User",),
+                             case_exact=True, filterable=False,
+                             description="The URI of the manager's User (derived from value)."),
+                _string("displayName", "The manager's displayName.", mutability="readOnly",
+                        filterable=False),
+            ),
+        ),
+    ),
+)
+
+USER = msgspec.structs.replace(USER, extensions=(ENTERPRISE_USER,))
 
 GROUP = ResourceSchema(
     name="Group",
@@ -274,6 +438,8 @@ GROUP = ResourceSchema(
 )
 
 RESOURCES: tuple[ResourceSchema, ...] = (USER, GROUP)
+#: Every schema ``/Schemas`` serves, extensions included.
+SCHEMAS: tuple[ResourceSchema | SchemaExtension, ...] = (USER, ENTERPRISE_USER, GROUP)
 
 
 # Filter validation
@@ -297,16 +463,18 @@ def _resolve_filter_path(
     path: AttrPath, resource: ResourceSchema, parent: AttributeDef | None
 ) -> AttributeDef:
     """The (scalar or complex) definition a filter path names, or ``InvalidFilter``."""
-    if path.schema is not None and path.schema != resource.schema.lower():
-        raise InvalidFilter(f"unsupported schema {path.schema!r} in filter")
     if parent is not None:
         found = parent.sub(path.attr)
-        if found is None or path.sub_attr is not None:
+        if found is None or path.sub_attr is not None or path.schema is not None:
             raise InvalidFilter(f"unknown attribute {parent.name}.{path.dotted()}")
         return found
-    top = resource.attribute(path.attr)
-    if top is None:
+    if (path.schema is not None and path.schema != resource.schema.lower()
+            and resource.extension(path.schema) is None):
+        raise InvalidFilter(f"unsupported schema {path.schema!r} in filter")
+    located = resource.locate(path)
+    if located is None or located.attribute.name.startswith("urn:"):
         raise InvalidFilter(f"unknown attribute {path.dotted()!r} for {resource.name}")
+    top = located.attribute
     if path.sub_attr is None:
         return top
     sub = top.sub(path.sub_attr)
@@ -384,10 +552,14 @@ def validate_filter(expr: Filter, resource: ResourceSchema) -> None:
 
 
 class PatchTarget(msgspec.Struct, frozen=True):
-    """A PATCH path checked against a resource: the top attribute and, maybe, a sub-attribute."""
+    """A PATCH path checked against a resource: the top attribute and, maybe, a
+    sub-attribute; ``extension`` is the URN of the extension object holding the attribute
+    (None for the core schema, and for a path naming a whole extension, whose attribute
+    is then named by the URN)."""
 
     attribute: AttributeDef
     sub: AttributeDef | None = None
+    extension: str | None = None
 
 
 def resolve_patch_target(
@@ -397,20 +569,24 @@ def resolve_patch_target(
 
     ``sub_attr`` is the ``.subAttr`` after a value filter (``emails[...].value``).
     """
-    if path.schema is not None and path.schema != resource.schema.lower():
-        raise InvalidPath(f"unsupported schema {path.schema!r} in path")
-    top = resource.attribute(path.attr)
-    if top is None:
+    located = resource.locate(path)
+    if located is None:
+        if (path.schema is not None and path.schema != resource.schema.lower()
+                and resource.extension(path.schema) is None
+                and resource.extension(f"{path.schema}:{path.attr}") is None):
+            raise InvalidPath(f"unsupported schema {path.schema!r} in path")
         raise InvalidPath(f"unknown attribute {path.dotted()!r} for {resource.name}")
+    top = located.attribute
+    extension = located.extension.schema if located.extension is not None else None
     sub_name = path.sub_attr or sub_attr
     if sub_name is None:
-        return PatchTarget(top)
+        return PatchTarget(top, None, extension)
     if path.sub_attr is not None and sub_attr is not None:
         raise InvalidPath(f"{path.dotted()!r} cannot take a second sub-attribute")
     sub = top.sub(sub_name)
     if sub is None:
         raise InvalidPath(f"unknown attribute {top.name}.{sub_name}")
-    return PatchTarget(top, sub)
+    return PatchTarget(top, sub, extension)
 
 
 def validate_value_filter(expr: Filter, parent: AttributeDef, resource: ResourceSchema) -> None:

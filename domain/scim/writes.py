@@ -104,10 +104,11 @@ async def replace_group(ports: WritePorts, group_id: str, body: Any,
 
 
 async def patch_group(ports: WritePorts, group_id: str, body: Any,
-                      expected_version: int | None) -> Group:
+                      expected_version: int | None, *, members: bool = True) -> Group:
     """See :func:`domain.identities.patch_group`."""
     return await atomically(ports.store, lambda: identities.patch_group(
-        ports.store, ports.clock, group_id, body, expected_version=expected_version))
+        ports.store, ports.clock, group_id, body, expected_version=expected_version,
+        members=members))
 
 
 async def delete_group(ports: WritePorts, group_id: str, expected_version: int | None) -> None:

@@ -47,8 +47,10 @@ from domain.scim.resources import etag, group_to_json, user_to_json, versions_of
 from domain.scim.schema import (
     ERROR,
     GROUP,
+    GROUP_SCHEMA,
     LIST_RESPONSE,
     RESOURCES,
+    SCHEMAS,
     SERVICE_PROVIDER_CONFIG,
     USER,
     ResourceSchema,
@@ -237,6 +239,18 @@ def _project(resource: dict[str, Any], schema: ResourceSchema, attributes: list[
     return project(resource, schema, attributes, excluded)
 
 
+def _wants_members(attributes: str | None, excluded: str | None) -> bool:
+    """Whether a group answer shows ``members``: if not, the store does not read them (a
+    group of 100,000 members with ``excludedAttributes=members`` costs one row)."""
+    def names(value: str | None) -> set[str]:
+        return {name.removeprefix(GROUP_SCHEMA.lower() + ":").split(".", 1)[0]
+                for name in _split(value)}
+    if "members" in names(excluded):
+        return False
+    wanted = names(attributes)
+    return not wanted or "members" in wanted
+
+
 def _password_policy(services: Services) -> PasswordPolicy:
     return PasswordPolicy(min_length=services.settings.password_min_length)
 
@@ -320,9 +334,11 @@ async def _list_users(services: Services, search: SearchRequest) -> Response[byt
 
 
 async def _list_groups(services: Services, search: SearchRequest) -> Response[bytes]:
+    members = _wants_members(",".join(search.attributes) or None,
+                             ",".join(search.excluded_attributes) or None)
     page = await identities.list_groups(services.store, search.filter, search.start_index,
                                         search.count, sort_by=search.sort_by,
-                                        sort_order=search.sort_order)
+                                        sort_order=search.sort_order, members=members)
     base = _base_url(services)
     wanted, unwanted = list(search.attributes), list(search.excluded_attributes)
     return _list_response(page, [_project(group_to_json(g, base), GROUP, wanted, unwanted)
@@ -472,7 +488,8 @@ class GroupsController(Controller):
         attributes: _Attributes = None,
         excluded: _Excluded = None,
     ) -> Response[bytes]:
-        group = await identities.get_group(services.store, group_id)
+        group = await identities.get_group(services.store, group_id,
+                                           members=_wants_members(attributes, excluded))
         return _not_modified(request, group.version) or _group_response(
             services, group, 200, attributes, excluded)
 
@@ -487,7 +504,7 @@ class GroupsController(Controller):
     ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
+            request, lambda: identities.get_group(services.store, group_id, members=False))
         group = await writes.replace_group(write_ports(services), group_id, body, expected)
         return _group_response(services, group, 200, attributes, excluded)
 
@@ -502,8 +519,9 @@ class GroupsController(Controller):
     ) -> Response[bytes]:
         body = await _body(request)
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
-        group = await writes.patch_group(write_ports(services), group_id, body, expected)
+            request, lambda: identities.get_group(services.store, group_id, members=False))
+        group = await writes.patch_group(write_ports(services), group_id, body, expected,
+                                         members=_wants_members(attributes, excluded))
         return _group_response(services, group, 200, attributes, excluded)
 
     @delete("/{group_id:str}", operation_id="scimDeleteGroup", opt={"scim_scope": WRITE},
@@ -515,7 +533,7 @@ class GroupsController(Controller):
         group_id: FromPath[str],
     ) -> None:
         expected = await _expected_version(
-            request, lambda: identities.get_group(services.store, group_id))
+            request, lambda: identities.get_group(services.store, group_id, members=False))
         await writes.delete_group(write_ports(services), group_id, expected)
 
 
@@ -575,16 +593,16 @@ class ScimDiscoveryController(Controller):
     @get("/Schemas", operation_id="scimSchemas")
     async def schemas(self, services: ServicesDependency) -> Response[bytes]:
         base = _base_url(services)
-        items = [resource.schema_json(base) for resource in RESOURCES]
+        items = [schema.schema_json(base) for schema in SCHEMAS]
         return _list_response(Page(items=tuple(items), total=len(items), start_index=1), items)
 
     @get("/Schemas/{schema_id:str}", operation_id="scimSchema")
     async def schema(
         self, services: ServicesDependency, schema_id: FromPath[str]
     ) -> Response[bytes]:
-        for resource in RESOURCES:
-            if resource.schema == schema_id:
-                return scim_response(resource.schema_json(_base_url(services)))
+        for schema in SCHEMAS:
+            if schema.schema == schema_id:
+                return scim_response(schema.schema_json(_base_url(services)))
         raise ScimError(404, f"no schema {schema_id}")
 
 

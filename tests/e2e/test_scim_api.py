@@ -254,7 +254,9 @@ def test_discovery_is_public_and_matches_what_is_served(app: ScimHarness) -> Non
     user_schema = next(s for s in schemas if s["id"] == USER_SCHEMA)
     attributes = {a["name"]: a for a in user_schema["attributes"]}
     assert set(attributes) == {"userName", "name", "displayName", "emails", "active",
-                               "password", "groups"}
+                               "password", "groups", "nickName", "profileUrl", "title",
+                               "userType", "preferredLanguage", "locale", "timezone",
+                               "phoneNumbers", "addresses", "photos", "x509Certificates"}
     assert attributes["password"]["returned"] == "never"
     assert attributes["groups"]["mutability"] == "readOnly"
     assert attributes["userName"]["uniqueness"] == "server"
@@ -334,7 +336,7 @@ def test_entra_user_provisioning_flow(app: ScimHarness, auth: dict[str, str]) ->
     assert body["active"] is False
     # 4. An attribute we do not serve, named by path, is an invalidPath error.
     unknown = app.client.patch(f"/scim/v2/Users/{user_id}", headers=auth, json={
-        "schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "title", "value": "CEO"}]})
+        "schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "roles", "value": "CEO"}]})
     assert_error(unknown, 400, "invalidPath")
     # 5. Finally Entra deletes (or soft-deletes with active=false, as above).
     assert app.client.delete(f"/scim/v2/Users/{user_id}", headers=auth).status_code == 204

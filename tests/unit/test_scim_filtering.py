@@ -218,12 +218,16 @@ def test_empty_group() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    'foo eq "x"', 'name.middleName eq "x"', 'emails.display eq "x"', "meta pr",
+    'foo eq "x"', 'name.nickName eq "x"', 'emails.display eq "x"', "meta pr",
     'meta.version eq "x"', "password pr", 'members eq "x"', "active gt true", "active co true",
     'active eq "true"', 'userName eq 1', "userName eq true", 'userName gt null',
     'meta.created co "2020"', 'meta.created eq "yesterday"', "meta.created gt 5",
     'urn:ietf:params:scim:schemas:core:2.0:Group:userName eq "x"',
-    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "1"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badge eq "1"',
+    'urn:ietf:params:scim:schemas:extension:other:2.0:User:department eq "1"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "1"',
+    'manager.displayName eq "x"', 'manager.$ref pr', 'profileUrl pr', 'photos pr',
+    'x509Certificates.value eq "x"', 'phoneNumbers.display eq "x"',
     'userName[value eq "x"]', 'emails.type[value eq "x"]', 'emails[foo eq "x"]',
     'emails[type.value eq "x"]', 'groups.$ref pr', 'emails[primary gt true]',
 ])

@@ -1,6 +1,7 @@
 """SCIM PATCH on a group of 64,000 members (Entra ID and Okta push groups that large) is
 linear: the work per member is a small constant whatever the operation, and the store is
-called a fixed number of times.
+called a fixed number of times. A patch that only adds or only removes members does not
+even read the member list: its work is proportional to the members it names.
 
 Work is counted, not timed: every Python function call (generator steps included) made
 while the patch runs, in this thread and in worker threads, through ``sys.setprofile``.
@@ -63,9 +64,21 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.calls: list[str] = []
 
-    async def get_group(self, group_id: str) -> Group:
-        self.calls.append("get_group")
-        return await super().get_group(group_id)
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
+        self.calls.append("get_group" if members else "get_group without members")
+        return await super().get_group(group_id, members=members)
+
+    async def add_members(self, group_id: str, user_ids: tuple[str, ...], *,
+                          last_modified: int, expected_version: int | None = None) -> Group:
+        self.calls.append("add_members")
+        return await super().add_members(group_id, user_ids, last_modified=last_modified,
+                                         expected_version=expected_version)
+
+    async def remove_members(self, group_id: str, user_ids: tuple[str, ...], *,
+                             last_modified: int, expected_version: int | None = None) -> Group:
+        self.calls.append("remove_members")
+        return await super().remove_members(group_id, user_ids, last_modified=last_modified,
+                                            expected_version=expected_version)
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None
                             ) -> Group:
@@ -127,8 +140,12 @@ async def test_patching_a_64000_member_group_is_linear(
                 users, FakeClock(), group.id,
                 {"schemas": [PATCH_OP], "Operations": _operations()[name]})
         assert calls[0] > MEMBERS  # the counter saw the work, in the worker thread too
-        assert users.calls == ["get_group", "replace_group"]
-        assert offloaded == ["_patched_group"]  # not on the event loop
+        if name in MEMBER_CHANGES:
+            assert users.calls == [MEMBER_CHANGES[name], "get_group"]
+            assert offloaded == []
+        else:
+            assert users.calls == ["get_group", "replace_group"]
+            assert offloaded == ["_patched_group"]  # not on the event loop
         assert patched.version == group.version + 1
         expected = {
             "add one": MEMBERS + 1, "add 1000": MEMBERS + 1000,
@@ -138,6 +155,34 @@ async def test_patching_a_64000_member_group_is_linear(
         }[name]
         assert len(patched.members) == expected
         assert len((await users.get_group(group.id)).members) == expected
+    finally:
+        await users.delete_group(group.id)
+
+
+MEMBER_CHANGES = {
+    "add one": "add_members", "add 1000": "add_members",
+    "remove one (Entra)": "remove_members", "remove 1000 (Entra)": "remove_members",
+    "remove by filter": "remove_members",
+}
+
+
+@pytest.mark.parametrize("name", list(MEMBER_CHANGES))
+async def test_a_member_change_without_members_in_the_answer_reads_no_member(
+    users: CountingStore, name: str
+) -> None:
+    group = await _big_group(users)
+    named = len(_operations()[name][0].get("value") or [None])
+    try:
+        # Budget: a constant per member named (at most 1000), nothing per member of the group.
+        with call_budget(200 + 60 * named) as calls:
+            patched = await identities.patch_group(
+                users, FakeClock(), group.id,
+                {"schemas": [PATCH_OP], "Operations": _operations()[name]}, members=False)
+        assert calls[0] < MEMBERS
+        assert users.calls == [MEMBER_CHANGES[name]]
+        assert patched.members == () and patched.version == group.version + 1
+        first = IDS[1000] if name == "remove 1000 (Entra)" else IDS[0]
+        assert (await users.get_group(group.id)).members[0].value == first
     finally:
         await users.delete_group(group.id)
 

@@ -124,9 +124,13 @@ def test_value_required_for_add() -> None:
 
 def test_unknown_path() -> None:
     with pytest.raises(InvalidPath):
-        patch(user_doc(), {"op": "replace", "path": "title", "value": "x"})
+        patch(user_doc(), {"op": "replace", "path": "roles", "value": "x"})
     with pytest.raises(InvalidPath):
-        patch(user_doc(), {"op": "replace", "path": "name.middleName", "value": "x"})
+        patch(user_doc(), {"op": "replace", "path": "name.nickName", "value": "x"})
+    with pytest.raises(InvalidPath):
+        patch(user_doc(), {"op": "replace", "value": "x",
+                           "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:"
+                                   "badge"})
     with pytest.raises(InvalidPath):
         patch(user_doc(), {"op": "replace", "path": "emails[type eq", "value": "x"})
 
@@ -310,12 +314,13 @@ def test_no_path_sets_each_attribute() -> None:
 
 def test_no_path_ignores_read_only_and_unknown_keys() -> None:
     doc = patch(user_doc(), {"op": "replace", "value": {
-        "id": "other", "meta": {}, "groups": [], "title": "CEO", "schemas": ["x"],
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"},
+        "id": "other", "meta": {}, "groups": [], "roles": ["CEO"], "schemas": ["x"],
+        "urn:ietf:params:scim:schemas:extension:other:2.0:User": {"department": "R&D"},
         "displayName": "B"}})
     assert doc["id"] == "u-1"
     assert doc["groups"] == [{"value": "g-1", "display": "Admins"}]
-    assert "title" not in doc
+    assert "roles" not in doc
+    assert not any(key.startswith("urn:") for key in doc)
     assert doc["displayName"] == "B"
 
 

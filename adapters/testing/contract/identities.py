@@ -7,10 +7,21 @@ import msgspec
 import pytest
 
 from adapters.testing.contract.fixtures import StoreFixtures, _eq, _group, _pair, _user, _with
-from domain.entities import Email, Group, GroupRef, Member, Name, User
+from domain.entities import (
+    Address,
+    Email,
+    EnterpriseUser,
+    Group,
+    GroupRef,
+    Manager,
+    Member,
+    MultiValue,
+    Name,
+    User,
+)
 from domain.errors import Conflict, InvalidReference, NotFound, PreconditionFailed
 from domain.filter_parser import parse_filter
-from domain.filters import And, AttrPath, ListQuery, Or, SortKey
+from domain.filters import And, AttrPath, Compare, ListQuery, Or, SortKey
 from ports.store import Store
 
 
@@ -67,6 +78,72 @@ class IdentityContract(StoreFixtures):
         assert await store.get_user(created.id) == created
         assert created.emails == user.emails and created.name == user.name
         assert created.active is False
+
+    async def test_every_core_and_enterprise_attribute_is_stored_as_given(
+        self, store: Store
+    ) -> None:
+        boss = await store.create_user(_user("boss", display_name="The Boss"))
+        user = _user(
+            "bjensen",
+            name=Name(formatted="Ms. Barbara J Jensen III", given_name="Barbara",
+                      family_name="Jensen", middle_name="Jane", honorific_prefix="Ms.",
+                      honorific_suffix="III"),
+            nick_name="Babs", profile_url="https://login.example.com/bjensen",
+            title="Tour Guide", user_type="Employee", preferred_language="en-US",
+            locale="en-US", timezone="America/Los_Angeles",
+            phone_numbers=(MultiValue("555-555-5555", "work", True),
+                           MultiValue("555-555-4444", "mobile", display="cell")),
+            addresses=(Address(street_address="100 Universal City Plaza", locality="Hollywood",
+                               region="CA", postal_code="91608", country="US",
+                               formatted="100 Universal City Plaza\nHollywood, CA 91608 USA",
+                               type="work", primary=True),
+                       Address(locality="Anytown", type="home")),
+            photos=(MultiValue("https://photos.example.com/profilephoto/72930000000Ccne/F",
+                               "photo"),),
+            x509_certificates=(MultiValue("MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAw"),),
+            enterprise=EnterpriseUser(employee_number="701984", cost_center="4130",
+                                      organization="Universal Studios", division="Theme Park",
+                                      department="Tour Operations",
+                                      manager=Manager(value=boss.id)),
+        )
+        created = await store.create_user(user)
+        read = await store.get_user(created.id)
+        assert read == created
+        assert read.enterprise is not None and read.enterprise.manager is not None
+        # The manager's displayName is the manager's own, filled on reads.
+        assert read.enterprise.manager == Manager(boss.id, "The Boss")
+        expected = _with(user, id=created.id, version=1, enterprise=read.enterprise)
+        assert read == expected
+        assert (await store.list_users(ListQuery(filter=_eq("id", created.id)))).items == (read,)
+
+    async def test_manager_display_name_given_on_write_is_ignored_and_follows_the_manager(
+        self, store: Store
+    ) -> None:
+        boss = await store.create_user(_user("boss", display_name="Boss"))
+        created = await store.create_user(_user("bjensen", enterprise=EnterpriseUser(
+            manager=Manager(value=boss.id, display_name="bogus"))))
+        assert created.enterprise == EnterpriseUser(manager=Manager(boss.id, "Boss"))
+        await store.replace_user(_with(boss, display_name="Big Boss"))
+        read = await store.get_user(created.id)
+        assert read.enterprise == EnterpriseUser(manager=Manager(boss.id, "Big Boss"))
+
+    async def test_a_manager_that_is_no_user_is_kept_without_display_name(
+        self, store: Store
+    ) -> None:
+        created = await store.create_user(_user("bjensen", enterprise=EnterpriseUser(
+            department="R&D", manager=Manager(value="not-provisioned-yet"))))
+        assert (await store.get_user(created.id)).enterprise == EnterpriseUser(
+            department="R&D", manager=Manager("not-provisioned-yet"))
+
+    async def test_replace_user_drops_extension_attributes_not_given(
+        self, store: Store
+    ) -> None:
+        created = await store.create_user(_user(
+            "bjensen", title="Guide", phone_numbers=(MultiValue("1"),),
+            enterprise=EnterpriseUser(department="R&D")))
+        replaced = await store.replace_user(User(id=created.id, user_name="bjensen"))
+        assert (replaced.title, replaced.phone_numbers, replaced.enterprise) == (None, (), None)
+        assert await store.get_user(created.id) == replaced
 
     async def test_create_user_ignores_groups_given_on_write(self, store: Store) -> None:
         created = await store.create_user(
@@ -550,3 +627,107 @@ class IdentityContract(StoreFixtures):
         off = await store.list_users(ListQuery(filter=parse_filter("active eq false")))
         assert sorted(u.id for u in off.items) == ["u-1", "u-3"]
         assert await _user_ids(store, _by("active")) == ["u-3", "u-2", "u-1"]
+
+    # Big groups
+
+    async def _staff(self, store: Store, size: int) -> tuple[Group, list[User]]:
+        users = [await store.create_user(_user(f"user-{i}")) for i in range(size)]
+        group = await store.create_group(_group("staff", *(u.id for u in users[:-1])))
+        return group, users
+
+    async def test_get_group_without_members_has_none_and_the_rest(self, store: Store) -> None:
+        group, _ = await self._staff(store, 3)
+        bare = await store.get_group(group.id, members=False)
+        assert bare == msgspec.structs.replace(group, members=())
+        page = await store.list_groups(ListQuery(), members=False)
+        assert page.items == (bare,)
+
+    async def test_list_groups_without_members_still_filters_on_members(
+        self, store: Store
+    ) -> None:
+        group, users = await self._staff(store, 3)
+        await store.create_group(_group("others"))
+        query = ListQuery(filter=Compare(AttrPath("members"), "eq", users[0].id))
+        page = await store.list_groups(query, members=False)
+        assert [(g.id, g.members) for g in page.items] == [(group.id, ())]
+
+    async def test_add_members_appends_in_order_and_bumps_the_version(
+        self, store: Store
+    ) -> None:
+        group, users = await self._staff(store, 3)
+        newcomer = await store.create_user(_user("newcomer"))
+        changed = await store.add_members(group.id, (users[2].id, newcomer.id),
+                                          last_modified=1_700_000_000)
+        assert (changed.version, changed.last_modified, changed.members) == (
+            2, 1_700_000_000, ())
+        assert (changed.display_name, changed.created) == (group.display_name, group.created)
+        read = await store.get_group(group.id)
+        assert [m.value for m in read.members] == [u.id for u in users] + [newcomer.id]
+        assert read.version == 2
+        assert (await store.get_user(newcomer.id)).groups == (
+            GroupRef(value=group.id, display="staff"),)
+
+    async def test_add_members_of_members_changes_nothing(self, store: Store) -> None:
+        group, users = await self._staff(store, 3)
+        same = await store.add_members(group.id, (users[0].id, users[0].id),
+                                       last_modified=1_700_000_000)
+        assert (same.version, same.last_modified) == (1, group.last_modified)
+        assert await store.get_group(group.id) == group
+
+    async def test_add_members_with_an_unknown_user_changes_nothing(
+        self, store: Store
+    ) -> None:
+        group, users = await self._staff(store, 3)
+        with pytest.raises(InvalidReference):
+            await store.add_members(group.id, (users[2].id, "no-such-user"),
+                                    last_modified=1_700_000_000)
+        assert await store.get_group(group.id) == group
+
+    async def test_remove_members_removes_only_those_and_bumps_the_version(
+        self, store: Store
+    ) -> None:
+        group, users = await self._staff(store, 4)
+        changed = await store.remove_members(group.id, (users[1].id, "not-a-member"),
+                                             last_modified=1_700_000_000)
+        assert (changed.version, changed.last_modified, changed.members) == (
+            2, 1_700_000_000, ())
+        read = await store.get_group(group.id)
+        assert [m.value for m in read.members] == [users[0].id, users[2].id]
+        assert (await store.get_user(users[1].id)).groups == ()
+        unchanged = await store.remove_members(group.id, (users[3].id,), last_modified=5)
+        assert unchanged.version == 2
+
+    async def test_member_changes_check_the_expected_version(self, store: Store) -> None:
+        group, users = await self._staff(store, 3)
+        with pytest.raises(PreconditionFailed):
+            await store.add_members(group.id, (users[2].id,), last_modified=5,
+                                    expected_version=7)
+        with pytest.raises(PreconditionFailed):
+            await store.remove_members(group.id, (users[0].id,), last_modified=5,
+                                       expected_version=7)
+        assert await store.get_group(group.id) == group
+        changed = await store.add_members(group.id, (users[2].id,), last_modified=5,
+                                          expected_version=1)
+        assert changed.version == 2
+
+    async def test_member_changes_of_an_unknown_group_raise_not_found(
+        self, store: Store
+    ) -> None:
+        user = await store.create_user(_user("alice"))
+        with pytest.raises(NotFound):
+            await store.add_members("no-such-group", (user.id,), last_modified=5)
+        with pytest.raises(NotFound):
+            await store.remove_members("no-such-group", (user.id,), last_modified=5)
+        with pytest.raises(NotFound):
+            await store.get_group("no-such-group", members=False)
+
+    async def test_a_member_added_after_a_replace_comes_last(self, store: Store) -> None:
+        group, users = await self._staff(store, 3)
+        await store.replace_group(_with_members(group, users[1].id, users[0].id))
+        await store.add_members(group.id, (users[2].id,), last_modified=5)
+        read = await store.get_group(group.id)
+        assert [m.value for m in read.members] == [users[1].id, users[0].id, users[2].id]
+
+
+def _with_members(group: Group, *user_ids: str) -> Group:
+    return msgspec.structs.replace(group, members=tuple(Member(value=i) for i in user_ids))

@@ -15,12 +15,16 @@ import pytest
 from adapters.testing.contract.fixtures import StoreFixtures
 from domain.entities import (
     AccessToken,
+    Address,
     AuthorizationCode,
     ConsumedCode,
     Email,
+    EnterpriseUser,
     Group,
     GroupRef,
+    Manager,
     Member,
+    MultiValue,
     Name,
     RefreshToken,
     Reused,
@@ -177,6 +181,36 @@ class TransferContract(StoreFixtures):
         assert (credentials.password_hash, credentials.totp_secret, credentials.totp_confirmed) \
             == ("$argon2id$h", "SEED", True)
         assert await drain(store.export_users, now) == list(records)
+
+    async def test_every_user_attribute_is_copied_and_the_manager_display_is_not(
+        self, store: Store, now: int
+    ) -> None:
+        boss = _user("u-boss", "boss")
+        enterprise = EnterpriseUser(employee_number="7", cost_center="C", organization="O",
+                                    division="D", department="R&D",
+                                    manager=Manager("u-boss", "a display to ignore"))
+        full = _user(
+            "u-a", "alice",
+            name=Name(formatted="Dr. Alice P. Doe", given_name="Alice", family_name="Doe",
+                      middle_name="P.", honorific_prefix="Dr.", honorific_suffix="PhD"),
+            nick_name="Al", profile_url="https://example.com/alice", title="Guide",
+            user_type="Employee", preferred_language="en-GB", locale="en-GB",
+            timezone="Europe/London",
+            phone_numbers=(MultiValue("+44 20 7946 0000", "work", True, "desk"),),
+            addresses=(Address(street_address="1 Way", locality="London", postal_code="N1",
+                               country="GB", type="work", primary=True),),
+            photos=(MultiValue("https://example.com/a.jpg", "photo"),),
+            x509_certificates=(MultiValue("MIIBszCCAR"),),
+            enterprise=enterprise,
+        )
+        assert await store.import_users((_record(boss), _record(full)), now) == 2
+        stored = msgspec.structs.replace(full, enterprise=msgspec.structs.replace(
+            enterprise, manager=Manager("u-boss")))
+        assert await drain(store.export_users, now) == [_record(stored), _record(boss)]
+        read = await store.get_user("u-a")
+        assert read == msgspec.structs.replace(full, enterprise=msgspec.structs.replace(
+            enterprise, manager=Manager("u-boss", "Boss")))
+        assert await store.import_users((_record(stored),), now) == 0
 
     async def test_importing_the_same_users_again_changes_nothing(
         self, store: Store, now: int

@@ -206,11 +206,25 @@ class FileStore:
     async def create_group(self, group: Group) -> Group:
         return await self._write(lambda m: m.create_group(group))
 
-    async def get_group(self, group_id: str) -> Group:
-        return await self._read(lambda m: m.get_group(group_id))
+    async def get_group(self, group_id: str, *, members: bool = True) -> Group:
+        return await self._read(lambda m: m.get_group(group_id, members=members))
 
-    async def list_groups(self, query: ListQuery) -> Page[Group]:
-        return await self._read(lambda m: m.list_groups(query))
+    async def list_groups(self, query: ListQuery, *, members: bool = True) -> Page[Group]:
+        return await self._read(lambda m: m.list_groups(query, members=members))
+
+    async def add_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        return await self._write(lambda m: m.add_members(
+            group_id, user_ids, last_modified=last_modified, expected_version=expected_version))
+
+    async def remove_members(
+        self, group_id: str, user_ids: tuple[str, ...], *, last_modified: int,
+        expected_version: int | None = None,
+    ) -> Group:
+        return await self._write(lambda m: m.remove_members(
+            group_id, user_ids, last_modified=last_modified, expected_version=expected_version))
 
     async def replace_group(self, group: Group, *, expected_version: int | None = None) -> Group:
         return await self._write(
