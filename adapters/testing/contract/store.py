@@ -2,7 +2,8 @@
 
 Each part of the port has its class in the module of its name, as in ``adapters/sql`` and
 ``adapters/memory``: ``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``,
-``clients``, ``transfer`` and ``admin``, all over :class:`~adapters.testing.contract.fixtures.StoreFixtures`.
+``clients``, ``transfer`` and ``admin``, all over
+:class:`~adapters.testing.contract.fixtures.StoreFixtures`.
 """
 
 from __future__ import annotations
@@ -87,6 +88,6 @@ class StoreContract(
     Each part is also a class of its own, over the same fixtures, for an adapter that
     implements some parts first: subclass only those (``IdentityContract``,
     ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
-    ``ClientContract``, ``TransferContract``, ``AdminContract``). Their docstrings say which tests also need
-    another part to set up their data.
+    ``ClientContract``, ``TransferContract``, ``AdminContract``). Their docstrings say which
+    tests also need another part to set up their data.
     """
