@@ -257,7 +257,9 @@ class ClientStore(Protocol):
         ...
 
     async def get_client(self, client_id: str) -> Client | None:
-        """The client with exactly this id, or None."""
+        """The client with exactly this id, or None (also for an id the backend could
+        never hold, such as one with a NUL on PostgreSQL: a lookup never raises
+        ``InvalidValue``)."""
         ...
 
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
