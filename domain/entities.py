@@ -267,11 +267,15 @@ class PurgeCounts(msgspec.Struct, frozen=True):
     refresh_tokens: int = 0
     reuse_markers: int = 0
     other: int = 0
+    #: Initial access tokens of dynamic client registration that can no longer be used
+    #: (expired, or every use spent).
+    initial_access_tokens: int = 0
 
     @property
     def total(self) -> int:
         return (
             self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
+            + self.initial_access_tokens
         )
 
 
@@ -283,3 +287,5 @@ class StoreCounts(msgspec.Struct, frozen=True):
     access_tokens: int
     refresh_tokens: int
     codes: int
+    #: Stored clients (static ones are configuration, not store data).
+    clients: int = 0

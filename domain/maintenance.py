@@ -36,6 +36,7 @@ async def purge_expired(
         refresh_tokens=counts.refresh_tokens,
         reuse_markers=counts.reuse_markers,
         other=counts.other,
+        initial_access_tokens=counts.initial_access_tokens,
         total=counts.total,
     )
     return counts

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from domain.clients import Client, InitialAccessToken
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -66,8 +67,9 @@ class CopyStep(Generic[R]):
 
 
 #: Every part of the store, in copy order. Users come before the groups that list them;
-#: access tokens before the refresh tokens and markers of their grants, so that a rerun
-#: after a rotation in the source first sees the old access token revoked.
+#: clients (and the initial access tokens that register more) before the codes and tokens
+#: issued to them; access tokens before the refresh tokens and markers of their grants, so
+#: that a rerun after a rotation in the source first sees the old access token revoked.
 COPY_STEPS: list[CopyStep[Any]] = [
     CopyStep(
         "users", UserRecord,
@@ -80,6 +82,17 @@ COPY_STEPS: list[CopyStep[Any]] = [
         lambda s, cursor, limit, now: s.export_groups(cursor, limit, now),
         lambda s, records, now: s.import_groups(records, now),
         lambda counts: counts.groups,
+    ),
+    CopyStep(
+        "clients", Client,
+        lambda s, cursor, limit, now: s.export_clients(cursor, limit, now),
+        lambda s, records, now: s.import_clients(records, now),
+        lambda counts: counts.clients,
+    ),
+    CopyStep(
+        "initial_access_tokens", InitialAccessToken,
+        lambda s, cursor, limit, now: s.export_initial_access_tokens(cursor, limit, now),
+        lambda s, records, now: s.import_initial_access_tokens(records, now),
     ),
     CopyStep(
         "codes", AuthorizationCode,

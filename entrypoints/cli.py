@@ -189,7 +189,8 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"purged {counts.total} expired record(s): codes={counts.codes} "
           f"access_tokens={counts.access_tokens} refresh_tokens={counts.refresh_tokens} "
-          f"reuse_markers={counts.reuse_markers} other={counts.other}")
+          f"reuse_markers={counts.reuse_markers} other={counts.other} "
+          f"initial_access_tokens={counts.initial_access_tokens}")
     return 0
 
 

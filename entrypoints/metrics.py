@@ -93,8 +93,9 @@ class StoreSizes:
         # "mostrecent": with several workers, the worker that read the store last is right.
         self.records = Gauge(
             "auth_store_records",
-            "Records in the store, by part: every user and group; unexpired access tokens "
-            "(revoked included), refresh tokens and codes", ["part"], registry=registry,
+            "Records in the store, by part: every user, group and stored client; unexpired "
+            "access tokens (revoked included), refresh tokens and codes", ["part"],
+            registry=registry,
             multiprocess_mode="mostrecent",
         )
         self.refreshed = Gauge(

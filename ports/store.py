@@ -298,7 +298,9 @@ class ClientStore(Protocol):
         ...
 
     async def get_client(self, client_id: str) -> Client | None:
-        """The client with exactly this id, or None."""
+        """The client with exactly this id, or None (also for an id the backend could
+        never hold, such as one with a NUL on PostgreSQL: a lookup never raises
+        ``InvalidValue``)."""
         ...
 
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
@@ -337,21 +339,26 @@ class StoreAdmin(Protocol):
     async def counts(self, now: int) -> StoreCounts:
         """Sizes for metrics, as of ``now``. Raises ``StoreUnavailable``.
 
-        ``users`` and ``groups`` count every one; ``access_tokens``, ``refresh_tokens`` and
-        ``codes`` count unexpired records only. Revoked access tokens are counted (they are
-        kept, inactive, until they expire); code tombstones and reuse markers are not.
+        ``users``, ``groups`` and ``clients`` (stored clients) count every one;
+        ``access_tokens``, ``refresh_tokens`` and ``codes`` count unexpired records only.
+        Revoked access tokens are counted (they are kept, inactive, until they expire); code
+        tombstones and reuse markers are not.
         """
         ...
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
-        """Remove expired codes, tombstones, tokens, refresh tokens, reuse markers and
-        ephemeral entries, in batches of at most ``batch_size`` (no long locks); return counts.
+        """Remove expired codes, tombstones, tokens, refresh tokens, reuse markers,
+        ephemeral entries and dead initial access tokens, in batches of at most
+        ``batch_size`` (no long locks); return counts.
 
         What counts where: expired codes and expired code tombstones under ``codes``;
         access tokens (revoked or not) under ``access_tokens``; refresh tokens under
         ``refresh_tokens``; reuse markers under ``reuse_markers``; ``claim_once`` claims and
-        ``hit`` counters under ``other``. Live records, tombstones and markers are kept. A
-        backend whose own TTLs delete records (Redis) counts only what it removed itself.
+        ``hit`` counters under ``other``; initial access tokens that can no longer be used
+        (expired at ``now``, or every use spent; a store may also drop a spent one at its
+        last use) under ``initial_access_tokens``. Live records, tombstones and markers are
+        kept. A backend whose own TTLs delete records (Redis) counts only what it removed
+        itself.
         """
         ...
 

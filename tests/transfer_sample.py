@@ -1,9 +1,10 @@
 """A store with one of everything, to copy: the sample the transfer tests share.
 
 ``seed`` writes, through the port as the service does, users with password hashes and a
-TOTP seed, groups with members, a live code, a consumed code's tombstone, access tokens
-active and revoked, refresh tokens, a reuse marker, a claim and a counter, and expired
-records of each kind; ``EXPECTED`` is what a copy must carry of it.
+TOTP seed, groups with members, stored clients (one replaced, one deleted), initial access
+tokens (one partly spent), a live code, a consumed code's tombstone, access tokens active
+and revoked, refresh tokens, a reuse marker, a claim and a counter, and expired records of
+each kind; ``EXPECTED`` is what a copy must carry of it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from typing import Any
 import msgspec
 
 from adapters.testing.contract.transfer import drain
+from domain.clients import (
+    AUTH_NONE,
+    AUTH_PRIVATE_KEY_JWT,
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    Client,
+    ClientSecret,
+    InitialAccessToken,
+    hash_secret,
+)
 from domain.entities import (
     AccessToken,
     Address,
@@ -37,8 +48,9 @@ from tests.doubles import T0
 
 USERS = 7
 EXPECTED = {
-    "users": USERS, "groups": 2, "codes": 1, "consumed_codes": 1, "access_tokens": 5,
-    "refresh_tokens": 2, "reuse_markers": 1, "claims": 1,
+    "users": USERS, "groups": 2, "clients": 2, "initial_access_tokens": 2, "codes": 1,
+    "consumed_codes": 1, "access_tokens": 5, "refresh_tokens": 2, "reuse_markers": 1,
+    "claims": 1,
 }
 
 
@@ -56,6 +68,28 @@ def _refresh(name: str, access: AccessToken, now: int, *, ttl: int = 86400) -> R
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now, grant_id=access.grant_id or "", client_id="web", scope=access.scope,
         sub=access.sub, mfa_verified=True, auth_time=access.auth_time,
+    )
+
+
+#: The clear secret of the stored client ``svc``: never in the store, so never in a copy.
+SVC_SECRET = "svc-secret-" + "x" * 40
+
+
+def _clients(now: int) -> tuple[Client, ...]:
+    return (
+        Client(client_id="spa", name="Single page app", redirect_uris=("https://spa.example/cb",),
+               grant_types=frozenset({GRANT_AUTHORIZATION_CODE}),
+               scopes=frozenset({"openid", "profile"}), auth_methods=frozenset({AUTH_NONE}),
+               allowed_cors_origins=("https://spa.example",), registered=True,
+               registration_token_digest=hash_secret("rat_spa"), created_at=now - 60),
+        Client(client_id="svc", name="Service",
+               secrets=(ClientSecret.of(SVC_SECRET, created_at=now - 60, expires_at=now + 86400),),
+               grant_types=frozenset({GRANT_CLIENT_CREDENTIALS}),
+               scopes=frozenset({"scim:read", "scim:write"}),
+               auth_methods=frozenset({AUTH_PRIVATE_KEY_JWT}),
+               jwks={"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "x": "x", "y": "y"}]},
+               created_at=now - 60),
+        Client(client_id="gone", name="Deleted", created_at=now - 60),
     )
 
 
@@ -93,6 +127,22 @@ async def seed(store: Store, now: int) -> None:
         members=(Member(value="u-bob"), Member(value="u-alice")), created=T0, last_modified=T0,
     ))
     await store.create_group(Group(id="g-empty", display_name="Nobody", created=T0))
+    spa, svc, gone = _clients(now)
+    for client in (spa, svc, gone):
+        await store.create_client(client)
+    await store.replace_client(msgspec.structs.replace(svc, name="Service (renamed)"),
+                               expected_version=1)
+    await store.delete_client(gone.client_id)
+    await store.save_initial_access_token(InitialAccessToken(
+        digest=hash_secret("iat_three"), uses_left=3, created_at=now - 60, expires_at=now + 3600,
+    ), now)
+    await store.use_initial_access_token(hash_secret("iat_three"), now)
+    await store.save_initial_access_token(InitialAccessToken(
+        digest=hash_secret("iat_forever"), uses_left=1, created_at=now - 60,
+    ), now)
+    await store.save_initial_access_token(InitialAccessToken(
+        digest=hash_secret("iat_expired"), uses_left=5, created_at=now - 60, expires_at=now,
+    ), now - 60)
     await store.save_code(_code("ac_live", now + 600), now)
     await store.save_code(_code("ac_used", now + 600), now)
     await store.take_code(hash_token("ac_used"), now, remember_until=now + 900)
@@ -137,6 +187,15 @@ async def check_target(target: Store, now: int) -> None:
     assert (bob.version, bob.active, bob.created) == (2, False, T0 - 50)
     assert [m.display for m in (await target.get_group("g-staff")).members] == ["bob", "alice"]
     assert [g.value for g in (await target.get_user("u-alice")).groups] == ["g-staff"]
+    svc = await target.get_client("svc")
+    assert svc is not None and (svc.version, svc.name) == (2, "Service (renamed)")
+    assert svc.secret_matches(SVC_SECRET, now) and await target.get_client("gone") is None
+    assert (await target.counts(now)).clients == 2
+    # A copied initial access token keeps the uses it had left, no more.
+    spent = [await target.use_initial_access_token(hash_secret("iat_three"), now)
+             for _ in range(3)]
+    assert spent == [True, True, False]
+    assert await target.use_initial_access_token(hash_secret("iat_expired"), now) is False
     assert await target.take_code(hash_token("ac_used"), now, remember_until=now) == \
         ConsumedCode(hash_token("ac_used"), "grant-ac_used", "web")
     assert await target.take_code(hash_token("ac_expired"), now, remember_until=now) is None

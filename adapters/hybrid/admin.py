@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from adapters.hybrid.connection import _REDIS_ERRORS, _SKIP, HybridConnection
 from adapters.hybrid.redis_state import SharedTokenState
 from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
-from ports.store import IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
+from ports.store import CLIENT_PARTS, IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
 
 
 class HybridAdmin(HybridConnection):
@@ -37,19 +39,23 @@ class HybridAdmin(HybridConnection):
         return {"store": True, "redis": True}
 
     def process_local_parts(self) -> frozenset[StorePart]:
-        """See :class:`ports.store.ProcessLocal`: identities always, token state without Redis."""
-        if self._redis is None:
-            return IDENTITY_PARTS | TOKEN_STATE_PARTS
+        """See :class:`ports.store.ProcessLocal`: identities always; token state and clients
+        without Redis."""
+        if not self._shares:
+            return IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS
         return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:
         """See :meth:`ports.store.StoreAdmin.counts`.
 
         Token counts come from Redis when it is up (a SCAN of the key space, meant for a
-        metrics scrape), else from this instance's memory.
+        metrics scrape), else from this instance's memory. Stored clients are counted in
+        Redis (one ``ZCARD``); during an outage the count last read there is reported
+        (memory holds no clients to count when Redis is configured).
         """
 
         async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
+            self._client_count = await self._client_part(r).count_clients()
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -63,21 +69,36 @@ class HybridAdmin(HybridConnection):
                 self.tokens.count_refresh_tokens(now),
                 self.tokens.count_codes(now),
             )
+        clients = self._client_count if self._shares else self.clients.client_count
         return StoreCounts(
             users=self.identities.user_count,
             groups=self.identities.group_count,
             access_tokens=shared[0],
             refresh_tokens=shared[1],
             codes=shared[2],
+            clients=clients,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """See :meth:`ports.store.StoreAdmin.purge_expired`.
 
-        Purges this instance's memory and returns its counts. Redis needs no purge: every
-        key carries a TTL equal to its record's remaining lifetime.
+        Purges this instance's memory and returns its counts. Redis needs no purge of token
+        state: every key carries a TTL equal to its record's remaining lifetime. Initial
+        access tokens are purged where they live: in Redis (the ones whose uses are spent
+        or whose expiry, by ``now``, has passed before their key's TTL; skipped during an
+        outage, as purging is about space, not correctness), else in memory.
         """
-        return await self.tokens.purge_expired(now, batch_size)
+        counts = await self.tokens.purge_expired(now, batch_size)
+        if not self._shares:
+            dead = self.clients.purge_initial_access_tokens(now)
+        else:
+
+            async def in_redis(r: SharedTokenState) -> int:
+                return await self._client_part(r).purge_initial_access_tokens(now, batch_size)
+
+            purged = await self._ask(now, in_redis)
+            dead = 0 if purged is _SKIP else purged
+        return msgspec.structs.replace(counts, initial_access_tokens=dead)
 
     async def close(self) -> None:
         """Close the Redis connections. Idempotent."""

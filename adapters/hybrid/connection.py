@@ -22,6 +22,7 @@ from typing import Final, Literal, Protocol, TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from adapters.hybrid.redis_clients import RedisClients, clients_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
 from adapters.memory.clients import MemoryClients
@@ -77,6 +78,8 @@ class HybridConnection:
     __slots__ = (
         "_backlog",
         "_backlog_overflowed",
+        "_client_count",
+        "_client_state",
         "_closed",
         "_connector",
         "_deferred_now",
@@ -105,6 +108,7 @@ class HybridConnection:
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
+        # The client part without Redis (with Redis, it lives in Redis only).
         self.clients = MemoryClients()
         self._redis = redis
         self._connector = connector
@@ -121,6 +125,10 @@ class HybridConnection:
         self._replay_lock = asyncio.Lock()
         self._closed = False
         self._state_transfer: StateTransfer | None = None
+        # The client part on the same Redis, made on first use (adapters/hybrid/clients.py).
+        self._client_state: RedisClients | None = None
+        # The number of stored clients last counted in Redis (StoreAdmin.counts).
+        self._client_count = 0
 
     # Redis availability
 
@@ -174,6 +182,12 @@ class HybridConnection:
         if result is _SKIP:
             raise StoreUnavailable("the shared token state is unreachable")
         return result
+
+    def _client_part(self, redis: SharedTokenState) -> RedisClients:
+        """The client part on ``redis``, made once (``redis_clients.py``)."""
+        if self._client_state is None:
+            self._client_state = clients_of(redis)
+        return self._client_state
 
     def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
         """Queue a write that Redis missed, to replay it when Redis is back.

@@ -386,3 +386,167 @@ for i = 1, #KEYS do
 end
 return changed
 """
+
+
+# Clients (``redis_clients.py``). Every key of the part carries the hash tag ``{cl}``, so on
+# a cluster all of them live in one slot and each script below runs there, atomically:
+# ``Pcl:{cl}<client_id>`` a client (hash: ``v`` version, ``d`` the document),
+# ``Pcls:{cl}`` the sorted set of client ids (score 0: ordered by id, for keyset paging),
+# ``Pia:{cl}<digest>`` an initial access token (hash: ``u`` uses left, ``c`` created at,
+# ``e`` expires at or ''), ``Pias:{cl}`` the sorted set of their digests. Clients have no
+# TTL (they live until deleted); an initial access token with an expiry has one.
+
+# KEYS: client, ids. ARGV: client id, document. Returns 1 when created, 0 when the id is taken.
+CREATE_CLIENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+"""
+
+# KEYS: client. ARGV: expected version, new version, document.
+# Returns 1 when replaced, 0 when the stored version differs, -1 when there is no client.
+REPLACE_CLIENT = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+return 1
+"""
+
+# KEYS: client, ids. ARGV: client id. Returns 1 when a client was deleted.
+DELETE_CLIENT = """
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
+"""
+
+# KEYS: ids. ARGV: the clients' key head (``Pcl:{cl}``), the lowest id ('-' or '(' .. cursor),
+# limit. Returns {1 when more ids follow, document, ...}.
+LIST_CLIENTS = """
+local limit = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, limit + 1)
+local out = {0}
+if #ids > limit then out[1] = 1 end
+for i = 1, math.min(#ids, limit) do
+  local d = redis.call('HGET', ARGV[1] .. ids[i], 'd')
+  if d then out[#out + 1] = d end
+end
+return out
+"""
+
+# KEYS: ids. ARGV: the clients' key head, then per record client id, version, document.
+# Writes each client as given unless it is stored identically; returns how many changed.
+IMPORT_CLIENTS = """
+local changed = 0
+for i = 2, #ARGV, 3 do
+  local key = ARGV[1] .. ARGV[i]
+  local held = redis.call('HMGET', key, 'v', 'd')
+  if held[1] ~= ARGV[i + 1] or held[2] ~= ARGV[i + 2] then
+    redis.call('HSET', key, 'v', ARGV[i + 1], 'd', ARGV[i + 2])
+    redis.call('ZADD', KEYS[1], 0, ARGV[i])
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# An initial access token is live while it has uses left and ``e`` is '' or after ``now``.
+_INITIAL = """
+local function live_token(key, now)
+  local t = redis.call('HMGET', key, 'u', 'e')
+  if not t[1] or tonumber(t[1]) <= 0 then return nil end
+  if t[2] ~= '' and tonumber(t[2]) <= now then return nil end
+  return tonumber(t[1])
+end
+local function put_token(key, set, digest, uses, created, expires, now)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'u', uses, 'c', created, 'e', expires)
+  if expires ~= '' then redis.call('EXPIRE', key, math.max(tonumber(expires) - now, 1)) end
+  redis.call('ZADD', set, 0, digest)
+end
+"""
+
+# KEYS: token, digests. ARGV: now, digest, uses, created, expires ('' for none).
+# Replaces any token of the digest; a token that is not live is not kept.
+SAVE_INITIAL_TOKEN = _INITIAL + """
+local now = tonumber(ARGV[1])
+local uses = tonumber(ARGV[3])
+if uses > 0 and (ARGV[5] == '' or tonumber(ARGV[5]) > now) then
+  put_token(KEYS[1], KEYS[2], ARGV[2], uses, ARGV[4], ARGV[5], now)
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: token, digests. ARGV: now, digest. Returns 1 when a use was spent; the last use
+# removes the token.
+USE_INITIAL_TOKEN = _INITIAL + """
+local now = tonumber(ARGV[1])
+local uses = live_token(KEYS[1], now)
+if not uses then return 0 end
+if uses == 1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('HINCRBY', KEYS[1], 'u', -1)
+end
+return 1
+"""
+
+# KEYS: digests. ARGV: now, the tokens' key head (``Pia:{cl}``), the lowest digest
+# ('-' or '(' .. cursor), limit. Returns {last digest examined or '', {digest, uses,
+# created, expires}, ...}: at most ``limit`` live tokens, '' when no digest follows.
+EXPORT_INITIAL_TOKENS = _INITIAL + """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[4])
+local digests = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], '+', 'LIMIT', 0, limit + 1)
+local out = {''}
+for i = 1, math.min(#digests, limit) do
+  local key = ARGV[2] .. digests[i]
+  if live_token(key, now) then
+    local t = redis.call('HMGET', key, 'u', 'c', 'e')
+    out[#out + 1] = {digests[i], t[1], t[2], t[3]}
+  end
+end
+if #digests > limit then out[1] = digests[limit] end
+return out
+"""
+
+# KEYS: digests. ARGV: now, the tokens' key head, then per record digest, uses, created,
+# expires. A token held here keeps the fewer uses; returns how many records changed.
+IMPORT_INITIAL_TOKENS = _INITIAL + """
+local now = tonumber(ARGV[1])
+local changed = 0
+for i = 3, #ARGV, 4 do
+  local key = ARGV[2] .. ARGV[i]
+  local held = live_token(key, now)
+  local uses = tonumber(ARGV[i + 1])
+  if not held or held > uses then
+    put_token(key, KEYS[1], ARGV[i], uses, ARGV[i + 2], ARGV[i + 3], now)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# KEYS: digests. ARGV: now, the tokens' key head, the lowest digest, batch size.
+# Removes up to a batch of tokens that can no longer be used from the index, deleting
+# those whose key Redis has not expired yet. Returns {next lowest digest or '', deleted}.
+PURGE_INITIAL_TOKENS = _INITIAL + """
+local now = tonumber(ARGV[1])
+local size = tonumber(ARGV[4])
+local digests = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], '+', 'LIMIT', 0, size)
+local deleted = 0
+for i = 1, #digests do
+  local key = ARGV[2] .. digests[i]
+  if not live_token(key, now) then
+    deleted = deleted + redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], digests[i])
+  end
+end
+if #digests < size then return {'', deleted} end
+return {'(' .. digests[#digests], deleted}
+"""

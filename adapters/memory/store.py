@@ -8,6 +8,8 @@ token state.
 
 from __future__ import annotations
 
+import msgspec
+
 from adapters.memory.clients import MemoryClients
 from adapters.memory.delegation import ClientsInMemory, IdentitiesInMemory, TokenStateInMemory
 from adapters.memory.identities import MemoryIdentities
@@ -49,11 +51,14 @@ class MemoryStore(IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, Memor
             access_tokens=self.tokens.count_access_tokens(now),
             refresh_tokens=self.tokens.count_refresh_tokens(now),
             codes=self.tokens.count_codes(now),
+            clients=self.clients.client_count,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """See :meth:`ports.store.StoreAdmin.purge_expired`."""
-        return await self.tokens.purge_expired(now, batch_size)
+        counts = await self.tokens.purge_expired(now, batch_size)
+        dead = self.clients.purge_initial_access_tokens(now)
+        return msgspec.structs.replace(counts, initial_access_tokens=dead)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -16,6 +16,7 @@ from domain.errors import StoreMisconfigured, StoreUnavailable
 from migrations.runner import migrate as run_migrations
 
 _HEALTH_TIMEOUT_SECONDS = 2.0
+_initial = t.client_initial_access_tokens
 
 
 class SqlAdmin(SqlConnection):
@@ -54,23 +55,28 @@ class SqlAdmin(SqlConnection):
 
         stmt = sa.select(
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
-            live(t.auth_codes),
+            live(t.auth_codes), every(t.oauth_clients),
         )
         row = await self._first(stmt)
         # An aggregate always yields one row; the fallback only satisfies the type.
-        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0)
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0, 0)
         return StoreCounts(
             users=values[0], groups=values[1], access_tokens=values[2],
-            refresh_tokens=values[3], codes=values[4],
+            refresh_tokens=values[3], codes=values[4], clients=values[5],
         )
 
-    async def _purge_table(self, table: sa.Table, now: int, batch_size: int) -> int:
-        """Delete expired rows ``batch_size`` at a time, each batch its own short statement."""
+    async def _purge_table(
+        self, table: sa.Table, now: int, batch_size: int,
+        dead: sa.ColumnElement[bool] | None = None,
+    ) -> int:
+        """Delete expired rows (``exp <= now``, or ``dead``) ``batch_size`` at a time, each
+        batch its own short statement."""
         ctid: sa.ColumnClause[Any] = sa.column("ctid")
+        expired = table.c.exp <= now if dead is None else dead
         batch = (
-            sa.select(ctid).select_from(table).where(table.c.exp <= now).limit(batch_size)
+            sa.select(ctid).select_from(table).where(expired).limit(batch_size)
         ).scalar_subquery()
-        stmt = sa.delete(table).where(sa.literal_column("ctid").in_(batch), table.c.exp <= now)
+        stmt = sa.delete(table).where(sa.literal_column("ctid").in_(batch), expired)
         removed = 0
         while True:
             count = await self._autocommit(lambda conn: self._rowcount(conn, stmt))
@@ -85,7 +91,8 @@ class SqlAdmin(SqlConnection):
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """See :meth:`ports.store.StoreAdmin.purge_expired`.
 
-        Tombstones count as ``codes``; claims and counters as ``other``.
+        Tombstones count as ``codes``; claims and counters as ``other``; initial access
+        tokens go once spent or expired (the ``expires_at`` index finds the expired ones).
         """
         size = max(batch_size, 1)
         return PurgeCounts(
@@ -96,6 +103,9 @@ class SqlAdmin(SqlConnection):
             reuse_markers=await self._purge_table(t.refresh_token_reuse, now, size),
             other=await self._purge_table(t.ephemeral_claims, now, size)
             + await self._purge_table(t.ephemeral_counters, now, size),
+            initial_access_tokens=await self._purge_table(
+                _initial, now, size, sa.or_(_initial.c.uses_left <= 0, _initial.c.expires_at <= now)
+            ),
         )
 
     async def close(self) -> None:

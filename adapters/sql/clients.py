@@ -23,6 +23,7 @@ from domain.records import Batch
 
 _clients = t.oauth_clients
 _initial = t.client_initial_access_tokens
+_UNSTORABLE = "\x00"
 
 
 def client_values(client: Client) -> dict[str, Any]:
@@ -30,7 +31,9 @@ def client_values(client: Client) -> dict[str, Any]:
     return {
         "client_id": client.client_id,
         "version": client.version,
-        "document": msgspec.to_builtins(client),
+        # Sets in a fixed order: equal clients give equal documents in every process (an
+        # import compares them), whatever the order of a frozenset's iteration.
+        "document": msgspec.to_builtins(client, order="deterministic"),
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     }
@@ -56,6 +59,10 @@ class SqlClients(SqlConnection):
 
     async def get_client(self, client_id: str) -> Client | None:
         """See :meth:`ports.store.ClientStore.get_client`."""
+        if _UNSTORABLE in client_id:
+            # PostgreSQL text holds no NUL, so no such client can exist; asking would be a
+            # data error (InvalidValue) for what is simply an unknown id.
+            return None
         row = await self._first(
             sa.select(_clients.c.document, _clients.c.version)
             .where(_clients.c.client_id == client_id)
@@ -101,6 +108,8 @@ class SqlClients(SqlConnection):
 
     async def delete_client(self, client_id: str) -> bool:
         """See :meth:`ports.store.ClientStore.delete_client`."""
+        if _UNSTORABLE in client_id:
+            return False
         stmt = sa.delete(_clients).where(_clients.c.client_id == client_id).returning(
             _clients.c.client_id
         )

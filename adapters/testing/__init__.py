@@ -3,7 +3,8 @@
 - :class:`StoreContract`: the Store contract suite; subclass it and override ``store``.
   It is made of one class per part of the port (``contract``: ``IdentityContract``,
   ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
-  ``TransferContract``, ``AdminContract``), each usable alone with the same ``store``.
+  ``ClientContract``, ``TransferContract``, ``AdminContract``), each usable alone with the
+  same ``store``.
 - :class:`FilterAgreement`: the same for SCIM filters, against the memory adapter.
 
 Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
@@ -12,6 +13,7 @@ Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
 
 from adapters.testing.contract import (
     AdminContract,
+    ClientContract,
     CodeContract,
     CredentialContract,
     EphemeralContract,
@@ -24,6 +26,7 @@ from adapters.testing.filter_agreement import FilterAgreement
 
 __all__ = [
     "AdminContract",
+    "ClientContract",
     "CodeContract",
     "CredentialContract",
     "EphemeralContract",

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from adapters.memory.store import MemoryStore
+from domain.clients import Client
 from domain.entities import AccessToken, StoreCounts
 from domain.errors import StoreUnavailable
 from domain.maintenance import purge_expired
@@ -170,11 +171,12 @@ def test_store_sizes_are_exported_for_every_counted_part(h: Harness) -> None:
     h.add_user("bob", password=None)
     client_token(h.client)
     client_token(h.client)
+    h.run(h.store.create_client(Client(client_id="stored-app", name="Stored app")))
     text = scrape(h)
     # One series per field of StoreCounts: a part added to counts() appears by itself.
     assert set(store_records(text)) == {f.name for f in msgspec.structs.fields(StoreCounts)}
     assert store_records(text) == {"users": 2, "groups": 0, "access_tokens": 2,
-                                   "refresh_tokens": 0, "codes": 0}
+                                   "refresh_tokens": 0, "codes": 0, "clients": 1}
     assert metric(text, "auth_store_records_refreshed_timestamp_seconds") == h.clock.now()
 
 

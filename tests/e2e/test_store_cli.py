@@ -1,8 +1,12 @@
-"""``auth-service store ...``: what it says without reaching any store (no server needed)."""
+"""``auth-service store ...``: what it says without reaching any store, and a copy between
+two stores of the file backend of ``tests/store_plugin`` (no server needed)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from domain.transfer import PartReport, TransferReport
 from entrypoints.settings import load_settings
 from entrypoints.store_cli import ProgressLine, parse_store_spec, summary_lines
 from tests.e2e.test_cli import run_cli
+from tests.transfer_sample import SVC_SECRET, check_target, seed, snapshot
 
 
 @pytest.mark.parametrize(
@@ -20,9 +25,9 @@ from tests.e2e.test_cli import run_cli
         (("--from", "sql:mysql://127.0.0.1/x", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: "),
         (("--from", "hybrid", "--to", "sql:postgresql://127.0.0.1:1/y"),
-         "hybrid keeps its users, groups, credentials, authorization codes, tokens and "
-         "ephemeral state (single-use claims, rate-limit counters) in the memory of the "
-         "serving process, out of this command's reach"),
+         "hybrid keeps its users, groups, credentials, authorization codes, tokens, "
+         "ephemeral state (single-use claims, rate-limit counters) and stored clients in "
+         "the memory of the serving process, out of this command's reach"),
         (("--from", "sql", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: DATABASE_URL: is required when STORE_BACKEND=sql"),
         (("--from", "sql:postgresql://h/x", "--to", "sql:postgresql://h/x"),
@@ -88,3 +93,43 @@ def test_summary_has_a_line_per_part_and_a_total() -> None:
         "claims: 0 read, 0 written, 0 unchanged",
         "total: 5 read, 2 written, 3 unchanged",
     ]
+
+
+def test_store_copy_carries_stored_clients_and_initial_access_tokens(tmp_path: Path) -> None:
+    """Between two stores of the file backend (tests/store_plugin), through the CLI."""
+    from auth_filestore import FileStore
+
+    now = int(time.time())
+    source_file, target_file = tmp_path / "source.store", tmp_path / "target.store"
+
+    async def seeded() -> None:
+        source = FileStore(source_file)
+        await source.migrate()
+        await seed(source, now)
+        await source.close()
+
+    asyncio.run(seeded())
+    result = run_cli("store", "copy", "--from", f"filestore:{source_file}",
+                     "--to", f"filestore:{target_file}", env={})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "clients: 2 read, 2 written, 0 unchanged" in lines
+    assert "initial_access_tokens: 2 read, 2 written, 0 unchanged" in lines
+
+    async def compare() -> None:
+        source, target = FileStore(source_file), FileStore(target_file)
+        try:
+            copied = await snapshot(target, now)
+            assert copied["clients"] == (await snapshot(source, now))["clients"]
+            assert [c.client_id for c in copied["clients"]] == ["spa", "svc"]
+            assert SVC_SECRET not in target_file.read_bytes().decode("latin-1")
+            await check_target(target, now)
+        finally:
+            await source.close()
+            await target.close()
+
+    asyncio.run(compare())
+    again = run_cli("store", "copy", "--from", f"filestore:{source_file}",
+                    "--to", f"filestore:{target_file}", env={})
+    assert again.returncode == 0, again.stderr
+    assert "clients: 2 read, 0 written, 2 unchanged" in again.stdout.splitlines()

@@ -19,6 +19,7 @@ from adapters.hybrid import (
     open_hybrid_store,
     redis_client,
 )
+from domain.clients import Client, InitialAccessToken
 from domain.entities import (
     AuthorizationCode,
     ConsumedCode,
@@ -486,6 +487,72 @@ async def test_single_use_decisions_are_refused_during_an_outage(
     finally:
         await store.close()
         await other.close()
+
+
+async def test_clients_fail_closed_during_an_outage_and_are_intact_after(
+    own_redis: LocalRedis,
+) -> None:
+    """Stored clients live in Redis only: during an outage every client call, reads
+    included, raises StoreUnavailable (a stale copy could authenticate a deleted client or
+    a rotated-away secret), and nothing was changed by the refused calls."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        web = await store.create_client(Client(client_id="web", name="Web"))
+        token = InitialAccessToken(digest="d" * 64, uses_left=1, created_at=now)
+        await store.save_initial_access_token(token, now)
+        assert await other.get_client("web") == web
+        own_redis.stop()
+        refused = [
+            store.get_client("web"),
+            store.list_clients(None, 10),
+            store.create_client(Client(client_id="new", name="New")),
+            store.replace_client(Client(client_id="web", name="Changed"), expected_version=1),
+            store.delete_client("web"),
+            store.use_initial_access_token(token.digest, now),
+            store.save_initial_access_token(token, now),
+            store.export_clients(None, 10, now),
+        ]
+        for call in refused:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "redis" not in str(caught.value).lower()
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        assert await other.get_client("web") == web
+        assert await other.get_client("new") is None
+        assert await store.use_initial_access_token(token.digest, now) is True
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_clients_and_initial_access_tokens_keys_share_one_slot_and_tokens_expire(
+    prefix: str, raw: Redis,
+) -> None:
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        await store.create_client(Client(client_id="web", name="Web"))
+        await store.save_initial_access_token(
+            InitialAccessToken(digest="a" * 64, uses_left=2, created_at=now,
+                               expires_at=now + 600), now)
+        await store.save_initial_access_token(
+            InitialAccessToken(digest="b" * 64, uses_left=2, created_at=now), now)
+        keys = sorted([key.decode() async for key in raw.scan_iter(match=prefix + "*")])
+        assert keys == sorted([f"{prefix}cl:{{cl}}web", f"{prefix}cls:{{cl}}",
+                               f"{prefix}ia:{{cl}}{'a' * 64}", f"{prefix}ia:{{cl}}{'b' * 64}",
+                               f"{prefix}ias:{{cl}}"])
+        assert 590 <= await raw.ttl(f"{prefix}ia:{{cl}}{'a' * 64}") <= 600
+        # Clients and tokens without an expiry live until deleted or spent.
+        assert await raw.ttl(f"{prefix}cl:{{cl}}web") == -1
+        assert await raw.ttl(f"{prefix}ia:{{cl}}{'b' * 64}") == -1
+        await store.use_initial_access_token("b" * 64, now)
+        await store.use_initial_access_token("b" * 64, now)
+        assert not await raw.exists(f"{prefix}ia:{{cl}}{'b' * 64}")
+    finally:
+        await store.close()
 
 
 async def test_revocations_queued_during_an_outage_are_never_dropped(

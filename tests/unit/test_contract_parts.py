@@ -30,6 +30,7 @@ PART_CLASSES = {
     "codes": "CodeContract",
     "tokens": "TokenContract",
     "ephemeral": "EphemeralContract",
+    "clients": "ClientContract",
     "transfer": "TransferContract",
     "admin": "AdminContract",
 }

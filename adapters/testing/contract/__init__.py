@@ -2,11 +2,12 @@
 
 See :class:`StoreContract` (``store``) for how to run it against an adapter. One module per
 part of the port, named as the adapters' modules are: ``identities`` (users, groups),
-``credentials``, ``codes``, ``tokens`` (access and refresh), ``ephemeral``, ``transfer`` and
-``admin``, each with one class of tests over the shared ``fixtures``.
+``credentials``, ``codes``, ``tokens`` (access and refresh), ``ephemeral``, ``clients``,
+``transfer`` and ``admin``, each with one class of tests over the shared ``fixtures``.
 """
 
 from adapters.testing.contract.admin import AdminContract
+from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
 from adapters.testing.contract.credentials import CredentialContract
 from adapters.testing.contract.ephemeral import EphemeralContract
@@ -18,6 +19,7 @@ from adapters.testing.contract.transfer import TransferContract
 
 __all__ = [
     "AdminContract",
+    "ClientContract",
     "CodeContract",
     "CredentialContract",
     "EphemeralContract",

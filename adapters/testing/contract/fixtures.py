@@ -147,6 +147,19 @@ class StoreFixtures:
             """
             raise NotImplementedError("override the `store` fixture to test an adapter")
 
+    if TYPE_CHECKING:
+        other_instance: Any
+    else:
+
+        @pytest.fixture
+        def other_instance(self, store):
+            """Another instance of the store over the same data, as a second server
+            process would open it (its own connections, its own memory). By default the
+            ``store`` itself, which is right for a store of one process; an adapter whose
+            data is shared (a database, Redis) overrides it, so that the tests that say
+            "across instances" race two of them for real."""
+            return store
+
     @pytest.fixture
     def now(self) -> int:
         """The time every test passes to the store, in Unix seconds."""

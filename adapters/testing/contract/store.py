@@ -2,12 +2,14 @@
 
 Each part of the port has its class in the module of its name, as in ``adapters/sql`` and
 ``adapters/memory``: ``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``,
-``transfer`` and ``admin``, all over :class:`~adapters.testing.contract.fixtures.StoreFixtures`.
+``clients``, ``transfer`` and ``admin``, all over
+:class:`~adapters.testing.contract.fixtures.StoreFixtures`.
 """
 
 from __future__ import annotations
 
 from adapters.testing.contract.admin import AdminContract
+from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
 from adapters.testing.contract.credentials import CredentialContract
 from adapters.testing.contract.ephemeral import EphemeralContract
@@ -22,6 +24,7 @@ class StoreContract(
     CodeContract,
     TokenContract,
     EphemeralContract,
+    ClientContract,
     TransferContract,
     AdminContract,
 ):
@@ -62,6 +65,19 @@ class StoreContract(
         class TestMyStore(StoreContract):
             concurrency_skip_reason = "one connection: callers are serialised anyway"
 
+    Tests that say "across instances" or "on two instances" also use ``other_instance``:
+    a second store over the same data, as another server process would open it. It is
+    ``store`` itself unless overridden; a store whose data several processes share (a
+    database, Redis) should override it with a second, separately opened store, so that
+    compare-and-set and single use are raced between two instances for real::
+
+        class TestMyStore(StoreContract):
+            @pytest_asyncio.fixture
+            async def other_instance(self, store):
+                s = await open_my_store()  # same database as ``store``
+                yield s
+                await s.close()
+
     Individual tests can be skipped the same way pytest allows for any inherited test:
     redefine the method in the subclass and decorate it with ``pytest.mark.skip(reason=...)``.
 
@@ -72,6 +88,6 @@ class StoreContract(
     Each part is also a class of its own, over the same fixtures, for an adapter that
     implements some parts first: subclass only those (``IdentityContract``,
     ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
-    ``TransferContract``, ``AdminContract``). Their docstrings say which tests also need
-    another part to set up their data.
+    ``ClientContract``, ``TransferContract``, ``AdminContract``). Their docstrings say which
+    tests also need another part to set up their data.
     """

@@ -1,4 +1,5 @@
-"""The transfer part of the Store contract: ``export_*`` / ``import_*`` of every part.
+"""The transfer part of the Store contract: ``export_*`` / ``import_*`` of every part
+(users, groups, codes, tokens, claims, clients and initial access tokens).
 
 :class:`TransferContract` is a base of :class:`~adapters.testing.StoreContract`, so every
 adapter runs these tests with the same ``store`` and ``now`` fixtures.
@@ -13,6 +14,13 @@ import msgspec
 import pytest
 
 from adapters.testing.contract.fixtures import StoreFixtures
+from domain.clients import (
+    AUTH_BASIC,
+    GRANT_AUTHORIZATION_CODE,
+    Client,
+    ClientSecret,
+    InitialAccessToken,
+)
 from domain.entities import (
     AccessToken,
     Address,
@@ -117,6 +125,24 @@ def _refresh(name: str, access: AccessToken, now: int, *, grant_id: str = "grant
         iat=now - 5, grant_id=grant_id, client_id="client-a", scope="openid read",
         sub=access.sub, mfa_verified=True, auth_time=now - 50,
     )
+
+
+def _client(client_id: str, **changes: object) -> Client:
+    client = Client(
+        client_id=client_id, name=f"App {client_id}",
+        secrets=(ClientSecret.of("secret-" + "s" * 40, created_at=T0, expires_at=T0 + DAY),),
+        redirect_uris=("https://app.example/cb",),
+        grant_types=frozenset({GRANT_AUTHORIZATION_CODE}),
+        scopes=frozenset({"openid", "profile"}), auth_methods=frozenset({AUTH_BASIC}),
+        jwks={"keys": [{"kty": "EC", "crv": "P-256", "kid": "a", "x": "x", "y": "y"}]},
+        access_token_lifetime=300, created_at=T0, updated_at=T0 + 9, version=1,
+    )
+    return msgspec.structs.replace(client, **changes)
+
+
+def _initial(name: str, uses: int, now: int, *, ttl: int | None = HOUR) -> InitialAccessToken:
+    return InitialAccessToken(digest=hash_token(name), uses_left=uses, created_at=now - 5,
+                              expires_at=None if ttl is None else now + ttl)
 
 
 class TransferContract(StoreFixtures):
@@ -484,3 +510,72 @@ class TransferContract(StoreFixtures):
         assert await store.claim_once("k", now + 400, now + 100) is False
         assert await store.import_claims((Claim(key="k", exp=now + 600),), now) == 1
         assert await store.claim_once("k", now + 700, now + 500) is False
+
+    # Clients and initial access tokens
+
+    async def test_export_clients_gives_each_stored_client_by_id(
+        self, store: Store, now: int
+    ) -> None:
+        for client_id in ("web", "cli", "api"):
+            await store.create_client(_client(client_id))
+        replaced = await store.replace_client(_client("cli", name="CLI 2"), expected_version=1)
+        exported = await drain(store.export_clients, now, limit=2)
+        assert [c.client_id for c in exported] == ["api", "cli", "web"]
+        assert exported[1] == replaced
+        assert await drain(store.export_clients, now) == \
+            list((await store.list_clients(None, 10)).records)
+
+    async def test_import_clients_writes_them_exactly_and_only_once(
+        self, store: Store, now: int
+    ) -> None:
+        records = (_client("web", version=4), _client("api", version=1, jwks=None))
+        assert await store.import_clients(records, now) == 2
+        assert await store.get_client("web") == records[0]
+        assert await store.import_clients(records, now) == 0
+        assert await drain(store.export_clients, now) == [records[1], records[0]]
+        # A stored client goes on from the imported version.
+        replaced = await store.replace_client(_client("web", name="Next"), expected_version=4)
+        assert replaced.version == 5
+
+    async def test_import_clients_replaces_the_targets_client(
+        self, store: Store, now: int
+    ) -> None:
+        await store.create_client(_client("web", name="Target's"))
+        source = _client("web", name="Source's", version=3)
+        assert await store.import_clients((source,), now) == 1
+        assert await store.get_client("web") == source
+        assert (await store.counts(now)).clients == 1
+
+    async def test_initial_access_tokens_travel_live_only_with_their_uses(
+        self, store: Store, now: int
+    ) -> None:
+        live = [_initial(f"iat_{n}", n + 1, now) for n in range(3)]
+        for token in live:
+            await store.save_initial_access_token(token, now)
+        await store.save_initial_access_token(_initial("iat_old", 2, now, ttl=10), now)
+        await store.save_initial_access_token(_initial("iat_used", 1, now), now)
+        await store.use_initial_access_token(hash_token("iat_used"), now)
+        await store.use_initial_access_token(live[2].digest, now)
+        exported = await drain(store.export_initial_access_tokens, now + 10, limit=2)
+        spent_one = msgspec.structs.replace(live[2], uses_left=2)
+        assert exported == sorted([live[0], live[1], spent_one], key=lambda t: t.digest)
+
+    async def test_import_initial_access_tokens_never_hands_back_spent_uses(
+        self, store: Store, now: int
+    ) -> None:
+        token = _initial("iat_x", 3, now)
+        fresh = _initial("iat_y", 2, now, ttl=None)
+        expired = _initial("iat_z", 2, now, ttl=0)
+        assert await store.import_initial_access_tokens((token, fresh, expired), now) == 2
+        assert await store.import_initial_access_tokens((token, fresh), now) == 0
+        await store.use_initial_access_token(token.digest, now)
+        await store.use_initial_access_token(token.digest, now)
+        # The target spent two of the three uses: a copy of the source's 3 leaves it at 1.
+        assert await store.import_initial_access_tokens((token,), now) == 0
+        assert await drain(store.export_initial_access_tokens, now) == sorted(
+            [msgspec.structs.replace(token, uses_left=1), fresh], key=lambda t: t.digest
+        )
+        fewer = msgspec.structs.replace(fresh, uses_left=1)
+        assert await store.import_initial_access_tokens((fewer,), now) == 1
+        assert await store.use_initial_access_token(fresh.digest, now) is True
+        assert await store.use_initial_access_token(fresh.digest, now) is False

@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from adapters.memory import MemoryIdentities, MemoryStore, MemoryTokenState
+from adapters.memory.clients import MemoryClients
+from domain.clients import Client, InitialAccessToken
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -139,11 +141,15 @@ class FileStore:
         if state.get("format") != FORMAT:
             raise StoreMisconfigured(f"the store file has format {state.get('format')!r}, "
                                      f"not {FORMAT}")
-        self._memory = MemoryStore(state["identities"], state["tokens"])
+        # A file written before clients were stored has none.
+        self._memory = MemoryStore(state["identities"], state["tokens"],
+                                   state.get("clients") or MemoryClients())
         self._loaded = seen
 
-    def _save(self, identities: MemoryIdentities, tokens: MemoryTokenState) -> None:
-        state = {"format": FORMAT, "identities": identities, "tokens": tokens}
+    def _save(self, identities: MemoryIdentities, tokens: MemoryTokenState,
+              clients: MemoryClients) -> None:
+        state = {"format": FORMAT, "identities": identities, "tokens": tokens,
+                 "clients": clients}
         try:
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
             with os.fdopen(fd, "wb") as handle:
@@ -166,7 +172,7 @@ class FileStore:
                 # A call that raises (a conflict, say) has changed nothing: the memory
                 # adapter checks before it writes, so there is nothing to save.
                 result = await call(self._memory)
-                self._save(self._memory.identities, self._memory.tokens)
+                self._save(self._memory.identities, self._memory.tokens, self._memory.clients)
                 return result
 
     # Migratable
@@ -178,7 +184,7 @@ class FileStore:
                 if self._stat() is not None:
                     self._load()  # checks the format
                     return []
-                self._save(MemoryIdentities(), MemoryTokenState())
+                self._save(MemoryIdentities(), MemoryTokenState(), MemoryClients())
                 return [_MIGRATION]
 
     # UserStore
@@ -290,6 +296,31 @@ class FileStore:
     async def hit(self, key: str, window_seconds: int, now: int, amount: int = 1) -> int:
         return await self._write(lambda m: m.hit(key, window_seconds, now, amount))
 
+    # ClientStore
+
+    async def create_client(self, client: Client) -> Client:
+        return await self._write(lambda m: m.create_client(client))
+
+    async def get_client(self, client_id: str) -> Client | None:
+        return await self._read(lambda m: m.get_client(client_id))
+
+    async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
+        return await self._read(lambda m: m.list_clients(cursor, limit))
+
+    async def replace_client(self, client: Client, *, expected_version: int) -> Client:
+        return await self._write(
+            lambda m: m.replace_client(client, expected_version=expected_version)
+        )
+
+    async def delete_client(self, client_id: str) -> bool:
+        return await self._write(lambda m: m.delete_client(client_id))
+
+    async def save_initial_access_token(self, token: InitialAccessToken, now: int) -> None:
+        await self._write(lambda m: m.save_initial_access_token(token, now))
+
+    async def use_initial_access_token(self, digest: str, now: int) -> bool:
+        return await self._write(lambda m: m.use_initial_access_token(digest, now))
+
     # Transfer (``auth-service store copy``): the memory adapter's, under the file lock.
 
     async def export_users(self, cursor: str | None, limit: int, now: int) -> Batch[UserRecord]:
@@ -351,6 +382,22 @@ class FileStore:
 
     async def import_claims(self, records: tuple[Claim, ...], now: int) -> int:
         return await self._write(lambda m: m.import_claims(records, now))
+
+    async def export_clients(self, cursor: str | None, limit: int, now: int) -> Batch[Client]:
+        return await self._read(lambda m: m.export_clients(cursor, limit, now))
+
+    async def import_clients(self, records: tuple[Client, ...], now: int) -> int:
+        return await self._write(lambda m: m.import_clients(records, now))
+
+    async def export_initial_access_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[InitialAccessToken]:
+        return await self._read(lambda m: m.export_initial_access_tokens(cursor, limit, now))
+
+    async def import_initial_access_tokens(
+        self, records: tuple[InitialAccessToken, ...], now: int
+    ) -> int:
+        return await self._write(lambda m: m.import_initial_access_tokens(records, now))
 
     # StoreAdmin
 

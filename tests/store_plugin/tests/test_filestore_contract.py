@@ -43,6 +43,13 @@ class FreshFileStore:
 class TestFileStoreContract(FreshFileStore, StoreContract):
     """Every test of the contract, the concurrency tests included; nothing is skipped."""
 
+    @pytest_asyncio.fixture
+    async def other_instance(self, store: FileStore) -> AsyncIterator[Store]:
+        """A second store on the same file, as another process opens it."""
+        other = FileStore(store.path)
+        yield other
+        await other.close()
+
 
 class TestFileStoreFilters(FreshFileStore, FilterAgreement):
     """The memory evaluator runs inside, so this agrees by construction; it still shows
