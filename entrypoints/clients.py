@@ -17,11 +17,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.jose_assertions import JoseAssertionCodec
+from domain.client_assertion import seal_client_secret
 from domain.clients import (
     AUTH_BASIC,
     AUTH_METHODS,
     AUTH_NONE,
     AUTH_POST,
+    AUTH_PRIVATE_KEY_JWT,
+    AUTH_SECRET_JWT,
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
@@ -31,17 +35,22 @@ from domain.clients import (
     ClientSecret,
 )
 from domain.oauth import OAuthError, parse_scope
+from domain.outbound import OutboundPolicy
 from entrypoints.settings import MIN_CLIENT_SECRET_LENGTH, ConfigError, Settings
+from ports.client_assertion import InvalidAssertion
+from ports.sealing import SecretSealer
 
 _FILE_KEYS = frozenset({
     "client_id", "secret", "public", "redirect_uris", "grant_types", "scopes",
-    "token_endpoint_auth_method", "name", "require_pkce",
+    "token_endpoint_auth_method", "name", "require_pkce", "jwks", "jwks_uri",
 })
 _DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 
 
-def load_clients(settings: Settings) -> ClientRegistry:
-    """The registry for these settings; raises :class:`ConfigError` on the first problem."""
+def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> ClientRegistry:
+    """The registry for these settings; raises :class:`ConfigError` on the first problem.
+
+    ``sealer`` seals the secrets of ``client_secret_jwt`` clients (required for them)."""
     clients: dict[str, Client] = {}
     for client_id, secret_hash in settings.client_credentials:
         clients[client_id] = Client(
@@ -60,7 +69,7 @@ def load_clients(settings: Settings) -> ClientRegistry:
                 "CLIENT_REDIRECT_URIS", f"client {client_id!r} is not in CLIENT_CREDENTIALS"
             )
     if settings.clients_file is not None:
-        for client in _read_clients_file(settings.clients_file):
+        for client in _read_clients_file(settings.clients_file, settings, sealer):
             if client.client_id in clients:
                 raise ConfigError(
                     "CLIENTS_FILE",
@@ -71,7 +80,9 @@ def load_clients(settings: Settings) -> ClientRegistry:
     return ClientRegistry(clients.values())
 
 
-def _read_clients_file(path: str) -> list[Client]:
+def _read_clients_file(
+    path: str, settings: Settings, sealer: SecretSealer | None
+) -> list[Client]:
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -85,10 +96,13 @@ def _read_clients_file(path: str) -> list[Client]:
     tables = document.get("clients", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError("CLIENTS_FILE", "clients must be an array of tables ([[clients]])")
-    return [_client_from_table(index, table) for index, table in enumerate(tables, start=1)]
+    return [_client_from_table(index, table, settings, sealer)
+            for index, table in enumerate(tables, start=1)]
 
 
-def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
+def _client_from_table(
+    index: int, table: Mapping[str, Any], settings: Settings, sealer: SecretSealer | None
+) -> Client:
     client_id = table.get("client_id")
     if not isinstance(client_id, str) or not client_id.strip():
         raise ConfigError("CLIENTS_FILE", f"client #{index} needs a client_id (a string)")
@@ -103,23 +117,28 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
     public = table.get("public", False)
     if not isinstance(public, bool):
         raise fail("has a non-boolean public")
-    secret = table.get("secret")
-    secrets: tuple[ClientSecret, ...] = ()
-    if public:
-        if secret is not None:
-            raise fail("is public and must not have a secret")
-    else:
-        if not isinstance(secret, str) or not secret:
-            raise fail("needs a secret (or public = true)")
-        if len(secret) < MIN_CLIENT_SECRET_LENGTH:
-            raise fail(f"has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters")
-        secrets = (ClientSecret.of(secret),)
-
     method = table.get("token_endpoint_auth_method", AUTH_NONE if public else AUTH_BASIC)
     if method not in AUTH_METHODS:
         raise fail(f"has token_endpoint_auth_method {method!r}; use {', '.join(AUTH_METHODS)}")
     if public != (method == AUTH_NONE):
         raise fail("must use token_endpoint_auth_method 'none' exactly when public = true")
+    secret = table.get("secret")
+    secrets: tuple[ClientSecret, ...] = ()
+    if public or method == AUTH_PRIVATE_KEY_JWT:
+        if secret is not None:
+            raise fail(f"uses {method} and must not have a secret")
+    else:
+        if not isinstance(secret, str) or not secret:
+            raise fail("needs a secret (or public = true)")
+        if len(secret) < MIN_CLIENT_SECRET_LENGTH:
+            raise fail(f"has a secret shorter than {MIN_CLIENT_SECRET_LENGTH} characters")
+        if method == AUTH_SECRET_JWT:
+            if sealer is None:
+                raise fail("uses client_secret_jwt, which needs the secret sealing key")
+            secrets = (seal_client_secret(client_id, secret, sealer, now=0),)
+        else:
+            secrets = (ClientSecret.of(secret),)
+    jwks, jwks_uri = _client_keys(table, method, settings, fail)
 
     grant_types = _strings(table, "grant_types", fail, default=_DEFAULT_GRANTS)
     bad = [g for g in grant_types if g not in GRANT_TYPES]
@@ -162,9 +181,38 @@ def _client_from_table(index: int, table: Mapping[str, Any]) -> Client:
         grant_types=frozenset(grant_types),
         scopes=frozenset(scopes),
         auth_methods=frozenset({method}),
+        jwks=jwks,
+        jwks_uri=jwks_uri,
         require_pkce=require_pkce,
         static=True,
     )
+
+
+def _client_keys(
+    table: Mapping[str, Any], method: str, settings: Settings,
+    fail: Callable[[str], ConfigError],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``jwks`` and ``jwks_uri``: exactly one of them for ``private_key_jwt``, else none."""
+    jwks, jwks_uri = table.get("jwks"), table.get("jwks_uri")
+    if method != AUTH_PRIVATE_KEY_JWT:
+        if jwks is not None or jwks_uri is not None:
+            raise fail("has jwks or jwks_uri, which only private_key_jwt uses")
+        return None, None
+    if (jwks is None) == (jwks_uri is None):
+        raise fail("uses private_key_jwt and needs exactly one of jwks and jwks_uri")
+    if jwks_uri is not None:
+        refusal = (OutboundPolicy(allow_loopback=settings.outbound_allow_loopback)
+                   .refusal(jwks_uri) if isinstance(jwks_uri, str) else "it is not a string")
+        if refusal is not None:
+            raise fail(f"has jwks_uri {jwks_uri!r}: {refusal}")
+        return None, jwks_uri
+    if not isinstance(jwks, dict):
+        raise fail("has jwks that is not a JWK Set table (keys = [...])")
+    try:
+        JoseAssertionCodec().public_keys(jwks)
+    except InvalidAssertion as exc:
+        raise fail(f"has unusable jwks: {exc}") from None
+    return jwks, None
 
 
 def _strings(

@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     #: Shortest password SCIM and ``user set-password`` accept (the longest is 1024).
     password_min_length: int = DEFAULT_MIN_PASSWORD_LENGTH
+    #: Let the server call http(s) URLs on loopback hosts (client jwks_uri, ...): for
+    #: development and tests only (domain.outbound).
+    outbound_allow_loopback: bool = False
 
     @property
     def issuer(self) -> str:
@@ -206,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_CLIENT_AUTH_FAILURES", 20),
         trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
         password_min_length=_password_min_length(env),
+        outbound_allow_loopback=_flag(get("OUTBOUND_ALLOW_LOOPBACK"), "OUTBOUND_ALLOW_LOOPBACK"),
     )
 
 
@@ -225,6 +229,16 @@ def _redis_cluster(value: str | None, redis_url: str | None) -> bool | None:
     if cluster and redis_url is not None and urlsplit(redis_url).scheme == "unix":
         raise ConfigError("REDIS_CLUSTER", "a Redis Cluster is reached over redis:// or rediss://")
     return cluster
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    flag = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    parsed = flag.get(value.lower())
+    if parsed is None:
+        raise ConfigError(name, f"must be 1 or 0 (true or false) (got {value!r})")
+    return parsed
 
 
 def _check_database_url(url: str) -> None:

@@ -128,7 +128,7 @@ async def new_code(
     """An authorization code created through the use case, as the sign-in page would,
     for ``user_id`` (created when missing)."""
     services = services_of(app)
-    client: Client | None = services.clients.get(client_id)
+    client: Client | None = await services.clients.find(client_id)
     assert client is not None
     await ensure_user(app, user_id)
     return await create_authorization_code(
