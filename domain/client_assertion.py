@@ -161,7 +161,14 @@ async def _verify_signature(
     keys = await ports.keys.keys_of(client, kid, now)
     if kid is not None and not keys.has_kid(kid):
         raise InvalidAssertion(f"no key of the client has kid {kid!r}")
-    ports.codec.verify_with_public_keys(assertion, keys, PUBLIC_KEY_ALGORITHMS)
+    try:
+        ports.codec.verify_with_public_keys(assertion, keys, PUBLIC_KEY_ALGORITHMS)
+    except InvalidAssertion:
+        # Without a kid, a rotation shows only as a signature no cached key verifies.
+        fresh = await ports.keys.refreshed(client, now) if kid is None else None
+        if fresh is None:
+            raise
+        ports.codec.verify_with_public_keys(assertion, fresh, PUBLIC_KEY_ALGORITHMS)
 
 
 def _shared_secrets(sealer: SecretSealer, client: Client, now: int) -> list[str]:

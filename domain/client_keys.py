@@ -66,6 +66,19 @@ class ClientKeys:
             raise InvalidAssertion("the client has neither jwks nor jwks_uri")
         return await self._uri_keys(client.jwks_uri, kid, now)
 
+    async def refreshed(self, client: Client, now: int) -> PublicKeys | None:
+        """The keys of the client's ``jwks_uri`` fetched again, when the refresh interval
+        allows it (after a signature that no cached key verifies, from a client that names no
+        ``kid``: it may have rotated); None when it does not, or the client has inline keys
+        or the fetch fails."""
+        url = client.jwks_uri
+        if client.jwks is not None or url is None or not self._may_refresh(url, now):
+            return None
+        try:
+            return await self._fetch(url, now)
+        except InvalidAssertion:
+            return None
+
     def _inline_keys(self, jwks: dict[str, Any]) -> PublicKeys:
         document = msgspec.json.encode(jwks)
         keys = self._inline.get(document)

@@ -126,7 +126,8 @@ def _client_from_table(
     secrets: tuple[ClientSecret, ...] = ()
     if public or method == AUTH_PRIVATE_KEY_JWT:
         if secret is not None:
-            raise fail(f"uses {method} and must not have a secret")
+            raise fail("is public and must not have a secret" if public
+                       else f"uses {method} and must not have a secret")
     else:
         if not isinstance(secret, str) or not secret:
             raise fail("needs a secret (or public = true)")

@@ -164,7 +164,7 @@ async def test_the_endpoint_called_is_an_audience_too(world: World) -> None:
 @pytest.mark.parametrize("aud", ["https://other.example/oauth/token", [TOKEN_ENDPOINT, "x"],
                                  [], None, 7])
 async def test_a_wrong_audience_is_refused(world: World, aud: Any) -> None:
-    with pytest.raises(ClientAssertionRefused, match="has aud .* must be the issuer"):
+    with pytest.raises(ClientAssertionRefused, match=r"has aud .* must be the issuer"):
         await world.authenticate(sign(world.claims("keys", aud=aud), RSA, "RS256"))
 
 
@@ -223,7 +223,7 @@ async def test_an_hmac_keyed_with_the_public_key_is_refused(world: World) -> Non
                         OctKey.import_key(public_pem.decode().replace("-", "")),
                         algorithms=["HS256"])
     with pytest.raises(ClientAssertionRefused,
-                       match="signed with 'HS256' .client_secret_jwt., but this client "
+                       match=r"signed with 'HS256' \(client_secret_jwt\), but this client "
                              "authenticates with private_key_jwt"):
         await world.authenticate(forged)
 
@@ -372,3 +372,15 @@ def test_a_jwk_set_gives_only_public_signature_keys() -> None:
     for bad in ({"keys": "x"}, {}, {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}):
         with pytest.raises(InvalidAssertion):
             codec.public_keys(bad)
+
+
+async def test_a_rotation_without_kid_refreshes_after_a_failed_signature(world: World) -> None:
+    await world.authenticate(sign(world.claims("remote"), RSA, "RS256", kid=None))
+    rotated = RSAKey.generate_key(2048, private=True)
+    world.fetcher.documents[JWKS_URI] = _jwks(rotated)
+    with pytest.raises(ClientAssertionRefused, match="signature does not verify"):
+        await world.authenticate(sign(world.claims("remote"), rotated, "RS256", kid=None))
+    assert world.fetcher.fetches == 1  # within the refresh interval: no fetch
+    world.clock.advance(world.keys.refresh_interval)
+    await world.authenticate(sign(world.claims("remote"), rotated, "RS256", kid=None))
+    assert world.fetcher.fetches == 2
