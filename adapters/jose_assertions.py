@@ -73,10 +73,11 @@ class JoseAssertionCodec:
         return JoseKeySet(keys)
 
     def verify_with_public_keys(
-        self, assertion: str, keys: object, algorithms: Sequence[str]
+        self, assertion: str, header: UnverifiedAssertion, keys: object,
+        algorithms: Sequence[str],
     ) -> None:
         assert isinstance(keys, JoseKeySet)  # made by public_keys
-        alg, kid = self._alg_and_kid(assertion, algorithms)
+        alg, kid = _alg_and_kid(header, algorithms)
         wanted = _KEY_TYPES[alg]
         candidates = [key for key in keys.keys if isinstance(key, wanted)
                       and (kid is None or key.kid == kid)
@@ -87,17 +88,11 @@ class JoseAssertionCodec:
         self._verify(assertion, candidates, alg)
 
     def verify_with_secrets(
-        self, assertion: str, secrets: Sequence[str], algorithms: Sequence[str]
+        self, assertion: str, header: UnverifiedAssertion, secrets: Sequence[str],
+        algorithms: Sequence[str],
     ) -> None:
-        alg, _kid = self._alg_and_kid(assertion, algorithms)
+        alg, _kid = _alg_and_kid(header, algorithms)
         self._verify(assertion, [OctKey.import_key(secret) for secret in secrets], alg)
-
-    def _alg_and_kid(self, assertion: str, algorithms: Sequence[str]) -> tuple[str, str | None]:
-        unverified = self.read(assertion)
-        if unverified.alg not in algorithms or unverified.alg not in _KEY_TYPES:
-            raise InvalidAssertion(
-                f"alg {unverified.alg!r} is not accepted here; use one of {', '.join(algorithms)}")
-        return unverified.alg, unverified.kid
 
     @staticmethod
     def _verify(assertion: str, keys: Sequence[Any], alg: str) -> None:
@@ -108,3 +103,11 @@ class JoseAssertionCodec:
                 continue
             return
         raise InvalidAssertion("the signature does not verify")
+
+
+def _alg_and_kid(header: UnverifiedAssertion, algorithms: Sequence[str]) -> tuple[str, str | None]:
+    # joserfc checks the header's alg against the one list given again when verifying.
+    if header.alg not in algorithms or header.alg not in _KEY_TYPES:
+        raise InvalidAssertion(
+            f"alg {header.alg!r} is not accepted here; use one of {', '.join(algorithms)}")
+    return header.alg, header.kid

@@ -38,7 +38,7 @@ from domain.client_directory import ClientDirectory
 from domain.client_keys import ClientKeys
 from domain.clients import AUTH_PRIVATE_KEY_JWT, AUTH_SECRET_JWT, Client, ClientSecret
 from domain.oauth import OAuthError
-from ports.client_assertion import AssertionCodec, InvalidAssertion
+from ports.client_assertion import AssertionCodec, InvalidAssertion, UnverifiedAssertion
 from ports.sealing import SecretSealer, UnreadableSecret
 from ports.store import EphemeralStore
 
@@ -139,10 +139,11 @@ async def authenticate_with_assertion(
             f"client authenticates with {client.token_endpoint_auth_method}", issuer)
     try:
         if method == AUTH_PRIVATE_KEY_JWT:
-            await _verify_signature(ports, client, assertion, unverified.kid, now)
+            await _verify_signature(ports, client, assertion, unverified, now)
         else:
             ports.codec.verify_with_secrets(
-                assertion, _shared_secrets(ports.sealer, client, now), SECRET_ALGORITHMS)
+                assertion, unverified, _shared_secrets(ports.sealer, client, now),
+                SECRET_ALGORITHMS)
     except InvalidAssertion as exc:
         raise ClientAssertionRefused(f"the client assertion is refused: {exc}", issuer) from None
     _check_claims(ports.policy, claims, endpoint, now, issuer)
@@ -156,19 +157,21 @@ async def authenticate_with_assertion(
 
 
 async def _verify_signature(
-    ports: AssertionPorts, client: Client, assertion: str, kid: str | None, now: int
+    ports: AssertionPorts, client: Client, assertion: str, unverified: UnverifiedAssertion,
+    now: int,
 ) -> None:
+    kid = unverified.kid
     keys = await ports.keys.keys_of(client, kid, now)
     if kid is not None and not keys.has_kid(kid):
         raise InvalidAssertion(f"no key of the client has kid {kid!r}")
     try:
-        ports.codec.verify_with_public_keys(assertion, keys, PUBLIC_KEY_ALGORITHMS)
+        ports.codec.verify_with_public_keys(assertion, unverified, keys, PUBLIC_KEY_ALGORITHMS)
     except InvalidAssertion:
         # Without a kid, a rotation shows only as a signature no cached key verifies.
         fresh = await ports.keys.refreshed(client, now) if kid is None else None
         if fresh is None:
             raise
-        ports.codec.verify_with_public_keys(assertion, fresh, PUBLIC_KEY_ALGORITHMS)
+        ports.codec.verify_with_public_keys(assertion, unverified, fresh, PUBLIC_KEY_ALGORITHMS)
 
 
 def _shared_secrets(sealer: SecretSealer, client: Client, now: int) -> list[str]:

@@ -46,15 +46,17 @@ class AssertionCodec(Protocol):
         ...
 
     def verify_with_public_keys(
-        self, assertion: str, keys: PublicKeys, algorithms: Sequence[str]
+        self, assertion: str, header: UnverifiedAssertion, keys: PublicKeys,
+        algorithms: Sequence[str],
     ) -> None:
-        """Raise :class:`InvalidAssertion` unless ``assertion`` is signed with one of
-        ``algorithms`` by one of ``keys`` (the one its ``kid`` names; without a ``kid``,
-        any key of the algorithm's type)."""
+        """Raise :class:`InvalidAssertion` unless ``assertion`` (``header`` is what
+        :meth:`read` gave for it) is signed with one of ``algorithms`` by one of ``keys``
+        (the one its ``kid`` names; without a ``kid``, any key of the algorithm's type)."""
         ...
 
     def verify_with_secrets(
-        self, assertion: str, secrets: Sequence[str], algorithms: Sequence[str]
+        self, assertion: str, header: UnverifiedAssertion, secrets: Sequence[str],
+        algorithms: Sequence[str],
     ) -> None:
         """Raise :class:`InvalidAssertion` unless ``assertion`` is an HMAC with one of
         ``algorithms`` under one of the shared ``secrets``."""
