@@ -125,6 +125,8 @@ jwks = {_toml_inline(jwks)}
 """)
         self.redis_url = ""
         self.pg_url = ""
+        #: Lines of a BENCH_BODIES file that earlier wrk runs sent.
+        self.bodies_used: dict[str, int] = {}
         self.ceiling_db: str | None = None
 
     # wrk
@@ -137,7 +139,8 @@ jwks = {_toml_inline(jwks)}
         seconds = duration if duration is not None else self.args.duration
         env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": auth,
                "BENCH_POOL": str(pool), "BENCH_BODIES": bodies,
-               "BENCH_THREADS": str(self.args.threads)}
+               "BENCH_THREADS": str(self.args.threads),
+               "BENCH_BODIES_SKIP": str(self.bodies_used.get(bodies, 0))}
         argv = ["taskset", "-c", LOAD_CPUS, "wrk", f"-t{self.args.threads}",
                 f"-c{self.args.connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
                 "-s", str(WRK_SCRIPT), url]
@@ -146,7 +149,14 @@ jwks = {_toml_inline(jwks)}
         if background:
             return proc
         out, _ = proc.communicate()
-        return parse_wrk_output(out)
+        result = parse_wrk_output(out)
+        if bodies:
+            # Single-use bodies: the next run starts after every line this one may have
+            # reached. Each thread takes every n-th line, and one thread may have sent all the
+            # requests (plus one in flight per connection when wrk stopped).
+            self.bodies_used[bodies] = self.bodies_used.get(bodies, 0) + self.args.threads * (
+                result.requests + self.args.connections)
+        return result
 
     def measure(
         self, server: HttpServer, path: str, *, duration: float | None = None, **kw: object,
@@ -283,8 +293,9 @@ jwks = {_toml_inline(jwks)}
                         note="client_credentials, client_secret_basic")
             # Each assertion is single-use: enough for the warm-up and the run at the rate
             # client_secret_basic just reached (a key-based one cannot be faster).
-            wanted = int(result.result.rps * (self.args.warmup + self.args.duration)
-                         * self.args.repeat * 1.2) + 1000
+            wanted = self.args.threads * (
+                int(result.result.rps * (self.args.warmup + self.args.duration)
+                    * self.args.repeat * 1.2) + 100 * (1 + self.args.repeat))
             bodies = self.assertions(wanted)
             result = self.measure(server, "/oauth/token", bodies=str(bodies))
             self.record("main", backend, "issuance, private_key_jwt", result, server,
@@ -302,7 +313,7 @@ jwks = {_toml_inline(jwks)}
         from joserfc import jwt
 
         now = int(time.time())
-        path = self.procs.tmp / "assertions.txt"
+        path = self.procs.tmp / f"assertions-{now}.txt"
         header = {"alg": "RS256", "kid": "bench-1"}
         with path.open("w") as out:
             for index in range(count):

@@ -6,6 +6,7 @@
 --                  tokens "tk_bench" .. zero-padded index (the body is then built per request)
 --   BENCH_BODIES   a file of form bodies, one a line, each sent once (single-use client
 --                  assertions): thread k of BENCH_THREADS sends lines k, k + n, k + 2n, ...
+--                  of those after the first BENCH_BODIES_SKIP (used by an earlier run)
 -- done() prints one line "BENCH_RESULT {json}" that bench/wrkresult.py parses.
 
 local method = os.getenv("BENCH_METHOD") or "POST"
@@ -14,6 +15,7 @@ local auth = os.getenv("BENCH_AUTH")
 local pool = tonumber(os.getenv("BENCH_POOL") or "0")
 local bodies_file = os.getenv("BENCH_BODIES") or ""
 local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local skip = tonumber(os.getenv("BENCH_BODIES_SKIP") or "0")
 local next_id = 0
 local bodies = {}
 local position = 0
@@ -41,7 +43,7 @@ init = function(args)
     local id = tonumber(wrk.thread:get("id"))
     local index = 0
     for line in io.lines(bodies_file) do
-      if index % threads == id then
+      if index >= skip and index % threads == id then
         bodies[#bodies + 1] = line
       end
       index = index + 1
