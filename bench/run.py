@@ -40,6 +40,7 @@ from bench.servers import (
     sql_execute,
 )
 from bench.wrkresult import WrkResult, parse_wrk_output
+from domain.client_assertion import ASSERTION_TYPE
 
 SERVER_CPUS = "0"
 LOAD_CPUS = "1"
@@ -59,6 +60,9 @@ grant_types = ["client_credentials"]
 scopes = ["read", "write", "scim:read", "scim:write"]
 token_endpoint_auth_method = "client_secret_basic"
 """
+ISSUER = "http://localhost:8080"
+#: The private_key_jwt client: its key signs the single-use assertions wrk sends.
+JWT_CLIENT_ID = "bench-jwt"
 #: The token the ceiling routes receive: same length as a real one.
 CEILING_TOKEN = "tk_bench0000000000"
 
@@ -107,9 +111,23 @@ class Bench:
         self.ceilings: dict[str, float] = {}
         self.ceiling_cpu: dict[str, float] = {}
         self.notes: list[str] = []
-        (self.procs.tmp / "clients.toml").write_text(CLIENTS_TOML)
+        from joserfc.jwk import RSAKey
+
+        self.jwt_key = RSAKey.generate_key(2048, private=True, parameters={"kid": "bench-1"})
+        jwks = msgspec.json.encode({"keys": [self.jwt_key.as_dict(private=False)]}).decode()
+        (self.procs.tmp / "clients.toml").write_text(
+            CLIENTS_TOML + f"""
+[[clients]]
+client_id = "{JWT_CLIENT_ID}"
+grant_types = ["client_credentials"]
+scopes = ["read"]
+token_endpoint_auth_method = "private_key_jwt"
+jwks = {_toml_inline(jwks)}
+""")
         self.redis_url = ""
         self.pg_url = ""
+        #: Lines of a BENCH_BODIES file that earlier wrk runs sent.
+        self.bodies_used: dict[str, int] = {}
         self.ceiling_db: str | None = None
 
     # wrk
@@ -117,10 +135,13 @@ class Bench:
     def wrk(
         self, url: str, *, method: str = "POST", body: str = "", auth: str = "",
         pool: int = 0, duration: float | None = None, background: bool = False,
+        bodies: str = "",
     ) -> WrkResult | subprocess.Popen[str]:
         seconds = duration if duration is not None else self.args.duration
         env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": auth,
-               "BENCH_POOL": str(pool)}
+               "BENCH_POOL": str(pool), "BENCH_BODIES": bodies,
+               "BENCH_THREADS": str(self.args.threads),
+               "BENCH_BODIES_SKIP": str(self.bodies_used.get(bodies, 0))}
         argv = ["taskset", "-c", LOAD_CPUS, "wrk", f"-t{self.args.threads}",
                 f"-c{self.args.connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
                 "-s", str(WRK_SCRIPT), url]
@@ -129,7 +150,14 @@ class Bench:
         if background:
             return proc
         out, _ = proc.communicate()
-        return parse_wrk_output(out)
+        result = parse_wrk_output(out)
+        if bodies:
+            # Single-use bodies: the next run starts after every line this one may have
+            # reached. Each thread takes every n-th line, and one thread may have sent all the
+            # requests (plus one in flight per connection when wrk stopped).
+            self.bodies_used[bodies] = self.bodies_used.get(bodies, 0) + self.args.threads * (
+                result.requests + self.args.connections)
+        return result
 
     def measure(
         self, server: HttpServer, path: str, *, duration: float | None = None, **kw: object,
@@ -195,7 +223,7 @@ class Bench:
         env = {
             "STORE_BACKEND": "sql" if backend == "sql" else "hybrid",
             "CLIENTS_FILE": str(self.procs.tmp / "clients.toml"),
-            "EXTERNAL_BASE_URL": "http://localhost:8080",
+            "EXTERNAL_BASE_URL": ISSUER,
         }
         for name in ("REDIS_URL", "DATABASE_URL", "CLIENT_CREDENTIALS"):
             os.environ.pop(name, None)
@@ -265,12 +293,40 @@ class Bench:
                                   body="grant_type=client_credentials&scope=read")
             self.record("main", backend, "issuance", result, server, ceiling=ceiling,
                         note="client_credentials, client_secret_basic")
+            # Each assertion is single-use: enough for the warm-up and the run at the rate
+            # client_secret_basic just reached (a key-based one cannot be faster).
+            wanted = self.args.threads * (
+                int(result.result.rps * (self.args.warmup + self.args.duration)
+                    * self.args.repeat * 1.2) + 100 * (1 + self.args.repeat))
+            bodies = self.assertions(wanted)
+            result = self.measure(server, "/oauth/token", bodies=str(bodies))
+            self.record("main", backend, "issuance, private_key_jwt", result, server,
+                        ceiling=ceiling,
+                        note=f"client_credentials, RS256 assertion (jwks), {wanted:,} signed")
             result = self.measure(server, "/oauth/introspect", auth=BASIC,
                                   body=f"token={token}")
             self.record("main", backend, "introspection", result, server, ceiling=ceiling,
                         note="an active token")
             self.run_scim(backend, server, ceiling)
             self.run_scim_bulk(backend, server, ceiling)
+
+    def assertions(self, count: int) -> Path:
+        """A file of ``count`` token request bodies, each with a fresh RS256 assertion for
+        the service's issuer (``EXTERNAL_BASE_URL``) as its audience."""
+        from joserfc import jwt
+
+        now = int(time.time())
+        path = self.procs.tmp / f"assertions-{now}.txt"
+        header = {"alg": "RS256", "kid": "bench-1"}
+        with path.open("w") as out:
+            for index in range(count):
+                claims = {"iss": JWT_CLIENT_ID, "sub": JWT_CLIENT_ID, "aud": ISSUER,
+                          "iat": now, "exp": now + 290, "jti": f"bench-{now}-{index}"}
+                assertion = jwt.encode(header, claims, self.jwt_key)
+                out.write("grant_type=client_credentials&scope=read&client_assertion_type="
+                          + quote(ASSERTION_TYPE, safe="") + "&client_assertion="
+                          + assertion + "\n")
+        return path
 
     def run_scim(self, backend: str, server: HttpServer, ceiling: str) -> None:
         probe = httpx.get(server.base + "/scim/v2/ServiceProviderConfig", timeout=5)
@@ -485,6 +541,11 @@ class Bench:
         (RESULTS_DIR / "latest.json").write_bytes(msgspec.json.format(msgspec.json.encode(
             {"rows": self.rows, "ceilings": self.ceilings, "memory": memory})))
         return 0
+
+
+def _toml_inline(json_text: str) -> str:
+    """A JSON object of strings and lists as a TOML inline table."""
+    return json_text.replace('":', '" =')
 
 
 def _seed_sql(now: int, start: int, stop: int, *, live: bool) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from domain.client_assertion import seal_client_secret
 from domain.client_metadata import ClientDraft
 from domain.clients import AUTH_SECRET_JWT, SECRET_METHODS, Client, ClientRegistry, ClientSecret
 from domain.errors import Conflict, DomainError, NotFound
@@ -51,22 +52,17 @@ class NewSecret(msgspec.Struct, frozen=True, kw_only=True):
     held: ClientSecret
 
 
-def sealing_context(client_id: str) -> str:
-    """The associated data a client's sealed secret is bound to: sealed for one client, it
-    does not open as another's."""
-    return f"client-secret:{client_id}"
-
-
 def make_secret(ports: ClientPorts, client: Client, value: str | None = None, *,
                 expires_at: int | None = None) -> NewSecret:
     """A secret for ``client`` (generated unless ``value`` is given), hashed, and sealed
     too when the client authenticates with ``client_secret_jwt``."""
     value = value if value is not None else ports.token_generator.new(SECRET_PREFIX)
-    sealed = None
+    now = ports.clock.now()
     if AUTH_SECRET_JWT in client.auth_methods:
-        sealed = ports.sealer.seal(value, sealing_context(client.client_id))
-    held = ClientSecret.of(value, created_at=ports.clock.now(), expires_at=expires_at,
-                           sealed=sealed)
+        held = seal_client_secret(client.client_id, value, ports.sealer, now=now,
+                                  expires_at=expires_at)
+    else:
+        held = ClientSecret.of(value, created_at=now, expires_at=expires_at)
     return NewSecret(value=value, held=held)
 
 

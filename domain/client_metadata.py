@@ -42,6 +42,7 @@ from domain.clients import (
     SECRET_METHODS,
     Client,
 )
+from domain.outbound import OutboundPolicy
 from domain.scopes import OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.text import is_storable
 
@@ -369,6 +370,10 @@ class _Reader:
             raise ClientMetadataError("jwks", "give jwks or jwks_uri, not both")
         if jwks is not None:
             jwks = _public_key_set(jwks)
+        if method != AUTH_PRIVATE_KEY_JWT and (jwks is not None or jwks_uri is not None):
+            raise ClientMetadataError("jwks" if jwks is not None else "jwks_uri",
+                                      "jwks and jwks_uri are only for a client using "
+                                      "private_key_jwt")
         if method == AUTH_PRIVATE_KEY_JWT and jwks is None and jwks_uri is None:
             raise ClientMetadataError("jwks", "a client using private_key_jwt needs jwks or "
                                       "jwks_uri")
@@ -426,21 +431,9 @@ class _Reader:
 
 
 def outbound_url_problem(url: str, *, allow_loopback_http: bool) -> str | None:
-    """Why the server must not call ``url``, or None: https only, or http to a loopback
-    address when ``OUTBOUND_ALLOW_LOOPBACK`` allows it (development and tests)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "is not a URL"
-    if not parts.hostname or parts.fragment or "@" in parts.netloc:
-        return "must be an absolute URL with a host, no user info and no fragment"
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
-        return None
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
-        return "must use https (http loopback URLs need OUTBOUND_ALLOW_LOOPBACK=1)"
-    return "must use https"
+    """Why the server must not call ``url``, or None (:class:`domain.outbound.OutboundPolicy`:
+    https to a public host, or loopback when ``OUTBOUND_ALLOW_LOOPBACK`` allows it)."""
+    return OutboundPolicy(allow_loopback=allow_loopback_http).refusal(url)
 
 
 def _public_key_set(value: Any) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
+from domain.client_keys import ClientKeys
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
 from entrypoints.container import Container, build_container, open_backend
@@ -62,6 +64,15 @@ def build_services(container: Container) -> Services:
         refresh_max_lifetime_seconds=settings.refresh_token_max_lifetime_seconds,
         code_seconds=settings.auth_code_expiry_seconds,
     )
+    clients = ClientDirectory(container.clients(), store)
+    secret_sealer = container.secret_sealer()
+    codec = container.assertion_codec()
+    client_assertions = AssertionPorts(
+        clients=clients, store=store, codec=codec, sealer=secret_sealer,
+        keys=ClientKeys(codec, container.outbound(), container.outbound_policy()),
+        policy=AssertionPolicy(issuer=settings.issuer,
+                               token_endpoint=f"{settings.external_base_url}/oauth/token"),
+    )
     return Services(
         settings=settings,
         store=store,
@@ -70,12 +81,13 @@ def build_services(container: Container) -> Services:
         password_hasher=container.password_hasher(),
         events=events,
         signer=signer,
-        clients=ClientDirectory(container.clients(), store),
+        clients=clients,
         totp=container.totp(),
         signin_sealer=container.signin_sealer(),
-        secret_sealer=container.secret_sealer(),
+        secret_sealer=secret_sealer,
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
                          events=events, signer=signer, policy=policy),
+        client_assertions=client_assertions,
     )
 
 

@@ -18,20 +18,27 @@ from typing import Any
 
 import msgspec
 
+from adapters.jose_assertions import JoseAssertionCodec
+from domain.client_assertion import seal_client_secret
 from domain.client_metadata import ClientMetadataError, MetadataSource, parse_client_metadata
 from domain.clients import (
     AUTH_BASIC,
     AUTH_POST,
+    AUTH_SECRET_JWT,
     GRANT_TYPES,
     Client,
     ClientRegistry,
     ClientSecret,
 )
 from entrypoints.settings import ConfigError, Settings
+from ports.client_assertion import InvalidAssertion
+from ports.sealing import SecretSealer
 
 
-def load_clients(settings: Settings) -> ClientRegistry:
-    """The registry for these settings; raises :class:`ConfigError` on the first problem."""
+def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> ClientRegistry:
+    """The registry for these settings; raises :class:`ConfigError` on the first problem.
+
+    ``sealer`` seals the secrets of ``client_secret_jwt`` clients (required for them)."""
     clients: dict[str, Client] = {}
     for client_id, secret_hash in settings.client_credentials:
         clients[client_id] = Client(
@@ -50,8 +57,7 @@ def load_clients(settings: Settings) -> ClientRegistry:
                 "CLIENT_REDIRECT_URIS", f"client {client_id!r} is not in CLIENT_CREDENTIALS"
             )
     if settings.clients_file is not None:
-        for client in _read_clients_file(settings.clients_file,
-                                         settings.outbound_allow_loopback):
+        for client in _read_clients_file(settings.clients_file, settings, sealer):
             if client.client_id in clients:
                 raise ConfigError(
                     "CLIENTS_FILE",
@@ -62,7 +68,9 @@ def load_clients(settings: Settings) -> ClientRegistry:
     return ClientRegistry(clients.values())
 
 
-def _read_clients_file(path: str, allow_loopback_http: bool) -> list[Client]:
+def _read_clients_file(
+    path: str, settings: Settings, sealer: SecretSealer | None
+) -> list[Client]:
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -76,19 +84,36 @@ def _read_clients_file(path: str, allow_loopback_http: bool) -> list[Client]:
     tables = document.get("clients", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError("CLIENTS_FILE", "clients must be an array of tables ([[clients]])")
-    return [_client_from_table(index, table, allow_loopback_http)
+    return [_client_from_table(index, table, settings, sealer)
             for index, table in enumerate(tables, start=1)]
 
 
-def _client_from_table(index: int, table: Mapping[str, Any], allow_loopback_http: bool) -> Client:
+def _client_from_table(
+    index: int, table: Mapping[str, Any], settings: Settings, sealer: SecretSealer | None
+) -> Client:
     client_id = table.get("client_id")
     if not isinstance(client_id, str) or not client_id.strip():
         raise ConfigError("CLIENTS_FILE", f"client #{index} needs a client_id (a string)")
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError("CLIENTS_FILE", f"client {client_id.strip()!r}: {problem}")
+
     try:
         draft = parse_client_metadata(table, source=MetadataSource.FILE,
-                                      allow_loopback_http=allow_loopback_http)
+                                      allow_loopback_http=settings.outbound_allow_loopback)
     except ClientMetadataError as exc:
-        raise ConfigError("CLIENTS_FILE",
-                          f"client {client_id.strip()!r}: {exc.description}") from None
-    secrets = () if draft.secret is None else (ClientSecret.of(draft.secret),)
-    return msgspec.structs.replace(draft.client, secrets=secrets, static=True)
+        raise fail(exc.description) from None
+    client = draft.client
+    if client.jwks is not None:
+        try:
+            JoseAssertionCodec().public_keys(client.jwks)
+        except InvalidAssertion as exc:
+            raise fail(f"has unusable jwks: {exc}") from None
+    secrets: tuple[ClientSecret, ...] = ()
+    if draft.secret is not None and AUTH_SECRET_JWT in client.auth_methods:
+        if sealer is None:
+            raise fail("uses client_secret_jwt, which needs the secret sealing key")
+        secrets = (seal_client_secret(client.client_id, draft.secret, sealer, now=0),)
+    elif draft.secret is not None:
+        secrets = (ClientSecret.of(draft.secret),)
+    return msgspec.structs.replace(client, secrets=secrets, static=True)

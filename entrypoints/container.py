@@ -17,8 +17,11 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from adapters.jose_assertions import JoseAssertionCodec
+from adapters.outbound_http import HttpxJsonFetcher
 from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
+from domain.outbound import OutboundPolicy
 from entrypoints.backends import open_store
 from entrypoints.clients import load_clients
 from entrypoints.metrics import Metrics
@@ -54,10 +57,15 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Singleton(Metrics, settings.provided.store_backend)
     events = providers.Singleton(TelemetryEvents, metrics)
     signer = providers.Singleton(load_signer, settings)
-    clients = providers.Singleton(load_clients, settings)
     totp = providers.Singleton(PyotpTotp)
     signin_sealer = providers.Singleton(load_signin_sealer, signer)
     secret_sealer = providers.Singleton(load_secret_sealer, settings, signer)
+    clients = providers.Singleton(load_clients, settings, secret_sealer)
+    #: Every URL the server calls obeys this policy (OUTBOUND_ALLOW_LOOPBACK).
+    outbound_policy = providers.Singleton(
+        OutboundPolicy, allow_loopback=settings.provided.outbound_allow_loopback)
+    outbound = providers.Singleton(HttpxJsonFetcher, outbound_policy)
+    assertion_codec = providers.Singleton(JoseAssertionCodec)
 
 
 def build_container(settings: Settings) -> Container:

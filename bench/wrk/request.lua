@@ -4,12 +4,26 @@
 --   BENCH_AUTH     the Authorization header value
 --   BENCH_POOL     when set to N > 0, each request introspects a random one of N seeded
 --                  tokens "tk_bench" .. zero-padded index (the body is then built per request)
+--   BENCH_BODIES   a file of form bodies, one a line, each sent once (single-use client
+--                  assertions): thread k of BENCH_THREADS sends lines k, k + n, k + 2n, ...
+--                  of those after the first BENCH_BODIES_SKIP (used by an earlier run)
 -- done() prints one line "BENCH_RESULT {json}" that bench/wrkresult.py parses.
 
 local method = os.getenv("BENCH_METHOD") or "POST"
 local body = os.getenv("BENCH_BODY")
 local auth = os.getenv("BENCH_AUTH")
 local pool = tonumber(os.getenv("BENCH_POOL") or "0")
+local bodies_file = os.getenv("BENCH_BODIES") or ""
+local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local skip = tonumber(os.getenv("BENCH_BODIES_SKIP") or "0")
+local next_id = 0
+local bodies = {}
+local position = 0
+
+setup = function(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
 
 wrk.method = method
 if auth and auth ~= "" then
@@ -25,6 +39,24 @@ end
 -- Each thread gets its own random sequence (a Lua state per thread, same default seed).
 init = function(args)
   math.randomseed(os.time() + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000))
+  if bodies_file ~= "" then
+    local id = tonumber(wrk.thread:get("id"))
+    local index = 0
+    for line in io.lines(bodies_file) do
+      if index >= skip and index % threads == id then
+        bodies[#bodies + 1] = line
+      end
+      index = index + 1
+    end
+  end
+end
+
+if bodies_file ~= "" then
+  request = function()
+    -- Past the last line the bodies repeat: those answers are 401 and count as errors.
+    position = position % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[position])
+  end
 end
 
 if pool > 0 then

@@ -10,7 +10,15 @@ from typing import Any
 
 from litestar import Controller, Response, get
 
-from domain.clients import AUTH_BASIC, AUTH_NONE, AUTH_POST, GRANT_TYPES
+from domain.client_assertion import PUBLIC_KEY_ALGORITHMS, SECRET_ALGORITHMS
+from domain.clients import (
+    AUTH_BASIC,
+    AUTH_METHODS,
+    AUTH_POST,
+    AUTH_PRIVATE_KEY_JWT,
+    AUTH_SECRET_JWT,
+    GRANT_TYPES,
+)
 from domain.oauth import PKCE_S256
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -22,6 +30,7 @@ USERINFO_CLAIMS = (
     "groups",
 )
 _CACHE = {"Cache-Control": "public, max-age=300"}
+_ASSERTION_ALGORITHMS = [*PUBLIC_KEY_ALGORITHMS, *SECRET_ALGORITHMS]
 
 
 def discovery_document(services: Services) -> dict[str, Any]:
@@ -43,9 +52,14 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "code_challenge_methods_supported": [PKCE_S256],
-        "token_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST, AUTH_NONE],
-        "introspection_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST],
-        "revocation_endpoint_auth_methods_supported": [AUTH_BASIC, AUTH_POST, AUTH_NONE],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": [
+            AUTH_BASIC, AUTH_POST, AUTH_SECRET_JWT, AUTH_PRIVATE_KEY_JWT],
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        # The algorithms of private_key_jwt and client_secret_jwt assertions (RFC 8414).
+        "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
         "id_token_signing_alg_values_supported": [services.signer.algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],

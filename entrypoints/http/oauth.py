@@ -34,6 +34,7 @@ from litestar import Request, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Receive, Scope, Send
 
+from domain.client_assertion import ClientAssertionRefused, authenticate_with_assertion
 from domain.clients import (
     AUTH_BASIC,
     AUTH_NONE,
@@ -257,6 +258,8 @@ def throttled_authentication(
     costs nothing here: it returns the client itself; anything else returns an awaitable
     (a stored client's lookup, or a failure that counts itself and raises).
     """
+    if "client_assertion" in form or "client_assertion_type" in form:
+        return _asserted_client(request, form, services)
     try:
         client_id, secret, method = client_credentials(request, form)
     except OAuthError as exc:
@@ -268,6 +271,27 @@ def throttled_authentication(
         return _count_failure(request, form, services,
                               OAuthError("invalid_client", _AUTH_FAILED))
     return _stored_client(request, form, services, found)
+
+
+async def _asserted_client(
+    request: Request[Any, Any, Any], form: dict[str, str], services: Services
+) -> Client:
+    """The client a ``client_assertion`` (RFC 7523: ``private_key_jwt``,
+    ``client_secret_jwt``) proves; its failures count as the client it named."""
+    if "client_secret" in form or _header(request, b"authorization") is not None:
+        return await _count_failure(request, form, services, OAuthError(
+            "invalid_request", "use one client authentication method, not two"))
+    try:
+        return await authenticate_with_assertion(
+            services.client_assertions,
+            assertion_type=form.get("client_assertion_type"),
+            assertion=form.get("client_assertion"),
+            client_id=form.get("client_id"),
+            endpoint=services.settings.external_base_url + request.scope["path"],
+            now=services.clock.now(),
+        )
+    except ClientAssertionRefused as exc:
+        return await _count_failure(request, form, services, exc, exc.client_id)
 
 
 async def _stored_client(
@@ -282,11 +306,13 @@ async def _stored_client(
 
 
 async def _count_failure(
-    request: Request[Any, Any, Any], form: dict[str, str], services: Services, exc: OAuthError
+    request: Request[Any, Any, Any], form: dict[str, str], services: Services, exc: OAuthError,
+    client_id: str | None = None,
 ) -> Client:
     limit = services.settings.rate_limit_client_auth_failures
     if exc.error == "invalid_client" and limit:
-        key = _failure_key(request, _claimed_client_id(request, form))
+        claimed = _claimed_client_id(request, form) if client_id is None else client_id
+        key = _failure_key(request, claimed)
         now = services.clock.now()
         if await services.store.hit(key, CLIENT_AUTH_FAILURE_WINDOW, now) > limit:
             raise _throttled(request, now) from None

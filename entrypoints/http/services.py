@@ -16,6 +16,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
+from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.oauth import OAuthPorts
 from entrypoints.settings import Settings
@@ -44,6 +45,8 @@ class Services:
     secret_sealer: SecretSealer
     #: The OAuth use cases' ports, assembled once: the token endpoints are hot paths.
     oauth: OAuthPorts
+    #: What private_key_jwt and client_secret_jwt need (domain.client_assertion).
+    client_assertions: AssertionPorts
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -39,7 +39,8 @@ def test_metadata(tmp_path: Path, path: str) -> None:
         assert set(meta["grant_types_supported"]) == {
             "authorization_code", "client_credentials", "refresh_token"}
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
-            "client_secret_basic", "client_secret_post", "none"}
+            "client_secret_basic", "client_secret_post", "none", "client_secret_jwt",
+            "private_key_jwt"}
         assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
         assert meta["subject_types_supported"] == ["public"]
         assert {"openid", "offline_access", "read"} <= set(meta["scopes_supported"])
