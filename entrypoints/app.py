@@ -19,10 +19,12 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from domain.client_admin import ClientPorts
 from domain.client_directory import ClientDirectory
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
@@ -53,6 +55,8 @@ def build_services(container: Container) -> Services:
     token_generator = container.token_generator()
     events = container.events()
     signer = container.signer()
+    static_clients = container.clients()
+    secret_sealer = container.secret_sealer()
     policy = TokenPolicy(
         issuer=settings.issuer,
         access_token_seconds=settings.token_expiry_seconds,
@@ -68,12 +72,15 @@ def build_services(container: Container) -> Services:
         password_hasher=container.password_hasher(),
         events=events,
         signer=signer,
-        clients=ClientDirectory(container.clients(), store),
+        clients=ClientDirectory(static_clients, store),
         totp=container.totp(),
         signin_sealer=container.signin_sealer(),
-        secret_sealer=container.secret_sealer(),
+        secret_sealer=secret_sealer,
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
                          events=events, signer=signer, policy=policy),
+        client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
+                                 token_generator=token_generator, sealer=secret_sealer,
+                                 events=events),
     )
 
 
@@ -111,7 +118,7 @@ def create_app(
 
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
-                                 MetricsController, scim_router]
+                                 MetricsController, scim_router, AdminController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
