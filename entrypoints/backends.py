@@ -31,6 +31,7 @@ _PART_NAMES: dict[StorePart, str] = {
     "codes": "authorization codes",
     "tokens": "tokens",
     "ephemeral": "ephemeral state (single-use claims, rate-limit counters)",
+    "clients": "clients",
 }
 
 

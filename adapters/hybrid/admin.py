@@ -7,7 +7,7 @@ from adapters.hybrid.connection import _REDIS_ERRORS, _SKIP, HybridConnection
 from adapters.hybrid.redis_state import SharedTokenState
 from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
-from ports.store import IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
+from ports.store import CLIENT_PARTS, IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
 
 
 class HybridAdmin(HybridConnection):
@@ -37,9 +37,10 @@ class HybridAdmin(HybridConnection):
         return {"store": True, "redis": True}
 
     def process_local_parts(self) -> frozenset[StorePart]:
-        """See :class:`ports.store.ProcessLocal`: identities always, token state without Redis."""
+        """See :class:`ports.store.ProcessLocal`: identities always, token state and clients
+        without Redis."""
         if self._redis is None:
-            return IDENTITY_PARTS | TOKEN_STATE_PARTS
+            return IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS
         return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:

@@ -20,9 +20,9 @@ from tests.e2e.test_cli import run_cli
         (("--from", "sql:mysql://127.0.0.1/x", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: "),
         (("--from", "hybrid", "--to", "sql:postgresql://127.0.0.1:1/y"),
-         "hybrid keeps its users, groups, credentials, authorization codes, tokens and "
-         "ephemeral state (single-use claims, rate-limit counters) in the memory of the "
-         "serving process, out of this command's reach"),
+         "hybrid keeps its users, groups, credentials, authorization codes, tokens, "
+         "ephemeral state (single-use claims, rate-limit counters) and clients in the memory "
+         "of the serving process, out of this command's reach"),
         (("--from", "sql", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: DATABASE_URL: is required when STORE_BACKEND=sql"),
         (("--from", "sql:postgresql://h/x", "--to", "sql:postgresql://h/x"),
