@@ -51,6 +51,7 @@ MIN_CLIENT_SECRET_LENGTH = 32
 MAX_CLIENT_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 2000
 MAX_LIST_LENGTH = 100
+MAX_JWKS_BYTES = 64 * 1024
 MIN_LIFETIME_SECONDS = 60
 MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 86_400
 MAX_REFRESH_TOKEN_LIFETIME_SECONDS = 31_536_000
@@ -172,8 +173,8 @@ class _Reader:
         redirect_uris = self._uris("redirect_uris", public=public)
         if GRANT_AUTHORIZATION_CODE in grant_types and not redirect_uris:
             raise ClientMetadataError(
-                "redirect_uris", "a client using authorization_code needs at least one "
-                "redirect URI", "invalid_redirect_uri")
+                "redirect_uris", "redirect_uris: a client using authorization_code needs at least "
+                "one redirect URI", "invalid_redirect_uri")
         jwks, jwks_uri = self._keys(method)
         require_pkce = self._bool("require_pkce", True)
         if public and not require_pkce:
@@ -262,11 +263,11 @@ class _Reader:
         bad = [g for g in grants if g not in GRANT_TYPES]
         if bad:
             raise ClientMetadataError(
-                "grant_types", f"unsupported grant type(s) {', '.join(bad)}; use "
+                "grant_types", f"grant_types: unsupported grant type(s) {', '.join(bad)}; use "
                 f"{', '.join(GRANT_TYPES)}")
         if public and GRANT_CLIENT_CREDENTIALS in grants:
-            raise ClientMetadataError("grant_types",
-                                      "a public client cannot use client_credentials")
+            raise ClientMetadataError("grant_types", "grant_types: a public client cannot use "
+                                      "client_credentials")
         if not grants:
             raise ClientMetadataError("grant_types", "grant_types must not be empty")
         return grants
@@ -275,8 +276,8 @@ class _Reader:
         code = GRANT_AUTHORIZATION_CODE in grants
         types = self._strings("response_types", (RESPONSE_TYPE_CODE,) if code else ())
         if any(t != RESPONSE_TYPE_CODE for t in types):
-            raise ClientMetadataError("response_types", "only the response type 'code' is "
-                                      "supported")
+            raise ClientMetadataError("response_types", "response_types: only the response type "
+                                      "'code' is supported")
         if bool(types) != code:
             # RFC 7591 section 2.1: response_types and grant_types must agree.
             raise ClientMetadataError(
@@ -291,7 +292,10 @@ class _Reader:
             text = self.doc["scope"]
             if not isinstance(text, str):
                 raise ClientMetadataError("scope", "scope must be a space-separated string")
-            scopes = tuple(dict.fromkeys(s for s in text.split(" ") if s))
+            scopes = tuple(dict.fromkeys(s for s in self._text("scope", text).split(" ") if s))
+            if len(scopes) > MAX_LIST_LENGTH:
+                raise ClientMetadataError("scope", f"scope names more than {MAX_LIST_LENGTH} "
+                                          "scopes")
             key = "scope"
         elif "scopes" in self.doc:
             scopes = self._strings("scopes", ())
@@ -331,8 +335,9 @@ class _Reader:
     def _redirect_problem(self, uri: str, public: bool) -> str | None:
         try:
             parts = urlsplit(uri)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
         except ValueError:
-            return "is not a URI"
+            return "is not a URI (check the host and the port)"
         scheme = parts.scheme.lower()
         if not scheme or parts.fragment or "#" in uri:
             return "must be an absolute URI without fragment"
@@ -358,6 +363,7 @@ class _Reader:
             return None
         if not isinstance(value, str):
             raise ClientMetadataError(key, f"{key} must be a string")
+        self._text(key, value)
         problem = outbound_url_problem(value, allow_loopback_http=self.allow_loopback_http)
         if problem:
             raise ClientMetadataError(key, f"{key}: {value!r} {problem}")
@@ -370,10 +376,6 @@ class _Reader:
             raise ClientMetadataError("jwks", "give jwks or jwks_uri, not both")
         if jwks is not None:
             jwks = _public_key_set(jwks)
-        if method != AUTH_PRIVATE_KEY_JWT and (jwks is not None or jwks_uri is not None):
-            raise ClientMetadataError("jwks" if jwks is not None else "jwks_uri",
-                                      "jwks and jwks_uri are only for a client using "
-                                      "private_key_jwt")
         if method == AUTH_PRIVATE_KEY_JWT and jwks is None and jwks_uri is None:
             raise ClientMetadataError("jwks", "a client using private_key_jwt needs jwks or "
                                       "jwks_uri")
@@ -393,7 +395,11 @@ class _Reader:
     def _origins(self) -> tuple[str, ...]:
         origins = self._strings("allowed_cors_origins", ())
         for origin in origins:
-            parts = urlsplit(origin)
+            try:
+                parts = urlsplit(origin)
+                parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+            except ValueError:
+                parts = urlsplit("")
             if (parts.scheme not in ("http", "https") or not parts.hostname
                     or parts.path or parts.query or parts.fragment or "@" in parts.netloc):
                 raise ClientMetadataError(
@@ -432,22 +438,41 @@ class _Reader:
 
 def outbound_url_problem(url: str, *, allow_loopback_http: bool) -> str | None:
     """Why the server must not call ``url``, or None (:class:`domain.outbound.OutboundPolicy`:
-    https to a public host, or loopback when ``OUTBOUND_ALLOW_LOOPBACK`` allows it)."""
+    https to a public host, or loopback when ``OUTBOUND_ALLOW_LOOPBACK`` allows it; never a
+    fragment)."""
+    if "#" in url:
+        return "must not have a fragment"
     return OutboundPolicy(allow_loopback=allow_loopback_http).refusal(url)
 
 
 def _public_key_set(value: Any) -> dict[str, Any]:
     keys = value.get("keys") if isinstance(value, dict) else None
-    if not isinstance(keys, list) or not keys or not all(
+    if not isinstance(keys, list) or not keys or len(keys) > MAX_LIST_LENGTH or not all(
             isinstance(k, dict) and isinstance(k.get("kty"), str) for k in keys):
         raise ClientMetadataError("jwks", "jwks must be a JWK Set: {\"keys\": [{\"kty\": ...}]}")
     for key in keys:
         # "d" is a private RSA/EC/OKP component, "k" a symmetric key: never ours to hold.
         if "d" in key or "k" in key or key.get("kty") == "oct":
             raise ClientMetadataError("jwks", "jwks must hold public keys only")
-    if not is_storable(msgspec.json.encode(value).decode("utf-8")):
-        raise ClientMetadataError("jwks", "jwks contains a character that is not allowed")
+    # Every string, member names included: JSON escapes a NUL as \u0000, so the encoded
+    # document would look storable while PostgreSQL's jsonb still refuses it.
+    if not _all_storable(value):
+        raise ClientMetadataError("jwks", "jwks contains a character that is not allowed "
+                                  "(NUL)")
+    if len(msgspec.json.encode(value)) > MAX_JWKS_BYTES:
+        raise ClientMetadataError("jwks", f"jwks is larger than {MAX_JWKS_BYTES} bytes; "
+                                  "publish the keys at a jwks_uri instead")
     return dict(value)
+
+
+def _all_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_storable(value)
+    if isinstance(value, dict):
+        return all(_all_storable(k) and _all_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_storable(v) for v in value)
+    return True
 
 
 def client_metadata(client: Client) -> dict[str, Any]:

@@ -19,12 +19,14 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.client_keys import ClientKeys
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
@@ -57,6 +59,8 @@ def build_services(container: Container) -> Services:
     token_generator = container.token_generator()
     events = container.events()
     signer = container.signer()
+    static_clients = container.clients()
+    secret_sealer = container.secret_sealer()
     policy = TokenPolicy(
         issuer=settings.issuer,
         access_token_seconds=settings.token_expiry_seconds,
@@ -64,8 +68,7 @@ def build_services(container: Container) -> Services:
         refresh_max_lifetime_seconds=settings.refresh_token_max_lifetime_seconds,
         code_seconds=settings.auth_code_expiry_seconds,
     )
-    clients = ClientDirectory(container.clients(), store)
-    secret_sealer = container.secret_sealer()
+    clients = ClientDirectory(static_clients, store)
     codec = container.assertion_codec()
     client_assertions = AssertionPorts(
         clients=clients, store=store, codec=codec, sealer=secret_sealer,
@@ -88,6 +91,9 @@ def build_services(container: Container) -> Services:
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
                          events=events, signer=signer, policy=policy),
         client_assertions=client_assertions,
+        client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
+                                 token_generator=token_generator, sealer=secret_sealer,
+                                 events=events),
     )
 
 
@@ -125,7 +131,8 @@ def create_app(
 
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
-                                 MetricsController, scim_router, scim_extensions_router]
+                                 MetricsController, scim_router, scim_extensions_router,
+                                 AdminController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -22,6 +22,7 @@ from entrypoints.backends import (
     local_parts,
     open_store,
 )
+from entrypoints.client_cli import add_client_commands
 from entrypoints.clients import load_clients
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_user_commands(commands)
     add_key_commands(commands)
     add_store_commands(commands)
+    add_client_commands(commands)
 
     args = parser.parse_args(argv)
     try:

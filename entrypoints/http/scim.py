@@ -28,7 +28,6 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, QueryParameter
 
 from domain import identities
-from domain.bearer import resolve_bearer
 from domain.entities import Group, Page, User
 from domain.errors import (
     Conflict,
@@ -56,8 +55,8 @@ from domain.scim.schema import (
     ResourceSchema,
 )
 from domain.scim.search import SearchRequest, read_search_request, search_all
-from domain.scopes import SCIM_READ, SCIM_WRITE, allows_service
-from entrypoints.http.bearer import bearer_from_header
+from domain.scopes import SCIM_READ, SCIM_WRITE
+from entrypoints.http.bearer import ServiceTokenRefused, require_service_token
 from entrypoints.http.services import Services, ServicesDependency
 
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -177,29 +176,13 @@ async def _authorize(connection: ASGIConnection[Any, Any, Any, Any],
                      handler: BaseRouteHandler) -> None:
     """Guard (service scopes): a client's own live bearer token with the scope the handler's
     ``opt["scim_scope"]`` names. A user's token is refused whatever its scope."""
-    services = cast(Services, connection.app.state.services)
     # Litestar's automatic OPTIONS handlers carry no opt: they need a reader's token.
     needed = cast(str, handler.opt.get("scim_scope", READ))
-    token = bearer_from_header(cast(Request[Any, Any, Any], connection))
-    record = None
-    if token is not None:
-        record = await resolve_bearer(services.store, token, services.clock.now())
-    if record is None:
-        challenge = 'Bearer realm="scim"'
-        if token is not None:
-            challenge += ', error="invalid_token"'
-        raise ScimError(401, "a valid bearer access token is required",
-                        headers={"WWW-Authenticate": challenge})
-    if record.sub is not None:
-        raise ScimError(403, "SCIM needs a service token (client_credentials); a token "
-                        "issued for a user is refused", headers={
-            "WWW-Authenticate": f'Bearer realm="scim", error="insufficient_scope", '
-                                f'scope="{needed}"'})
-    if not (allows_service(record, needed)
-            or (needed == READ and allows_service(record, WRITE))):
-        raise ScimError(403, f"the access token lacks the scope {needed}", headers={
-            "WWW-Authenticate": f'Bearer realm="scim", error="insufficient_scope", '
-                                f'scope="{needed}"'})
+    try:
+        await require_service_token(connection, scopes=(READ, WRITE) if needed == READ
+                                    else (needed,), realm="scim", service="SCIM")
+    except ServiceTokenRefused as refused:
+        raise ScimError(refused.status, refused.description, headers=refused.headers) from None
 
 
 # Request helpers

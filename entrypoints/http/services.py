@@ -16,6 +16,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
+from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.oauth import OAuthPorts
@@ -47,6 +48,8 @@ class Services:
     oauth: OAuthPorts
     #: What private_key_jwt and client_secret_jwt need (domain.client_assertion).
     client_assertions: AssertionPorts
+    #: The client use cases' ports (domain.client_admin): the admin API, registration.
+    client_ports: ClientPorts
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -3,7 +3,7 @@
 Schemathesis generates requests for every operation in ``/schema/openapi.json`` (bounded
 examples, no deadline) and sends them through the ASGI app. Clients authenticate as they
 would in production, so generated input gets past authentication into the handlers:
-HTTP Basic on the OAuth endpoints, a ``scim:read scim:write`` bearer token elsewhere.
+HTTP Basic on the OAuth endpoints, a ``scim:read scim:write admin`` bearer token elsewhere.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def scim_token() -> None:
     now = int(time.time())
     asyncio.run(STORE.save_tokens(AccessToken(
         token_hash=hash_token(SCIM_TOKEN), token_display=token_display(SCIM_TOKEN),
-        active=True, scope="scim:read scim:write openid profile email", client_id=SERVICE_ID,
+        active=True, scope="scim:read scim:write admin openid profile email", client_id=SERVICE_ID,
         exp=now + 86400, iat=now), None, now))
 
 

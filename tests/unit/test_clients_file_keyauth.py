@@ -60,8 +60,7 @@ def test_client_secret_jwt_keeps_its_secret_sealed(tmp_path: Path) -> None:
      "jwks must be a JWK Set"),
     (f'token_endpoint_auth_method = "private_key_jwt"\nsecret = "{SECRET}"\n'
      'jwks_uri = "https://client.example/k"\n', "has no secret; remove secret"),
-    (f'secret = "{SECRET}"\njwks_uri = "https://client.example/k"\n',
-     "only for a client using private_key_jwt"),
+    (f'secret = "{SECRET}"\njwks_uri = "http://client.example/k"\n', "must use https"),
     ('token_endpoint_auth_method = "client_secret_jwt"\n', "needs a secret"),
 ])
 def test_bad_key_based_clients(tmp_path: Path, body: str, problem: str) -> None:
