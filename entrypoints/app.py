@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from domain.client_admin import ClientPorts
 from domain.client_directory import ClientDirectory
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
@@ -31,8 +32,10 @@ from entrypoints.http.errors import (
     internal_error_handler,
 )
 from entrypoints.http.health import HealthController
+from entrypoints.http.initial_access_tokens import create_initial_access_token
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
+from entrypoints.http.registration import RegistrationController
 from entrypoints.http.scim import scim_router
 from entrypoints.http.services import Services
 from entrypoints.http.userinfo import UserinfoController
@@ -73,7 +76,11 @@ def build_services(container: Container) -> Services:
         signin_sealer=container.signin_sealer(),
         secret_sealer=container.secret_sealer(),
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
-                         events=events, signer=signer, policy=policy),
+                         events=events, signer=signer, policy=policy,
+                         clients=ClientDirectory(container.clients(), store)),
+        client_ports=ClientPorts(store=store, static=container.clients(), clock=clock,
+                                 token_generator=token_generator,
+                                 sealer=container.secret_sealer(), events=events),
     )
 
 
@@ -111,7 +118,8 @@ def create_app(
 
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
-                                 MetricsController, scim_router]
+                                 MetricsController, scim_router, RegistrationController,
+                                 create_initial_access_token]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

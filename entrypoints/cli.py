@@ -25,6 +25,7 @@ from entrypoints.backends import (
 from entrypoints.clients import load_clients
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
+from entrypoints.registration_cli import add_registration_commands
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_user_commands(commands)
     add_key_commands(commands)
     add_store_commands(commands)
+    add_registration_commands(commands)
 
     args = parser.parse_args(argv)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
+from domain.client_admin import ClientPorts
 from domain.client_directory import ClientDirectory
 from domain.oauth import OAuthPorts
 from entrypoints.settings import Settings
@@ -44,6 +45,8 @@ class Services:
     secret_sealer: SecretSealer
     #: The OAuth use cases' ports, assembled once: the token endpoints are hot paths.
     oauth: OAuthPorts
+    #: The client use cases' ports (domain.client_admin): admin API and registration.
+    client_ports: ClientPorts
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
