@@ -148,16 +148,19 @@ async def register_client(
 ) -> Registration:
     """Register the client ``document`` describes (RFC 7591 section 3.1).
 
-    With ``mode`` ``token``, ``initial_token`` must be a live initial access token; one
-    of its uses is spent only once the metadata is known to be acceptable, so a typo in a
-    registration does not burn a single-use token.
+    A ``client_secret`` in the document is ignored: a confidential client always gets a
+    generated one. With ``mode`` ``token``, ``initial_token`` must be a live initial access
+    token; one of its uses is spent only once the metadata is known to be acceptable, so a
+    typo in a registration does not burn a single-use token.
     """
     if mode not in (REGISTRATION_OPEN, REGISTRATION_TOKEN):
         raise RegistrationDisabled
     if mode == REGISTRATION_TOKEN and not initial_token:
         raise RegistrationError(INVALID_TOKEN, "an initial access token is required "
                                 "(Authorization: Bearer)")
-    draft = _parse(document, new_client_id(ports), allow_loopback_http)
+    # The server issues secrets (RFC 7591 section 3.2.1): a chosen one may be guessable.
+    metadata = {k: v for k, v in document.items() if k != "client_secret"}
+    draft = _parse(metadata, new_client_id(ports), allow_loopback_http)
     if mode == REGISTRATION_TOKEN and not await _spend_initial_token(ports, initial_token):
         raise RegistrationError(INVALID_TOKEN, "the initial access token is invalid, "
                                 "expired or used up")
