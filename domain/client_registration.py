@@ -14,8 +14,9 @@ it (RFC 7592 section 2.2 allows it): a token that leaked is good until the next 
 at most. Deleting a registration ends its tokens at once (``domain.client_admin``).
 
 What a registration may say is ``domain.client_metadata``'s rule for the ``registration``
-source: unknown metadata ignored, no service scopes, https / loopback / private-use
-redirect URIs. The use cases here raise :class:`RegistrationError` (an RFC 7591 / RFC 6750
+source (unknown metadata ignored, no service scopes, https / loopback / private-use
+redirect URIs), and no ``client_credentials`` grant: a registered client acts only for a
+signed-in user. The use cases here raise :class:`RegistrationError` (an RFC 7591 / RFC 6750
 error code and a description) and never an HTTP exception.
 """
 
@@ -43,7 +44,7 @@ from domain.client_metadata import (
     client_metadata,
     parse_client_metadata,
 )
-from domain.clients import Client, InitialAccessToken, hash_secret
+from domain.clients import GRANT_CLIENT_CREDENTIALS, Client, InitialAccessToken, hash_secret
 from domain.errors import NotFound
 from domain.text import is_storable
 from ports.clock import Clock
@@ -220,11 +221,17 @@ async def delete_registration(ports: ClientPorts, client_id: str, token: str | N
 def _parse(document: Mapping[str, Any], client_id: str, allow_loopback_http: bool
            ) -> ClientDraft:
     try:
-        return parse_client_metadata(document, source=MetadataSource.REGISTRATION,
+        draft = parse_client_metadata(document, source=MetadataSource.REGISTRATION,
                                      client_id=client_id,
                                      allow_loopback_http=allow_loopback_http)
     except ClientMetadataError as exc:
         raise RegistrationError(exc.error, exc.description) from None
+    if GRANT_CLIENT_CREDENTIALS in draft.client.grant_types:
+        # A registered client gets user scopes only, which a signed-in user delegates; with
+        # client_credentials anyone could mint API tokens (read, write) for no user at all.
+        raise RegistrationError(INVALID_METADATA, "grant_types: client_credentials is for "
+                                "clients an operator creates, never for a registered client")
+    return draft
 
 
 async def _spend_initial_token(ports: ClientPorts, token: str | None) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
 
 from domain.client_registration import (
     INVALID_METADATA,
@@ -150,7 +151,7 @@ class RegistrationController(Controller):
          summary="Read a client's registration (RFC 7592 section 2.1)",
          description="Authorized by the client's registration access token (Bearer).")
     async def read(self, request: Request[Any, Any, Any], services: ServicesDependency,
-                   client_id: str) -> Response[bytes]:
+                   client_id: FromPath[str]) -> Response[bytes]:
         token = bearer_from_header(request)
         try:
             _check_path(client_id)
@@ -164,7 +165,7 @@ class RegistrationController(Controller):
          description="The full metadata, including client_id; omitted fields take their "
          "defaults. Answers a new registration_access_token: the old one stops working.")
     async def update(self, request: Request[Any, Any, Any], services: ServicesDependency,
-                     client_id: str) -> Response[bytes]:
+                     client_id: FromPath[str]) -> Response[bytes]:
         token = bearer_from_header(request)
         try:
             _check_path(client_id)
@@ -188,7 +189,7 @@ class RegistrationController(Controller):
             summary="Delete a client's registration (RFC 7592 section 2.3)",
             description="The client and every token issued to it stop working at once.")
     async def remove(self, request: Request[Any, Any, Any], services: ServicesDependency,
-                     client_id: str) -> Response[bytes]:
+                     client_id: FromPath[str]) -> Response[bytes]:
         token = bearer_from_header(request)
         try:
             _check_path(client_id)

@@ -361,6 +361,10 @@ def test_a_user_token_with_the_admin_scope_is_refused(tmp_path: Path) -> None:
         ({"client_name": "nul\u0000byte"}, "invalid_client_metadata"),
         ({"redirect_uris": ["https://rp.example.test/\u0000"]}, "invalid_client_metadata"),
         ({"grant_types": ["password"]}, "invalid_client_metadata"),
+        # Anyone could then mint API tokens (read, write) that no user delegated.
+        ({"grant_types": ["client_credentials"], "scope": "read"}, "invalid_client_metadata"),
+        ({"grant_types": ["authorization_code", "client_credentials"]},
+         "invalid_client_metadata"),
         ({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]},
          "invalid_client_metadata"),
     ],
