@@ -192,7 +192,7 @@ async def update_registration(
         raise RegistrationError(INVALID_METADATA, "the body must include the client's "
                                 "client_id, unchanged")
     secret = document.get("client_secret")
-    if secret is not None and not (isinstance(secret, str)
+    if secret is not None and not (isinstance(secret, str) and is_storable(secret)
                                    and held.secret_matches(secret, ports.clock.now())):
         raise RegistrationError(INVALID_METADATA, "client_secret does not match the "
                                 "client's current secret; it cannot be chosen by the client")

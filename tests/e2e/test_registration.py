@@ -177,6 +177,13 @@ def test_update_must_name_the_client_and_cannot_choose_its_secret(
             response = _manage(r, "PUT", registered, token, document)
             assert response.status_code == 400, response.text
             assert response.json()["error"] == "invalid_client_metadata"
+        lone = "\\ud800" * 40  # a JSON escape of a lone surrogate, which no store keeps
+        surrogate = (f'{{"client_id": "{registered["client_id"]}", "redirect_uris": '
+                     f'["{REDIRECT}"], "client_secret": "{lone}"}}')
+        response = r.client.put(urlsplit(registered["registration_client_uri"]).path,
+                                content=surrogate.encode(), headers={
+                                    **JSON, "Authorization": f"Bearer {token}"})
+        assert response.status_code == 400, response.text
         # Sending the current secret back is allowed (RFC 7592 section 2.2).
         same = _manage(r, "PUT", registered, token, {
             **WEB_APP, "client_id": registered["client_id"],
