@@ -128,10 +128,13 @@ async def get_stored_client(ports: ClientPorts, client_id: str) -> Client:
 async def update_client(
     ports: ClientPorts, draft: ClientDraft, *, expected_version: int | None = None,
     actor: str | None = None,
+    registration_token_digest: str | None = None,
 ) -> tuple[Client, str | None]:
     """Replace a stored client's metadata, keeping its secrets (a secret in the draft is
     added; a client whose method no longer uses secrets drops them). ``expected_version``
-    None: the current one (last writer wins). Returns the client and a new secret, if any.
+    None: the current one (last writer wins). ``registration_token_digest``: a new
+    registration access token (RFC 7592 rotation), in the same write; None keeps the held
+    one. Returns the client and a new secret, if any.
     """
     held = await get_stored_client(ports, draft.client.client_id)
     client = draft.client
@@ -147,7 +150,8 @@ async def update_client(
         msgspec.structs.replace(
             client, secrets=secrets, created_at=held.created_at,
             updated_at=ports.clock.now(),
-            registration_token_digest=held.registration_token_digest,
+            registration_token_digest=(registration_token_digest
+                                       or held.registration_token_digest),
             registered=held.registered),
         expected_version=held.version if expected_version is None else expected_version,
     )

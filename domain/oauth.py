@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
+from domain.client_directory import ClientDirectory
 from domain.clients import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
@@ -104,6 +105,9 @@ class OAuthPorts:
     events: Events
     signer: IdTokenSigner
     policy: TokenPolicy
+    #: To tell whether a token's client still exists (introspection of a deleted client's
+    #: tokens); None only in unit tests that have no clients to delete.
+    clients: ClientDirectory | None = None
 
 
 class TokenResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -623,7 +627,12 @@ async def introspect(
     if len(token) <= _MAX_TOKEN_LENGTH:
         if token.startswith(ACCESS_TOKEN_PREFIX):
             access = await ports.store.get_access_token(hash_token(token), now)
-            if access is not None and access.is_active(now):
+            clients = ports.clients
+            # A deleted client's tokens (a revoked registration) are inactive at once. The
+            # static check is a dict lookup, so static clients' tokens cost no store read.
+            if access is not None and access.is_active(now) and (
+                    clients is None or access.client_id in clients.static
+                    or await clients.store.get_client(access.client_id) is not None):
                 result = Introspection(
                     active=True,
                     scope=access.scope,
@@ -654,6 +663,12 @@ async def introspect(
                 )
     ports.events.emit("token_introspected", active=result.active)
     return result
+
+
+async def client_exists(clients: ClientDirectory, client_id: str) -> bool:
+    """Whether a token's client still exists (static, or in the store): a deleted
+    client's tokens are worth nothing, without a sweep over them."""
+    return client_id in clients.static or await clients.store.get_client(client_id) is not None
 
 
 async def revoke(

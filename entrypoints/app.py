@@ -35,8 +35,10 @@ from entrypoints.http.errors import (
     internal_error_handler,
 )
 from entrypoints.http.health import HealthController
+from entrypoints.http.initial_access_tokens import create_initial_access_token
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
+from entrypoints.http.registration import RegistrationController
 from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
 from entrypoints.http.scim_extensions import scim_extensions_router
@@ -89,7 +91,8 @@ def build_services(container: Container) -> Services:
         signin_sealer=container.signin_sealer(),
         secret_sealer=secret_sealer,
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
-                         events=events, signer=signer, policy=policy),
+                         events=events, signer=signer, policy=policy,
+                         clients=clients),
         client_assertions=client_assertions,
         client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
                                  token_generator=token_generator, sealer=secret_sealer,
@@ -132,7 +135,8 @@ def create_app(
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
-                                 AdminController]
+                                 AdminController, RegistrationController,
+                                 create_initial_access_token]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -45,6 +45,7 @@ from domain.text import is_storable
 from entrypoints.backends import command_store
 from entrypoints.clients import load_clients
 from entrypoints.logging import configure_logging
+from entrypoints.registration_cli import add_initial_token_command
 from entrypoints.settings import ConfigError, Settings
 from ports.clock import SystemClock
 from ports.events import LoggingEvents
@@ -94,6 +95,7 @@ def add_client_commands(commands: Any) -> None:
     """Add the ``client`` command group to the CLI's subparsers."""
     client = commands.add_parser("client", help="manage stored OAuth clients")
     actions = client.add_subparsers(dest="client_command", required=True)
+    add_initial_token_command(actions)
 
     create = actions.add_parser("create", help="create a client; prints its secret once")
     _metadata_flags(create)

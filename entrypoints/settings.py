@@ -97,6 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``CLIENT_REGISTRATION``: dynamic registration ``off``, ``open`` to anyone, or with an
     #: initial access ``token``.
     client_registration: Literal["off", "open", "token"] = "off"
+    #: ``RATE_LIMIT_REGISTRATION_PER_MINUTE``: registration requests per client address per
+    #: minute (``POST /oauth/register``); 0 switches it off.
+    rate_limit_registration_per_minute: int = 10
 
     @property
     def issuer(self) -> str:
@@ -214,6 +217,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         password_min_length=_password_min_length(env),
         outbound_allow_loopback=_flag(env, "OUTBOUND_ALLOW_LOOPBACK"),
         client_registration=_choice(env, "CLIENT_REGISTRATION", ("off", "open", "token")),
+        rate_limit_registration_per_minute=_non_negative_int(
+            env, "RATE_LIMIT_REGISTRATION_PER_MINUTE", 10),
     )
 
 

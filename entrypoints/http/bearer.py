@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 
 from domain.bearer import resolve_bearer
 from domain.entities import AccessToken
+from domain.oauth import client_exists
 from domain.scopes import allows_service
 from entrypoints.http.services import Services
 
@@ -56,6 +57,8 @@ async def require_service_token(
     record = None
     if token is not None:
         record = await resolve_bearer(services.store, token, services.clock.now())
+    if record is not None and not await client_exists(services.clients, record.client_id):
+        record = None  # the token's client was deleted: its tokens are worth nothing
     if record is None:
         challenge = f'Bearer realm="{realm}"'
         if token is not None:

@@ -39,7 +39,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
     scopes = set(services.settings.allowed_scopes)
     for client in services.clients.static:
         scopes.update(client.scopes)
-    return {
+    document: dict[str, Any] = {
         "issuer": services.settings.issuer,
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
@@ -68,6 +68,9 @@ def discovery_document(services: Services) -> dict[str, Any]:
         # OIDC Discovery defaults this to true when omitted; request_uri is refused.
         "request_uri_parameter_supported": False,
     }
+    if services.settings.client_registration != "off":
+        document["registration_endpoint"] = f"{base}/oauth/register"
+    return document
 
 
 class DiscoveryController(Controller):

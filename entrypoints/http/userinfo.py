@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from domain.bearer import has_scope, resolve_bearer
 from domain.entities import User
 from domain.errors import NotFound
-from domain.oauth import groups_claim
+from domain.oauth import client_exists, groups_claim
 from domain.scopes import GROUPS
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.services import Services, ServicesDependency
@@ -109,6 +109,9 @@ async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Resp
         return bearer_error(401, None, "a bearer access token is required")
     record = await resolve_bearer(services.store, token, services.clock.now())
     if record is None or record.sub is None:
+        return bearer_error(401, "invalid_token", "the access token is invalid or expired")
+    if not await client_exists(services.clients, record.client_id):
+        # A deleted client's (a revoked registration's) tokens are worth nothing.
         return bearer_error(401, "invalid_token", "the access token is invalid or expired")
     if not has_scope(record, "openid"):
         return bearer_error(403, "insufficient_scope", "the token lacks the openid scope")

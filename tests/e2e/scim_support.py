@@ -64,7 +64,7 @@ class ScimHarness:
         now = int(time.time())
         record = AccessToken(
             token_hash=hash_token(value), token_display=token_display(value), active=True,
-            scope=scope, client_id="provisioner", exp=now + lifetime, iat=now, sub=sub,
+            scope=scope, client_id=PROVISIONER, exp=now + lifetime, iat=now, sub=sub,
         )
         self.call(self.store.save_tokens, record, None, now)
         return value
@@ -80,6 +80,11 @@ class ScimHarness:
         return record is not None and bool(record.is_active(now))
 
 
+#: The static client the harness's tokens belong to.
+PROVISIONER = "provisioner"
+PROVISIONER_SECRET = "provisioner-secret-" + "p" * 32
+
+
 def _sql_settings() -> dict[str, str]:
     from tests.services.postgres_server import empty_migrated_database
 
@@ -93,6 +98,13 @@ def scim_app(backend: str, base_url: str = BASE_URL, **settings: str) -> Iterato
     is ``base_url`` (``SCIM_URL`` for a SCIM client library); ``settings`` are more
     environment variables."""
     env = {"EXTERNAL_BASE_URL": BASE_URL, **settings}
+    # The client the harness's tokens are issued to must exist: a deleted client's tokens
+    # are refused (domain.oauth.client_exists).
+    credentials = env.get("CLIENT_CREDENTIALS")
+    if credentials is None or not any(entry.strip().startswith(f"{PROVISIONER}:")
+                                      for entry in credentials.split(";")):
+        provisioner = f"{PROVISIONER}:{PROVISIONER_SECRET}"
+        env["CLIENT_CREDENTIALS"] = f"{credentials};{provisioner}" if credentials else provisioner
     if backend == "memory":
         app = create_app(load_settings(env), store=MemoryStore())
     else:

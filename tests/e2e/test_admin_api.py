@@ -206,6 +206,18 @@ def test_delete_stops_the_client_at_once(a: AdminApp) -> None:
     assert a.client_token("billing", secret).json()["error"] == "invalid_client"
 
 
+def test_a_deleted_clients_service_tokens_stop_working_everywhere(a: AdminApp) -> None:
+    # Its tokens are not swept: every service guard checks that the token's client exists.
+    secret = a.create(**{**SERVICE, "scope": "read scim:read admin"})["client_secret"]
+    token = a.client_token("billing", secret, "scim:read admin").json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert a.client.get("/scim/v2/Users", headers=bearer).status_code == 200
+    assert a.client.get("/admin/clients", headers=bearer).status_code == 200
+    assert a.client.delete("/admin/clients/billing", headers=a.admin()).status_code == 204
+    assert a.client.get("/scim/v2/Users", headers=bearer).status_code == 401
+    assert a.client.get("/admin/clients", headers=bearer).status_code == 401
+
+
 @pytest.mark.parametrize("client_id", [STATIC_ID, ENV_ID, ADMIN_ID])
 def test_static_clients_cannot_be_changed_here(a: AdminApp, client_id: str) -> None:
     for response in (

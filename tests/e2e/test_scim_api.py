@@ -11,7 +11,15 @@ import pytest
 from adapters.memory.store import MemoryStore
 from domain.errors import StoreUnavailable
 from domain.filters import ListQuery
-from tests.e2e.scim_support import BACKENDS, SCIM_JSON, SCIM_URL, ScimHarness, scim_app
+from tests.e2e.scim_support import (
+    BACKENDS,
+    PROVISIONER,
+    PROVISIONER_SECRET,
+    SCIM_JSON,
+    SCIM_URL,
+    ScimHarness,
+    scim_app,
+)
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -470,7 +478,8 @@ def test_store_unavailable_is_503_scim_error() -> None:
     from entrypoints.settings import load_settings
 
     store = BrokenStore()
-    app = create_app(load_settings({}), store=store)
+    app = create_app(load_settings({
+        "CLIENT_CREDENTIALS": f"{PROVISIONER}:{PROVISIONER_SECRET}"}), store=store)
     with TestClient(app=app) as client:
         harness = ScimHarness(client, app)
         response = client.get("/scim/v2/Users", headers=harness.auth("scim:read"))
