@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Collection
 
 _HTTP = "http://"
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 _MAX_PORT = 65535
 
 
-def redirect_uri_registered(registered: Iterable[str], requested: str) -> bool:
+def redirect_uri_registered(registered: Collection[str], requested: str) -> bool:
     """Whether ``requested`` is one of the ``registered`` redirect URIs (module docstring)."""
-    for uri in registered:
-        if uri == requested or _loopback_any_port(uri, requested):
-            return True
-    return False
+    if requested in registered:
+        return True
+    return any(_loopback_any_port(uri, requested) for uri in registered)
 
 
 def _portless_loopback(uri: str) -> str | None:
