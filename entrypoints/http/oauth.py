@@ -26,7 +26,7 @@ import base64
 import binascii
 from collections.abc import Awaitable
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
@@ -55,7 +55,7 @@ from domain.oauth import (
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
 from domain.text import UNSTORABLE
-from entrypoints.http.cors import request_origin, response_headers
+from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
@@ -399,8 +399,9 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
         answer = _json_response(result)
     except OAuthError as exc:
         answer = error_response(exc)
-    origin = request_origin(request.scope)
-    return answer if origin is None else answer.with_cors(origin, client)
+    # Set by the middleware only for a request with an Origin (entrypoints.http.cors).
+    origin = request.scope.get(ORIGIN_KEY)
+    return answer if origin is None else answer.with_cors(cast(str, origin), client)
 
 
 @post(
@@ -463,8 +464,9 @@ async def revocation_endpoint(
         answer = JsonAnswer(200, b"")
     except OAuthError as exc:
         answer = error_response(exc)
-    origin = request_origin(request.scope)
-    return answer if origin is None else answer.with_cors(origin, client)
+    # Set by the middleware only for a request with an Origin (entrypoints.http.cors).
+    origin = request.scope.get(ORIGIN_KEY)
+    return answer if origin is None else answer.with_cors(cast(str, origin), client)
 
 
 #: The OAuth endpoints, for ``create_app``'s route handlers.
