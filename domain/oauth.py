@@ -457,6 +457,11 @@ async def refresh(
     ``invalid_grant`` with event ``refresh_token_reused``. A grant whose user was deleted
     or deactivated is revoked and ``invalid_grant``.
 
+    The client's policy of now applies (it may have changed since the sign-in): its
+    lifetimes; ``require_mfa`` (a grant without MFA is ``invalid_grant``); its scopes (asking
+    for one it lost is ``invalid_scope``; without ``scope``, the access token keeps only the
+    grant's scopes the client still holds, ``invalid_grant`` when none is left).
+
     The new pair is saved *before* the take. Of concurrent rotations one wins the take and
     the others find a reuse marker and revoke the family; because every pair was saved
     before its take, the family revocation reaches the winner's new pair too, on any

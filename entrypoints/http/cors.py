@@ -155,7 +155,9 @@ class Preflight:
                     if cursor is None:
                         break
             except StoreUnavailable:
-                # Keep the last snapshot; a preflight is never a reason to answer 503.
+                # Keep the last snapshot and wait the miss interval before trying again: an
+                # outage must not turn every preflight into a store call. Never a 503 here.
+                self._stored_at = now
                 self._metrics.store_error()
                 log.warning("cannot read the clients' CORS origins: the store is unavailable")
                 return
