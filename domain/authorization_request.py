@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import msgspec
 
 from domain.client_directory import ClientDirectory
 from domain.clients import GRANT_AUTHORIZATION_CODE
+from domain.redirects import redirect_uri_registered
 from domain.scopes import service_scopes_in
 from domain.text import is_storable
 
@@ -62,7 +63,8 @@ async def validate_authorization_request(
     """Check the request's parameters (each name mapped to every value it was given).
 
     The redirect URI must be one the client registered, compared as exact strings: no
-    prefix, suffix, case or normalisation games. PKCE ``S256`` is required from every
+    prefix, suffix, case or normalisation games; only the port of a loopback IP literal
+    registered without one may vary (:mod:`domain.redirects`). PKCE ``S256`` is required from every
     client except a confidential one that opted out, and is the only method accepted from
     anyone (``plain`` is refused). Service scopes are ``invalid_scope``: a user cannot
     delegate them, whatever the client may hold for itself.
@@ -77,7 +79,7 @@ async def validate_authorization_request(
     if len(redirect_uris) != 1 or not redirect_uris[0]:
         return ShowError("The request has no redirect_uri, or more than one.")
     redirect_uri = redirect_uris[0]
-    if redirect_uri not in client.redirect_uris:
+    if not redirect_uri_registered(client.redirect_uris, redirect_uri):
         return ShowError("The redirect_uri is not registered for this application.")
 
     states = params.get("state", ())
@@ -160,9 +162,15 @@ async def validate_authorization_request(
 def redirect_location(redirect_uri: str, params: Mapping[str, str | None]) -> str:
     """``redirect_uri`` with ``params`` (None values left out) added to its query.
 
-    A query already in the registered URI is kept (RFC 6749 3.1.2).
+    A query already in the registered URI is kept (RFC 6749 3.1.2). The URI is extended as
+    the text it is, never parsed and rebuilt, so that every scheme (a native app's
+    ``com.example.app:/cb`` as much as https) reaches the client exactly as registered.
+    Registered URIs have no fragment (RFC 6749 3.1.2); an empty one is dropped.
     """
-    parts = urlsplit(redirect_uri)
+    redirect_uri = redirect_uri.partition("#")[0]
     added = urlencode({k: v for k, v in params.items() if v is not None})
-    query = f"{parts.query}&{added}" if parts.query else added
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    if "?" not in redirect_uri:
+        return f"{redirect_uri}?{added}"
+    if redirect_uri.endswith(("?", "&")):
+        return redirect_uri + added
+    return f"{redirect_uri}&{added}"

@@ -36,6 +36,7 @@ from domain.entities import (
     User,
 )
 from domain.errors import NotFound
+from domain.redirects import redirect_uri_registered
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
@@ -80,7 +81,10 @@ class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     ``refresh_max_lifetime_seconds`` is the absolute lifetime of a user's grant, counted
     from the sign-in (``auth_time``): no token of the grant, refresh or access, lives past
-    it, however often it is rotated.
+    it, however often it is rotated, whatever lifetimes its client has.
+
+    ``access_token_seconds`` and ``refresh_token_seconds`` are the defaults; a client with
+    its own ``access_token_lifetime`` / ``refresh_token_lifetime`` gets those instead.
     """
 
     issuer: str
@@ -89,6 +93,18 @@ class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
     code_seconds: int = 600
     id_token_seconds: int = 3600
     refresh_max_lifetime_seconds: int = 7_776_000
+
+    def access_lifetime(self, client: Client) -> int:
+        """Seconds an access token of ``client`` lives (before the grant's cap)."""
+        own = client.access_token_lifetime
+        return own if own is not None else self.access_token_seconds
+
+    def refresh_lifetime(self, client: Client) -> int:
+        """Seconds a refresh token of ``client`` lives, never more than the grant's
+        absolute lifetime."""
+        own = client.refresh_token_lifetime
+        lifetime = own if own is not None else self.refresh_token_seconds
+        return min(lifetime, self.refresh_max_lifetime_seconds)
 
 
 class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, Protocol):
@@ -165,14 +181,15 @@ async def issue_client_credentials(
         granted = requested
     now = ports.clock.now()
     scope_text = " ".join(granted)
-    value, access = _new_access_token(ports, _Grant(client.client_id, scope_text), scope_text, now)
+    value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
+                                      scope_text, now)
     await ports.store.save_tokens(access, None, now)
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
     return TokenResponse(
         access_token=value,
         token_type=BEARER,
-        expires_in=ports.policy.access_token_seconds,
+        expires_in=access.exp - now,
         scope=scope_text,
     )
 
@@ -197,13 +214,15 @@ async def create_authorization_code(
 
     Checks what the authorization endpoint must check before redirecting: the client may use
     the grant, ``redirect_uri`` is one of its registered URIs exactly, the scope is allowed
-    and holds no service scope (a user cannot delegate those), and PKCE is ``S256``
-    (required unless a confidential client opted out; ``plain`` is refused). Raises
-    ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``).
+    and holds no service scope (a user cannot delegate those), PKCE is ``S256``
+    (required unless a confidential client opted out; ``plain`` is refused), and a client
+    with ``require_mfa`` gets a code only from a sign-in that proved a second factor.
+    Raises ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``,
+    ``access_denied`` with event ``mfa_required``).
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
-    if redirect_uri not in client.redirect_uris:
+    if not redirect_uri_registered(client.redirect_uris, redirect_uri):
         raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
     requested = parse_scope(scope)
     if requested is None:
@@ -221,6 +240,12 @@ async def create_authorization_code(
             raise OAuthError("invalid_request", "code_challenge_method must be S256")
         if not _PKCE_VALUE.fullmatch(code_challenge):
             raise OAuthError("invalid_request", "code_challenge is malformed")
+    if client.require_mfa and not mfa_verified:
+        # The user has no confirmed TOTP factor (the sign-in asks for one whenever there is).
+        ports.events.emit("mfa_required", client_id=client.client_id, user_id=user_id)
+        raise OAuthError("access_denied", "this application requires two-factor "
+                         "authentication: set up an authenticator app (TOTP) for your "
+                         "account, then sign in again", event="mfa_required")
     now = ports.clock.now()
     value = ports.token_generator.new(CODE_PREFIX)
     code = AuthorizationCode(
@@ -311,9 +336,9 @@ async def exchange_authorization_code(
     now = ports.clock.now()
     # Remember a redeemed code as long as anything issued from it may live, so that a late
     # replay still revokes it all.
-    lifetime = policy.access_token_seconds
+    lifetime = policy.access_lifetime(client)
     if client.allows_grant(GRANT_REFRESH_TOKEN):
-        lifetime = max(lifetime, policy.refresh_token_seconds)
+        lifetime = max(lifetime, policy.refresh_lifetime(client))
     remember_until = now + max(lifetime, policy.code_seconds)
     taken = await ports.store.take_code(hash_token(code), now, remember_until=remember_until)
     if taken is None:
@@ -328,10 +353,17 @@ async def exchange_authorization_code(
     if taken.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the code was issued to another client")
     if redirect_uri != taken.redirect_uri:
+        # Exact: the very URI of the authorization request, port included (RFC 6749 4.1.3).
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     _verify_pkce(taken, code_verifier, client)
 
     scopes = tuple(taken.scope.split())
+    # The client's policy may have changed while the user signed in: the code obeys the
+    # policy of now.
+    if not client.allows_scopes(scopes):
+        raise OAuthError("invalid_grant", "the code's scope is no longer allowed for this client")
+    if client.require_mfa and not taken.mfa_verified:
+        raise OAuthError("invalid_grant", "this client requires a two-factor sign-in")
     # A code minted before scope kinds existed may still name a service scope.
     _refuse_service_scopes(scopes)
     # A sign-in time is what the absolute lifetime counts from: a code without one (older
@@ -339,11 +371,12 @@ async def exchange_authorization_code(
     auth_time = taken.auth_time if taken.auth_time is not None else now
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
                    taken.mfa_verified, auth_time)
-    access_value, access = _new_access_token(ports, grant, taken.scope, now)
+    access_value, access = _new_access_token(ports, client, grant, taken.scope, now)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
-        refresh_value, refresh = _new_refresh_token(ports, grant, access.token_hash, now)
+        refresh_value, refresh = _new_refresh_token(ports, client, grant, access.token_hash,
+                                                    now)
     await ports.store.save_tokens(access, refresh, now)
     if not await ports.store.claim_once(_settled_key(taken.grant_id), remember_until, now):
         # A replay came between the take and the save, and its revocation may have run
@@ -439,6 +472,11 @@ async def refresh(
     ``invalid_grant`` with event ``refresh_token_reused``. A grant whose user was deleted
     or deactivated is revoked and ``invalid_grant``.
 
+    The client's policy of now applies (it may have changed since the sign-in): its
+    lifetimes; ``require_mfa`` (a grant without MFA is ``invalid_grant``); its scopes (asking
+    for one it lost is ``invalid_scope``; without ``scope``, the access token keeps only the
+    grant's scopes the client still holds, ``invalid_grant`` when none is left).
+
     The new pair is saved *before* the take. Of concurrent rotations one wins the take and
     the others find a reuse marker and revoke the family; because every pair was saved
     before its take, the family revocation reaches the winner's new pair too, on any
@@ -454,8 +492,8 @@ async def refresh(
     current = await ports.store.get_refresh_token(token_hash, now)
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
-        _check_refresh(ports.policy, current, client, requested, now)
-        issued = _next_pair(ports, current, requested, now)
+        access_scope = _check_refresh(ports.policy, current, client, requested, now)
+        issued = _next_pair(ports, client, current, access_scope, now)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
@@ -472,8 +510,8 @@ async def refresh(
     if issued is None:
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
-        _check_refresh(ports.policy, outcome.token, client, requested, now)
-        issued = _next_pair(ports, outcome.token, requested, now)
+        access_scope = _check_refresh(ports.policy, outcome.token, client, requested, now)
+        issued = _next_pair(ports, client, outcome.token, access_scope, now)
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
     # slip between this read and the new pair.
@@ -483,15 +521,17 @@ async def refresh(
 
 
 def _next_pair(
-    ports: OAuthPorts, old: RefreshToken, requested: tuple[str, ...] | None, now: int
+    ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
+    now: int,
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     access_scope = " ".join(requested) if requested is not None else old.scope
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
                    _grant_start(old))
-    access_value, access = _new_access_token(ports, grant, access_scope, now)
-    refresh_value, new_refresh = _new_refresh_token(ports, grant, access.token_hash, now)
+    access_value, access = _new_access_token(ports, client, grant, access_scope, now)
+    refresh_value, new_refresh = _new_refresh_token(ports, client, grant, access.token_hash,
+                                                    now)
     response = TokenResponse(
         access_token=access_value,
         token_type=BEARER,
@@ -530,7 +570,7 @@ def _capped(exp: int, not_after: int | None) -> int:
 
 
 def _new_access_token(
-    ports: OAuthPorts, grant: _Grant, scope: str, now: int
+    ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
     record = AccessToken(
@@ -539,7 +579,7 @@ def _new_access_token(
         active=True,
         scope=scope,
         client_id=grant.client_id,
-        exp=_capped(now + ports.policy.access_token_seconds, grant.not_after(ports.policy)),
+        exp=_capped(now + ports.policy.access_lifetime(client), grant.not_after(ports.policy)),
         iat=now,
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
@@ -550,7 +590,7 @@ def _new_access_token(
 
 
 def _new_refresh_token(
-    ports: OAuthPorts, grant: _Grant, access_token_hash: str, now: int
+    ports: OAuthPorts, client: Client, grant: _Grant, access_token_hash: str, now: int
 ) -> tuple[str, RefreshToken]:
     if grant.grant_id is None:
         raise ValueError("refresh tokens exist only inside a grant")
@@ -558,7 +598,7 @@ def _new_refresh_token(
     record = RefreshToken(
         token_hash=hash_token(value),
         access_token_hash=access_token_hash,
-        exp=_capped(now + ports.policy.refresh_token_seconds, grant.not_after(ports.policy)),
+        exp=_capped(now + ports.policy.refresh_lifetime(client), grant.not_after(ports.policy)),
         iat=now,
         grant_id=grant.grant_id,
         client_id=grant.client_id,
@@ -576,7 +616,9 @@ def _check_refresh(
     client: Client,
     requested: tuple[str, ...] | None,
     now: int,
-) -> None:
+) -> tuple[str, ...] | None:
+    """Refuse a refresh the grant or the client's policy forbids; return the scope of the
+    new access token (None: the grant's whole scope)."""
     if token.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
     granted = tuple(token.scope.split())
@@ -587,6 +629,22 @@ def _check_refresh(
     if _grant_start(token) + policy.refresh_max_lifetime_seconds <= now:
         # Reached only when the limit was lowered after the token was issued.
         raise OAuthError("invalid_grant", "the sign-in is too old; the user must sign in again")
+    if client.require_mfa and not token.mfa_verified:
+        # The client started requiring MFA after this grant's password-only sign-in.
+        raise OAuthError("invalid_grant", "this client now requires a two-factor sign-in; "
+                         "the user must sign in again")
+    if requested is not None:
+        if not client.allows_scopes(requested):
+            raise OAuthError("invalid_scope", "the client may not request this scope")
+        return requested
+    if client.allows_scopes(granted):
+        return None
+    # Scopes the operator took from the client since the sign-in stop at once; the refresh
+    # token keeps the grant's scope, so they come back if the client gets them back.
+    kept = tuple(scope for scope in granted if scope in client.scopes)
+    if not kept:
+        raise OAuthError("invalid_grant", "the client may no longer use any scope of this grant")
+    return kept
 
 
 # Introspection and revocation

@@ -5,7 +5,8 @@ that match no route (404s get a request id, security headers and a metrics line)
 path costs a scan of the request headers and a few dictionary lookups; no body is parsed.
 
 :class:`EdgeMiddleware` does, in one layer: request id, metrics timing, security headers,
-the body size limit, then the per-address rate limits (:class:`RateLimiter`) and Litestar.
+the body size limit, CORS preflight answers (``entrypoints.http.cors``), then the
+per-address rate limits (:class:`RateLimiter`) and Litestar.
 With ``TRUSTED_PROXIES``, uvicorn's ``ProxyHeadersMiddleware`` goes around it all, so that
 every limit and log sees the client's address rather than the load balancer's. The
 per-client token limit is not here: it counts a client only once it has authenticated
@@ -27,6 +28,7 @@ from domain.errors import StoreUnavailable
 from domain.ratelimit import RateLimit, check_rate, rate_key
 from domain.scim.bulk import MAX_PAYLOAD_SIZE
 from domain.scim.schema import ERROR
+from entrypoints.http.cors import ORIGIN_KEY, Preflight, cors_methods
 from entrypoints.http.errors import UNAVAILABLE_DESCRIPTION
 from entrypoints.http.services import Services
 from entrypoints.logging import REQUEST_ID, accept_request_id
@@ -80,7 +82,10 @@ class EdgeMiddleware:
       response, and set in :data:`entrypoints.logging.REQUEST_ID` for every log line;
     - metrics: each request is counted and timed by method, route template and status;
     - headers: :func:`secure_headers` on every response (HSTS when the issuer is https);
-    - body limit: :func:`check_body` (413 over ``body_limit`` bytes).
+    - body limit: :func:`check_body` (413 over ``body_limit`` bytes);
+    - CORS: a request with an ``Origin`` to a CORS endpoint has a preflight answered here
+      (``preflight``), or its origin handed to the handler in the scope
+      (:data:`~entrypoints.http.cors.ORIGIN_KEY`). Without an ``Origin``, nothing happens.
 
     Then the rate limiter, when configured, and the application.
     """
@@ -88,12 +93,14 @@ class EdgeMiddleware:
     def __init__(
         self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter | None = None,
         body_limit: int = MAX_BODY_BYTES, hsts: bool = False,
+        preflight: Preflight | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
         self.body_limit = body_limit
         self.hsts = hsts
+        self.preflight = preflight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,6 +109,7 @@ class EdgeMiddleware:
         start = time.perf_counter()
         raw_id: bytes | None = None
         length: bytes | None = None
+        origin: bytes | None = None
         chunked = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -110,6 +118,8 @@ class EdgeMiddleware:
                 length = value
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
+            elif name == b"origin":
+                origin = value
         request_id = accept_request_id(raw_id)
         id_header = (b"x-request-id", request_id.encode("ascii"))
         status = 500
@@ -135,6 +145,13 @@ class EdgeMiddleware:
                                 ((b"connection", b"close"),))
                 return
             receive = checked
+            if origin is not None and self.preflight is not None:
+                methods = cors_methods(scope["path"])
+                if methods is not None:
+                    if scope["method"] == "OPTIONS" and _asks_method(scope):
+                        await self.preflight.answer(send_wrapped, origin, methods)
+                        return
+                    scope[ORIGIN_KEY] = origin.decode("latin-1")
             if self.limiter is not None and scope["method"] == "POST":
                 allowed, receive = await self.limiter.check(scope, receive, send_wrapped)
                 if not allowed:
@@ -153,6 +170,11 @@ class EdgeMiddleware:
                            "duration_ms": round(elapsed * 1000, 3)},
                 )
             REQUEST_ID.reset(token)
+
+
+def _asks_method(scope: Scope) -> bool:
+    """Whether the request is a CORS preflight (Fetch standard: it names the method)."""
+    return any(name == b"access-control-request-method" for name, _ in scope["headers"])
 
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -367,6 +389,7 @@ def instrument(app: Litestar, settings: Settings, metrics: Metrics) -> None:
     handler: ASGIApp = EdgeMiddleware(
         cast(ASGIApp, app.asgi_handler), metrics, limiter if limiter.enabled else None,
         hsts=settings.external_base_url.startswith("https://"),
+        preflight=Preflight(lambda: cast(Services, app.state.services), metrics),
     )
     if settings.trusted_proxies:
         # uvicorn's own middleware (what ``--proxy-headers`` installs), applied here so that

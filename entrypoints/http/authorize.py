@@ -34,6 +34,7 @@ from domain.authorization_request import (
 from domain.clients import Client
 from domain.errors import DomainError, InvalidValue
 from domain.oauth import OAuthError, create_authorization_code
+from domain.redirects import redirect_uri_registered
 from domain.signin import (
     PasswordAccepted,
     Throttled,
@@ -344,7 +345,7 @@ class AuthorizeController(Controller):
         except OAuthError as exc:
             # The client's registration changed during the sign-in; the URI is still trusted
             # only if it is still registered.
-            if auth_request.redirect_uri not in client.redirect_uris:
+            if not redirect_uri_registered(client.redirect_uris, auth_request.redirect_uri):
                 return _error_page("Invalid request", exc.description)
             return _error_redirect(services, RedirectError(
                 auth_request.redirect_uri, exc.error, exc.description, auth_request.state))

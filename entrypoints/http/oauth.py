@@ -26,7 +26,7 @@ import base64
 import binascii
 from collections.abc import Awaitable
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote_plus
 
 import msgspec
@@ -56,6 +56,7 @@ from domain.oauth import (
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
 from domain.text import UNSTORABLE
+from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
@@ -106,6 +107,11 @@ class JsonAnswer:
         self._status = status
         self._body = body
         self._headers = headers
+
+    def with_cors(self, origin: str, client: Client | None) -> JsonAnswer:
+        """This answer with the CORS headers for ``origin`` (entrypoints.http.cors)."""
+        return JsonAnswer(self._status, self._body,
+                          (*self._headers, *response_headers(origin, client)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({
@@ -390,12 +396,13 @@ def _required(form: dict[str, str], name: str) -> str:
 )
 async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
     services = services_of(request)
+    client: Client | None = None
     try:
         form = await _form(request)
         grant_type = _required(form, "grant_type")
-        client = throttled_authentication(request, form, services)
-        if not isinstance(client, Client):  # a failure: counted, then raised
-            client = await client
+        found = throttled_authentication(request, form, services)
+        # An awaitable: a stored client's lookup, or a failure that counts itself and raises.
+        client = found if isinstance(found, Client) else await found
         if services.settings.rate_limit_token_per_minute:
             await _count_client_request(request, client, services)
         ports = services.oauth
@@ -415,9 +422,12 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
             )
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
+        answer = _json_response(result)
     except OAuthError as exc:
-        return error_response(exc)
-    return _json_response(result)
+        answer = error_response(exc)
+    # Set by the middleware only for a request with an Origin (entrypoints.http.cors).
+    origin = request.scope.get(ORIGIN_KEY)
+    return answer if origin is None else answer.with_cors(cast(str, origin), client)
 
 
 @post(
@@ -468,17 +478,21 @@ async def revocation_endpoint(
     request: Request[Any, Any, Any]
 ) -> JsonAnswer:
     services = services_of(request)
+    client: Client | None = None
     try:
         form = await _form(request)
-        client = throttled_authentication(request, form, services)
-        if not isinstance(client, Client):  # a failure: counted, then raised
-            client = await client
+        found = throttled_authentication(request, form, services)
+        # An awaitable: a stored client's lookup, or a failure that counts itself and raises.
+        client = found if isinstance(found, Client) else await found
         await revoke(
             services.oauth, client, _required(form, "token"), form.get("token_type_hint")
         )
+        answer = JsonAnswer(200, b"")
     except OAuthError as exc:
-        return error_response(exc)
-    return JsonAnswer(200, b"")
+        answer = error_response(exc)
+    # Set by the middleware only for a request with an Origin (entrypoints.http.cors).
+    origin = request.scope.get(ORIGIN_KEY)
+    return answer if origin is None else answer.with_cors(cast(str, origin), client)
 
 
 #: The OAuth endpoints, for ``create_app``'s route handlers.

@@ -18,6 +18,7 @@ from domain.errors import NotFound
 from domain.oauth import client_exists, groups_claim
 from domain.scopes import GROUPS
 from entrypoints.http.bearer import bearer_from_header
+from entrypoints.http.cors import request_origin, response_headers
 from entrypoints.http.services import Services, ServicesDependency
 
 REALM = 'realm="auth-service"'
@@ -102,26 +103,42 @@ class UserinfoController(Controller):
 
 
 async def _userinfo(request: Request[Any, Any, Any], services: Services) -> Response[bytes]:
+    response, client_id = await _answer(request, services)
+    origin = request_origin(request.scope)
+    if origin is not None:
+        # CORS for the browser app the token was issued to (entrypoints.http.cors).
+        client = await services.clients.find(client_id) if client_id is not None else None
+        for name, value in response_headers(origin, client):
+            response.headers[name.decode("ascii")] = value.decode("latin-1")
+    return response
+
+
+async def _answer(
+    request: Request[Any, Any, Any], services: Services
+) -> tuple[Response[bytes], str | None]:
+    """The response, and the id of the client the token was issued to (None: no token)."""
     token = await bearer_token(request)
     if isinstance(token, Response):
-        return token
+        return token, None
     if token is None:
-        return bearer_error(401, None, "a bearer access token is required")
+        return bearer_error(401, None, "a bearer access token is required"), None
     record = await resolve_bearer(services.store, token, services.clock.now())
     if record is None or record.sub is None:
-        return bearer_error(401, "invalid_token", "the access token is invalid or expired")
+        return bearer_error(401, "invalid_token", "the access token is invalid or expired"), None
     if not await client_exists(services.clients, record.client_id):
         # A deleted client's (a revoked registration's) tokens are worth nothing.
-        return bearer_error(401, "invalid_token", "the access token is invalid or expired")
+        return bearer_error(401, "invalid_token", "the access token is invalid or expired"), None
     if not has_scope(record, "openid"):
-        return bearer_error(403, "insufficient_scope", "the token lacks the openid scope")
+        return (bearer_error(403, "insufficient_scope", "the token lacks the openid scope"),
+                record.client_id)
     try:
         user = await services.store.get_user(record.sub)
     except NotFound:
-        return bearer_error(401, "invalid_token", "the token's user no longer exists")
+        return (bearer_error(401, "invalid_token", "the token's user no longer exists"),
+                record.client_id)
     if not user.active:
-        return bearer_error(401, "invalid_token", "the token's user is inactive")
+        return bearer_error(401, "invalid_token", "the token's user is inactive"), record.client_id
     return Response(
         _encoder.encode(user_claims(user, record.scope.split())),
         media_type="application/json", headers=_NO_STORE,
-    )
+    ), record.client_id
