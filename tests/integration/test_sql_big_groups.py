@@ -47,7 +47,7 @@ async def big() -> AsyncIterator[tuple[SqlStore, Group]]:
             "INSERT INTO group_members (group_id, user_id, position, member_type) "
             "SELECT :g, 'user-' || lpad(n::text, 6, '0'), n, 'User' "
             "FROM generate_series(0, :last) AS n"), {"g": group.id, "last": MEMBERS - 1})
-        await conn.execute(sa.text("ANALYZE group_members"))
+        await conn.execute(sa.text("ANALYZE group_members, users"))
     yield store, group
     await store.close()
 
