@@ -360,6 +360,13 @@ jwks = {_toml_inline(jwks)}
                               auth=bearer)
         self.record("main", backend, "SCIM list, filter userName eq", result, server,
                     ceiling=ceiling, note=f"{self.args.scim_users} users, 1 match")
+        # A filter that matches a tenth of the users, sorted on another attribute, one page.
+        query = quote('userName sw "bench-user-1"')
+        result = self.measure(
+            server, f"/scim/v2/Users?filter={query}&sortBy=name.familyName"
+            "&sortOrder=descending&count=20", method="GET", auth=bearer)
+        self.record("main", backend, "SCIM list, filter sw + sortBy", result, server,
+                    ceiling=ceiling, note=f"{self.args.scim_users} users, page of 20")
 
     def run_scim_bulk(self, backend: str, server: HttpServer, ceiling: str) -> None:
         """A Bulk of 1,000 creates (bench/scim_bulk.py): creates per second beside the

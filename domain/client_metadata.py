@@ -405,7 +405,9 @@ class _Reader:
                 raise ClientMetadataError(
                     "allowed_cors_origins", f"allowed_cors_origins: {origin!r} is not an "
                     "origin (scheme://host[:port], nothing after)")
-        return origins
+        # Browsers send the scheme and host in lower case (RFC 6454 section 6.1): an origin
+        # registered as https://App.example must still match.
+        return tuple(dict.fromkeys(o.lower() for o in origins))
 
     # Shapes
 

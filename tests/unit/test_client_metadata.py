@@ -440,3 +440,8 @@ def test_loopback_http_outbound_urls_need_the_setting() -> None:
 ])
 def test_is_loopback_host(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_cors_origins_are_kept_in_the_case_browsers_send() -> None:
+    doc = {**MINIMAL, "allowed_cors_origins": ["https://App.Example:8443", "https://app.example:8443"]}
+    assert parse(doc).client.allowed_cors_origins == ("https://app.example:8443",)
