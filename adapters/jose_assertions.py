@@ -72,6 +72,15 @@ class JoseAssertionCodec:
             raise InvalidAssertion("the JWK Set holds no usable public signature key")
         return JoseKeySet(keys)
 
+    def key_set_problem(self, jwks: Mapping[str, Any]) -> str | None:
+        """Why ``jwks`` holds no public signature key an assertion could be verified with
+        (``domain.client_metadata.KeyCheck``); None when it holds one."""
+        try:
+            self.public_keys(jwks)
+        except InvalidAssertion as exc:
+            return str(exc)
+        return None
+
     def verify_with_public_keys(
         self, assertion: str, header: UnverifiedAssertion, keys: object,
         algorithms: Sequence[str],

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from domain.client_assertion import seal_client_secret
-from domain.client_metadata import ClientDraft, client_metadata
+from domain.client_metadata import ClientDraft, KeyCheck, client_metadata
 from domain.clients import AUTH_SECRET_JWT, SECRET_METHODS, Client, ClientRegistry, ClientSecret
 from domain.errors import Conflict, DomainError, NotFound, PreconditionFailed
 from ports.clock import Clock
@@ -45,6 +45,8 @@ class ClientPorts:
     token_generator: TokenGenerator
     sealer: SecretSealer
     events: Events
+    #: Checks a ``private_key_jwt`` client's inline ``jwks`` (the JOSE adapter's).
+    check_keys: KeyCheck | None = None
 
 
 class NewSecret(msgspec.Struct, frozen=True, kw_only=True):

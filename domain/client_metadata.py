@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +57,11 @@ MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 86_400
 MAX_REFRESH_TOKEN_LIFETIME_SECONDS = 31_536_000
 #: The scope a registered client gets when its registration names none.
 DEFAULT_REGISTRATION_SCOPE = ("openid", "profile", "email")
+
+
+#: Why a JWK Set holds no key the server can verify an assertion with (None: it does);
+#: given by the JOSE adapter, since ``domain`` imports no JOSE library.
+KeyCheck = Callable[[dict[str, Any]], str | None]
 
 
 class MetadataSource(StrEnum):
@@ -130,6 +135,7 @@ def parse_client_metadata(
     source: MetadataSource,
     client_id: str | None = None,
     allow_loopback_http: bool = False,
+    check_keys: KeyCheck | None = None,
 ) -> ClientDraft:
     """The client a description describes; raises :class:`ClientMetadataError`.
 
@@ -137,17 +143,19 @@ def parse_client_metadata(
     URL of an update); for ``registration`` it is always the one used (the server issues
     ids, RFC 7591 section 3.2.1). ``allow_loopback_http`` is ``OUTBOUND_ALLOW_LOOPBACK``:
     whether URLs the server calls (``jwks_uri``, ``backchannel_logout_uri``) may be http
-    loopback URLs.
+    loopback URLs. ``check_keys`` checks the keys of an inline ``jwks`` of a
+    ``private_key_jwt`` client (without it, only the JWK Set's shape is checked).
     """
-    reader = _Reader(document, source, allow_loopback_http)
+    reader = _Reader(document, source, allow_loopback_http, check_keys)
     return reader.read(client_id)
 
 
 class _Reader:
     def __init__(self, document: Mapping[str, Any], source: MetadataSource,
-                 allow_loopback_http: bool) -> None:
+                 allow_loopback_http: bool, check_keys: KeyCheck | None = None) -> None:
         self.source = source
         self.allow_loopback_http = allow_loopback_http
+        self.check_keys = check_keys
         known = _RFC_KEYS | (_FILE_ONLY_KEYS if source is MetadataSource.FILE else frozenset())
         if source is MetadataSource.FILE:
             unknown = sorted(set(document) - known)
@@ -376,6 +384,10 @@ class _Reader:
             raise ClientMetadataError("jwks", "give jwks or jwks_uri, not both")
         if jwks is not None:
             jwks = _public_key_set(jwks)
+            problem = (self.check_keys(jwks) if self.check_keys is not None
+                       and method == AUTH_PRIVATE_KEY_JWT else None)
+            if problem is not None:
+                raise ClientMetadataError("jwks", f"jwks: {problem}")
         if method == AUTH_PRIVATE_KEY_JWT and jwks is None and jwks_uri is None:
             raise ClientMetadataError("jwks", "a client using private_key_jwt needs jwks or "
                                       "jwks_uri")

@@ -40,6 +40,7 @@ from domain.client_metadata import (
     MAX_CLIENT_ID_LENGTH,
     ClientDraft,
     ClientMetadataError,
+    KeyCheck,
     MetadataSource,
     client_metadata,
     parse_client_metadata,
@@ -161,7 +162,7 @@ async def register_client(
                                 "(Authorization: Bearer)")
     # The server issues secrets (RFC 7591 section 3.2.1): a chosen one may be guessable.
     metadata = {k: v for k, v in document.items() if k != "client_secret"}
-    draft = _parse(metadata, new_client_id(ports), allow_loopback_http)
+    draft = _parse(metadata, new_client_id(ports), allow_loopback_http, ports.check_keys)
     if mode == REGISTRATION_TOKEN and not await _spend_initial_token(ports, initial_token):
         raise RegistrationError(INVALID_TOKEN, "the initial access token is invalid, "
                                 "expired or used up")
@@ -197,7 +198,7 @@ async def update_registration(
         raise RegistrationError(INVALID_METADATA, "client_secret does not match the "
                                 "client's current secret; it cannot be chosen by the client")
     draft = _parse({k: v for k, v in document.items() if k != "client_secret"}, client_id,
-                   allow_loopback_http)
+                   allow_loopback_http, ports.check_keys)
     rotated = ports.token_generator.new(REGISTRATION_TOKEN_PREFIX)
     try:
         updated, new_secret = await update_client(
@@ -218,12 +219,13 @@ async def delete_registration(ports: ClientPorts, client_id: str, token: str | N
         raise _unauthorized() from None
 
 
-def _parse(document: Mapping[str, Any], client_id: str, allow_loopback_http: bool
-           ) -> ClientDraft:
+def _parse(document: Mapping[str, Any], client_id: str, allow_loopback_http: bool,
+           check_keys: KeyCheck | None) -> ClientDraft:
     try:
         draft = parse_client_metadata(document, source=MetadataSource.REGISTRATION,
                                      client_id=client_id,
-                                     allow_loopback_http=allow_loopback_http)
+                                     allow_loopback_http=allow_loopback_http,
+                                     check_keys=check_keys)
     except ClientMetadataError as exc:
         raise RegistrationError(exc.error, exc.description) from None
     if GRANT_CLIENT_CREDENTIALS in draft.client.grant_types:

@@ -96,7 +96,7 @@ def build_services(container: Container) -> Services:
         client_assertions=client_assertions,
         client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
                                  token_generator=token_generator, sealer=secret_sealer,
-                                 events=events),
+                                 events=events, check_keys=codec.key_set_problem),
     )
 
 

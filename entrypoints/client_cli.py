@@ -31,6 +31,7 @@ import json
 import sys
 from typing import Any
 
+from adapters.jose_assertions import JoseAssertionCodec
 from domain import client_admin
 from domain.client_admin import ClientPorts, client_view
 from domain.client_metadata import (
@@ -236,7 +237,8 @@ def _run(settings: Settings, command: str, work: Any) -> int:
                                  hint=HINT) as store:
             ports = ClientPorts(store=store, static=static, clock=SystemClock(),
                                 token_generator=SecretsTokenGenerator(),
-                                sealer=ServerSealer(settings), events=LoggingEvents())
+                                sealer=ServerSealer(settings), events=LoggingEvents(),
+                                check_keys=JoseAssertionCodec().key_set_problem)
             result: int = await work(ports, static)
             return result
 
@@ -283,7 +285,7 @@ def run_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ports: ClientPorts, static: ClientRegistry) -> int:
         draft = parse_client_metadata(
             document, source=MetadataSource.ADMIN, client_id=client_admin.new_client_id(ports),
-            allow_loopback_http=settings.outbound_allow_loopback)
+            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys)
         client, secret = await client_admin.create_client(ports, draft, actor=ACTOR)
         _print(_with_secret(client, secret), args.json)
         return 0
@@ -344,7 +346,7 @@ def run_update(settings: Settings, args: argparse.Namespace) -> int:
         current = {k: v for k, v in client_view(held).items() if k not in SERVER_MANAGED_KEYS}
         draft = parse_client_metadata(
             {**current, **changes}, source=MetadataSource.ADMIN, client_id=held.client_id,
-            allow_loopback_http=settings.outbound_allow_loopback)
+            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys)
         expected = held.version if args.if_version is None else args.if_version
         client, secret = await client_admin.update_client(
             ports, draft, expected_version=expected, actor=ACTOR)

@@ -257,8 +257,13 @@ def test_static_clients_cannot_be_changed_here(a: AdminApp, client_id: str) -> N
      "token_endpoint_auth_method"),
     ({**SERVICE, "access_token_lifetime": 10**30}, 400, "invalid_client_metadata",
      "access_token_lifetime"),
+    # An RSA key without its modulus: no assertion could ever be verified with it.
+    ({**{k: v for k, v in SERVICE.items() if k != "client_secret"},
+      "token_endpoint_auth_method": "private_key_jwt",
+      "jwks": {"keys": [{"kty": "RSA", "kid": "k1", "e": "AQAB"}]}}, 400,
+     "invalid_client_metadata", "no usable public signature key"),
 ], ids=["unknown-key", "relative-uri", "fragment-uri", "nul-name", "nul-scope", "nul-id",
-        "nul-jwks", "nul-key", "short-secret", "bad-method", "huge-number"])
+        "nul-jwks", "nul-key", "short-secret", "bad-method", "huge-number", "unusable-jwks"])
 def test_bad_metadata_is_400_naming_the_key(a: AdminApp, body: dict[str, Any], status: int,
                                              code: str, says: str) -> None:
     assert says in error(a.client.post("/admin/clients", headers=a.admin(), json=body),

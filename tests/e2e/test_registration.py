@@ -374,6 +374,10 @@ def test_a_user_token_with_the_admin_scope_is_refused(tmp_path: Path) -> None:
          "invalid_client_metadata"),
         ({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]},
          "invalid_client_metadata"),
+        # An EC key without its coordinates: no assertion could ever be verified with it.
+        ({"token_endpoint_auth_method": "private_key_jwt",
+          "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1"}]}},
+         "invalid_client_metadata"),
     ],
 )
 def test_bad_metadata_is_refused_with_its_rfc7591_error(
