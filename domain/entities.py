@@ -179,6 +179,12 @@ class AuthorizationCode(msgspec.Struct, frozen=True, kw_only=True):
     pkce_method: str | None = None
     auth_time: int | None = None
     mfa_verified: bool = False
+    #: The public id of the browser session the code was issued in (the ID token's
+    #: ``sid``), and what that sign-in achieved (``acr``, ``amr``); None/empty for a code
+    #: from before sessions, whose ID token derives ``amr`` from ``mfa_verified``.
+    sid: str | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
 
 
 class ConsumedCode(msgspec.Struct, frozen=True):
@@ -270,12 +276,16 @@ class PurgeCounts(msgspec.Struct, frozen=True):
     #: Initial access tokens of dynamic client registration that can no longer be used
     #: (expired, or every use spent).
     initial_access_tokens: int = 0
+    #: Browser sessions past their idle or absolute expiry (with their grants).
+    sessions: int = 0
+    #: Grants remembered under a consent whose lifetime has ended.
+    consent_grants: int = 0
 
     @property
     def total(self) -> int:
         return (
             self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
-            + self.initial_access_tokens
+            + self.initial_access_tokens + self.sessions + self.consent_grants
         )
 
 
@@ -289,3 +299,6 @@ class StoreCounts(msgspec.Struct, frozen=True):
     codes: int
     #: Stored clients (static ones are configuration, not store data).
     clients: int = 0
+    #: Live browser sessions, and consents.
+    sessions: int = 0
+    consents: int = 0

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from domain.clients import Client, InitialAccessToken
+from domain.consent import ConsentRecord
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -34,6 +35,7 @@ from domain.entities import (
 )
 from domain.errors import DomainError, InvalidValue
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+from domain.sessions import SessionRecord
 from ports.clock import Clock
 from ports.store import Store
 
@@ -126,6 +128,18 @@ COPY_STEPS: list[CopyStep[Any]] = [
         "claims", Claim,
         lambda s, cursor, limit, now: s.export_claims(cursor, limit, now),
         lambda s, records, now: s.import_claims(records, now),
+    ),
+    CopyStep(
+        "sessions", SessionRecord,
+        lambda s, cursor, limit, now: s.export_sessions(cursor, limit, now),
+        lambda s, records, now: s.import_sessions(records, now),
+        lambda counts: counts.sessions,
+    ),
+    CopyStep(
+        "consents", ConsentRecord,
+        lambda s, cursor, limit, now: s.export_consents(cursor, limit, now),
+        lambda s, records, now: s.import_consents(records, now),
+        lambda counts: counts.consents,
     ),
 ]
 

@@ -25,6 +25,7 @@ from domain.client_directory import ClientDirectory
 from domain.client_keys import ClientKeys
 from domain.errors import DomainError
 from domain.oauth import OAuthPorts, TokenPolicy
+from domain.sessions import SessionPolicy
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
@@ -97,6 +98,8 @@ def build_services(container: Container) -> Services:
         client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
                                  token_generator=token_generator, sealer=secret_sealer,
                                  events=events, check_keys=codec.key_set_problem),
+        session_policy=SessionPolicy(idle_seconds=settings.session_idle_seconds,
+                                     max_seconds=settings.session_max_seconds),
     )
 
 

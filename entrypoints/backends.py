@@ -32,6 +32,8 @@ _PART_NAMES: dict[StorePart, str] = {
     "tokens": "tokens",
     "ephemeral": "ephemeral state (single-use claims, rate-limit counters)",
     "clients": "stored clients",
+    "sessions": "browser sessions",
+    "consents": "consents",
 }
 
 

@@ -100,6 +100,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``RATE_LIMIT_REGISTRATION_PER_MINUTE``: registration requests per client address per
     #: minute (``POST /oauth/register``); 0 switches it off.
     rate_limit_registration_per_minute: int = 10
+    #: ``SESSION_IDLE_SECONDS``: a browser session ends after this long without an
+    #: authorization; ``SESSION_MAX_SECONDS``: and at the latest this long after its sign-in.
+    session_idle_seconds: int = 8 * 3600
+    session_max_seconds: int = 7 * 86400
 
     @property
     def issuer(self) -> str:
@@ -219,6 +223,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         client_registration=_choice(env, "CLIENT_REGISTRATION", ("off", "open", "token")),
         rate_limit_registration_per_minute=_non_negative_int(
             env, "RATE_LIMIT_REGISTRATION_PER_MINUTE", 10),
+        session_idle_seconds=_positive_int(env, "SESSION_IDLE_SECONDS", 8 * 3600),
+        session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
     )
 
 

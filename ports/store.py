@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.clients import Client, InitialAccessToken
+from domain.consent import Consent, ConsentRecord
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -50,6 +51,7 @@ from domain.entities import (
 )
 from domain.filters import ListQuery
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+from domain.sessions import Session, SessionGrant, SessionRecord
 
 _T = TypeVar("_T")
 
@@ -331,6 +333,104 @@ class ClientStore(Protocol):
         ...
 
 
+class SessionStore(Protocol):
+    """Browser sessions (:mod:`domain.sessions`), keyed by the SHA-256 of the cookie value
+    (``id_hash``); ``sid`` is the public name of a session.
+
+    A session is live while ``now`` is before both its ``idle_exp`` and its ``exp``; every
+    method treats any other session as absent (and never returns it). Every instance over
+    the same data sees a session at once: a session made on one is used on another, and
+    one ended on one is ended on all.
+    """
+
+    async def create_session(self, session: Session, now: int) -> None:
+        """Keep a new session (its ``clients`` as given, no grants)."""
+        ...
+
+    async def get_session(self, id_hash: str, now: int) -> Session | None:
+        """The live session with this ``id_hash``, or None."""
+        ...
+
+    async def add_session_grant(
+        self, id_hash: str, grant: SessionGrant, idle_exp: int, now: int
+    ) -> Session | None:
+        """Record ``grant`` in the live session ``id_hash`` and push its ``idle_exp`` to
+        ``idle_exp`` (never back, never past ``exp``), atomically; return the session as
+        it now is. The grant's client joins ``clients`` unless already there (concurrent
+        calls for different clients all land). None, and nothing recorded, when there is no
+        live session."""
+        ...
+
+    async def reauthenticate_session(
+        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
+        now: int,
+    ) -> Session | None:
+        """The same user signed in again (``prompt=login``, ``max_age``, a step-up):
+        replace the live session's ``auth_time``, ``amr`` and ``acr`` and push its
+        ``idle_exp`` as :meth:`add_session_grant` does; ``sid``, ``clients``, grants and
+        ``exp`` stay. Return the session as it now is; None when there is no live
+        session."""
+        ...
+
+    async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
+        """The user's live sessions, oldest ``created_at`` first (ties by ``sid``)."""
+        ...
+
+    async def end_session(self, id_hash: str, now: int) -> SessionRecord | None:
+        """End the live session ``id_hash``: remove it with its grants and return them.
+        Of concurrent callers (on any instance) exactly one gets the record; the others,
+        and any later call, get None."""
+        ...
+
+    async def end_session_by_sid(self, sid: str, now: int) -> SessionRecord | None:
+        """:meth:`end_session` for the session whose public ``sid`` this is."""
+        ...
+
+    async def end_user_sessions(self, user_id: str, now: int) -> tuple[SessionRecord, ...]:
+        """End every live session of the user (as :meth:`end_session` each, so a session
+        is returned to one caller only); a session created after the call began may
+        survive it."""
+        ...
+
+
+class ConsentStore(Protocol):
+    """Consents (:mod:`domain.consent`), one per (user, client), and the grants issued
+    under each. Ids are compared exactly."""
+
+    async def get_consent(self, user_id: str, client_id: str) -> Consent | None:
+        """The user's consent for the client, or None."""
+        ...
+
+    async def grant_consent(
+        self, user_id: str, client_id: str, scopes: tuple[str, ...], now: int
+    ) -> Consent:
+        """Add ``scopes`` to the user's consent for the client (creating it, with
+        ``created_at`` ``now``), atomically: concurrent grants of different scopes all
+        land. ``updated_at`` becomes ``now``; the stored scopes are sorted, without
+        duplicates. Return the consent as it now is."""
+        ...
+
+    async def list_consents(self, user_id: str) -> tuple[Consent, ...]:
+        """The user's consents, by ``client_id``."""
+        ...
+
+    async def record_consent_grant(
+        self, user_id: str, client_id: str, grant_id: str, exp: int, now: int
+    ) -> bool:
+        """Remember that ``grant_id`` was issued under the consent, until ``exp``. False,
+        and nothing remembered, when there is no such consent (it was withdrawn): the
+        caller must not issue the grant then."""
+        ...
+
+    async def withdraw_consent(
+        self, user_id: str, client_id: str, now: int
+    ) -> ConsentRecord | None:
+        """Delete the consent; return it with the live grants recorded under it (those
+        with ``exp`` after ``now``), or None when there was none. Of concurrent callers
+        exactly one gets the record."""
+        ...
+
+
 class StoreAdmin(Protocol):
     async def health(self) -> dict[str, bool]:
         """Each component's state, e.g. ``{"store": True, "redis": False}``. Never raises."""
@@ -519,24 +619,57 @@ class ClientTransfer(Protocol):
         ...
 
 
+class SessionTransfer(Protocol):
+    async def export_sessions(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[SessionRecord]:
+        """Every live session with its grants, by ``id_hash``."""
+        ...
+
+    async def import_sessions(self, records: tuple[SessionRecord, ...], now: int) -> int:
+        """Keep each session with its grants; a session the target already holds gets the
+        union of both grant lists and clients, the later ``auth_time`` (with its ``amr``
+        and ``acr``) and the earlier ``exp`` and ``idle_exp`` (an import never prolongs a
+        session). Skipped when not live at ``now``."""
+        ...
+
+
+class ConsentTransfer(Protocol):
+    async def export_consents(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsentRecord]:
+        """Every consent with its live grants, by (``user_id``, ``client_id``)."""
+        ...
+
+    async def import_consents(self, records: tuple[ConsentRecord, ...], now: int) -> int:
+        """Keep each consent; one the target already holds gets the union of both scope
+        sets and grant lists, the earlier ``created_at`` and the later ``updated_at``."""
+        ...
+
+
 class Store(
     UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, ClientStore,
-    StoreAdmin,
+    SessionStore, ConsentStore, StoreAdmin,
     UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer, ClientTransfer,
-    Protocol,
+    SessionTransfer, ConsentTransfer, Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""
 
 
 #: The parts of the port, by name: ``users`` (``UserStore``), ``groups`` (``GroupStore``),
 #: ``credentials`` (``CredentialStore``), ``codes`` (``CodeStore``), ``tokens``
-#: (``TokenStore``), ``ephemeral`` (``EphemeralStore``), ``clients`` (``ClientStore``). New
-#: parts add their name here.
-StorePart = Literal["users", "groups", "credentials", "codes", "tokens", "ephemeral", "clients"]
+#: (``TokenStore``), ``ephemeral`` (``EphemeralStore``), ``clients`` (``ClientStore``),
+#: ``sessions`` (``SessionStore``), ``consents`` (``ConsentStore``). New parts add their
+#: name here.
+StorePart = Literal[
+    "users", "groups", "credentials", "codes", "tokens", "ephemeral", "clients", "sessions",
+    "consents",
+]
 #: What the ``auth-service`` commands need, by command kind.
 IDENTITY_PARTS: frozenset[StorePart] = frozenset({"users", "groups", "credentials"})
 TOKEN_STATE_PARTS: frozenset[StorePart] = frozenset({"codes", "tokens", "ephemeral"})
 CLIENT_PARTS: frozenset[StorePart] = frozenset({"clients"})
+SESSION_PARTS: frozenset[StorePart] = frozenset({"sessions", "consents"})
 
 
 @runtime_checkable

@@ -9,7 +9,13 @@ from adapters.hybrid.connection import _REDIS_ERRORS, _SKIP, HybridConnection
 from adapters.hybrid.redis_state import SharedTokenState
 from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
-from ports.store import CLIENT_PARTS, IDENTITY_PARTS, TOKEN_STATE_PARTS, StorePart
+from ports.store import (
+    CLIENT_PARTS,
+    IDENTITY_PARTS,
+    SESSION_PARTS,
+    TOKEN_STATE_PARTS,
+    StorePart,
+)
 
 
 class HybridAdmin(HybridConnection):
@@ -39,10 +45,10 @@ class HybridAdmin(HybridConnection):
         return {"store": True, "redis": True}
 
     def process_local_parts(self) -> frozenset[StorePart]:
-        """See :class:`ports.store.ProcessLocal`: identities always; token state and clients
-        without Redis."""
+        """See :class:`ports.store.ProcessLocal`: identities always; token state, clients,
+        sessions and consents without Redis."""
         if not self._shares:
-            return IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS
+            return IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS | SESSION_PARTS
         return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:

@@ -32,6 +32,9 @@ class CodeWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True,
     pkce_method: str | None = None
     auth_time: int | None = None
     mfa_verified: bool = False
+    sid: str | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
 
 
 class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -106,6 +109,9 @@ class Codec:
                 pkce_method=code.pkce_method,
                 auth_time=code.auth_time,
                 mfa_verified=code.mfa_verified,
+                sid=code.sid,
+                acr=code.acr,
+                amr=code.amr,
             )
         )
 
@@ -124,6 +130,9 @@ class Codec:
             pkce_method=w.pkce_method,
             auth_time=w.auth_time,
             mfa_verified=w.mfa_verified,
+            sid=w.sid,
+            acr=w.acr,
+            amr=w.amr,
         )
 
     @staticmethod

@@ -26,7 +26,9 @@ from adapters.hybrid.redis_clients import RedisClients, clients_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
 from adapters.memory.clients import MemoryClients
+from adapters.memory.consents import MemoryConsents
 from adapters.memory.identities import MemoryIdentities
+from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
 from domain.errors import StoreUnavailable
 
@@ -92,7 +94,9 @@ class HybridConnection:
         "_state_transfer",
         "_up",
         "clients",
+        "consents",
         "identities",
+        "sessions",
         "tokens",
     )
 
@@ -110,6 +114,10 @@ class HybridConnection:
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         # The client part without Redis (with Redis, it lives in Redis only).
         self.clients = MemoryClients()
+        # The session and consent parts without Redis (adapters/hybrid/sessions.py,
+        # consents.py).
+        self.sessions = MemorySessions()
+        self.consents = MemoryConsents()
         self._redis = redis
         self._connector = connector
         self._open_lock = asyncio.Lock()

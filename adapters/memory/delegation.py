@@ -9,9 +9,12 @@ forwards codes, tokens and ephemeral state to its ``tokens`` attribute.
 from __future__ import annotations
 
 from adapters.memory.clients import MemoryClients
+from adapters.memory.consents import MemoryConsents
 from adapters.memory.identities import MemoryIdentities
+from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
 from domain.clients import Client, InitialAccessToken
+from domain.consent import Consent, ConsentRecord
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -25,6 +28,7 @@ from domain.entities import (
 )
 from domain.filters import ListQuery
 from domain.records import Batch
+from domain.sessions import Session, SessionGrant, SessionRecord
 
 
 class IdentitiesInMemory:
@@ -228,3 +232,103 @@ class ClientsInMemory:
     ) -> int:
         """See :meth:`ports.store.ClientTransfer.import_initial_access_tokens`."""
         return await self.clients.import_initial_access_tokens(records, now)
+
+
+class SessionsInMemory:
+    """Forwards :class:`ports.store.SessionStore` and ``SessionTransfer`` to
+    ``self.sessions``."""
+
+    __slots__ = ()
+    sessions: MemorySessions
+
+    async def create_session(self, session: Session, now: int) -> None:
+        """See :meth:`ports.store.SessionStore.create_session`."""
+        await self.sessions.create_session(session, now)
+
+    async def get_session(self, id_hash: str, now: int) -> Session | None:
+        """See :meth:`ports.store.SessionStore.get_session`."""
+        return await self.sessions.get_session(id_hash, now)
+
+    async def add_session_grant(
+        self, id_hash: str, grant: SessionGrant, idle_exp: int, now: int
+    ) -> Session | None:
+        """See :meth:`ports.store.SessionStore.add_session_grant`."""
+        return await self.sessions.add_session_grant(id_hash, grant, idle_exp, now)
+
+    async def reauthenticate_session(
+        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
+        now: int,
+    ) -> Session | None:
+        """See :meth:`ports.store.SessionStore.reauthenticate_session`."""
+        return await self.sessions.reauthenticate_session(
+            id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now)
+
+    async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
+        """See :meth:`ports.store.SessionStore.list_sessions`."""
+        return await self.sessions.list_sessions(user_id, now)
+
+    async def end_session(self, id_hash: str, now: int) -> SessionRecord | None:
+        """See :meth:`ports.store.SessionStore.end_session`."""
+        return await self.sessions.end_session(id_hash, now)
+
+    async def end_session_by_sid(self, sid: str, now: int) -> SessionRecord | None:
+        """See :meth:`ports.store.SessionStore.end_session_by_sid`."""
+        return await self.sessions.end_session_by_sid(sid, now)
+
+    async def end_user_sessions(self, user_id: str, now: int) -> tuple[SessionRecord, ...]:
+        """See :meth:`ports.store.SessionStore.end_user_sessions`."""
+        return await self.sessions.end_user_sessions(user_id, now)
+
+    async def export_sessions(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[SessionRecord]:
+        """See :meth:`ports.store.SessionTransfer.export_sessions`."""
+        return await self.sessions.export_sessions(cursor, limit, now)
+
+    async def import_sessions(self, records: tuple[SessionRecord, ...], now: int) -> int:
+        """See :meth:`ports.store.SessionTransfer.import_sessions`."""
+        return await self.sessions.import_sessions(records, now)
+
+
+class ConsentsInMemory:
+    """Forwards :class:`ports.store.ConsentStore` and ``ConsentTransfer`` to
+    ``self.consents``."""
+
+    __slots__ = ()
+    consents: MemoryConsents
+
+    async def get_consent(self, user_id: str, client_id: str) -> Consent | None:
+        """See :meth:`ports.store.ConsentStore.get_consent`."""
+        return await self.consents.get_consent(user_id, client_id)
+
+    async def grant_consent(
+        self, user_id: str, client_id: str, scopes: tuple[str, ...], now: int
+    ) -> Consent:
+        """See :meth:`ports.store.ConsentStore.grant_consent`."""
+        return await self.consents.grant_consent(user_id, client_id, scopes, now)
+
+    async def list_consents(self, user_id: str) -> tuple[Consent, ...]:
+        """See :meth:`ports.store.ConsentStore.list_consents`."""
+        return await self.consents.list_consents(user_id)
+
+    async def record_consent_grant(
+        self, user_id: str, client_id: str, grant_id: str, exp: int, now: int
+    ) -> bool:
+        """See :meth:`ports.store.ConsentStore.record_consent_grant`."""
+        return await self.consents.record_consent_grant(user_id, client_id, grant_id, exp, now)
+
+    async def withdraw_consent(
+        self, user_id: str, client_id: str, now: int
+    ) -> ConsentRecord | None:
+        """See :meth:`ports.store.ConsentStore.withdraw_consent`."""
+        return await self.consents.withdraw_consent(user_id, client_id, now)
+
+    async def export_consents(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsentRecord]:
+        """See :meth:`ports.store.ConsentTransfer.export_consents`."""
+        return await self.consents.export_consents(cursor, limit, now)
+
+    async def import_consents(self, records: tuple[ConsentRecord, ...], now: int) -> int:
+        """See :meth:`ports.store.ConsentTransfer.import_consents`."""
+        return await self.consents.import_consents(records, now)

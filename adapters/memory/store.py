@@ -11,31 +11,46 @@ from __future__ import annotations
 import msgspec
 
 from adapters.memory.clients import MemoryClients
-from adapters.memory.delegation import ClientsInMemory, IdentitiesInMemory, TokenStateInMemory
+from adapters.memory.consents import MemoryConsents
+from adapters.memory.delegation import (
+    ClientsInMemory,
+    ConsentsInMemory,
+    IdentitiesInMemory,
+    SessionsInMemory,
+    TokenStateInMemory,
+)
 from adapters.memory.identities import MemoryIdentities
+from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
 from adapters.memory.transfer import MemoryTransfer
 from domain.entities import PurgeCounts, StoreCounts
 
 
-class MemoryStore(IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, MemoryTransfer):
+class MemoryStore(
+    IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, SessionsInMemory, ConsentsInMemory,
+    MemoryTransfer,
+):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
     ``identities`` and ``tokens`` may be passed in to share them (a test that inspects one
     half, or an adapter composing them); by default each store gets fresh, empty halves.
     """
 
-    __slots__ = ("clients", "identities", "tokens")
+    __slots__ = ("clients", "consents", "identities", "sessions", "tokens")
 
     def __init__(
         self,
         identities: MemoryIdentities | None = None,
         tokens: MemoryTokenState | None = None,
         clients: MemoryClients | None = None,
+        sessions: MemorySessions | None = None,
+        consents: MemoryConsents | None = None,
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         self.clients = clients if clients is not None else MemoryClients()
+        self.sessions = sessions if sessions is not None else MemorySessions()
+        self.consents = consents if consents is not None else MemoryConsents()
 
     # StoreAdmin
 
@@ -52,13 +67,17 @@ class MemoryStore(IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, Memor
             refresh_tokens=self.tokens.count_refresh_tokens(now),
             codes=self.tokens.count_codes(now),
             clients=self.clients.client_count,
+            sessions=self.sessions.count(now),
+            consents=self.consents.count,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
         """See :meth:`ports.store.StoreAdmin.purge_expired`."""
         counts = await self.tokens.purge_expired(now, batch_size)
         dead = self.clients.purge_initial_access_tokens(now)
-        return msgspec.structs.replace(counts, initial_access_tokens=dead)
+        return msgspec.structs.replace(
+            counts, initial_access_tokens=dead, sessions=self.sessions.purge(now),
+            consent_grants=self.consents.purge(now))
 
     async def close(self) -> None:
         """Nothing to release."""

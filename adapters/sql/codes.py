@@ -28,6 +28,9 @@ def _code_from_row(row: sa.Row[Any]) -> AuthorizationCode:
         pkce_method=m["pkce_method"],
         auth_time=m["auth_time"],
         mfa_verified=m["mfa_verified"],
+        sid=m["sid"],
+        acr=m["acr"],
+        amr=tuple(m["amr"].split()),
     )
 
 
@@ -48,6 +51,9 @@ def code_values(code: AuthorizationCode) -> dict[str, Any]:
         "grant_id": code.grant_id,
         "auth_time": code.auth_time,
         "mfa_verified": code.mfa_verified,
+        "sid": code.sid,
+        "acr": code.acr,
+        "amr": " ".join(code.amr),
     }
 
 class SqlCodes(SqlConnection):

@@ -92,6 +92,10 @@ auth_codes = sa.Table(
     sa.Column("grant_id", sa.Text),
     sa.Column("auth_time", sa.BigInteger),
     sa.Column("mfa_verified", sa.Boolean, nullable=False),
+    sa.Column("sid", sa.Text),
+    sa.Column("acr", sa.Text),
+    #: Space-separated RFC 8176 values, in order ('' for a code from before sessions).
+    sa.Column("amr", sa.Text, nullable=False, server_default=""),
 )
 
 consumed_codes = sa.Table(

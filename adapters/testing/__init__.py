@@ -3,7 +3,8 @@
 - :class:`StoreContract`: the Store contract suite; subclass it and override ``store``.
   It is made of one class per part of the port (``contract``: ``IdentityContract``,
   ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
-  ``ClientContract``, ``TransferContract``, ``AdminContract``), each usable alone with the
+  ``ClientContract``, ``SessionContract``, ``ConsentContract``, ``TransferContract``,
+  ``AdminContract``), each usable alone with the
   same ``store``.
 - :class:`FilterAgreement`: the same for SCIM filters, against the memory adapter.
 
@@ -15,9 +16,11 @@ from adapters.testing.contract import (
     AdminContract,
     ClientContract,
     CodeContract,
+    ConsentContract,
     CredentialContract,
     EphemeralContract,
     IdentityContract,
+    SessionContract,
     StoreContract,
     TokenContract,
     TransferContract,
@@ -28,10 +31,12 @@ __all__ = [
     "AdminContract",
     "ClientContract",
     "CodeContract",
+    "ConsentContract",
     "CredentialContract",
     "EphemeralContract",
     "FilterAgreement",
     "IdentityContract",
+    "SessionContract",
     "StoreContract",
     "TokenContract",
     "TransferContract",

@@ -20,6 +20,7 @@ from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.oauth import OAuthPorts
+from domain.sessions import SessionPolicy
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
@@ -50,6 +51,8 @@ class Services:
     client_assertions: AssertionPorts
     #: The client use cases' ports (domain.client_admin): the admin API, registration.
     client_ports: ClientPorts
+    #: ``SESSION_IDLE_SECONDS`` and ``SESSION_MAX_SECONDS`` (domain.sessions).
+    session_policy: SessionPolicy
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -31,6 +31,8 @@ PART_CLASSES = {
     "tokens": "TokenContract",
     "ephemeral": "EphemeralContract",
     "clients": "ClientContract",
+    "sessions": "SessionContract",
+    "consents": "ConsentContract",
     "transfer": "TransferContract",
     "admin": "AdminContract",
 }

@@ -2,7 +2,7 @@
 
 Each part of the port has its class in the module of its name, as in ``adapters/sql`` and
 ``adapters/memory``: ``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``,
-``clients``, ``transfer`` and ``admin``, all over
+``clients``, ``sessions``, ``consents``, ``transfer`` and ``admin``, all over
 :class:`~adapters.testing.contract.fixtures.StoreFixtures`.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 from adapters.testing.contract.admin import AdminContract
 from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
+from adapters.testing.contract.consents import ConsentContract
 from adapters.testing.contract.credentials import CredentialContract
 from adapters.testing.contract.ephemeral import EphemeralContract
 from adapters.testing.contract.identities import IdentityContract
+from adapters.testing.contract.sessions import SessionContract
 from adapters.testing.contract.tokens import TokenContract
 from adapters.testing.contract.transfer import TransferContract
 
@@ -25,6 +27,8 @@ class StoreContract(
     TokenContract,
     EphemeralContract,
     ClientContract,
+    SessionContract,
+    ConsentContract,
     TransferContract,
     AdminContract,
 ):

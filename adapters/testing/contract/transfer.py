@@ -1,5 +1,6 @@
 """The transfer part of the Store contract: ``export_*`` / ``import_*`` of every part
-(users, groups, codes, tokens, claims, clients and initial access tokens).
+(users, groups, codes, tokens, claims, clients and initial access tokens, sessions and
+consents).
 
 :class:`TransferContract` is a base of :class:`~adapters.testing.StoreContract`, so every
 adapter runs these tests with the same ``store`` and ``now`` fixtures.
@@ -21,6 +22,7 @@ from domain.clients import (
     ClientSecret,
     InitialAccessToken,
 )
+from domain.consent import Consent, ConsentGrant, ConsentRecord
 from domain.entities import (
     AccessToken,
     Address,
@@ -41,6 +43,7 @@ from domain.entities import (
 )
 from domain.errors import Conflict, InvalidReference
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+from domain.sessions import Session, SessionGrant, SessionRecord
 from domain.tokens import hash_token
 from ports.store import Store
 
@@ -105,7 +108,8 @@ def _code(name: str, exp: int) -> AuthorizationCode:
         code_hash=hash_token(name), client_id="client-a", redirect_uri="https://c.example/cb",
         scope="openid", exp=exp, grant_id=f"grant-{name}", user_id="u-1", nonce="n",
         pkce_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce_method="S256",
-        auth_time=exp - 600, mfa_verified=True,
+        auth_time=exp - 600, mfa_verified=True, sid=f"sid_{name}", acr="mfa",
+        amr=("pwd", "otp", "mfa"),
     )
 
 
@@ -143,6 +147,21 @@ def _client(client_id: str, **changes: object) -> Client:
 def _initial(name: str, uses: int, now: int, *, ttl: int | None = HOUR) -> InitialAccessToken:
     return InitialAccessToken(digest=hash_token(name), uses_left=uses, created_at=now - 5,
                               expires_at=None if ttl is None else now + ttl)
+
+
+def _session(name: str, now: int, **changes: object) -> Session:
+    session = Session(
+        id_hash=hash_token(name), sid=f"sid_{name}", user_id="u-1", auth_time=now - 50,
+        amr=("pwd", "otp", "mfa"), acr="mfa", created_at=now - 50, idle_exp=now + HOUR,
+        exp=now + DAY, clients=("client-a", "client-b"),
+    )
+    return msgspec.structs.replace(session, **changes)
+
+
+def _consent(user_id: str, client_id: str, now: int, **changes: object) -> Consent:
+    consent = Consent(user_id=user_id, client_id=client_id, scopes=("email", "openid"),
+                      created_at=now - 100, updated_at=now - 10)
+    return msgspec.structs.replace(consent, **changes)
 
 
 class TransferContract(StoreFixtures):
@@ -579,3 +598,78 @@ class TransferContract(StoreFixtures):
         assert await store.import_initial_access_tokens((fewer,), now) == 1
         assert await store.use_initial_access_token(fresh.digest, now) is True
         assert await store.use_initial_access_token(fresh.digest, now) is False
+
+    # Sessions
+
+    async def test_sessions_travel_live_only_with_their_grants(
+        self, store: Store, now: int
+    ) -> None:
+        grants = (SessionGrant("client-a", "gr_1"), SessionGrant("client-b", "gr_2"))
+        records = tuple(SessionRecord(_session(f"ses_{n}", now), grants) for n in range(3))
+        idle = SessionRecord(_session("ses_idle", now, idle_exp=now), ())
+        assert await store.import_sessions((*records, idle), now) == 3
+        assert await store.import_sessions(records, now) == 0
+        exported = await drain(store.export_sessions, now, limit=2)
+        assert sorted(exported, key=lambda r: r.session.id_hash) == \
+            sorted(records, key=lambda r: r.session.id_hash)
+        assert await store.get_session(records[0].session.id_hash, now) == records[0].session
+        ended = await store.end_session(records[1].session.id_hash, now)
+        assert ended is not None and set(ended.grants) == set(grants)
+        assert len(await drain(store.export_sessions, now)) == 2
+
+    async def test_import_sessions_merges_and_never_prolongs_a_session(
+        self, store: Store, now: int
+    ) -> None:
+        held = _session("ses_a", now, clients=("client-a",))
+        await store.create_session(held, now)
+        await store.add_session_grant(held.id_hash, SessionGrant("client-a", "gr_1"),
+                                      now + HOUR, now)
+        incoming = _session("ses_a", now, clients=("client-b",), auth_time=now - 10,
+                            amr=("pwd",), acr="pwd", exp=now + 2 * DAY, idle_exp=now + 60)
+        record = SessionRecord(incoming, (SessionGrant("client-b", "gr_2"),))
+        assert await store.import_sessions((record,), now) == 1
+        merged = await store.get_session(held.id_hash, now)
+        assert merged is not None
+        assert merged.clients == ("client-a", "client-b")
+        assert (merged.auth_time, merged.amr, merged.acr) == (now - 10, ("pwd",), "pwd")
+        assert (merged.exp, merged.idle_exp) == (held.exp, now + 60)
+        ended = await store.end_session(held.id_hash, now)
+        assert ended is not None
+        assert set(ended.grants) == {SessionGrant("client-a", "gr_1"),
+                                     SessionGrant("client-b", "gr_2")}
+
+    # Consents
+
+    async def test_consents_travel_with_their_live_grants(self, store: Store, now: int) -> None:
+        records = (
+            ConsentRecord(_consent("u-1", "client-a", now),
+                          (ConsentGrant("gr_1", now + DAY), ConsentGrant("gr_dead", now))),
+            ConsentRecord(_consent("u-1", "client-b", now), ()),
+            ConsentRecord(_consent("u-2", "client-a", now), (ConsentGrant("gr_2", now + 60),)),
+        )
+        assert await store.import_consents(records, now) == 3
+        assert await store.import_consents(records, now) == 0
+        exported = await drain(store.export_consents, now, limit=2)
+        assert exported == [
+            ConsentRecord(records[0].consent, (ConsentGrant("gr_1", now + DAY),)),
+            records[1], records[2],
+        ]
+        assert await store.get_consent("u-1", "client-a") == records[0].consent
+        withdrawn = await store.withdraw_consent("u-2", "client-a", now)
+        assert withdrawn is not None and withdrawn.grants == (ConsentGrant("gr_2", now + 60),)
+
+    async def test_import_consents_merges_scopes_and_grants(self, store: Store, now: int) -> None:
+        await store.grant_consent("u-1", "client-a", ("profile",), now)
+        await store.record_consent_grant("u-1", "client-a", "gr_1", now + HOUR, now)
+        incoming = ConsentRecord(
+            _consent("u-1", "client-a", now, created_at=now - 500, updated_at=now - 400),
+            (ConsentGrant("gr_2", now + DAY),))
+        assert await store.import_consents((incoming,), now) == 1
+        merged = await store.get_consent("u-1", "client-a")
+        assert merged == Consent(user_id="u-1", client_id="client-a",
+                                 scopes=("email", "openid", "profile"),
+                                 created_at=now - 500, updated_at=now)
+        withdrawn = await store.withdraw_consent("u-1", "client-a", now)
+        assert withdrawn is not None
+        assert set(withdrawn.grants) == {ConsentGrant("gr_1", now + HOUR),
+                                         ConsentGrant("gr_2", now + DAY)}

@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from adapters.memory import MemoryIdentities, MemoryStore, MemoryTokenState
+from adapters.memory import MemoryStore
 from adapters.memory.clients import MemoryClients
+from adapters.memory.consents import MemoryConsents
+from adapters.memory.sessions import MemorySessions
 from domain.clients import Client, InitialAccessToken
+from domain.consent import Consent, ConsentRecord
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -48,6 +51,7 @@ from domain.entities import (
 from domain.errors import StoreMisconfigured, StoreUnavailable
 from domain.filters import ListQuery
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+from domain.sessions import Session, SessionGrant, SessionRecord
 from ports.store_settings import StoreSettings
 
 __all__ = ["FORMAT", "FileStore", "open_store", "store_path"]
@@ -141,15 +145,17 @@ class FileStore:
         if state.get("format") != FORMAT:
             raise StoreMisconfigured(f"the store file has format {state.get('format')!r}, "
                                      f"not {FORMAT}")
-        # A file written before clients were stored has none.
+        # A file written before clients (sessions, consents) were stored has none.
         self._memory = MemoryStore(state["identities"], state["tokens"],
-                                   state.get("clients") or MemoryClients())
+                                   state.get("clients") or MemoryClients(),
+                                   state.get("sessions") or MemorySessions(),
+                                   state.get("consents") or MemoryConsents())
         self._loaded = seen
 
-    def _save(self, identities: MemoryIdentities, tokens: MemoryTokenState,
-              clients: MemoryClients) -> None:
-        state = {"format": FORMAT, "identities": identities, "tokens": tokens,
-                 "clients": clients}
+    def _save(self, memory: MemoryStore) -> None:
+        state = {"format": FORMAT, "identities": memory.identities, "tokens": memory.tokens,
+                 "clients": memory.clients, "sessions": memory.sessions,
+                 "consents": memory.consents}
         try:
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
             with os.fdopen(fd, "wb") as handle:
@@ -172,7 +178,7 @@ class FileStore:
                 # A call that raises (a conflict, say) has changed nothing: the memory
                 # adapter checks before it writes, so there is nothing to save.
                 result = await call(self._memory)
-                self._save(self._memory.identities, self._memory.tokens, self._memory.clients)
+                self._save(self._memory)
                 return result
 
     # Migratable
@@ -184,7 +190,7 @@ class FileStore:
                 if self._stat() is not None:
                     self._load()  # checks the format
                     return []
-                self._save(MemoryIdentities(), MemoryTokenState(), MemoryClients())
+                self._save(MemoryStore())
                 return [_MIGRATION]
 
     # UserStore
@@ -382,6 +388,80 @@ class FileStore:
 
     async def import_claims(self, records: tuple[Claim, ...], now: int) -> int:
         return await self._write(lambda m: m.import_claims(records, now))
+
+    # SessionStore
+
+    async def create_session(self, session: Session, now: int) -> None:
+        await self._write(lambda m: m.create_session(session, now))
+
+    async def get_session(self, id_hash: str, now: int) -> Session | None:
+        return await self._read(lambda m: m.get_session(id_hash, now))
+
+    async def add_session_grant(
+        self, id_hash: str, grant: SessionGrant, idle_exp: int, now: int
+    ) -> Session | None:
+        return await self._write(lambda m: m.add_session_grant(id_hash, grant, idle_exp, now))
+
+    async def reauthenticate_session(
+        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
+        now: int,
+    ) -> Session | None:
+        return await self._write(lambda m: m.reauthenticate_session(
+            id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now))
+
+    async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
+        return await self._read(lambda m: m.list_sessions(user_id, now))
+
+    async def end_session(self, id_hash: str, now: int) -> SessionRecord | None:
+        return await self._write(lambda m: m.end_session(id_hash, now))
+
+    async def end_session_by_sid(self, sid: str, now: int) -> SessionRecord | None:
+        return await self._write(lambda m: m.end_session_by_sid(sid, now))
+
+    async def end_user_sessions(self, user_id: str, now: int) -> tuple[SessionRecord, ...]:
+        return await self._write(lambda m: m.end_user_sessions(user_id, now))
+
+    # ConsentStore
+
+    async def get_consent(self, user_id: str, client_id: str) -> Consent | None:
+        return await self._read(lambda m: m.get_consent(user_id, client_id))
+
+    async def grant_consent(
+        self, user_id: str, client_id: str, scopes: tuple[str, ...], now: int
+    ) -> Consent:
+        return await self._write(lambda m: m.grant_consent(user_id, client_id, scopes, now))
+
+    async def list_consents(self, user_id: str) -> tuple[Consent, ...]:
+        return await self._read(lambda m: m.list_consents(user_id))
+
+    async def record_consent_grant(
+        self, user_id: str, client_id: str, grant_id: str, exp: int, now: int
+    ) -> bool:
+        return await self._write(
+            lambda m: m.record_consent_grant(user_id, client_id, grant_id, exp, now))
+
+    async def withdraw_consent(
+        self, user_id: str, client_id: str, now: int
+    ) -> ConsentRecord | None:
+        return await self._write(lambda m: m.withdraw_consent(user_id, client_id, now))
+
+    # SessionTransfer, ConsentTransfer
+
+    async def export_sessions(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[SessionRecord]:
+        return await self._read(lambda m: m.export_sessions(cursor, limit, now))
+
+    async def import_sessions(self, records: tuple[SessionRecord, ...], now: int) -> int:
+        return await self._write(lambda m: m.import_sessions(records, now))
+
+    async def export_consents(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsentRecord]:
+        return await self._read(lambda m: m.export_consents(cursor, limit, now))
+
+    async def import_consents(self, records: tuple[ConsentRecord, ...], now: int) -> int:
+        return await self._write(lambda m: m.import_consents(records, now))
 
     async def export_clients(self, cursor: str | None, limit: int, now: int) -> Batch[Client]:
         return await self._read(lambda m: m.export_clients(cursor, limit, now))
