@@ -95,7 +95,7 @@ _RFC_KEYS = frozenset({
     "token_endpoint_auth_method", "jwks", "jwks_uri", "backchannel_logout_uri",
     "backchannel_logout_session_required", "access_token_lifetime",
     "refresh_token_lifetime", "require_pkce", "require_mfa", "first_party",
-    "allowed_cors_origins",
+    "allowed_cors_origins", "revoke_tokens_on_logout",
 })
 #: Older CLIENTS_FILE keys, still accepted there.
 _FILE_ONLY_KEYS = frozenset({"secret", "scopes", "public", "name"})
@@ -210,6 +210,7 @@ class _Reader:
             require_pkce=require_pkce,
             require_mfa=self._bool("require_mfa", False),
             first_party=self._bool("first_party", False),
+            revoke_tokens_on_logout=self._bool("revoke_tokens_on_logout", True),
             allowed_cors_origins=self._origins(),
             registered=self.registration,
         )
@@ -506,6 +507,7 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "require_mfa": client.require_mfa,
         "first_party": client.first_party,
         "allowed_cors_origins": list(client.allowed_cors_origins),
+        "revoke_tokens_on_logout": client.revoke_tokens_on_logout,
     }
     optional = {
         "jwks": client.jwks,

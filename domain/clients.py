@@ -118,6 +118,9 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     require_mfa: bool = False
     #: Trusted by the operator: skips the consent screen.
     first_party: bool = False
+    #: Whether ending a browser session (logout, deprovisioning) revokes the tokens this
+    #: client got in it, refresh tokens included; False keeps them (offline access).
+    revoke_tokens_on_logout: bool = True
     allowed_cors_origins: tuple[str, ...] = ()
     static: bool = False
     registered: bool = False

@@ -24,6 +24,7 @@ from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.client_keys import ClientKeys
 from domain.errors import DomainError
+from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts, TokenPolicy
 from domain.sessions import SessionPolicy
 from entrypoints.container import Container, build_container, open_backend
@@ -100,6 +101,9 @@ def build_services(container: Container) -> Services:
                                  events=events, check_keys=codec.key_set_problem),
         session_policy=SessionPolicy(idle_seconds=settings.session_idle_seconds,
                                      max_seconds=settings.session_max_seconds),
+        logout=LogoutPorts(store=store, clients=clients, signer=signer,
+                           sender=container.logout_sender(), events=events, clock=clock,
+                           token_generator=token_generator, issuer=settings.issuer),
     )
 
 

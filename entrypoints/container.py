@@ -17,6 +17,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from adapters.backchannel_http import HttpLogoutSender
 from adapters.jose_assertions import JoseAssertionCodec
 from adapters.outbound_http import HttpxJsonFetcher
 from adapters.passwords import Argon2PasswordHasher
@@ -65,6 +66,8 @@ class Container(containers.DeclarativeContainer):
     outbound_policy = providers.Singleton(
         OutboundPolicy, allow_loopback=settings.provided.outbound_allow_loopback)
     outbound = providers.Singleton(HttpxJsonFetcher, outbound_policy)
+    #: Back-channel logout deliveries (in the background; adapters/backchannel_http.py).
+    logout_sender = providers.Singleton(HttpLogoutSender, outbound_policy, events)
     assertion_codec = providers.Singleton(JoseAssertionCodec)
 
 

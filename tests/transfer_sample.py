@@ -3,8 +3,9 @@
 ``seed`` writes, through the port as the service does, users with password hashes and a
 TOTP seed, groups with members, stored clients (one replaced, one deleted), initial access
 tokens (one partly spent), a live code, a consumed code's tombstone, access tokens active
-and revoked, refresh tokens, a reuse marker, a claim and a counter, and expired records of
-each kind; ``EXPECTED`` is what a copy must carry of it.
+and revoked, refresh tokens, a reuse marker, a claim and a counter, browser sessions (one
+with grants, one ended) and consents (one with a grant, one withdrawn), and expired records
+of each kind; ``EXPECTED`` is what a copy must carry of it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from domain.entities import (
     Taken,
     User,
 )
+from domain.sessions import Session, SessionGrant
 from domain.tokens import hash_token
 from domain.transfer import COPY_STEPS
 from ports.store import Store
@@ -50,7 +52,7 @@ USERS = 7
 EXPECTED = {
     "users": USERS, "groups": 2, "clients": 2, "initial_access_tokens": 2, "codes": 1,
     "consumed_codes": 1, "access_tokens": 5, "refresh_tokens": 2, "reuse_markers": 1,
-    "claims": 1,
+    "claims": 1, "sessions": 2, "consents": 1,
 }
 
 
@@ -98,8 +100,17 @@ def _code(name: str, exp: int) -> AuthorizationCode:
         code_hash=hash_token(name), client_id="web", redirect_uri="https://app.example/cb",
         scope="openid", exp=exp, grant_id=f"grant-{name}", user_id="u-alice", nonce="n-1",
         pkce_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce_method="S256",
-        auth_time=exp - 600, mfa_verified=False,
+        auth_time=exp - 600, mfa_verified=False, sid="sid_web", acr="pwd", amr=("pwd",),
     )
+
+
+def _session(name: str, now: int, **changes: Any) -> Session:
+    session = Session(
+        id_hash=hash_token(name), sid=f"sid_{name}", user_id="u-alice", auth_time=now - 30,
+        amr=("pwd", "otp", "mfa"), acr="mfa", created_at=now - 30, idle_exp=now + 3600,
+        exp=now + 86400,
+    )
+    return msgspec.structs.replace(session, **changes)
 
 
 async def seed(store: Store, now: int) -> None:
@@ -163,6 +174,17 @@ async def seed(store: Store, now: int) -> None:
     await store.save_tokens(old, _refresh("rt_old", old, now - 7200, ttl=3600), now - 7200)
 
     await store.claim_once("totp:u-alice:123456", now + 90, now)
+
+    for name in ("ses_web", "ses_ended", "ses_idle"):
+        await store.create_session(_session(name, now), now)
+    await store.add_session_grant(hash_token("ses_web"), SessionGrant("web", "grant-1"),
+                                  now + 7200, now)
+    await store.end_session(hash_token("ses_ended"), now)
+    await store.create_session(_session("ses_gone", now, idle_exp=now), now - 10)
+    await store.grant_consent("u-alice", "spa", ("openid", "profile"), now)
+    await store.record_consent_grant("u-alice", "spa", "grant-spa", now + 86400, now)
+    await store.grant_consent("u-bob", "spa", ("openid",), now)
+    await store.withdraw_consent("u-bob", "spa", now)
     await store.claim_once("totp:u-bob:000000", now, now - 90)
     await store.hit("signin:alice", 300, now)
 
@@ -210,5 +232,14 @@ async def check_target(target: Store, now: int) -> None:
     assert await target.hit("signin:alice", 300, now, 0) == 0  # counters are not copied
     code = await target.take_code(hash_token("ac_live"), now, remember_until=now + 600)
     assert isinstance(code, AuthorizationCode)
+    assert (code.sid, code.acr, code.amr) == ("sid_web", "pwd", ("pwd",))
+    web = await target.get_session(hash_token("ses_web"), now)
+    assert web is not None and web.clients == ("web",) and web.idle_exp == now + 7200
+    assert await target.get_session(hash_token("ses_ended"), now) is None
+    ended = await target.end_session_by_sid("sid_ses_web", now)
+    assert ended is not None and ended.grants == (SessionGrant("web", "grant-1"),)
+    assert await target.get_consent("u-bob", "spa") is None
+    withdrawn = await target.withdraw_consent("u-alice", "spa", now)
+    assert withdrawn is not None and [g.grant_id for g in withdrawn.grants] == ["grant-spa"]
 
 

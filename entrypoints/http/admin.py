@@ -269,7 +269,7 @@ def _metadata_schema() -> Schema:
             "backchannel_logout_session_required": boolean,
             "access_token_lifetime": seconds, "refresh_token_lifetime": seconds,
             "require_pkce": boolean, "require_mfa": boolean, "first_party": boolean,
-            "allowed_cors_origins": strings,
+            "allowed_cors_origins": strings, "revoke_tokens_on_logout": boolean,
             "version": Schema(type=OpenAPIType.INTEGER, minimum=0),
         },
     )

@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
+from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts
 from domain.sessions import SessionPolicy
 from entrypoints.settings import Settings
@@ -53,6 +54,8 @@ class Services:
     client_ports: ClientPorts
     #: ``SESSION_IDLE_SECONDS`` and ``SESSION_MAX_SECONDS`` (domain.sessions).
     session_policy: SessionPolicy
+    #: Ending sessions: revocation and back-channel logout (domain.logout).
+    logout: LogoutPorts
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
