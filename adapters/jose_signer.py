@@ -12,11 +12,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from joserfc import jwt
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 #: RS256 with less than 2048-bit keys is refused by current guidance (NIST SP 800-131A).
 MIN_RSA_BITS = 2048
+#: Longer than any token this server signs: anything longer is not one of ours.
+_MAX_JWS_LENGTH = 16 * 1024
 
 
 class JoseSigner:
@@ -36,6 +39,7 @@ class JoseSigner:
             # The same file listed twice would publish one kid twice.
             unique.setdefault(key.thumbprint(), key)
         self._keys = tuple(unique.values())
+        self._by_kid = unique
         self._signing = self._keys[0]
         self._kid = self._signing.thumbprint()
         self._jwks = {
@@ -68,10 +72,27 @@ class JoseSigner:
         """The ``kid`` of the signing key."""
         return self._kid
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS of ``claims`` with the current key, its ``kid`` in the header."""
-        header = {"alg": self.algorithm, "kid": self._kid, "typ": "JWT"}
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
+        """A compact JWS of ``claims`` with the current key, its ``kid`` and ``typ`` in the
+        header."""
+        header = {"alg": self.algorithm, "kid": self._kid, "typ": typ}
         return jwt.encode(header, claims, self._signing)
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """See :meth:`ports.security.IdTokenSigner.verify`: the key is chosen by ``kid``
+        among the loaded keys, and only this server's algorithm is accepted."""
+        if not isinstance(token, str) or len(token) > _MAX_JWS_LENGTH:
+            return None
+        try:
+            header = jws.extract_compact(token.encode("ascii")).protected
+            key = self._by_kid.get(header.get("kid", ""))
+            if key is None or header.get("alg") != self.algorithm:
+                return None
+            decoded = jwt.decode(token, key, algorithms=[self.algorithm])
+        except (JoseError, ValueError, UnicodeError):
+            return None
+        claims = decoded.claims
+        return claims if isinstance(claims, dict) else None
 
     def jwks(self) -> dict[str, Any]:
         """Every public key, the signing one first."""

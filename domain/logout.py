@@ -94,7 +94,7 @@ async def end_sessions(
                                          ports.token_generator.new("lt_"), now)
             notices.append(LogoutNotice(
                 client_id=client.client_id, uri=client.backchannel_logout_uri,
-                logout_token=ports.signer.sign(claims), sid=session.sid,
+                logout_token=ports.signer.sign(claims, typ="logout+jwt"), sid=session.sid,
                 user_id=session.user_id))
         ports.events.emit("session_ended", reason=reason, sid=session.sid,
                           user_id=session.user_id, clients=len(session.clients))

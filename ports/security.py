@@ -24,8 +24,16 @@ class PasswordHasher(Protocol):
 
 
 class IdTokenSigner(Protocol):
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS of ``claims`` signed by the newest key, with its ``kid`` in the header."""
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
+        """A compact JWS of ``claims`` signed by the newest key, with its ``kid`` and
+        ``typ`` (``logout+jwt`` for a logout token, RFC 8725 explicit typing) in the
+        header."""
+        ...
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        """The claims of a compact JWS this server signed with one of the keys it publishes
+        (an ``id_token_hint``), or None for anything else. Only the signature is checked:
+        ``exp`` and the other claims are the caller's to judge (an expired hint is fine)."""
         ...
 
     def jwks(self) -> dict[str, Any]:

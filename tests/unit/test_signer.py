@@ -115,3 +115,14 @@ def test_sealed_state_opens_only_with_the_same_signing_key() -> None:
 def test_a_sealer_needs_a_256_bit_key() -> None:
     with pytest.raises(ValueError):
         JoseSealer(b"short")
+
+
+def test_verify_accepts_only_our_own_signatures_whatever_the_expiry() -> None:
+    signer, stranger = JoseSigner.generated(), JoseSigner.generated()
+    token = signer.sign({"sub": "u-1", "exp": 1}, typ="logout+jwt")
+    assert signer.verify(token) == {"sub": "u-1", "exp": 1}
+    assert stranger.verify(token) is None
+    head, payload, signature = token.split(".")
+    assert signer.verify(f"{head}.{payload}.{signature[::-1]}") is None
+    assert signer.verify("not a token") is None
+    assert signer.verify("x" * 20_000) is None
