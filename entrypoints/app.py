@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from adapters.backchannel_http import HttpLogoutSender
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
@@ -107,6 +108,17 @@ def build_services(container: Container) -> Services:
     )
 
 
+#: How long shutdown waits for back-channel logouts under way (then they are abandoned,
+#: each logged): within the orchestrator's grace period, after uvicorn's 15 s of draining.
+LOGOUT_DRAIN_SECONDS = 5.0
+
+
+async def _drain_logouts(services: Services) -> None:
+    sender = services.logout.sender
+    if isinstance(sender, HttpLogoutSender):
+        await sender.drain(LOGOUT_DRAIN_SECONDS)
+
+
 def provide_services(state: State) -> Services:
     """The ``services`` dependency: built once by the lifespan, kept in the app state."""
     services: Services = state.services
@@ -135,7 +147,10 @@ def create_app(
             janitor = Janitor(services.store, services.clock, services.events,
                               interval_seconds=settings.purge_interval_seconds)
             async with janitor_running(janitor):
-                yield
+                try:
+                    yield
+                finally:
+                    await _drain_logouts(services)
         finally:
             await backend.close()
 
