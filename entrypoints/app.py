@@ -39,6 +39,7 @@ from entrypoints.http.errors import (
 )
 from entrypoints.http.health import HealthController
 from entrypoints.http.initial_access_tokens import create_initial_access_token
+from entrypoints.http.logout import LogoutController
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.registration import RegistrationController
@@ -158,7 +159,7 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, RegistrationController,
-                                 create_initial_access_token]
+                                 create_initial_access_token, LogoutController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -79,7 +79,7 @@ class LogoutListener:
 @contextmanager
 def logout_listener() -> Iterator[LogoutListener]:
     listener = LogoutListener()
-    thread = threading.Thread(target=listener._server.serve_forever, daemon=True)
+    thread = threading.Thread(target=listener._server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield listener
