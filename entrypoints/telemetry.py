@@ -25,6 +25,7 @@ WARNING_EVENTS = frozenset({
     "signin_locked",
     "totp_seed_unreadable",
     "backchannel_logout_failed",
+    "session_revocation_failed",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).
