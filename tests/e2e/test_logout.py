@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,7 +35,7 @@ from domain.sessions import Session
 from entrypoints.app import create_app
 from entrypoints.container import build_container
 from entrypoints.settings import load_settings
-from tests.doubles import FakeClock
+from tests.doubles import FakeClock, RecordingEvents
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.ops_support import metric
 from tests.e2e.session_support import (
@@ -125,20 +126,32 @@ def listener() -> Iterator[LogoutListener]:
         yield running
 
 
-@pytest.fixture
-def browser(store: StoreBackend, tmp_path: Path, listener: LogoutListener) -> Iterator[Browser]:
+@contextmanager
+def logout_app(
+    store: StoreBackend, tmp_path: Path, listener: LogoutListener, *,
+    events: RecordingEvents | None = None, clock: FakeClock | None = None,
+) -> Iterator[Browser]:
+    """The app with rp-a, rp-b and rp-c; ``events`` replaces the telemetry (no metrics)."""
     clients_file = tmp_path / "logout-clients.toml"
     clients_file.write_text(clients_toml(listener))
     settings = load_settings({"EXTERNAL_BASE_URL": ISSUER, "CLIENTS_FILE": str(clients_file),
                               "OUTBOUND_ALLOW_LOOPBACK": "1", **store.env})
     container = build_container(settings)
-    clock = FakeClock(T0)
+    clock = clock or FakeClock(T0)
     container.clock.override(providers.Object(clock))
     container.password_hasher.override(providers.Object(HASHER))
     container.signer.override(providers.Object(SIGNER))
+    if events is not None:
+        container.events.override(providers.Object(events))
     app = create_app(settings, store=store.instance, container=container)
     with TestClient(app, base_url=ISSUER) as client:
         yield Browser(client, clock, listener)
+
+
+@pytest.fixture
+def browser(store: StoreBackend, tmp_path: Path, listener: LogoutListener) -> Iterator[Browser]:
+    with logout_app(store, tmp_path, listener) as running:
+        yield running
 
 
 def location(response: httpx.Response) -> str:
@@ -466,3 +479,40 @@ def test_logout_ends_the_session_and_revokes_per_client_policy(browser: Browser)
         "scope": "openid", "state": "s", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8"
         "URWbuGJSstw-cM", "code_challenge_method": "S256"}, follow_redirects=False)
     assert page.status_code == 200 and 'name="password"' in page.text
+
+
+def test_a_session_ended_on_one_instance_is_gone_on_the_other(
+    store: StoreBackend, tmp_path: Path, listener: LogoutListener
+) -> None:
+    clock = FakeClock(T0)
+    with logout_app(store, tmp_path, listener, clock=clock) as first, \
+            logout_app(store, tmp_path, listener, clock=clock) as second:
+        session = first.signed_in()
+        hint = first.tokens(session).id_token
+        second.client.cookies.set("session", first.client.cookies.get("session") or "")
+        assert second.live(session)
+
+        assert location(second.logout(id_token_hint=hint, post_logout_redirect_uri=A_BYE)
+                        ) == A_BYE
+        assert not first.live(session)
+        assert first.logout().status_code == 200  # no session left to confirm
+        assert "You are signed out" in first.logout().text
+
+
+def test_shutdown_waits_a_bounded_time_for_deliveries_and_logs_what_it_drops(
+    store: StoreBackend, tmp_path: Path, listener: LogoutListener,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("entrypoints.app.LOGOUT_DRAIN_SECONDS", 0.3)
+    listener.delay = 5.0  # rp-a hangs
+    events = RecordingEvents()
+    with logout_app(store, tmp_path, listener, events=events) as b:
+        session = b.signed_in()
+        hint = b.tokens(session).id_token
+        assert location(b.logout(id_token_hint=hint, post_logout_redirect_uri=A_BYE))
+        b.listener.wait_for(1, "/a")
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 3
+    [failed] = events.named("backchannel_logout_failed")
+    assert failed["reason"] == "abandoned" and failed["client_id"] == "rp-a"
+    assert failed["sid"] == session.sid
