@@ -24,12 +24,16 @@ _KEYS: dict[str, tuple[type[Any], str | None]] = {
 _MIN_RSA_BITS = 2048
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _claims_decoder = msgspec.json.Decoder(dict[str, Any])
+#: joserfc's default caps the encoded header at 512 bytes, less than a proof whose ``jwk`` is
+#: an RSA key; 4 KiB holds an RSA-8192 key and still bounds the work.
+_REGISTRY = jws.JWSRegistry(algorithms=list(_KEYS))
+_REGISTRY.max_header_length = 4096
 
 
 class JoseDpopCodec:
     def read(self, proof: str) -> UnverifiedProof:
         try:
-            compact = jws.extract_compact(proof.encode("ascii"))
+            compact = jws.extract_compact(proof.encode("ascii"), registry=_REGISTRY)
             claims = _claims_decoder.decode(compact.payload)
         except (JoseError, ValueError, UnicodeError, msgspec.DecodeError):
             raise InvalidProof("the DPoP proof is not a signed JWT (compact JWS of a JSON "
@@ -52,7 +56,7 @@ class JoseDpopCodec:
         if isinstance(key, RSAKey) and key.raw_value.key_size < _MIN_RSA_BITS:
             raise InvalidProof(f"an RSA key needs at least {_MIN_RSA_BITS} bits")
         try:
-            jws.deserialize_compact(proof, key, algorithms=[alg])
+            jws.deserialize_compact(proof, key, algorithms=[alg], registry=_REGISTRY)
         except (JoseError, ValueError):
             raise InvalidProof("the DPoP proof's signature does not verify") from None
         return str(key.thumbprint())
