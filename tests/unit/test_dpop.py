@@ -65,7 +65,7 @@ async def test_typ_must_be_dpop_jwt(typ: str | None) -> None:
     proof = KEY.proof("POST", URL, iat=T0, header={"typ": typ} if typ else None,
                       typ=typ or "dpop+jwt")
     if typ is None:  # no typ at all
-        head, body, sig = proof.split(".")
+        head, body, _sig = proof.split(".")
         header = json.loads(base64.urlsafe_b64decode(head + "=="))
         del header["typ"]
         proof = jws.serialize_compact(header, base64.urlsafe_b64decode(body + "=="), KEY.key,
