@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -41,22 +42,38 @@ class JoseDpopCodec:
         return UnverifiedProof(header=dict(compact.protected), claims=claims)
 
     def verify(self, proof: str, jwk: dict[str, Any], alg: str) -> str:
-        wanted = _KEYS.get(alg)
-        if wanted is None:
+        if alg not in _KEYS:
             raise InvalidProof(f"alg {alg!r} is not accepted for DPoP proofs")
         if _PRIVATE_MEMBERS & set(jwk):
             raise InvalidProof("the jwk of a DPoP proof must be a public key")
-        key_type, curve = wanted
         try:
-            key = key_type.import_key(jwk)
-        except (JoseError, ValueError, TypeError, KeyError):
+            canonical = _canonical(jwk)
+        except (TypeError, msgspec.EncodeError):
             raise InvalidProof(f"the jwk is not a public key for {alg}") from None
-        if curve is not None and key.curve_name != curve:
-            raise InvalidProof(f"{alg} needs a key on the curve {curve}")
-        if isinstance(key, RSAKey) and key.raw_value.key_size < _MIN_RSA_BITS:
-            raise InvalidProof(f"an RSA key needs at least {_MIN_RSA_BITS} bits")
+        key, thumbprint = _public_key(alg, canonical)
         try:
             jws.deserialize_compact(proof, key, algorithms=[alg], registry=_REGISTRY)
         except (JoseError, ValueError):
             raise InvalidProof("the DPoP proof's signature does not verify") from None
-        return str(key.thumbprint())
+        return thumbprint
+
+
+def _canonical(jwk: dict[str, Any]) -> str:
+    return msgspec.json.encode(jwk, order="sorted").decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(alg: str, canonical_jwk: str) -> tuple[Any, str]:
+    """The imported key and its thumbprint: a client proves with the same key request after
+    request, and importing it costs a fifth of a proof's check. Refusals are not cached
+    (an exception is never a cached value)."""
+    key_type, curve = _KEYS[alg]
+    try:
+        key = key_type.import_key(msgspec.json.decode(canonical_jwk))
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise InvalidProof(f"the jwk is not a public key for {alg}") from None
+    if curve is not None and key.curve_name != curve:
+        raise InvalidProof(f"{alg} needs a key on the curve {curve}")
+    if isinstance(key, RSAKey) and key.raw_value.key_size < _MIN_RSA_BITS:
+        raise InvalidProof(f"an RSA key needs at least {_MIN_RSA_BITS} bits")
+    return key, str(key.thumbprint())
