@@ -63,6 +63,13 @@ token_endpoint_auth_method = "client_secret_basic"
 ISSUER = "http://localhost:8080"
 #: The private_key_jwt client: its key signs the single-use assertions wrk sends.
 JWT_CLIENT_ID = "bench-jwt"
+#: Section ``signing``: confidential clients redeeming seeded codes (no PKCE), one per ID-token
+#: algorithm, and one whose codes have no ``openid`` (opaque tokens only, no ID token).
+CODE_CLIENTS = {"bench-code-opaque": None, "bench-code-rs256": "RS256",
+                "bench-code-es256": "ES256", "bench-code-eddsa": "EdDSA"}
+CODE_REDIRECT = "https://bench.example/cb"
+#: The slowest figure of section ``signing`` must reach this ratio to the ceiling (issue 15).
+SIGNING_TARGET = 0.40
 #: The token the ceiling routes receive: same length as a real one.
 CEILING_TOKEN = "tk_bench0000000000"
 
@@ -124,6 +131,25 @@ scopes = ["read"]
 token_endpoint_auth_method = "private_key_jwt"
 jwks = {_toml_inline(jwks)}
 """)
+        for client_id, alg in CODE_CLIENTS.items():
+            with (self.procs.tmp / "clients.toml").open("a") as clients:
+                clients.write(f"""
+[[clients]]
+client_id = "{client_id}"
+secret = "{CLIENT_SECRET}"
+grant_types = ["authorization_code"]
+redirect_uris = ["{CODE_REDIRECT}"]
+scopes = ["openid", "read"]
+require_pkce = false
+""" + (f'id_token_signed_response_alg = "{alg}"\n' if alg else ""))
+        from adapters.jose_signer import generate_pem_key
+
+        # One key of each type, RSA first (the primary key, as in most deployments).
+        self.signing_key_files = []
+        for alg in ("RS256", "ES256", "EdDSA"):
+            path = self.procs.tmp / f"signing-{alg}.pem"
+            path.write_bytes(generate_pem_key(alg))
+            self.signing_key_files.append(str(path))
         self.redis_url = ""
         self.pg_url = ""
         #: Lines of a BENCH_BODIES file that earlier wrk runs sent.
@@ -135,11 +161,12 @@ jwks = {_toml_inline(jwks)}
     def wrk(
         self, url: str, *, method: str = "POST", body: str = "", auth: str = "",
         pool: int = 0, duration: float | None = None, background: bool = False,
-        bodies: str = "",
+        bodies: str = "", body_header: str = "",
     ) -> WrkResult | subprocess.Popen[str]:
         seconds = duration if duration is not None else self.args.duration
         env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": auth,
                "BENCH_POOL": str(pool), "BENCH_BODIES": bodies,
+               "BENCH_BODIES_HEADER": body_header,
                "BENCH_THREADS": str(self.args.threads),
                "BENCH_BODIES_SKIP": str(self.bodies_used.get(bodies, 0))}
         argv = ["taskset", "-c", LOAD_CPUS, "wrk", f"-t{self.args.threads}",
@@ -193,6 +220,8 @@ jwks = {_toml_inline(jwks)}
             cpu_ratio = self.ceiling_cpu[ceiling] / measured.cpu_us_per_request
         target = ""
         goal = TARGETS.get((backend, scenario)) if section == "main" else None
+        if section == "signing":
+            goal = SIGNING_TARGET
         if goal is not None and ratio is not None:
             target = f"≥ {goal:.2f} {'ok' if ratio >= goal else 'MISSED'}"
         # The p99 goal is per request; a Bulk row's latencies are those of 1,000 creates.
@@ -224,6 +253,7 @@ jwks = {_toml_inline(jwks)}
             "STORE_BACKEND": "sql" if backend == "sql" else "hybrid",
             "CLIENTS_FILE": str(self.procs.tmp / "clients.toml"),
             "EXTERNAL_BASE_URL": ISSUER,
+            "SIGNING_KEY_FILE": ",".join(self.signing_key_files),
         }
         for name in ("REDIS_URL", "DATABASE_URL", "CLIENT_CREDENTIALS"):
             os.environ.pop(name, None)
@@ -309,6 +339,68 @@ jwks = {_toml_inline(jwks)}
                         note="an active token")
             self.run_scim(backend, server, ceiling)
             self.run_scim_bulk(backend, server, ceiling)
+
+    def run_signing(self) -> None:
+        """ID tokens signed RS256, ES256 and EdDSA beside the same code exchange without an
+        ID token, and DPoP-bound client_credentials issuance beside bearer issuance: hybrid,
+        as ratios to the bare ceiling (target: the slowest >= 0.40)."""
+        print("signing: ID-token algorithms, DPoP", flush=True)
+        # Enough single-use codes for every run at 2,500 exchanges/s, whichever thread
+        # sends them (each thread takes every n-th line).
+        per_run = int(2500 * (self.args.warmup + self.args.duration * self.args.repeat) * 1.2)
+        codes = per_run * self.args.threads
+        clients = ";".join(f"{c}={'openid read' if alg else 'read'}"
+                           for c, alg in CODE_CLIENTS.items())
+        env = {**self.service_env("hybrid"), "BENCH_SEED_CODES": str(codes),
+               "BENCH_SEED_CODE_CLIENTS": clients}
+        with self.service("signing-hybrid", env, seeded=True, ready_timeout=900) as server:
+            for client_id, alg in CODE_CLIENTS.items():
+                path = self.procs.tmp / f"codes-{client_id}.txt"
+                with path.open("w") as out:
+                    for index in range(codes):
+                        out.write(f"grant_type=authorization_code&code=ac_bench-{client_id}-"
+                                  f"{index:010d}&redirect_uri={quote(CODE_REDIRECT, safe='')}\n")
+                auth = "Basic " + base64.b64encode(
+                    f"{client_id}:{CLIENT_SECRET}".encode()).decode()
+                result = self.measure(server, "/oauth/token", auth=auth, bodies=str(path))
+                scenario = f"code exchange, ID token {alg}" if alg else "code exchange, opaque"
+                self.record("signing", "hybrid", scenario, result, server, ceiling="bare",
+                            note="access token + ID token" if alg else
+                            "access token only (scope read)")
+            result = self.measure(server, "/oauth/token", auth=BASIC,
+                                  body="grant_type=client_credentials&scope=read")
+            self.record("signing", "hybrid", "issuance, bearer", result, server,
+                        ceiling="bare", note="client_credentials, opaque")
+            wanted = self.args.threads * int(
+                max(result.result.rps, 1000) * (self.args.warmup + self.args.duration)
+                * self.args.repeat * 1.2)
+            started = time.monotonic()
+            proofs = self.dpop_proofs(server, wanted)
+            made_in = time.monotonic() - started
+            result = self.measure(server, "/oauth/token", auth=BASIC, bodies=str(proofs),
+                                  body_header="DPoP")
+            self.record("signing", "hybrid", "issuance, DPoP-bound", result, server,
+                        ceiling="bare", note=f"client_credentials, ES256 proof with nonce "
+                        f"per request ({wanted:,} made in {made_in:.0f} s)")
+
+    def dpop_proofs(self, server: HttpServer, count: int) -> Path:
+        """A file of ``count`` lines "<DPoP proof>\t<body>": fresh ES256 proofs for the token
+        endpoint, each with its own jti and the server's current nonce."""
+        from tests.dpop_proofs import DpopKey
+
+        key = DpopKey("ES256")
+        url = ISSUER + "/oauth/token"
+        probe = httpx.post(server.base + "/oauth/token", headers={
+            "Authorization": BASIC, "DPoP": key.proof("POST", url, iat=int(time.time()))},
+            data={"grant_type": "client_credentials", "scope": "read"}, timeout=10)
+        nonce = probe.headers.get("dpop-nonce")
+        now = int(time.time())
+        path = self.procs.tmp / f"dpop-{now}.txt"
+        with path.open("w") as out:
+            for index in range(count):
+                proof = key.proof("POST", url, iat=now, nonce=nonce, jti=f"bench-{now}-{index}")
+                out.write(f"{proof}\tgrant_type=client_credentials&scope=read\n")
+        return path
 
     def assertions(self, count: int) -> Path:
         """A file of ``count`` token request bodies, each with a fresh RS256 assertion for
@@ -528,8 +620,12 @@ jwks = {_toml_inline(jwks)}
                 for backend in self.args.backends.split(","):
                     self.run_ceilings((CEILING_OF[backend],))
                     self.run_backend(backend)
+            if "signing" in sections:
+                if "bare" not in self.ceilings:
+                    self.run_ceilings(("bare",))
+                self.run_signing()
             missing = tuple(n for n in CEILING_PATHS if n not in self.ceilings)
-            if missing and sections - {"main", "memory"}:
+            if missing and sections - {"main", "memory", "signing"}:
                 self.run_ceilings(missing)
             if "scale" in sections:
                 self.run_scale()
@@ -593,6 +689,7 @@ def render(bench: Bench, memory: list[dict[str, object]], elapsed: float) -> str
     ]
     titles = {
         "main": "Throughput and latency (ratio = req/s divided by the ceiling named)",
+        "signing": "Signing: ID-token algorithms and DPoP-bound issuance (target: each ≥ 0.40)",
         "scale": "Scale: introspection of a random token among N stored",
         "purge": "Purge of expired tokens under load",
         "workers": "Workers (server on cores 0-1, wrk on core 1)",
@@ -656,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure, best kept (1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--sections", default="main,scale,purge,workers,memory")
+    parser.add_argument("--sections", default="main,signing,scale,purge,workers,memory")
     parser.add_argument("--backends", default="hybrid,hybrid+redis,sql")
     parser.add_argument("--large", type=int, default=1_000_000,
                         help="tokens for the scale, purge and memory checks (1,000,000)")

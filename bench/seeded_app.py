@@ -10,7 +10,11 @@ Environment:
   a zero-padded index, so that wrk can introspect a random one of them);
 - ``BENCH_SEED_EXPIRED``: how many already-expired access tokens to save as well;
 - ``BENCH_PURGE_TRIGGER``: a file path; when the file appears, one ``purge_expired`` runs
-  and its duration and counts are written as JSON to the same path + ``.done``.
+  and its duration and counts are written as JSON to the same path + ``.done``;
+- ``BENCH_SEED_CODES``: how many authorization codes to save per client of
+  ``BENCH_SEED_CODE_CLIENTS`` (``client=scope;client=scope``), for the user ``bench-user``,
+  without PKCE, redirect URI :data:`CODE_REDIRECT`; values :func:`code_value`, so that wrk
+  can redeem each once (bench/run.py, section ``signing``).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from pathlib import Path
 import msgspec
 from litestar import Litestar
 
-from domain.entities import AccessToken
+from domain.entities import AccessToken, AuthorizationCode, User
+from domain.errors import NotFound
 from domain.tokens import hash_token, token_display
 from entrypoints.app import create_app
 from entrypoints.http.services import Services
-from ports.store import TokenStore
+from ports.store import Store, TokenStore
 
 SEED_PREFIX = "tk_bench"
+CODE_REDIRECT = "https://bench.example/cb"
+CODE_USER = "bench-user"
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -62,6 +69,29 @@ async def seed_tokens(
             await asyncio.sleep(0)
 
 
+def code_value(client_id: str, index: int) -> str:
+    """The value of seeded authorization code ``index`` of ``client_id``."""
+    return f"ac_bench-{client_id}-{index:010d}"
+
+
+async def seed_codes(store: Store, now: int, count: int, clients: str) -> None:
+    """Save ``count`` codes per ``client=scope`` of ``clients`` through the port."""
+    try:
+        await store.get_user(CODE_USER)
+    except NotFound:
+        await store.create_user(User(id=CODE_USER, user_name=CODE_USER))
+    for entry in filter(None, clients.split(";")):
+        client_id, _, scope = entry.partition("=")
+        for index in range(count):
+            value = code_value(client_id, index)
+            await store.save_code(AuthorizationCode(
+                code_hash=hash_token(value), client_id=client_id, redirect_uri=CODE_REDIRECT,
+                scope=scope, exp=now + 3600, grant_id=f"gr_bench-{client_id}-{index}",
+                user_id=CODE_USER, auth_time=now), now)
+            if index % 10_000 == 0:
+                await asyncio.sleep(0)
+
+
 async def _purge_on_trigger(services: Services, trigger: Path) -> None:
     # bench/run.py creates the file: there is no in-process event to wait on.
     while not await asyncio.to_thread(trigger.exists):  # noqa: ASYNC110
@@ -81,6 +111,9 @@ async def _on_startup(app: Litestar) -> None:
     await seed_tokens(services.store, now, live)
     # Already expired when saved: exactly what a purge finds after the tokens' lifetime.
     await seed_tokens(services.store, now - 7200, expired, start=live, exp=now - 1)
+    codes = int(os.environ.get("BENCH_SEED_CODES", "0"))
+    if codes:
+        await seed_codes(services.store, now, codes, os.environ.get("BENCH_SEED_CODE_CLIENTS", ""))
     trigger = os.environ.get("BENCH_PURGE_TRIGGER")
     if trigger:
         task = asyncio.create_task(_purge_on_trigger(services, Path(trigger)))

@@ -47,6 +47,8 @@ class ClientPorts:
     events: Events
     #: Checks a ``private_key_jwt`` client's inline ``jwks`` (the JOSE adapter's).
     check_keys: KeyCheck | None = None
+    #: The algorithms the server has signing keys for (``id_token_signed_response_alg``).
+    signing_algs: tuple[str, ...] | None = None
 
 
 class NewSecret(msgspec.Struct, frozen=True, kw_only=True):

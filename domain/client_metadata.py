@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +55,9 @@ MAX_JWKS_BYTES = 64 * 1024
 MIN_LIFETIME_SECONDS = 60
 MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 86_400
 MAX_REFRESH_TOKEN_LIFETIME_SECONDS = 31_536_000
+#: The ``id_token_signed_response_alg`` values a server can have keys for
+#: (``adapters.jose_signer``); which of them a server has keys for is its own.
+ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 #: The scope a registered client gets when its registration names none.
 DEFAULT_REGISTRATION_SCOPE = ("openid", "profile", "email")
 
@@ -96,6 +99,7 @@ _RFC_KEYS = frozenset({
     "backchannel_logout_session_required", "access_token_lifetime",
     "refresh_token_lifetime", "require_pkce", "require_mfa", "first_party",
     "allowed_cors_origins", "revoke_tokens_on_logout",
+    "id_token_signed_response_alg", "dpop_bound_access_tokens",
 })
 #: Older CLIENTS_FILE keys, still accepted there.
 _FILE_ONLY_KEYS = frozenset({"secret", "scopes", "public", "name"})
@@ -136,6 +140,7 @@ def parse_client_metadata(
     client_id: str | None = None,
     allow_loopback_http: bool = False,
     check_keys: KeyCheck | None = None,
+    signing_algs: Collection[str] | None = None,
 ) -> ClientDraft:
     """The client a description describes; raises :class:`ClientMetadataError`.
 
@@ -145,15 +150,20 @@ def parse_client_metadata(
     whether URLs the server calls (``jwks_uri``, ``backchannel_logout_uri``) may be http
     loopback URLs. ``check_keys`` checks the keys of an inline ``jwks`` of a
     ``private_key_jwt`` client (without it, only the JWK Set's shape is checked).
+    ``signing_algs`` are the algorithms the server has signing keys for: an
+    ``id_token_signed_response_alg`` outside them is refused (None: any of
+    :data:`ID_TOKEN_ALGORITHMS`).
     """
-    reader = _Reader(document, source, allow_loopback_http, check_keys)
+    reader = _Reader(document, source, allow_loopback_http, check_keys, signing_algs)
     return reader.read(client_id)
 
 
 class _Reader:
     def __init__(self, document: Mapping[str, Any], source: MetadataSource,
-                 allow_loopback_http: bool, check_keys: KeyCheck | None = None) -> None:
+                 allow_loopback_http: bool, check_keys: KeyCheck | None = None,
+                 signing_algs: Collection[str] | None = None) -> None:
         self.source = source
+        self.signing_algs = signing_algs
         self.allow_loopback_http = allow_loopback_http
         self.check_keys = check_keys
         known = _RFC_KEYS | (_FILE_ONLY_KEYS if source is MetadataSource.FILE else frozenset())
@@ -211,6 +221,8 @@ class _Reader:
             require_mfa=self._bool("require_mfa", False),
             first_party=self._bool("first_party", False),
             revoke_tokens_on_logout=self._bool("revoke_tokens_on_logout", True),
+            id_token_signed_response_alg=self._id_token_alg(),
+            dpop_bound_access_tokens=self._bool("dpop_bound_access_tokens", False),
             allowed_cors_origins=self._origins(),
             registered=self.registration,
         )
@@ -394,6 +406,19 @@ class _Reader:
                                       "jwks_uri")
         return jwks, jwks_uri
 
+    def _id_token_alg(self) -> str | None:
+        key = "id_token_signed_response_alg"
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if value not in ID_TOKEN_ALGORITHMS:
+            raise ClientMetadataError(key, f"{key} must be one of "
+                                      f"{', '.join(ID_TOKEN_ALGORITHMS)}")
+        if self.signing_algs is not None and value not in self.signing_algs:
+            raise ClientMetadataError(key, f"{key}: the server has no {value} signing key; "
+                                      f"it signs with {', '.join(self.signing_algs)}")
+        return str(value)
+
     def _lifetime(self, key: str, maximum: int) -> int | None:
         value = self.doc.get(key)
         if value is None:
@@ -508,6 +533,7 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "first_party": client.first_party,
         "allowed_cors_origins": list(client.allowed_cors_origins),
         "revoke_tokens_on_logout": client.revoke_tokens_on_logout,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }
     optional = {
         "jwks": client.jwks,
@@ -515,6 +541,7 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "access_token_lifetime": client.access_token_lifetime,
         "refresh_token_lifetime": client.refresh_token_lifetime,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
     }
     shown.update({k: v for k, v in optional.items() if v is not None})
     return shown

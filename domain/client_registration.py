@@ -162,7 +162,8 @@ async def register_client(
                                 "(Authorization: Bearer)")
     # The server issues secrets (RFC 7591 section 3.2.1): a chosen one may be guessable.
     metadata = {k: v for k, v in document.items() if k != "client_secret"}
-    draft = _parse(metadata, new_client_id(ports), allow_loopback_http, ports.check_keys)
+    draft = _parse(metadata, new_client_id(ports), allow_loopback_http, ports.check_keys,
+                   ports.signing_algs)
     if mode == REGISTRATION_TOKEN and not await _spend_initial_token(ports, initial_token):
         raise RegistrationError(INVALID_TOKEN, "the initial access token is invalid, "
                                 "expired or used up")
@@ -198,7 +199,7 @@ async def update_registration(
         raise RegistrationError(INVALID_METADATA, "client_secret does not match the "
                                 "client's current secret; it cannot be chosen by the client")
     draft = _parse({k: v for k, v in document.items() if k != "client_secret"}, client_id,
-                   allow_loopback_http, ports.check_keys)
+                   allow_loopback_http, ports.check_keys, ports.signing_algs)
     rotated = ports.token_generator.new(REGISTRATION_TOKEN_PREFIX)
     try:
         updated, new_secret = await update_client(
@@ -220,12 +221,13 @@ async def delete_registration(ports: ClientPorts, client_id: str, token: str | N
 
 
 def _parse(document: Mapping[str, Any], client_id: str, allow_loopback_http: bool,
-           check_keys: KeyCheck | None) -> ClientDraft:
+           check_keys: KeyCheck | None,
+           signing_algs: tuple[str, ...] | None = None) -> ClientDraft:
     try:
         draft = parse_client_metadata(document, source=MetadataSource.REGISTRATION,
                                      client_id=client_id,
                                      allow_loopback_http=allow_loopback_http,
-                                     check_keys=check_keys)
+                                     check_keys=check_keys, signing_algs=signing_algs)
     except ClientMetadataError as exc:
         raise RegistrationError(exc.error, exc.description) from None
     if GRANT_CLIENT_CREDENTIALS in draft.client.grant_types:

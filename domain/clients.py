@@ -121,6 +121,11 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     #: Whether ending a browser session (logout, deprovisioning) revokes the tokens this
     #: client got in it, refresh tokens included; False keeps them (offline access).
     revoke_tokens_on_logout: bool = True
+    #: The JWS ``alg`` of this client's ID tokens (OIDC Registration); None: RS256 when the
+    #: server has an RSA key, else its primary key's algorithm.
+    id_token_signed_response_alg: str | None = None
+    #: RFC 9449 section 5.2: every token request of this client must carry a DPoP proof.
+    dpop_bound_access_tokens: bool = False
     allowed_cors_origins: tuple[str, ...] = ()
     static: bool = False
     registered: bool = False

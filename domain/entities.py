@@ -236,6 +236,9 @@ class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
+    #: The DPoP key a public client's refresh token is bound to (``domain.token_binding``):
+    #: a refresh needs a proof by that key. None: unbound.
+    binding: str | None = None
 
 
 class Taken(msgspec.Struct, frozen=True):

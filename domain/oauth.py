@@ -38,6 +38,7 @@ from domain.entities import (
 from domain.errors import NotFound
 from domain.redirects import redirect_uri_registered
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.token_binding import bound_jkt, confirmation, token_type
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
@@ -53,6 +54,7 @@ from ports.store import CodeStore, EphemeralStore, TokenStore, UserStore
 GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
 BEARER = "Bearer"
+RS256 = "RS256"
 
 # RFC 7636 section 4.1: 43 to 128 characters of [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 _PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -159,7 +161,7 @@ def parse_scope(scope: str | None) -> tuple[str, ...] | None:
 
 
 async def issue_client_credentials(
-    ports: OAuthPorts, client: Client, scope: str | None
+    ports: OAuthPorts, client: Client, scope: str | None, binding: str | None = None
 ) -> TokenResponse:
     """Issue an access token to the client itself (RFC 6749 section 4.4).
 
@@ -167,6 +169,9 @@ async def issue_client_credentials(
     identity scopes (:data:`~domain.scopes.IDENTITY_SCOPES`) need a user. Without a
     ``scope`` the token gets every scope of the client except identity scopes; asking for
     one of those, or for a scope the client may not use, is ``invalid_scope``.
+
+    ``binding`` (``domain.token_binding``, from a DPoP proof checked by ``domain.dpop``)
+    binds the access token; it is then ``token_type`` DPoP.
     """
     if not client.allows_grant(GRANT_CLIENT_CREDENTIALS):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -182,13 +187,13 @@ async def issue_client_credentials(
     now = ports.clock.now()
     scope_text = " ".join(granted)
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
-                                      scope_text, now)
+                                      scope_text, now, binding)
     await ports.store.save_tokens(access, None, now)
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
     return TokenResponse(
         access_token=value,
-        token_type=BEARER,
+        token_type=token_type(binding),
         expires_in=access.exp - now,
         scope=scope_text,
     )
@@ -314,6 +319,7 @@ async def exchange_authorization_code(
     code: str,
     redirect_uri: str | None,
     code_verifier: str | None,
+    binding: str | None = None,
 ) -> TokenResponse:
     """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.6).
 
@@ -327,9 +333,15 @@ async def exchange_authorization_code(
     A code whose user was deleted or deactivated meanwhile is ``invalid_grant``, and the
     grant is revoked. The user is read *after* the tokens are saved: a deprovisioning that
     the read misses runs ``revoke_subject`` later, which then finds them.
+
+    ``binding`` (a DPoP key, ``domain.dpop``) binds the access token, and the refresh token
+    of a public client (a confidential one's is bound by its authentication already, RFC
+    9449 section 5). The ID token is signed with the client's
+    ``id_token_signed_response_alg`` (:func:`id_token_alg`).
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
+    alg = id_token_alg(client, ports.signer)
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
     policy = ports.policy
@@ -371,12 +383,12 @@ async def exchange_authorization_code(
     auth_time = taken.auth_time if taken.auth_time is not None else now
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
                    taken.mfa_verified, auth_time)
-    access_value, access = _new_access_token(ports, client, grant, taken.scope, now)
+    access_value, access = _new_access_token(ports, client, grant, taken.scope, now, binding)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
         refresh_value, refresh = _new_refresh_token(ports, client, grant, access.token_hash,
-                                                    now)
+                                                    now, binding if client.is_public else None)
     await ports.store.save_tokens(access, refresh, now)
     if not await ports.store.claim_once(_settled_key(taken.grant_id), remember_until, now):
         # A replay came between the take and the save, and its revocation may have run
@@ -391,12 +403,12 @@ async def exchange_authorization_code(
         claims = _id_token_claims(policy, taken, access_value, now)
         if GROUPS in scopes:
             claims["groups"] = groups_claim(user)
-        id_token = ports.signer.sign(claims)
+        id_token = ports.signer.sign(claims, alg=alg)
     ports.events.emit("token_issued", grant_type=GRANT_AUTHORIZATION_CODE,
                       client_id=client.client_id)
     return TokenResponse(
         access_token=access_value,
-        token_type=BEARER,
+        token_type=token_type(binding),
         expires_in=access.exp - now,
         scope=taken.scope,
         refresh_token=refresh_value,
@@ -430,6 +442,20 @@ def groups_claim(user: User) -> list[str]:
     return sorted(ref.display for ref in user.groups)
 
 
+def id_token_alg(client: Client, signer: IdTokenSigner) -> str | None:
+    """The ``alg`` of ``client``'s ID tokens (None: the signer's primary key): its
+    ``id_token_signed_response_alg``, else RS256 (the OIDC default) when the server has an RSA
+    key. ``unauthorized_client`` when the client's algorithm lost its key since it was
+    registered (checked before a code is taken, so that the code is not burnt)."""
+    alg = client.id_token_signed_response_alg
+    if alg is None:
+        return RS256 if RS256 in signer.algorithms else None
+    if alg not in signer.algorithms:
+        raise OAuthError("unauthorized_client", f"the server has no {alg} key for this "
+                         "client's id_token_signed_response_alg")
+    return alg
+
+
 def _settled_key(grant_id: str) -> str:
     """The claim that settles a code's redemption against a concurrent replay."""
     return f"code-grant-settled:{grant_id}"
@@ -457,7 +483,8 @@ def _id_token_claims(
 
 
 async def refresh(
-    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None
+    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None,
+    binding: str | None = None,
 ) -> TokenResponse:
     """Rotate a refresh token (RFC 6749 section 6, RFC 9700 section 4.14.2).
 
@@ -481,6 +508,10 @@ async def refresh(
     the others find a reuse marker and revoke the family; because every pair was saved
     before its take, the family revocation reaches the winner's new pair too, on any
     backend. A rotation that loses revokes the pair it saved.
+
+    ``binding`` (a DPoP key, ``domain.dpop``) binds the new access token. A refresh token
+    bound to a key (a public client's) needs a proof by that same key, else
+    ``invalid_dpop_proof`` before anything is taken; the next one stays bound to it.
     """
     if not client.allows_grant(GRANT_REFRESH_TOKEN):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -493,7 +524,7 @@ async def refresh(
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
         access_scope = _check_refresh(ports.policy, current, client, requested, now)
-        issued = _next_pair(ports, client, current, access_scope, now)
+        issued = _next_pair(ports, client, current, access_scope, now, binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
@@ -511,7 +542,7 @@ async def refresh(
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
         access_scope = _check_refresh(ports.policy, outcome.token, client, requested, now)
-        issued = _next_pair(ports, client, outcome.token, access_scope, now)
+        issued = _next_pair(ports, client, outcome.token, access_scope, now, binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
     # slip between this read and the new pair.
@@ -522,24 +553,36 @@ async def refresh(
 
 def _next_pair(
     ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
-    now: int,
+    now: int, binding: str | None = None,
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
+    refresh_binding = _refresh_binding(client, old, binding)
     access_scope = " ".join(requested) if requested is not None else old.scope
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
                    _grant_start(old))
-    access_value, access = _new_access_token(ports, client, grant, access_scope, now)
+    access_value, access = _new_access_token(ports, client, grant, access_scope, now, binding)
     refresh_value, new_refresh = _new_refresh_token(ports, client, grant, access.token_hash,
-                                                    now)
+                                                    now, refresh_binding)
     response = TokenResponse(
         access_token=access_value,
-        token_type=BEARER,
+        token_type=token_type(binding),
         expires_in=access.exp - now,
         scope=access_scope,
         refresh_token=refresh_value,
     )
     return response, access, new_refresh
+
+
+def _refresh_binding(client: Client, old: RefreshToken, binding: str | None) -> str | None:
+    """The next refresh token's binding: the old one's, which the proof must match; a public
+    client's unbound refresh token gets bound by its first proof."""
+    if old.binding is None:
+        return binding if client.is_public and bound_jkt(binding) is not None else None
+    if binding is None or binding != old.binding:
+        raise OAuthError("invalid_dpop_proof", "this refresh token is bound to a DPoP key: "
+                         "send a DPoP proof signed by that key")
+    return old.binding
 
 
 class _Grant(NamedTuple):
@@ -570,7 +613,8 @@ def _capped(exp: int, not_after: int | None) -> int:
 
 
 def _new_access_token(
-    ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int
+    ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int,
+    binding: str | None = None,
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
     record = AccessToken(
@@ -585,12 +629,14 @@ def _new_access_token(
         mfa_verified=grant.mfa_verified,
         grant_id=grant.grant_id,
         auth_time=grant.auth_time,
+        token_binding=binding,
     )
     return value, record
 
 
 def _new_refresh_token(
-    ports: OAuthPorts, client: Client, grant: _Grant, access_token_hash: str, now: int
+    ports: OAuthPorts, client: Client, grant: _Grant, access_token_hash: str, now: int,
+    binding: str | None = None,
 ) -> tuple[str, RefreshToken]:
     if grant.grant_id is None:
         raise ValueError("refresh tokens exist only inside a grant")
@@ -606,6 +652,7 @@ def _new_refresh_token(
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
         auth_time=grant.auth_time,
+        binding=binding,
     )
     return value, record
 
@@ -701,9 +748,9 @@ async def introspect(
                     exp=access.exp,
                     iat=access.iat,
                     iss=ports.policy.issuer,
-                    token_type=BEARER,
+                    token_type=token_type(access.token_binding),
                     mfa_verified=access.mfa_verified,
-                    cnf={"x5t#S256": access.token_binding} if access.token_binding else None,
+                    cnf=confirmation(access.token_binding),
                 )
         elif token.startswith(REFRESH_TOKEN_PREFIX):
             refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
@@ -718,6 +765,7 @@ async def introspect(
                     iss=ports.policy.issuer,
                     token_type=REFRESH_TOKEN_TYPE,
                     mfa_verified=refresh_record.mfa_verified,
+                    cnf=confirmation(refresh_record.binding),
                 )
     ports.events.emit("token_introspected", active=result.active)
     return result

@@ -24,10 +24,12 @@ from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
 from domain.client_keys import ClientKeys
+from domain.dpop import DpopPolicy, DpopPorts
 from domain.errors import DomainError
 from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts, TokenPolicy
 from domain.sessions import SessionPolicy
+from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
@@ -56,6 +58,8 @@ from entrypoints.settings import Settings, load_settings
 from ports.store import Store
 
 VERSION = "0.1.0"
+#: The HKDF label of the DPoP nonce key (every instance with the same signing key agrees).
+DPOP_NONCE_LABEL = "auth-service dpop nonce v1"
 
 
 def build_services(container: Container) -> Services:
@@ -66,6 +70,7 @@ def build_services(container: Container) -> Services:
     events = container.events()
     signer = container.signer()
     static_clients = container.clients()
+    check_signing_algorithms(static_clients, signer.algorithms)
     secret_sealer = container.secret_sealer()
     policy = TokenPolicy(
         issuer=settings.issuer,
@@ -100,12 +105,16 @@ def build_services(container: Container) -> Services:
         client_assertions=client_assertions,
         client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
                                  token_generator=token_generator, sealer=secret_sealer,
-                                 events=events, check_keys=codec.key_set_problem),
+                                 events=events, check_keys=codec.key_set_problem,
+                                 signing_algs=signer.algorithms),
         session_policy=SessionPolicy(idle_seconds=settings.session_idle_seconds,
                                      max_seconds=settings.session_max_seconds),
         logout=LogoutPorts(store=store, clients=clients, signer=signer,
                            sender=container.logout_sender(), events=events, clock=clock,
                            token_generator=token_generator, issuer=settings.issuer),
+        dpop=DpopPorts(store=store, codec=container.dpop_codec(),
+                       nonce_key=signer.derive_secret(DPOP_NONCE_LABEL),
+                       policy=DpopPolicy(require_nonce=settings.dpop_require_nonce)),
     )
 
 

@@ -23,10 +23,11 @@ from entrypoints.backends import (
     open_store,
 )
 from entrypoints.client_cli import add_client_commands
-from entrypoints.clients import load_clients
+from entrypoints.clients import check_signing_algorithms, load_clients
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
+from entrypoints.signing import signing_algorithms
 from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
 from ports.store import TOKEN_STATE_PARTS, Migratable
@@ -78,8 +79,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "is required with --workers above 1: without it each worker generates its own "
             "key, and ID tokens signed by one would not verify against the JWKS of another",
         )
-    # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
-    load_clients(settings)
+    # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker;
+    # so must a client whose id_token_signed_response_alg has no key.
+    check_signing_algorithms(load_clients(settings), signing_algorithms(settings))
     configure_logging(settings)
     warn_if_cleartext(settings)
     _check_store(settings, workers=args.workers)

@@ -48,6 +48,7 @@ from entrypoints.clients import load_clients
 from entrypoints.logging import configure_logging
 from entrypoints.registration_cli import add_initial_token_command
 from entrypoints.settings import ConfigError, Settings
+from entrypoints.signing import signing_algorithms
 from ports.clock import SystemClock
 from ports.events import LoggingEvents
 from ports.sealing import OpenedSecret, SecretSealer
@@ -238,7 +239,8 @@ def _run(settings: Settings, command: str, work: Any) -> int:
             ports = ClientPorts(store=store, static=static, clock=SystemClock(),
                                 token_generator=SecretsTokenGenerator(),
                                 sealer=ServerSealer(settings), events=LoggingEvents(),
-                                check_keys=JoseAssertionCodec().key_set_problem)
+                                check_keys=JoseAssertionCodec().key_set_problem,
+                                signing_algs=signing_algorithms(settings))
             result: int = await work(ports, static)
             return result
 
@@ -285,7 +287,8 @@ def run_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ports: ClientPorts, static: ClientRegistry) -> int:
         draft = parse_client_metadata(
             document, source=MetadataSource.ADMIN, client_id=client_admin.new_client_id(ports),
-            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys)
+            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys,
+            signing_algs=ports.signing_algs)
         client, secret = await client_admin.create_client(ports, draft, actor=ACTOR)
         _print(_with_secret(client, secret), args.json)
         return 0
@@ -346,7 +349,8 @@ def run_update(settings: Settings, args: argparse.Namespace) -> int:
         current = {k: v for k, v in client_view(held).items() if k not in SERVER_MANAGED_KEYS}
         draft = parse_client_metadata(
             {**current, **changes}, source=MetadataSource.ADMIN, client_id=held.client_id,
-            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys)
+            allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys,
+            signing_algs=ports.signing_algs)
         expected = held.version if args.if_version is None else args.if_version
         client, secret = await client_admin.update_client(
             ports, draft, expected_version=expected, actor=ACTOR)

@@ -117,3 +117,15 @@ def _client_from_table(
     elif draft.secret is not None:
         secrets = (ClientSecret.of(draft.secret),)
     return msgspec.structs.replace(client, secrets=secrets, static=True)
+
+
+def check_signing_algorithms(clients: ClientRegistry, algorithms: tuple[str, ...]) -> None:
+    """Refuse a ``CLIENTS_FILE`` client whose ``id_token_signed_response_alg`` no key of
+    ``SIGNING_KEY_FILE`` signs: its ID tokens could not be made (a :class:`ConfigError`)."""
+    for client in clients:
+        alg = client.id_token_signed_response_alg
+        if alg is not None and alg not in algorithms:
+            raise ConfigError("CLIENTS_FILE", f"client {client.client_id!r}: "
+                              f"id_token_signed_response_alg {alg} needs a {alg} key in "
+                              f"SIGNING_KEY_FILE (the server signs with "
+                              f"{', '.join(algorithms)})")

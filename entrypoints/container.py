@@ -19,6 +19,7 @@ from dependency_injector import containers, providers
 
 from adapters.backchannel_http import HttpLogoutSender
 from adapters.jose_assertions import JoseAssertionCodec
+from adapters.jose_dpop import JoseDpopCodec
 from adapters.outbound_http import HttpxJsonFetcher
 from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
@@ -69,6 +70,7 @@ class Container(containers.DeclarativeContainer):
     #: Back-channel logout deliveries (in the background; adapters/backchannel_http.py).
     logout_sender = providers.Singleton(HttpLogoutSender, outbound_policy, events)
     assertion_codec = providers.Singleton(JoseAssertionCodec)
+    dpop_codec = providers.Singleton(JoseDpopCodec)
 
 
 def build_container(settings: Settings) -> Container:

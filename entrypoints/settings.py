@@ -104,6 +104,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: authorization; ``SESSION_MAX_SECONDS``: and at the latest this long after its sign-in.
     session_idle_seconds: int = 8 * 3600
     session_max_seconds: int = 7 * 86400
+    #: ``DPOP_REQUIRE_NONCE``: whether every DPoP proof must carry a server nonce
+    #: (``DPoP-Nonce``, RFC 9449 section 8).
+    dpop_require_nonce: bool = True
 
     @property
     def issuer(self) -> str:
@@ -225,12 +228,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_REGISTRATION_PER_MINUTE", 10),
         session_idle_seconds=_positive_int(env, "SESSION_IDLE_SECONDS", 8 * 3600),
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
+        dpop_require_nonce=_flag(env, "DPOP_REQUIRE_NONCE", default=True),
     )
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
     value = (env.get(name) or "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    if not value:
+        return default
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True

@@ -13,20 +13,31 @@ log = logging.getLogger("auth_service.signing")
 
 
 def load_signer(settings: Settings) -> JoseSigner:
-    """Keys from ``SIGNING_KEY_FILE`` (comma-separated, current key first), or a generated one."""
+    """Keys from ``SIGNING_KEY_FILE`` (comma-separated PEM files, RSA, EC P-256 or Ed25519
+    mixed; the first is the primary key, and the first of each type signs for its
+    algorithm), or a generated RSA key."""
     if settings.signing_key_files:
         try:
             return JoseSigner.from_pem_files(settings.signing_key_files)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(
                 "SIGNING_KEY_FILE",
-                "cannot read an RSA private key (PEM, at least 2048 bits) from every file",
+                "cannot read a private key from every file (PEM: RSA of at least 2048 bits, "
+                "EC P-256 or Ed25519)",
             ) from exc
     log.warning(
         "SIGNING_KEY_FILE is not set: generated a signing key for this process; ID tokens will "
         "not verify after a restart or on another instance"
     )
     return JoseSigner.generated()
+
+
+def signing_algorithms(settings: Settings) -> tuple[str, ...]:
+    """The algorithms the server signs with, for a command that checks client metadata
+    without serving: what ``SIGNING_KEY_FILE`` holds, or RS256 (the generated key)."""
+    if not settings.signing_key_files:
+        return ("RS256",)
+    return load_signer(settings).algorithms
 
 
 def load_signin_sealer(signer: JoseSigner) -> JoseSealer:

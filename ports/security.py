@@ -24,10 +24,11 @@ class PasswordHasher(Protocol):
 
 
 class IdTokenSigner(Protocol):
-    def sign(self, claims: dict[str, Any], *, typ: str = "JWT") -> str:
-        """A compact JWS of ``claims`` signed by the newest key, with its ``kid`` and
-        ``typ`` (``logout+jwt`` for a logout token, RFC 8725 explicit typing) in the
-        header."""
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT", alg: str | None = None) -> str:
+        """A compact JWS of ``claims`` with its key's ``kid`` and ``typ`` (``logout+jwt`` for
+        a logout token, RFC 8725 explicit typing) in the header: signed by the primary
+        (newest) key, or, with ``alg``, by the newest key of that algorithm. ``ValueError``
+        when no key signs ``alg`` (callers check :attr:`algorithms` first)."""
         ...
 
     def verify(self, token: str) -> dict[str, Any] | None:
@@ -37,12 +38,24 @@ class IdTokenSigner(Protocol):
         ...
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys, newest first: ``{"keys": [...]}``."""
+        """The public keys, newest first: ``{"keys": [...]}``. Keys that no longer sign stay
+        here while tokens they signed may still be presented (a rotation)."""
         ...
 
     @property
     def algorithm(self) -> str:
-        """The JWS ``alg`` used, e.g. ``RS256``."""
+        """The JWS ``alg`` of the primary key, e.g. ``RS256``."""
+        ...
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Every JWS ``alg`` a loaded key signs with (``RS256``, ``ES256``, ``EdDSA``), the
+        primary key's first."""
+        ...
+
+    def derive_secret(self, label: str) -> bytes:
+        """A 256-bit secret for ``label`` derived from the primary key: the same on every
+        instance that holds the same key, independent for distinct labels."""
         ...
 
 

@@ -65,6 +65,8 @@ class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tr
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
+    #: Last, so that records written before it decode (as unbound).
+    binding: str | None = None
 
 
 class TombstoneWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -188,6 +190,7 @@ class Codec:
                 sub=token.sub,
                 mfa_verified=token.mfa_verified,
                 auth_time=token.auth_time,
+                binding=token.binding,
             )
         )
 
@@ -204,6 +207,7 @@ class Codec:
             sub=w.sub,
             mfa_verified=w.mfa_verified,
             auth_time=w.auth_time,
+            binding=w.binding,
         )
 
     def code_exp(self, data: bytes) -> int:

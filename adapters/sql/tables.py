@@ -137,6 +137,7 @@ refresh_tokens = sa.Table(
     sa.Column("mfa_verified", sa.Boolean, nullable=False),
     sa.Column("iat", sa.BigInteger),
     sa.Column("auth_time", sa.BigInteger),
+    sa.Column("token_binding", sa.Text),
 )
 
 refresh_token_reuse = sa.Table(

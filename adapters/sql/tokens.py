@@ -50,6 +50,7 @@ def _refresh_from_row(row: sa.Row[Any]) -> RefreshToken:
         sub=m["sub"],
         mfa_verified=m["mfa_verified"],
         auth_time=m["auth_time"],
+        binding=m["token_binding"],
     )
 
 
@@ -126,6 +127,7 @@ class SqlTokens(SqlConnection):
                 "mfa_verified": refresh.mfa_verified,
                 "iat": refresh.iat,
                 "auth_time": refresh.auth_time,
+                "token_binding": refresh.binding,
             }
 
         async def work(conn: AsyncConnection) -> None:

@@ -150,6 +150,7 @@ def _refresh_values(token: RefreshToken) -> dict[str, Any]:
         "mfa_verified": token.mfa_verified,
         "iat": token.iat,
         "auth_time": token.auth_time,
+        "token_binding": token.binding,
     }
 
 

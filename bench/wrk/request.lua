@@ -7,6 +7,8 @@
 --   BENCH_BODIES   a file of form bodies, one a line, each sent once (single-use client
 --                  assertions): thread k of BENCH_THREADS sends lines k, k + n, k + 2n, ...
 --                  of those after the first BENCH_BODIES_SKIP (used by an earlier run)
+--   BENCH_BODIES_HEADER  when set (e.g. "DPoP"), each BENCH_BODIES line is
+--                  "<header value>\t<body>": a single-use header (a DPoP proof) per request
 -- done() prints one line "BENCH_RESULT {json}" that bench/wrkresult.py parses.
 
 local method = os.getenv("BENCH_METHOD") or "POST"
@@ -16,6 +18,7 @@ local pool = tonumber(os.getenv("BENCH_POOL") or "0")
 local bodies_file = os.getenv("BENCH_BODIES") or ""
 local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local skip = tonumber(os.getenv("BENCH_BODIES_SKIP") or "0")
+local body_header = os.getenv("BENCH_BODIES_HEADER") or ""
 local next_id = 0
 local bodies = {}
 local position = 0
@@ -55,7 +58,17 @@ if bodies_file ~= "" then
   request = function()
     -- Past the last line the bodies repeat: those answers are 401 and count as errors.
     position = position % #bodies + 1
-    return wrk.format(nil, nil, nil, bodies[position])
+    local line = bodies[position]
+    if body_header ~= "" then
+      local tab = line:find("\t", 1, true)
+      local headers = {}
+      for name, value in pairs(wrk.headers) do
+        headers[name] = value
+      end
+      headers[body_header] = line:sub(1, tab - 1)
+      return wrk.format(nil, nil, headers, line:sub(tab + 1))
+    end
+    return wrk.format(nil, nil, nil, line)
   end
 end
 

@@ -346,7 +346,7 @@ class AdminController(Controller):
         draft = parse_client_metadata(
             document, source=MetadataSource.ADMIN, client_id=client_admin.new_client_id(ports),
             allow_loopback_http=services.settings.outbound_allow_loopback,
-            check_keys=ports.check_keys)
+            check_keys=ports.check_keys, signing_algs=ports.signing_algs)
         client, secret = await client_admin.create_client(ports, draft, actor=_actor(request))
         location = f"{services.settings.issuer}/admin/clients/{client.client_id}"
         return _json(_created(client, secret), 201, {**_etag(client), "Location": location})
@@ -379,7 +379,7 @@ class AdminController(Controller):
         draft = parse_client_metadata(
             document, source=MetadataSource.ADMIN, client_id=client_id,
             allow_loopback_http=services.settings.outbound_allow_loopback,
-            check_keys=ports.check_keys)
+            check_keys=ports.check_keys, signing_algs=ports.signing_algs)
         client, secret = await client_admin.update_client(
             ports, draft, expected_version=expected, actor=_actor(request))
         return _json(_created(client, secret), headers=_etag(client))

@@ -10,6 +10,13 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 
 from domain.bearer import resolve_bearer
+from domain.dpop import (
+    INVALID_DPOP_PROOF,
+    USE_DPOP_NONCE,
+    DpopRefused,
+    check_presentation,
+    current_nonce,
+)
 from domain.entities import AccessToken
 from domain.oauth import client_exists
 from domain.scopes import allows_service
@@ -26,6 +33,40 @@ def bearer_from_header(request: Request[Any, Any, Any]) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
+
+
+def dpop_from_header(request: Request[Any, Any, Any]) -> str | None:
+    """The token of an ``Authorization: DPoP <token>`` header (RFC 9449 section 7.1)."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "dpop" or not token:
+        return None
+    return token
+
+
+async def _check_dpop(
+    services: Services, request: Request[Any, Any, Any], record: AccessToken, scheme: str,
+    token: str, realm: str, now: int,
+) -> None:
+    """A DPoP-bound token only with its proof; an unbound one only as Bearer."""
+    proofs = [value for key, value in request.scope["headers"] if key == b"dpop"]
+    try:
+        if len(proofs) > 1:
+            raise DpopRefused(INVALID_DPOP_PROOF, "send exactly one DPoP header")
+        await check_presentation(
+            services.dpop, binding=record.token_binding, scheme=scheme,
+            proof=proofs[0].decode("latin-1").strip() if proofs else None,
+            access_token=token, method=request.scope["method"],
+            url=services.settings.external_base_url + request.scope["path"], now=now)
+    except DpopRefused as exc:
+        refused = ServiceTokenRefused(401, exc.description,
+                                      f'DPoP realm="{realm}", error="{exc.error}"')
+        if exc.error == USE_DPOP_NONCE:
+            refused.headers["DPoP-Nonce"] = current_nonce(services.dpop, now)
+        raise refused from None
 
 
 class ServiceTokenRefused(Exception):
@@ -53,12 +94,18 @@ async def require_service_token(
     (callers fail closed).
     """
     services = cast(Services, connection.app.state.services)
-    token = bearer_from_header(cast(Request[Any, Any, Any], connection))
+    request = cast(Request[Any, Any, Any], connection)
+    scheme, token = "DPoP", dpop_from_header(request)
+    if token is None:
+        scheme, token = "Bearer", bearer_from_header(request)
     record = None
+    now = services.clock.now()
     if token is not None:
-        record = await resolve_bearer(services.store, token, services.clock.now())
+        record = await resolve_bearer(services.store, token, now, allow_dpop_bound=True)
     if record is not None and not await client_exists(services.clients, record.client_id):
         record = None  # the token's client was deleted: its tokens are worth nothing
+    if record is not None and token is not None:
+        await _check_dpop(services, request, record, scheme, token, realm, now)
     if record is None:
         challenge = f'Bearer realm="{realm}"'
         if token is not None:

@@ -55,11 +55,12 @@ CORS_METHODS: dict[str, bytes] = {
     "/oauth/revoke": _POST,
     "/oauth/userinfo": b"GET, POST",
 }
-#: Request headers a browser app may send: Basic credentials or a bearer token, and a body.
-ALLOWED_HEADERS = b"Authorization, Content-Type"
+#: Request headers a browser app may send: Basic credentials or a bearer token, and a body;
+#: a DPoP proof (RFC 9449).
+ALLOWED_HEADERS = b"Authorization, Content-Type, DPoP"
 #: Response headers a script may read besides the safelisted ones (RFC 6750 challenges,
-#: rate-limit hints).
-EXPOSED_HEADERS = b"WWW-Authenticate, Retry-After"
+#: rate-limit hints, the DPoP nonce to use next).
+EXPOSED_HEADERS = b"WWW-Authenticate, Retry-After, DPoP-Nonce"
 _VARY = (b"vary", b"Origin")
 
 log = logging.getLogger("auth_service.http")

@@ -19,6 +19,7 @@ from domain.clients import (
     AUTH_SECRET_JWT,
     GRANT_TYPES,
 )
+from domain.dpop import DPOP_ALGORITHMS
 from domain.oauth import PKCE_S256
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -60,7 +61,11 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
-        "id_token_signing_alg_values_supported": [services.signer.algorithm],
+        # Every algorithm a loaded key signs with (SIGNING_KEY_FILE), RS256 first when held:
+        # it is what a client without id_token_signed_response_alg gets.
+        "id_token_signing_alg_values_supported": sorted(
+            services.signer.algorithms, key=lambda alg: alg != "RS256"),
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         "subject_types_supported": ["public"],
         "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],
         # RFC 9207: every authorization response (success and error) carries ``iss``.

@@ -44,6 +44,7 @@ from domain.clients import (
     GRANT_REFRESH_TOKEN,
     Client,
 )
+from domain.dpop import INVALID_DPOP_PROOF, current_nonce, token_request_binding
 from domain.oauth import (
     Introspection,
     OAuthError,
@@ -66,6 +67,7 @@ MAX_FORM_FIELDS = 20
 WWW_AUTHENTICATE = 'Basic realm="auth-service"'
 _NO_STORE_RAW = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 _UNAUTHORIZED_RAW = (*_NO_STORE_RAW, (b"www-authenticate", WWW_AUTHENTICATE.encode("ascii")))
+TOKEN_PATH = "/oauth/token"
 #: The window of ``RATE_LIMIT_CLIENT_AUTH_FAILURES``, as for failed sign-ins.
 CLIENT_AUTH_FAILURE_WINDOW = 900
 
@@ -107,6 +109,11 @@ class JsonAnswer:
         self._status = status
         self._body = body
         self._headers = headers
+
+    def with_header(self, name: bytes, value: str) -> JsonAnswer:
+        """This answer with one more header."""
+        return JsonAnswer(self._status, self._body,
+                          (*self._headers, (name, value.encode("latin-1"))))
 
     def with_cors(self, origin: str, client: Client | None) -> JsonAnswer:
         """This answer with the CORS headers for ``origin`` (entrypoints.http.cors)."""
@@ -375,6 +382,20 @@ def _basic_credentials(encoded: str) -> tuple[str, str]:
     return client_id, secret
 
 
+def dpop_proof(request: Request[Any, Any, Any]) -> str | None:
+    """The request's ``DPoP`` header; ``invalid_dpop_proof`` when it is sent more than once
+    (RFC 9449 section 4.3: exactly one proof)."""
+    values = [value for key, value in request.scope["headers"] if key == b"dpop"]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise OAuthError(INVALID_DPOP_PROOF, "send exactly one DPoP header")
+    try:
+        return values[0].decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise OAuthError(INVALID_DPOP_PROOF, "the DPoP proof is malformed") from None
+
+
 def _required(form: dict[str, str], name: str) -> str:
     value = form.get(name)
     if value is None:
@@ -397,6 +418,7 @@ def _required(form: dict[str, str], name: str) -> str:
 async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
     services = services_of(request)
     client: Client | None = None
+    proof: str | None = None
     try:
         form = await _form(request)
         grant_type = _required(form, "grant_type")
@@ -406,11 +428,16 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
         if services.settings.rate_limit_token_per_minute:
             await _count_client_request(request, client, services)
         ports = services.oauth
+        proof = dpop_proof(request)
+        # Checked before the grant, so that a bad proof never spends a code or a refresh token.
+        binding = await token_request_binding(
+            services.dpop, client, proof, now=services.clock.now(),
+            url=services.settings.external_base_url + TOKEN_PATH)
         if grant_type == GRANT_CLIENT_CREDENTIALS:
-            result = await issue_client_credentials(ports, client, form.get("scope"))
+            result = await issue_client_credentials(ports, client, form.get("scope"), binding)
         elif grant_type == GRANT_REFRESH_TOKEN:
             result = await refresh(
-                ports, client, _required(form, "refresh_token"), form.get("scope")
+                ports, client, _required(form, "refresh_token"), form.get("scope"), binding
             )
         elif grant_type == GRANT_AUTHORIZATION_CODE:
             result = await exchange_authorization_code(
@@ -419,12 +446,17 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 _required(form, "code"),
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
+                binding,
             )
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
         answer = _json_response(result)
     except OAuthError as exc:
         answer = error_response(exc)
+    if proof is not None or (client is not None and client.dpop_bound_access_tokens):
+        # RFC 9449 section 8: the nonce to put in the next proof, on success and failure.
+        answer = answer.with_header(b"dpop-nonce",
+                                    current_nonce(services.dpop, services.clock.now()))
     # Set by the middleware only for a request with an Origin (entrypoints.http.cors).
     origin = request.scope.get(ORIGIN_KEY)
     return answer if origin is None else answer.with_cors(cast(str, origin), client)

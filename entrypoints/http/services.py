@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
+from domain.dpop import DpopPorts
 from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts
 from domain.sessions import SessionPolicy
@@ -56,6 +57,8 @@ class Services:
     session_policy: SessionPolicy
     #: Ending sessions: revocation and back-channel logout (domain.logout).
     logout: LogoutPorts
+    #: DPoP proofs and nonces (domain.dpop).
+    dpop: DpopPorts
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

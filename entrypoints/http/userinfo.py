@@ -3,6 +3,12 @@
 The access token comes from the ``Authorization`` header or, on POST, from a form body's
 ``access_token`` (RFC 6750 sections 2.1 and 2.2); sending it both ways is refused (section
 2). Query-string tokens (2.3) are not accepted: they end up in logs.
+
+A DPoP-bound token (RFC 9449) comes as ``Authorization: DPoP <token>`` with a ``DPoP``
+proof for this request (``ath`` included, ``domain.dpop.check_presentation``); as
+``Bearer`` it is refused. DPoP failures are 401 with a ``WWW-Authenticate: DPoP``
+challenge (``invalid_dpop_proof``, ``use_dpop_nonce`` with a ``DPoP-Nonce`` header,
+``invalid_token``).
 """
 
 from __future__ import annotations
@@ -13,15 +19,25 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from domain.bearer import has_scope, resolve_bearer
+from domain.dpop import (
+    DPOP_ALGORITHMS,
+    USE_DPOP_NONCE,
+    DpopRefused,
+    check_presentation,
+    current_nonce,
+)
 from domain.entities import User
 from domain.errors import NotFound
-from domain.oauth import client_exists, groups_claim
+from domain.oauth import OAuthError, client_exists, groups_claim
 from domain.scopes import GROUPS
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.cors import request_origin, response_headers
+from entrypoints.http.oauth import dpop_proof
 from entrypoints.http.services import Services, ServicesDependency
 
 REALM = 'realm="auth-service"'
+USERINFO_PATH = "/oauth/userinfo"
+_DPOP_ALGS = f'algs="{" ".join(DPOP_ALGORITHMS)}"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _encoder = msgspec.json.Encoder()
 
@@ -39,6 +55,27 @@ def bearer_error(status_code: int, error: str | None, description: str) -> Respo
         _encoder.encode(body), status_code=status_code, media_type="application/json",
         headers={**_NO_STORE, "WWW-Authenticate": challenge},
     )
+
+
+def dpop_error(exc: DpopRefused, nonce: str | None) -> Response[bytes]:
+    """A DPoP refusal at a resource (RFC 9449 section 7.1): 401 with a ``DPoP`` challenge,
+    and ``DPoP-Nonce`` when there is one to use."""
+    description = exc.description.replace('"', "'")
+    challenge = (f'DPoP {REALM}, error="{exc.error}", error_description="{description}", '
+                 f"{_DPOP_ALGS}")
+    headers = {**_NO_STORE, "WWW-Authenticate": challenge}
+    if nonce is not None:
+        headers["DPoP-Nonce"] = nonce
+    body = {"error": exc.error, "error_description": exc.description}
+    return Response(_encoder.encode(body), status_code=401, media_type="application/json",
+                    headers=headers)
+
+
+def _dpop_token(request: Request[Any, Any, Any]) -> str | None:
+    """The token of an ``Authorization: DPoP <token>`` header (scheme case-insensitive)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "dpop" and token else None
 
 
 async def bearer_token(request: Request[Any, Any, Any]) -> str | Response[bytes] | None:
@@ -117,14 +154,32 @@ async def _answer(
     request: Request[Any, Any, Any], services: Services
 ) -> tuple[Response[bytes], str | None]:
     """The response, and the id of the client the token was issued to (None: no token)."""
-    token = await bearer_token(request)
+    now = services.clock.now()
+    scheme = "DPoP"
+    token: str | Response[bytes] | None = _dpop_token(request)
+    if token is None:
+        scheme = "Bearer"
+        token = await bearer_token(request)
     if isinstance(token, Response):
         return token, None
     if token is None:
         return bearer_error(401, None, "a bearer access token is required"), None
-    record = await resolve_bearer(services.store, token, services.clock.now())
+    record = await resolve_bearer(services.store, token, now, allow_dpop_bound=True)
     if record is None or record.sub is None:
+        if scheme == "DPoP":
+            refused = DpopRefused("invalid_token", "the access token is invalid or expired")
+            return dpop_error(refused, None), None
         return bearer_error(401, "invalid_token", "the access token is invalid or expired"), None
+    try:
+        await check_presentation(
+            services.dpop, binding=record.token_binding, scheme=scheme,
+            proof=dpop_proof(request), access_token=token, method=request.method,
+            url=services.settings.external_base_url + USERINFO_PATH, now=now)
+    except DpopRefused as exc:
+        nonce = current_nonce(services.dpop, now) if exc.error == USE_DPOP_NONCE else None
+        return dpop_error(exc, nonce), record.client_id
+    except OAuthError as exc:  # more than one DPoP header
+        return dpop_error(DpopRefused(exc.error, exc.description), None), record.client_id
     if not await client_exists(services.clients, record.client_id):
         # A deleted client's (a revoked registration's) tokens are worth nothing.
         return bearer_error(401, "invalid_token", "the access token is invalid or expired"), None

@@ -84,10 +84,11 @@ def _signing_key_file() -> Path:
 
 
 def build_app(
-    backend: StoreBackend, tmp_path: Path, *, clock: FakeClock | None = None, **env: str
+    backend: StoreBackend, tmp_path: Path, *, clock: FakeClock | None = None,
+    extra_clients: str = "", **env: str
 ) -> Litestar:
     clients_file = tmp_path / "clients.toml"
-    clients_file.write_text(CLIENTS_TOML)
+    clients_file.write_text(CLIENTS_TOML + extra_clients)
     settings = load_settings({
         "EXTERNAL_BASE_URL": ISSUER,
         "CLIENTS_FILE": str(clients_file),

@@ -474,3 +474,16 @@ def test_a_store_that_cannot_answer_is_503_without_internals(a: AdminApp) -> Non
     response = a.client.post("/admin/clients", headers=headers, json=SERVICE)
     error(response, 503, "temporarily_unavailable")
     assert response.headers["retry-after"] == "1" and "SQLSTATE" not in response.text
+
+
+def test_an_id_token_alg_the_server_has_no_key_for_is_400(a: AdminApp) -> None:
+    body = {**SERVICE, "grant_types": ["authorization_code"], "scope": "openid",
+            "redirect_uris": ["https://billing.example/cb"],
+            "id_token_signed_response_alg": "ES256"}
+    assert "no ES256 signing key" in error(
+        a.client.post("/admin/clients", headers=a.admin(), json=body), 400,
+        "invalid_client_metadata")
+    created = a.client.post("/admin/clients", headers=a.admin(),
+                            json={**body, "id_token_signed_response_alg": "RS256"})
+    assert created.status_code == 201, created.text
+    assert created.json()["id_token_signed_response_alg"] == "RS256"

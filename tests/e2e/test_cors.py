@@ -65,7 +65,7 @@ def test_a_preflight_from_an_origin_some_client_lists_is_allowed(
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == origin
     assert response.headers["access-control-allow-methods"] == methods
-    assert response.headers["access-control-allow-headers"] == "Authorization, Content-Type"
+    assert response.headers["access-control-allow-headers"] == "Authorization, Content-Type, DPoP"
     assert response.headers["access-control-max-age"] == "3600"
     assert response.headers["vary"] == "Origin"
     assert "access-control-allow-credentials" not in response.headers

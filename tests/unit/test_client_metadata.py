@@ -445,3 +445,44 @@ def test_is_loopback_host(host: str | None, loopback: bool) -> None:
 def test_cors_origins_are_kept_in_the_case_browsers_send() -> None:
     doc = {**MINIMAL, "allowed_cors_origins": ["https://App.Example:8443", "https://app.example:8443"]}
     assert parse(doc).client.allowed_cors_origins == ("https://app.example:8443",)
+
+
+# Signing algorithm and DPoP (issue 15)
+
+
+@pytest.mark.parametrize("source", [FILE, ADMIN, REGISTRATION])
+def test_id_token_alg_and_dpop_binding_are_read_from_every_source(
+    source: MetadataSource,
+) -> None:
+    doc = {**MINIMAL, "id_token_signed_response_alg": "EdDSA",
+           "dpop_bound_access_tokens": True}
+    if source is FILE:
+        doc["public"] = True
+    client = parse(doc, source, signing_algs=("RS256", "EdDSA"), client_id="c1").client
+    assert client.id_token_signed_response_alg == "EdDSA"
+    assert client.dpop_bound_access_tokens is True
+    shown = client_metadata(client)
+    assert shown["id_token_signed_response_alg"] == "EdDSA"
+    assert shown["dpop_bound_access_tokens"] is True
+    # What a GET shows goes back in a PUT unchanged.
+    assert parse({**shown, "client_secret": SECRET} if not client.is_public else shown,
+                 ADMIN).client.id_token_signed_response_alg == "EdDSA"
+
+
+def test_defaults_are_no_alg_and_no_dpop_requirement() -> None:
+    client = parse(MINIMAL).client
+    assert client.id_token_signed_response_alg is None
+    assert client.dpop_bound_access_tokens is False
+    assert "id_token_signed_response_alg" not in client_metadata(client)
+
+
+def test_an_id_token_alg_without_a_server_key_or_unknown_is_refused() -> None:
+    refused = error_of({**MINIMAL, "id_token_signed_response_alg": "ES256"},
+                       signing_algs=("RS256",))
+    assert refused.key == "id_token_signed_response_alg" and "no ES256 signing key" in (
+        refused.description)
+    for bad in ("none", "HS256", "PS256", 7):
+        assert error_of({**MINIMAL, "id_token_signed_response_alg": bad}).key == (
+            "id_token_signed_response_alg")
+    assert error_of({**MINIMAL, "dpop_bound_access_tokens": "yes"}).key == (
+        "dpop_bound_access_tokens")

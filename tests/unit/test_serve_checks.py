@@ -77,3 +77,19 @@ def test_which_issuers_are_warned_about(
     with caplog.at_level(logging.WARNING, logger="auth_service.settings"):
         assert cli.warn_if_cleartext(load_settings({"EXTERNAL_BASE_URL": base_url})) is warned
     assert any(r.getMessage().startswith(WARNING) for r in caplog.records) is warned
+
+
+def test_a_client_alg_without_a_signing_key_exits_2_with_one_line(
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], tmp_path: Any,
+) -> None:
+    clients = tmp_path / "clients.toml"
+    clients.write_text('[[clients]]\nclient_id = "es"\npublic = true\nscope = "openid"\n'
+                       'redirect_uris = ["https://app.example/cb"]\n'
+                       'id_token_signed_response_alg = "ES256"\n')
+    monkeypatch.setenv("CLIENTS_FILE", str(clients))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1")
+    assert cli.main(["serve"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "CLIENTS_FILE" in lines[0] and "ES256" in lines[0]
+    assert served == []

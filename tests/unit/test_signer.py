@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from adapters.jose_signer import JoseSigner
 from adapters.sealed_state import JoseSealer
@@ -126,3 +126,104 @@ def test_verify_accepts_only_our_own_signatures_whatever_the_expiry() -> None:
     assert signer.verify(f"{head}.{payload}.{signature[::-1]}") is None
     assert signer.verify("not a token") is None
     assert signer.verify("x" * 20_000) is None
+
+
+# ES256 and EdDSA beside RS256 (issue 15)
+
+EC = ECKey.generate_key("P-256", private=True, auto_kid=False)
+ED = OKPKey.generate_key("Ed25519", private=True, auto_kid=False)
+
+
+def test_mixed_keys_each_type_signs_for_its_alg_the_first_is_primary() -> None:
+    rsa_old = RSAKey.generate_key(2048, private=True)
+    signer = JoseSigner([EC, NEW, ED, rsa_old])
+    assert signer.algorithm == "ES256" and signer.algorithms == ("ES256", "RS256", "EdDSA")
+    assert signer.kid == EC.thumbprint()
+    published = {k["kid"]: k["alg"] for k in signer.jwks()["keys"]}
+    assert published == {EC.thumbprint(): "ES256", NEW.thumbprint(): "RS256",
+                         ED.thumbprint(): "EdDSA", rsa_old.thumbprint(): "RS256"}
+    keys = KeySet.import_key_set(signer.jwks())
+    for alg, key in (("ES256", EC), ("RS256", NEW), ("EdDSA", ED)):
+        token = signer.sign({"sub": "u"}, alg=alg)
+        decoded = jwt.decode(token, keys, algorithms=[alg])
+        assert decoded.header["kid"] == key.thumbprint() and decoded.header["alg"] == alg
+        assert signer.verify(token) == {"sub": "u"}
+    assert jwt.decode(signer.sign({"a": 1}), keys, algorithms=["ES256"]).header["alg"] == "ES256"
+    with pytest.raises(ValueError):
+        JoseSigner([NEW]).sign({"sub": "u"}, alg="ES256")
+
+
+def test_a_token_from_an_older_key_of_any_type_still_verifies() -> None:
+    old_ed = JoseSigner([ED]).sign({"sub": "u"})
+    assert JoseSigner([EC, ED]).verify(old_ed) == {"sub": "u"}
+    assert JoseSigner([EC]).verify(old_ed) is None
+
+
+def test_verify_refuses_an_alg_other_than_the_kids_own() -> None:
+    token = JoseSigner([EC]).sign({"sub": "u"})
+    head, payload, signature = token.split(".")
+    import base64
+    import json
+
+    header = json.loads(base64.urlsafe_b64decode(head + "=="))
+    header["alg"] = "RS256"
+    forged = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    assert JoseSigner([EC]).verify(f"{forged}.{payload}.{signature}") is None
+
+
+def test_unsupported_curves_are_refused() -> None:
+    with pytest.raises(ValueError, match="P-256"):
+        JoseSigner([ECKey.generate_key("P-384", private=True, auto_kid=False)])
+    with pytest.raises(ValueError, match="Ed25519"):
+        JoseSigner([OKPKey.generate_key("Ed448", private=True, auto_kid=False)])
+
+
+def test_derived_secrets_of_an_rsa_key_are_unchanged_and_ec_okp_keys_derive_their_own(
+    tmp_path: Path,
+) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    # The derivation RSA key files have always had (the private exponent's bytes): the
+    # sealed sign-ins and seeds of existing deployments keep opening.
+    d = NEW.private_key.private_numbers().d  # type: ignore[union-attr]
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"auth-service",
+                    info=b"label").derive(d.to_bytes((d.bit_length() + 7) // 8, "big"))
+    assert JoseSigner([NEW]).derive_secret("label") == expected
+    for key in (EC, ED):
+        path = _pem(tmp_path, f"{key.thumbprint()}.pem", key)
+        again = load_signer(load_settings({"SIGNING_KEY_FILE": path}))
+        assert again.derive_secret("label") == JoseSigner([key]).derive_secret("label")
+        assert len(again.derive_secret("label")) == 32
+        assert again.derive_secret("label") != again.derive_secret("other")
+    secrets = {JoseSigner([k]).derive_secret("label") for k in (NEW, OLD, EC, ED)}
+    assert len(secrets) == 4
+    assert JoseSigner([EC, NEW]).derive_secrets("l") == (
+        JoseSigner([EC]).derive_secret("l"), JoseSigner([NEW]).derive_secret("l"))
+
+
+def test_a_mixed_key_file_list_loads_every_type(tmp_path: Path) -> None:
+    files = ",".join(_pem(tmp_path, f"{n}.pem", k) for n, k in (("ed", ED), ("ec", EC),
+                                                                  ("rsa", NEW)))
+    signer = load_signer(load_settings({"SIGNING_KEY_FILE": files}))
+    assert signer.algorithms == ("EdDSA", "ES256", "RS256") and signer.kid == ED.thumbprint()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_keys_generate_writes_a_private_pem_file_and_never_overwrites(
+    tmp_path: Path, alg: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import stat
+
+    from entrypoints.cli import main
+
+    path = tmp_path / "signing.pem"
+    assert main(["keys", "generate", "--alg", alg, str(path)]) == 0
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    signer = load_signer(load_settings({"SIGNING_KEY_FILE": str(path)}))
+    assert signer.algorithms == (alg,)
+    assert signer.kid in capsys.readouterr().out
+    before = path.read_bytes()
+    assert main(["keys", "generate", "--alg", alg, str(path)]) == 1
+    assert path.read_bytes() == before

@@ -38,6 +38,17 @@ class TokenContract(StoreFixtures):
         await store.save_tokens(access, None, now)
         assert await store.get_access_token(access.token_hash, now) == access
 
+    async def test_a_refresh_tokens_dpop_binding_is_kept_through_a_take(
+        self, store: Store, now: int
+    ) -> None:
+        access = _access("tk_bound", now, grant_id="grant-b", sub="user-1")
+        refresh = msgspec.structs.replace(_refresh("rt_bound", access, now, grant_id="grant-b"),
+                                          binding="jkt:0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        await store.save_tokens(access, refresh, now)
+        assert await store.get_refresh_token(refresh.token_hash, now) == refresh
+        taken = await store.take_refresh_token(refresh.token_hash, now)
+        assert isinstance(taken, Taken) and taken.token.binding == refresh.binding
+
     async def test_get_unknown_access_token_returns_none(self, store: Store, now: int) -> None:
         assert await store.get_access_token(hash_token("tk_none"), now) is None
 

@@ -127,7 +127,7 @@ def _refresh(name: str, access: AccessToken, now: int, *, grant_id: str = "grant
     return RefreshToken(
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now - 5, grant_id=grant_id, client_id="client-a", scope="openid read",
-        sub=access.sub, mfa_verified=True, auth_time=now - 50,
+        sub=access.sub, mfa_verified=True, auth_time=now - 50, binding="jkt:transfer-key",
     )
 
 
