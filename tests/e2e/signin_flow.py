@@ -306,7 +306,13 @@ def sign_in(
     password: str = PASSWORD,
     totp_secret: str | None = None,
 ) -> httpx.Response:
-    """GET the sign-in page, submit the password (and a TOTP code); the final response."""
+    """GET the sign-in page, submit the password (and a TOTP code); the final response.
+
+    A browser that is signed in already asks with ``prompt=login`` (unless ``params`` say
+    otherwise), so that the pages are shown rather than answered by the session.
+    """
+    if "prompt" not in params and h.client.cookies.get("session"):
+        params = {**params, "prompt": "login"}
     page = h.client.get("/oauth/authorize", params=params, follow_redirects=False)
     assert page.status_code == 200, page.text
     response = submit(h.client, page, username=username, password=password)
@@ -343,6 +349,14 @@ def full_flow(
     assert token.status_code == 200, token.text
     body: dict[str, Any] = token.json()
     return body
+
+
+def through_consent(client: TestClient[Any], response: httpx.Response) -> httpx.Response:
+    """Press Allow when ``response`` is the consent page (a client that is not first
+    party); any other response as it is."""
+    if page_step(response) == "consent":
+        return submit(client, response, action="allow")
+    return response
 
 
 def page_step(response: httpx.Response) -> str | None:
