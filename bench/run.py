@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import base64
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ from bench.servers import (
 )
 from bench.wrkresult import WrkResult, parse_wrk_output
 from domain.client_assertion import ASSERTION_TYPE
+from domain.oauth import pkce_s256
 
 SERVER_CPUS = "0"
 LOAD_CPUS = "1"
@@ -51,6 +53,10 @@ RESULTS_DIR = ROOT / "bench" / "results"
 CLIENT_ID = "bench"
 CLIENT_SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+#: The first-party public client of the SSO hot path (section ``sso``).
+SSO_CLIENT_ID = "bench-sso"
+SSO_REDIRECT = "http://127.0.0.1:9/cb"
+SSO_PASSWORD = "bench-password-0123456789"
 CLIENTS_TOML = f"""
 [[clients]]
 client_id = "{CLIENT_ID}"
@@ -59,6 +65,14 @@ secret = "{CLIENT_SECRET}"
 grant_types = ["client_credentials"]
 scopes = ["read", "write", "scim:read", "scim:write"]
 token_endpoint_auth_method = "client_secret_basic"
+
+[[clients]]
+client_id = "{SSO_CLIENT_ID}"
+name = "benchmark SSO app"
+public = true
+first_party = true
+redirect_uris = ["{SSO_REDIRECT}"]
+scopes = ["openid", "profile"]
 """
 ISSUER = "http://localhost:8080"
 #: The private_key_jwt client: its key signs the single-use assertions wrk sends.
@@ -161,10 +175,11 @@ require_pkce = false
     def wrk(
         self, url: str, *, method: str = "POST", body: str = "", auth: str = "",
         pool: int = 0, duration: float | None = None, background: bool = False,
-        bodies: str = "", body_header: str = "",
+        bodies: str = "", body_header: str = "", cookie: str = "",
     ) -> WrkResult | subprocess.Popen[str]:
         seconds = duration if duration is not None else self.args.duration
         env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body, "BENCH_AUTH": auth,
+               "BENCH_COOKIE": cookie,
                "BENCH_POOL": str(pool), "BENCH_BODIES": bodies,
                "BENCH_BODIES_HEADER": body_header,
                "BENCH_THREADS": str(self.args.threads),
@@ -484,6 +499,26 @@ require_pkce = false
                     server, ceiling=ceiling,
                     note=f"req/s = creates/s over {len(walls)} bulks; latencies per bulk")
 
+    def run_sso(self, backend: str) -> None:
+        """The single sign-on hot path: ``GET /oauth/authorize`` with a live session
+        cookie, answered 303 with a code (no page; one session read, one grant recorded in
+        the session, one code saved), beside the backend's ceiling."""
+        print(f"sso: {backend}", flush=True)
+        db = new_database(self.pg_url, "bench_sso") if backend == "sql" else ""
+        if backend == "hybrid+redis":
+            self.redis_flush()
+        with self.service(f"sso-{backend}", self.service_env(backend, db)) as server:
+            try:
+                cookie, query = _sso_session(server)
+            except (RuntimeError, httpx.HTTPError) as exc:
+                self.notes.append(f"SSO not measured for {backend}: {exc}")
+                return
+            result = self.measure(server, f"/oauth/authorize?{query}", method="GET",
+                                  cookie=cookie)
+            self.record("sso", backend, "authorize from a session", result, server,
+                        ceiling=CEILING_OF[backend],
+                        note="GET /oauth/authorize with a session cookie -> 303 with a code")
+
     def run_scale(self) -> None:
         big = self.args.large
         print(f"scale: 1,000 vs {big:,} live tokens", flush=True)
@@ -625,8 +660,13 @@ require_pkce = false
                     self.run_ceilings(("bare",))
                 self.run_signing()
             missing = tuple(n for n in CEILING_PATHS if n not in self.ceilings)
-            if missing and sections - {"main", "memory", "signing"}:
+            if missing and sections - {"main", "memory", "signing", "sso"}:
                 self.run_ceilings(missing)
+            if "sso" in sections:
+                for backend in self.args.backends.split(","):
+                    if CEILING_OF[backend] not in self.ceilings:
+                        self.run_ceilings((CEILING_OF[backend],))
+                    self.run_sso(backend)
             if "scale" in sections:
                 self.run_scale()
             if "purge" in sections:
@@ -672,6 +712,37 @@ def _access_token(server: HttpServer, scope: str) -> str:
     return str(response.json()["access_token"])
 
 
+def _sso_session(server: HttpServer) -> tuple[str, str]:
+    """A user created over SCIM, signed in once through the pages: the session cookie
+    (``name=value``) and the authorization request's query the session then answers."""
+    bearer = {"Authorization": "Bearer " + _access_token(server, "scim:write")}
+    created = httpx.post(server.base + "/scim/v2/Users", headers=bearer, timeout=10, json={
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "bench-sso-user", "password": SSO_PASSWORD})
+    if created.status_code != 201:
+        raise RuntimeError(f"user create answered {created.status_code} {created.text[:120]}")
+    query = httpx.QueryParams({
+        "response_type": "code", "client_id": SSO_CLIENT_ID, "redirect_uri": SSO_REDIRECT,
+        "scope": "openid profile", "state": "bench", "nonce": "bench",
+        "code_challenge": pkce_s256("bench-verifier-" + "v" * 40),
+        "code_challenge_method": "S256"})
+    with httpx.Client(base_url=server.base, timeout=10) as browser:
+        page = browser.get(f"/oauth/authorize?{query}")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        if page.status_code != 200 or csrf is None:
+            raise RuntimeError(f"sign-in page answered {page.status_code}")
+        signed_in = browser.post("/oauth/authorize", data={
+            "csrf_token": csrf.group(1), "step": "password", "action": "signin",
+            "username": "bench-sso-user", "password": SSO_PASSWORD})
+        session = browser.cookies.get("session")
+        if signed_in.status_code != 303 or not session:
+            raise RuntimeError(f"sign-in answered {signed_in.status_code}, no session")
+        answered = browser.get(f"/oauth/authorize?{query}")
+        if answered.status_code != 303 or "code=" not in answered.headers.get("location", ""):
+            raise RuntimeError(f"the session did not answer: {answered.status_code}")
+    return f"session={session}", str(query)
+
+
 def _ms(value: float) -> str:
     return f"{value:.2f}"
 
@@ -690,6 +761,7 @@ def render(bench: Bench, memory: list[dict[str, object]], elapsed: float) -> str
     titles = {
         "main": "Throughput and latency (ratio = req/s divided by the ceiling named)",
         "signing": "Signing: ID-token algorithms and DPoP-bound issuance (target: each ≥ 0.40)",
+        "sso": "Single sign-on: an authorization answered from an existing session",
         "scale": "Scale: introspection of a random token among N stored",
         "purge": "Purge of expired tokens under load",
         "workers": "Workers (server on cores 0-1, wrk on core 1)",
@@ -753,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure, best kept (1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--sections", default="main,signing,scale,purge,workers,memory")
+    parser.add_argument("--sections", default="main,signing,sso,scale,purge,workers,memory")
     parser.add_argument("--backends", default="hybrid,hybrid+redis,sql")
     parser.add_argument("--large", type=int, default=1_000_000,
                         help="tokens for the scale, purge and memory checks (1,000,000)")

@@ -4,6 +4,10 @@ Validation runs in two phases, because where an error may be sent depends on it:
 client and its exact redirect URI are known, an error is shown to the user (a redirect
 would make the server an open redirector); afterwards it goes back to the client by
 redirect, with ``error`` and ``state`` (RFC 6749 4.1.2.1).
+
+The OpenID Connect parameters that steer single sign-on (Core 3.1.2.1: ``prompt``,
+``max_age``, ``id_token_hint``, ``login_hint``, ``acr_values``) are parsed here too; what
+they mean against a browser session is :mod:`domain.sso`'s to decide.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from domain.client_directory import ClientDirectory
 from domain.clients import GRANT_AUTHORIZATION_CODE
 from domain.redirects import redirect_uri_registered
 from domain.scopes import service_scopes_in
+from domain.sessions import ACR_MFA
 from domain.text import is_storable
+from ports.security import IdTokenSigner
 
 #: Longest value accepted for any parameter; longer is a malformed request.
 MAX_PARAMETER_LENGTH = 2048
@@ -26,8 +32,21 @@ _PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _SINGLE_VALUED = (
     "client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
-    "code_challenge", "code_challenge_method", "response_mode", "prompt",
+    "code_challenge", "code_challenge_method", "response_mode", "prompt", "max_age",
+    "id_token_hint", "login_hint", "acr_values",
 )
+#: An ID token with many groups is longer than any other parameter may be.
+_LONGER = {"id_token_hint": 16384}
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
+
+PROMPT_NONE = "none"
+PROMPT_LOGIN = "login"
+PROMPT_CONSENT = "consent"
+PROMPT_SELECT_ACCOUNT = "select_account"
+#: Discovery ``prompt_values_supported``. ``select_account`` is answered with a sign-in
+#: (there is one session per browser, so there is no account to choose between).
+PROMPT_VALUES: tuple[str, ...] = (PROMPT_NONE, PROMPT_LOGIN, PROMPT_CONSENT,
+                                  PROMPT_SELECT_ACCOUNT)
 
 
 class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +59,25 @@ class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
+    #: The ``prompt`` values, in the order given, without duplicates.
+    prompt: tuple[str, ...] = ()
+    #: ``max_age`` in seconds: a session signed in longer ago than that signs in again.
+    max_age: int | None = None
+    #: The ``sub`` of the ``id_token_hint`` (checked; the token itself is not kept).
+    hint_sub: str | None = None
+    #: ``login_hint``: prefills the user name.
+    login_hint: str | None = None
+    #: ``acr_values``, in the order given (unknown values are kept and ignored).
+    acr_values: tuple[str, ...] = ()
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self.scope.split())
+
+    @property
+    def wants_mfa(self) -> bool:
+        """``acr_values`` names the two-factor class: a password-only session steps up."""
+        return ACR_MFA in self.acr_values
 
 
 class ShowError(msgspec.Struct, frozen=True):
@@ -58,7 +96,11 @@ class RedirectError(msgspec.Struct, frozen=True):
 
 
 async def validate_authorization_request(
-    clients: ClientDirectory, params: Mapping[str, Sequence[str]]
+    clients: ClientDirectory,
+    params: Mapping[str, Sequence[str]],
+    *,
+    signer: IdTokenSigner | None = None,
+    issuer: str = "",
 ) -> AuthorizationRequest | ShowError | RedirectError:
     """Check the request's parameters (each name mapped to every value it was given).
 
@@ -68,6 +110,10 @@ async def validate_authorization_request(
     client except a confidential one that opted out, and is the only method accepted from
     anyone (``plain`` is refused). Service scopes are ``invalid_scope``: a user cannot
     delegate them, whatever the client may hold for itself.
+
+    ``prompt`` takes the values of :data:`PROMPT_VALUES`, ``none`` alone; ``max_age`` is a
+    number of seconds; ``id_token_hint`` must be an ID token ``signer`` made (expired is
+    fine) for ``issuer``, with a ``sub``. Any of these wrong is ``invalid_request``.
     """
     client_ids = params.get("client_id", ())
     if len(client_ids) != 1 or not client_ids[0]:
@@ -92,7 +138,7 @@ async def validate_authorization_request(
         values = params.get(name, ())
         if len(values) > 1:
             return fail("invalid_request", f"{name} must not be repeated")
-        if values and len(values[0]) > MAX_PARAMETER_LENGTH:
+        if values and len(values[0]) > _LONGER.get(name, MAX_PARAMETER_LENGTH):
             return fail("invalid_request", f"{name} is too long")
         if values and not is_storable(values[0]):
             # The nonce and the scope are stored with the code; PostgreSQL refuses a NUL.
@@ -143,10 +189,21 @@ async def validate_authorization_request(
         if not _PKCE_CHALLENGE.fullmatch(challenge):
             return fail("invalid_request", "code_challenge is malformed")
 
-    prompt = one("prompt")
-    if prompt is not None and "none" in prompt.split():
-        # There is no sign-in session to reuse: every authorization asks for credentials.
-        return fail("login_required", "the user must sign in")
+    prompt = tuple(dict.fromkeys((one("prompt") or "").split()))
+    unknown = [p for p in prompt if p not in PROMPT_VALUES]
+    if unknown:
+        return fail("invalid_request", f"prompt={unknown[0]} is not supported")
+    if PROMPT_NONE in prompt and len(prompt) > 1:
+        return fail("invalid_request", "prompt=none cannot be combined with another value")
+    max_age_text = one("max_age")
+    if max_age_text is not None and not _MAX_AGE.fullmatch(max_age_text):
+        return fail("invalid_request", "max_age must be a number of seconds")
+    hint = one("id_token_hint")
+    hint_sub: str | None = None
+    if hint is not None:
+        hint_sub = _hint_subject(signer, issuer, hint)
+        if hint_sub is None:
+            return fail("invalid_request", "id_token_hint is not an ID token from this server")
 
     return AuthorizationRequest(
         client_id=client.client_id,
@@ -156,7 +213,24 @@ async def validate_authorization_request(
         nonce=one("nonce"),
         code_challenge=challenge,
         code_challenge_method=method if challenge is not None else None,
+        prompt=prompt,
+        max_age=int(max_age_text) if max_age_text is not None else None,
+        hint_sub=hint_sub,
+        login_hint=one("login_hint"),
+        acr_values=tuple(dict.fromkeys((one("acr_values") or "").split())),
     )
+
+
+def _hint_subject(signer: IdTokenSigner | None, issuer: str, hint: str) -> str | None:
+    """The ``sub`` of an ID token we issued (any expiry: OIDC Core 3.1.2.1), or None."""
+    claims = signer.verify(hint) if signer is not None else None
+    if claims is None or claims.get("iss") != issuer:
+        return None
+    # A logout token is signed with the same key and also has a sub; it is no ID token.
+    if "events" in claims:
+        return None
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) and sub else None
 
 
 def redirect_location(redirect_uri: str, params: Mapping[str, str | None]) -> str:

@@ -38,6 +38,7 @@ from domain.entities import (
 from domain.errors import NotFound
 from domain.redirects import redirect_uri_registered
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.sessions import AMR_OTP, acr_of, amr_of
 from domain.token_binding import bound_jkt, confirmation, token_type
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
@@ -214,8 +215,16 @@ async def create_authorization_code(
     code_challenge_method: str | None,
     auth_time: int,
     mfa_verified: bool,
+    sid: str | None = None,
+    acr: str | None = None,
+    amr: tuple[str, ...] = (),
+    grant_id: str | None = None,
 ) -> str:
     """Store a new authorization code for a signed-in user and return its value.
+
+    ``sid``, ``acr`` and ``amr`` describe the browser session the code is issued in (they
+    go into the ID token). ``grant_id`` is the grant the code starts, when the caller has
+    already recorded it (in the session, under a consent); a new one otherwise.
 
     Checks what the authorization endpoint must check before redirecting: the client may use
     the grant, ``redirect_uri`` is one of its registered URIs exactly, the scope is allowed
@@ -259,13 +268,16 @@ async def create_authorization_code(
         redirect_uri=redirect_uri,
         scope=" ".join(requested),
         exp=now + ports.policy.code_seconds,
-        grant_id=ports.token_generator.new(GRANT_ID_PREFIX),
+        grant_id=grant_id if grant_id is not None else ports.token_generator.new(GRANT_ID_PREFIX),
         user_id=user_id,
         nonce=nonce,
         pkce_challenge=code_challenge,
         pkce_method=PKCE_S256 if code_challenge is not None else None,
         auth_time=auth_time,
         mfa_verified=mfa_verified,
+        sid=sid,
+        acr=acr,
+        amr=amr,
     )
     await ports.store.save_code(code, now)
     return value
@@ -464,6 +476,8 @@ def _settled_key(grant_id: str) -> str:
 def _id_token_claims(
     policy: TokenPolicy, code: AuthorizationCode, access_token: str, now: int
 ) -> dict[str, Any]:
+    # A code from before sessions has no amr of its own: mfa_verified says what was proved.
+    amr = code.amr or amr_of(second_factor=AMR_OTP if code.mfa_verified else None)
     claims: dict[str, Any] = {
         "iss": policy.issuer,
         "sub": code.user_id,
@@ -471,9 +485,12 @@ def _id_token_claims(
         "exp": now + policy.id_token_seconds,
         "iat": now,
         "auth_time": code.auth_time if code.auth_time is not None else now,
-        "amr": ["pwd", "otp"] if code.mfa_verified else ["pwd"],
+        "amr": list(amr),
+        "acr": code.acr if code.acr is not None else acr_of(amr),
         "at_hash": at_hash(access_token),
     }
+    if code.sid is not None:
+        claims["sid"] = code.sid
     if code.nonce is not None:
         claims["nonce"] = code.nonce
     return claims

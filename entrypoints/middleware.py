@@ -44,7 +44,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY_BYTES = 1024 * 1024
 TOKEN_PATH = "/oauth/token"
 SIGNIN_PATH = "/oauth/authorize"
-_LIMITED_PATHS = frozenset({TOKEN_PATH, SIGNIN_PATH})
+#: The plain sign-in page: the same password checks, so the same per-address limit.
+PLAIN_SIGNIN_PATH = "/signin"
+_LIMITED_PATHS = frozenset({TOKEN_PATH, SIGNIN_PATH, PLAIN_SIGNIN_PATH})
 BULK_PATH = "/scim/v2/Bulk"
 SCIM_MEDIA_TYPE = b"application/scim+json"
 
@@ -336,12 +338,12 @@ class RateLimiter:
         path = scope["path"]
         if path not in _LIMITED_PATHS:
             # Litestar routes "/oauth/token/" and "//oauth//token" to the same handler.
-            if "oauth" not in path:
+            if "oauth" not in path and "signin" not in path:
                 return True, receive
             path = normalize_path(path)
         if path == TOKEN_PATH and self._token_on:
             checks = [("token_ip", self.rules.token_per_ip, _client_ip(scope))]
-        elif path == SIGNIN_PATH and self._signin_on:
+        elif path in (SIGNIN_PATH, PLAIN_SIGNIN_PATH) and self._signin_on:
             checks = [("signin_ip", self.rules.signin_per_ip, _client_ip(scope))]
         else:
             return True, receive

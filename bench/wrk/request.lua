@@ -2,6 +2,7 @@
 --   BENCH_METHOD   GET or POST (default POST)
 --   BENCH_BODY     form body, sent as application/x-www-form-urlencoded
 --   BENCH_AUTH     the Authorization header value
+--   BENCH_COOKIE   the Cookie header value (a browser session, for the SSO hot path)
 --   BENCH_POOL     when set to N > 0, each request introspects a random one of N seeded
 --                  tokens "tk_bench" .. zero-padded index (the body is then built per request)
 --   BENCH_BODIES   a file of form bodies, one a line, each sent once (single-use client
@@ -14,6 +15,7 @@
 local method = os.getenv("BENCH_METHOD") or "POST"
 local body = os.getenv("BENCH_BODY")
 local auth = os.getenv("BENCH_AUTH")
+local cookie = os.getenv("BENCH_COOKIE")
 local pool = tonumber(os.getenv("BENCH_POOL") or "0")
 local bodies_file = os.getenv("BENCH_BODIES") or ""
 local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
@@ -31,6 +33,9 @@ end
 wrk.method = method
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+if cookie and cookie ~= "" then
+  wrk.headers["Cookie"] = cookie
 end
 if method == "POST" then
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"

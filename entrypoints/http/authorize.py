@@ -1,30 +1,31 @@
-"""``GET``/``POST /oauth/authorize``: the authorization code flow with a sign-in.
+"""``GET``/``POST /oauth/authorize`` and the plain ``GET``/``POST /signin`` page.
 
-The request is validated first (``domain.authorization_request``); the sign-in then runs
-over one or two pages (password, then a TOTP code when the user has a confirmed factor).
-Between pages, the transaction (the validated request, the step reached, the CSRF token)
-lives in a short-lived cookie sealed with a key derived from the signing key, so any
-instance can carry on a sign-in another one started. The form's CSRF token must equal the
-one sealed in the cookie, and the cookie is ``SameSite=Lax``: a cross-site form can neither
-read the token nor send the cookie with its POST.
+The request is validated first (``domain.authorization_request``). Then the browser's
+session (``entrypoints.http.session_cookie``) decides what comes next
+(``domain.sso.next_step``): a code at once (single sign-on), the sign-in pages
+(``entrypoints.http.signin_steps``), a second factor for a password-only session, or the
+consent page (``entrypoints.http.consent``). A sign-in opens a session, or renews the one
+of the same user; another user's session is ended first (reason ``switch_user``).
 
-A TOTP-step transaction is single use: each code submitted claims its ``id`` in the store
-(``claim_once``, until the transaction expires), so a copy of the cookie cannot be replayed
-to try more codes without the password; a wrong code comes with a fresh transaction.
+Every code is recorded as a grant of the session (so a logout can revoke it) and, for a
+client that is not ``first_party``, under the user's consent (so withdrawing it can);
+when the consent is gone by then, the user is asked again.
+
+``/signin?return_to=/local/path`` runs the same sign-in steps without an authorization
+request and goes back to the local path.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
-from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from domain.authorization_request import (
+    PROMPT_NONE,
     AuthorizationRequest,
     RedirectError,
     ShowError,
@@ -32,162 +33,67 @@ from domain.authorization_request import (
     validate_authorization_request,
 )
 from domain.clients import Client
-from domain.errors import DomainError, InvalidValue
-from domain.oauth import OAuthError, create_authorization_code
+from domain.errors import DomainError, NotFound
+from domain.logout import end_session
+from domain.oauth import GRANT_ID_PREFIX, OAuthError, create_authorization_code
 from domain.redirects import redirect_uri_registered
-from domain.signin import (
-    PasswordAccepted,
-    Throttled,
-    ThrottlePolicy,
-    TotpAccepted,
-    check_password,
-    check_totp,
-)
-from domain.text import is_storable
-from entrypoints.http.html import page
+from domain.sessions import Session, SessionGrant, acr_of, idle_expiry, open_session
+from domain.sso import AskConsent, Authorized, SignIn, Step, StepUp, Unmet, next_step
+from entrypoints.http.consent import ALLOW, DENY, SWITCH_USER, consent_page
 from entrypoints.http.services import Services, ServicesDependency
+from entrypoints.http.session_cookie import current_session, session_cookie
+from entrypoints.http.signin_steps import (
+    AUTHORIZE_PATH,
+    MAX_FIELD,
+    SCOPE_DESCRIPTIONS,
+    SIGNIN_PATH,
+    SignedIn,
+    Transaction,
+    credentials_step,
+    domain_error_page,
+    error_page,
+    expired_page,
+    new_transaction,
+    open_transaction,
+    see_other,
+    signin_page,
+    transaction_cookie,
+)
 
-PATH = "/oauth/authorize"
-#: How long a sign-in may take, from the first page to the redirect.
-TRANSACTION_SECONDS = 600
-_MAX_FIELD = 1024
+__all__ = ["PATH", "SCOPE_DESCRIPTIONS", "AuthorizeController", "SigninController",
+           "signin_url"]
 
-SCOPE_DESCRIPTIONS = {
-    "openid": "Confirm your identity",
-    "profile": "Your user name and display name",
-    "email": "Your email address",
-    "offline_access": "Access while you are not signed in",
+PATH = AUTHORIZE_PATH
+#: Where the plain sign-in page goes without a ``return_to``.
+DEFAULT_RETURN_TO = "/account"
+_MAX_RETURN_TO = 2048
+
+_NOTICES = {
+    "prompt": "Please sign in again to continue.",
+    "max_age": "Your sign-in is too old for this application: please sign in again.",
+    "id_token_hint": "The application expects another account: please sign in.",
 }
+_STEP_UP_NOTICE = "This application asks for a second verification step."
 
 
-class Transaction(msgspec.Struct, frozen=True, kw_only=True):
-    """The sign-in in progress, sealed in the browser's cookie between pages.
+def signin_url(return_to: str) -> str:
+    """The plain sign-in page that comes back to the local path ``return_to``."""
+    return f"{SIGNIN_PATH}?return_to={quote(return_to, safe='/')}"
 
-    ``id`` names this transaction in the store: the TOTP step claims it once.
+
+def local_path(value: str | None) -> str | None:
+    """``value`` when it is a path on this server (one leading ``/``), else None.
+
+    ``//host`` and ``/\\host`` are other hosts to a browser; control characters could
+    split the Location header; a scheme is not a local path.
     """
-
-    id: str
-    request: AuthorizationRequest
-    csrf: str
-    exp: int
-    step: Literal["password", "totp"] = "password"
-    user_id: str | None = None
-    auth_time: int | None = None
-
-
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Transaction).decode
-
-
-def _cookie_name(services: Services) -> str:
-    # The __Host- prefix makes browsers refuse the cookie unless Secure, host-only, Path=/.
-    return "__Host-signin" if _secure(services) else "signin"
-
-
-def _secure(services: Services) -> bool:
-    return services.settings.external_base_url.startswith("https://")
-
-
-def _transaction_cookie(services: Services, transaction: Transaction | None) -> Cookie:
-    secure = _secure(services)
-    return Cookie(
-        key=_cookie_name(services),
-        value=services.signin_sealer.seal(_encode(transaction)) if transaction else "",
-        max_age=TRANSACTION_SECONDS if transaction else 0,
-        path="/" if secure else PATH,
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-    )
-
-
-def _open_transaction(request: Request[Any, Any, Any], services: Services) -> Transaction | None:
-    sealed = request.cookies.get(_cookie_name(services))
-    if not sealed:
+    if not value or len(value) > _MAX_RETURN_TO or not value.startswith("/"):
         return None
-    payload = services.signin_sealer.unseal(sealed)
-    if payload is None:
+    if value.startswith("//") or "\\" in value:
         return None
-    try:
-        transaction = _decode(payload)
-    except msgspec.ValidationError:
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
         return None
-    if transaction.exp <= services.clock.now():
-        return None
-    return transaction
-
-
-def _redirect(location: str, transaction_done: Services | None = None) -> Response[None]:
-    response: Response[None] = Response(
-        None,
-        status_code=HTTP_303_SEE_OTHER,
-        headers={"Location": location, "Cache-Control": "no-store", "Pragma": "no-cache",
-                 "Referrer-Policy": "no-referrer"},
-    )
-    if transaction_done is not None:
-        response.set_cookie(_transaction_cookie(transaction_done, None))
-    return response
-
-
-def _error_redirect(services: Services, error: RedirectError) -> Response[None]:
-    return _redirect(redirect_location(error.redirect_uri, {
-        "error": error.error,
-        "error_description": error.description,
-        "state": error.state,
-        "iss": services.settings.issuer,
-    }), services)
-
-
-def _error_page(
-    title: str, message: str, status_code: int = 400, retry_after: int | None = None
-) -> Response[str]:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return page("error.html", status_code, headers, title=title, message=message,
-                retry_after=retry_after)
-
-
-def _domain_error_page(exc: DomainError) -> Response[str]:
-    if isinstance(exc, InvalidValue):  # input the store refused: the request's fault
-        return _error_page("Invalid request", "The request contains a value that is not "
-                           "allowed; return to the application and start again.")
-    return _error_page(
-        "Service unavailable", "Sign-in is temporarily unavailable. Please try again shortly.",
-        503, retry_after=1)
-
-
-def _scopes(request: AuthorizationRequest) -> list[dict[str, str]]:
-    return [
-        {"name": s, "description": SCOPE_DESCRIPTIONS.get(s, "Access to " + s)}
-        for s in request.scope.split()
-    ]
-
-
-def _signin_page(
-    client: Client, transaction: Transaction, *, error: str | None = None, username: str = "",
-    status_code: int = 200, retry_after: int | None = None,
-) -> Response[str]:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    template = "totp.html" if transaction.step == "totp" else "signin.html"
-    return page(
-        template, status_code, headers, form_target=transaction.request.redirect_uri,
-        action=PATH, client_name=client.name, scopes=_scopes(transaction.request),
-        csrf_token=transaction.csrf, error=error, username=username,
-    )
-
-
-def _throttled_message(throttled: Throttled) -> str:
-    seconds = max(1, throttled.retry_after)
-    wait = f"{seconds} second(s)" if seconds < 60 else f"{-(-seconds // 60)} minute(s)"
-    return (f"Too many failed sign-in attempts. For your security, sign-in is paused; "
-            f"try again in {wait}.")
-
-
-def _throttle_policy(services: Services) -> ThrottlePolicy:
-    return ThrottlePolicy(ip_limit=services.settings.rate_limit_signin_failures_per_address)
-
-
-def _new_id() -> str:
-    return secrets.token_urlsafe(18)
+    return value
 
 
 def _multi(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
@@ -198,12 +104,257 @@ def _multi(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
     return params
 
 
+def _field_reader(fields: dict[str, list[str]]) -> Callable[[str], str]:
+    def field(name: str) -> str:
+        values = fields.get(name, [])
+        return values[0][:MAX_FIELD] if len(values) == 1 else ""
+
+    return field
+
+
+def _done(response: Response[Any], services: Services, transaction: Transaction | None,
+          *, plain: bool = False, session_id: str | None = None) -> Response[Any]:
+    """Clear the finished transaction's cookie; set the new session's."""
+    response.set_cookie(transaction_cookie(
+        services, None, plain=plain if transaction is None else transaction.request is None))
+    if session_id is not None:
+        response.set_cookie(session_cookie(services, session_id))
+    return response
+
+
+def _error_redirect(
+    services: Services, error: RedirectError, transaction: Transaction | None = None,
+    session_id: str | None = None,
+) -> Response[Any]:
+    return _done(see_other(redirect_location(error.redirect_uri, {
+        "error": error.error,
+        "error_description": error.description,
+        "state": error.state,
+        "iss": services.settings.issuer,
+    })), services, transaction, session_id=session_id)
+
+
+async def _user_name(services: Services, user_id: str) -> str:
+    try:
+        return (await services.store.get_user(user_id)).user_name
+    except NotFound:
+        return ""
+
+
+class _Flow:
+    """One authorization request being answered (the steps after validation)."""
+
+    def __init__(self, request: Request[Any, Any, Any], services: Services, client: Client,
+                 auth_request: AuthorizationRequest) -> None:
+        self.request = request
+        self.services = services
+        self.client = client
+        self.auth_request = auth_request
+
+    def fail(self, error: str, description: str,
+             session_id: str | None = None) -> Response[Any]:
+        a = self.auth_request
+        return _error_redirect(self.services, RedirectError(
+            a.redirect_uri, error, description, a.state), None, session_id)
+
+    async def proceed(
+        self, session: Session | None, step: Step, session_id: str | None = None
+    ) -> Response[Any]:
+        """Answer ``step`` (``session_id``: a session just opened, for its cookie)."""
+        services, client, auth_request = self.services, self.client, self.auth_request
+        if isinstance(step, Unmet):
+            return self.fail(step.error, step.description, session_id)
+        if isinstance(step, Authorized):
+            assert session is not None
+            return await self.issue(session, session_id)
+        response: Response[Any]
+        if isinstance(step, SignIn):
+            username = auth_request.login_hint or ""
+            if not username and session is not None and step.reason in ("prompt", "max_age"):
+                username = await _user_name(services, session.user_id)
+            transaction = new_transaction(services, request=auth_request)
+            response = signin_page(services, client, transaction, username=username[:256],
+                                   notice=_NOTICES.get(step.reason))
+        elif isinstance(step, StepUp):
+            assert session is not None
+            transaction = new_transaction(services, request=auth_request, step="totp",
+                                          user_id=session.user_id, sid=session.sid)
+            response = signin_page(services, client, transaction, notice=_STEP_UP_NOTICE)
+        else:
+            assert isinstance(step, AskConsent) and session is not None
+            transaction = new_transaction(services, request=auth_request, step="consent",
+                                          user_id=session.user_id, sid=session.sid,
+                                          scopes=step.scopes)
+            response = consent_page(
+                services, client, transaction,
+                user_name=await _user_name(services, session.user_id),
+                allowed_before=tuple(s for s in auth_request.scopes if s not in step.scopes))
+        if session_id is not None:
+            response.set_cookie(session_cookie(services, session_id))
+        return response
+
+    async def issue(self, session: Session, session_id: str | None = None) -> Response[Any]:
+        """A code from ``session``, recorded as a grant of the session and of the consent."""
+        services, client, auth_request = self.services, self.client, self.auth_request
+        store = services.store
+        now = services.clock.now()
+        grant_id = services.token_generator.new(GRANT_ID_PREFIX)
+        # Recorded before the code exists, so a logout from here on revokes what it gives.
+        recorded = await store.add_session_grant(
+            session.id_hash, SessionGrant(client.client_id, grant_id),
+            idle_expiry(session, now, services.session_policy), now)
+        if recorded is None:  # the session ended meanwhile (a logout elsewhere)
+            return await self.proceed(None, await next_step(
+                store, auth_request, client, None, now))
+        if not client.first_party and not await store.record_consent_grant(
+                session.user_id, client.client_id, grant_id,
+                session.auth_time + services.oauth.policy.refresh_max_lifetime_seconds, now):
+            # The consent was withdrawn since it was checked: ask again.
+            if PROMPT_NONE in auth_request.prompt:
+                return self.fail("consent_required", "the user must allow the requested scopes",
+                                 session_id)
+            return await self.proceed(recorded, AskConsent(auth_request.scopes), session_id)
+        try:
+            code = await create_authorization_code(
+                services.oauth, client=client, redirect_uri=auth_request.redirect_uri,
+                scope=auth_request.scope, user_id=session.user_id, nonce=auth_request.nonce,
+                code_challenge=auth_request.code_challenge,
+                code_challenge_method=auth_request.code_challenge_method,
+                auth_time=session.auth_time, mfa_verified=session.mfa_verified,
+                sid=session.sid, acr=session.acr, amr=session.amr, grant_id=grant_id)
+        except OAuthError as exc:
+            # The client's registration changed during the sign-in; the URI is still trusted
+            # only if it is still registered.
+            if not redirect_uri_registered(client.redirect_uris, auth_request.redirect_uri):
+                return _done(error_page("Invalid request", exc.description), services, None,
+                             session_id=session_id)
+            return self.fail(exc.error, exc.description, session_id)
+        return _done(see_other(redirect_location(auth_request.redirect_uri, {
+            "code": code, "state": auth_request.state, "iss": services.settings.issuer,
+        })), services, None, session_id=session_id)
+
+
+async def _establish_session(
+    request: Request[Any, Any, Any], services: Services, signed_in: SignedIn
+) -> tuple[Session, str | None]:
+    """The session of the user who has just signed in, and the new cookie value if a
+    session was opened (None: the browser's session of the same user was renewed)."""
+    now = services.clock.now()
+    policy = services.session_policy
+    current = await current_session(request, services)
+    if current is not None and current.user_id == signed_in.user_id:
+        renewed = await services.store.reauthenticate_session(
+            current.id_hash, auth_time=signed_in.auth_time, amr=signed_in.amr,
+            acr=acr_of(signed_in.amr), idle_exp=idle_expiry(current, now, policy), now=now)
+        if renewed is not None:
+            services.events.emit("session_reauthenticated", sid=renewed.sid,
+                                 user_id=renewed.user_id, amr=" ".join(renewed.amr))
+            return renewed, None
+    elif current is not None:
+        await end_session(services.logout, current.id_hash, reason="switch_user")
+    session_id, session = await open_session(
+        services.store, services.token_generator, user_id=signed_in.user_id,
+        auth_time=signed_in.auth_time, amr=signed_in.amr, now=now, policy=policy)
+    services.events.emit("session_started", sid=session.sid, user_id=session.user_id,
+                         amr=" ".join(session.amr))
+    return session, session_id
+
+
+async def _handle_step(
+    request: Request[Any, Any, Any], services: Services, fields: dict[str, list[str]]
+) -> Response[Any]:
+    """A form of one of the pages (sign-in, TOTP, consent), for either endpoint."""
+    field = _field_reader(fields)
+    transaction = open_transaction(request, services)
+    if transaction is None:
+        return expired_page()
+    if not hmac.compare_digest(field("csrf_token").encode(), transaction.csrf.encode()):
+        return error_page("Invalid form", "The form was not the one we sent; "
+                          "please start again.", 403)
+    auth_request = transaction.request
+    client: Client | None = None
+    if auth_request is not None:
+        client = await services.clients.find(auth_request.client_id)
+        if client is None:
+            return error_page("Invalid request",
+                              "The application that sent you here is not registered.")
+        if field("action") in ("cancel", DENY):
+            denial = ("the user denied access" if transaction.step == "consent"
+                      else "the user cancelled the sign-in")
+            return _error_redirect(services, RedirectError(
+                auth_request.redirect_uri, "access_denied", denial, auth_request.state),
+                transaction)
+    if field("step") != transaction.step:
+        return error_page("Invalid form", "This page is out of date; please start again.", 409)
+    if transaction.step == "consent":
+        assert auth_request is not None and client is not None
+        return await _consent_step(request, services, _Flow(request, services, client,
+                                                            auth_request), transaction, field)
+
+    outcome = await credentials_step(request, services, client, transaction, field)
+    if not isinstance(outcome, SignedIn):
+        return outcome
+    if transaction.sid is not None:
+        # A step-up: it counts only in the session it was asked for.
+        current = await current_session(request, services)
+        if current is None or current.sid != transaction.sid or current.user_id != outcome.user_id:
+            return expired_page()
+        now = services.clock.now()
+        renewed = await services.store.reauthenticate_session(
+            current.id_hash, auth_time=outcome.auth_time, amr=outcome.amr,
+            acr=acr_of(outcome.amr), idle_exp=idle_expiry(current, now, services.session_policy),
+            now=now)
+        if renewed is None:
+            return expired_page()
+        services.events.emit("session_reauthenticated", sid=renewed.sid,
+                             user_id=renewed.user_id, amr=" ".join(renewed.amr))
+        session, session_id = renewed, None
+    else:
+        session, session_id = await _establish_session(request, services, outcome)
+    if auth_request is None:
+        assert transaction.return_to is not None
+        return _done(see_other(transaction.return_to), services, transaction,
+                     session_id=session_id)
+    assert client is not None
+    flow = _Flow(request, services, client, auth_request)
+    step = await next_step(services.store, auth_request, client, session,
+                           services.clock.now(), signed_in_now=True)
+    return await flow.proceed(session, step, session_id)
+
+
+async def _consent_step(
+    request: Request[Any, Any, Any], services: Services, flow: _Flow,
+    transaction: Transaction, field: Callable[[str], str],
+) -> Response[Any]:
+    session = await current_session(request, services)
+    action = field("action")
+    if session is None or session.sid != transaction.sid or session.user_id != transaction.user_id:
+        # Signed out (or in as someone else) since the page was shown: start again.
+        return await flow.proceed(session, await next_step(
+            services.store, flow.auth_request, flow.client, session, services.clock.now()))
+    if action == SWITCH_USER:
+        await end_session(services.logout, session.id_hash, reason="switch_user")
+        restart = new_transaction(services, request=flow.auth_request)
+        response = signin_page(services, flow.client, restart)
+        response.set_cookie(session_cookie(services, None))
+        return response
+    if action != ALLOW:
+        return error_page("Invalid form", "The form was not the one we sent; "
+                          "please start again.", 400)
+    if not flow.client.first_party:
+        await services.store.grant_consent(session.user_id, flow.client.client_id,
+                                           flow.auth_request.scopes, services.clock.now())
+        services.events.emit("consent_granted", client_id=flow.client.client_id,
+                             user_id=session.user_id, scope=" ".join(transaction.scopes))
+    return await flow.issue(session)
+
+
 class AuthorizeController(Controller):
     """The authorization endpoint (RFC 6749 section 3.1, OpenID Connect Core 3.1.2)."""
 
     path = PATH
     include_in_schema = False
-    exception_handlers = {DomainError: lambda request, exc: _domain_error_page(exc)}
+    exception_handlers = {DomainError: lambda request, exc: domain_error_page(exc)}
 
     @get(operation_id="authorize")
     async def authorize(
@@ -211,8 +362,9 @@ class AuthorizeController(Controller):
         request: Request[Any, Any, Any],
         services: ServicesDependency,
     ) -> Response[Any]:
-        """Validate an authorization request and show the sign-in page."""
-        return await self._start(services, _multi(list(request.query_params.multi_items())))
+        """Validate an authorization request; answer it from the session, or show a page."""
+        return await self._start(request, services,
+                                 _multi(list(request.query_params.multi_items())))
 
     @post(operation_id="authorizeSubmit", status_code=200)
     async def submit(
@@ -220,136 +372,59 @@ class AuthorizeController(Controller):
         request: Request[Any, Any, Any],
         services: ServicesDependency,
     ) -> Response[Any]:
-        """A sign-in step (a form with ``csrf_token``), or an authorization request by POST."""
+        """A page's form (with ``csrf_token``), or an authorization request by POST."""
         form = await request.form()
         fields = _multi(list(form.multi_items()))
         if "csrf_token" not in fields:
-            return await self._start(services, fields)
-        return await self._step(request, services, fields)
+            return await self._start(request, services, fields)
+        return await _handle_step(request, services, fields)
 
-    async def _start(self, services: Services, params: dict[str, list[str]]) -> Response[Any]:
-        outcome = await validate_authorization_request(services.clients, params)
+    async def _start(self, request: Request[Any, Any, Any], services: Services,
+                     params: dict[str, list[str]]) -> Response[Any]:
+        outcome = await validate_authorization_request(
+            services.clients, params, signer=services.signer, issuer=services.settings.issuer)
         if isinstance(outcome, ShowError):
-            return _error_page("Invalid request", outcome.description)
+            return error_page("Invalid request", outcome.description)
         if isinstance(outcome, RedirectError):
             return _error_redirect(services, outcome)
         client = await services.clients.find(outcome.client_id)
         assert client is not None  # validated just above
-        transaction = Transaction(
-            id=_new_id(), request=outcome, csrf=secrets.token_urlsafe(32),
-            exp=services.clock.now() + TRANSACTION_SECONDS,
-        )
-        response = _signin_page(client, transaction)
-        response.set_cookie(_transaction_cookie(services, transaction))
-        return response
+        session = await current_session(request, services)
+        step = await next_step(services.store, outcome, client, session, services.clock.now())
+        return await _Flow(request, services, client, outcome).proceed(session, step)
 
-    async def _step(
-        self, request: Request[Any, Any, Any], services: Services, fields: dict[str, list[str]]
+
+class SigninController(Controller):
+    """The plain sign-in page: open a session, then go back to a page of this server."""
+
+    path = SIGNIN_PATH
+    include_in_schema = False
+    exception_handlers = {DomainError: lambda request, exc: domain_error_page(exc)}
+
+    @get(operation_id="signin")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
     ) -> Response[Any]:
-        def field(name: str) -> str:
-            values = fields.get(name, [])
-            return values[0][:_MAX_FIELD] if len(values) == 1 else ""
+        """The sign-in page for ``return_to`` (straight back there when signed in)."""
+        values = request.query_params.getall("return_to", [])
+        if len(values) > 1:
+            return error_page("Invalid request", "return_to must not be repeated.")
+        return_to = local_path(values[0]) if values else DEFAULT_RETURN_TO
+        if return_to is None:
+            return error_page("Invalid request",
+                              "return_to must be a path on this server, starting with /.")
+        if await current_session(request, services) is not None:
+            return see_other(return_to)
+        return signin_page(services, None, new_transaction(services, return_to=return_to))
 
-        transaction = _open_transaction(request, services)
-        if transaction is None:
-            return _error_page(
-                "Sign-in expired",
-                "This sign-in has expired or was started in another browser window.")
-        if not hmac.compare_digest(field("csrf_token").encode(), transaction.csrf.encode()):
-            return _error_page("Invalid form", "The form was not the one we sent; "
-                               "please start again.", 403)
-        client = await services.clients.find(transaction.request.client_id)
-        if client is None:
-            return _error_page("Invalid request",
-                               "The application that sent you here is not registered.")
-        auth_request = transaction.request
-        if field("action") == "cancel":
-            return _error_redirect(services, RedirectError(
-                auth_request.redirect_uri, "access_denied", "the user cancelled the sign-in",
-                auth_request.state))
-        if field("step") != transaction.step:
-            return _error_page("Invalid form", "This page is out of date; please start again.",
-                               409)
-        client_ip = request.client.host if request.client else "unknown"
-        now = services.clock.now()
-        policy = _throttle_policy(services)
-
-        if transaction.step == "password":
-            username = field("username").strip()
-            if not is_storable(username):
-                return _signin_page(client, transaction, status_code=400,
-                                    error="The user name contains a character that is not "
-                                          "allowed.")
-            outcome = await check_password(
-                services.store, services.password_hasher, services.events,
-                user_name=username, password=field("password"), client_ip=client_ip, now=now,
-                policy=policy)
-            if isinstance(outcome, Throttled):
-                return _signin_page(client, transaction, error=_throttled_message(outcome),
-                                    username=username, status_code=429,
-                                    retry_after=outcome.retry_after)
-            if not isinstance(outcome, PasswordAccepted):
-                return _signin_page(client, transaction, username=username,
-                                    error="The user name or password is incorrect.")
-            if outcome.totp_required:
-                next_step = Transaction(
-                    id=_new_id(), request=auth_request, csrf=secrets.token_urlsafe(32),
-                    exp=transaction.exp, step="totp", user_id=outcome.user_id,
-                    auth_time=outcome.auth_time)
-                response = _signin_page(client, next_step)
-                response.set_cookie(_transaction_cookie(services, next_step))
-                return response
-            return await self._issue(services, client, auth_request, outcome.user_id,
-                                     outcome.auth_time, mfa_verified=False)
-
-        assert transaction.user_id is not None and transaction.auth_time is not None
-        # Claimed before the code is checked, so that parallel posts of one cookie cannot all
-        # be checked. A replayed cookie starts the sign-in again, from the password.
-        if not await services.store.claim_once(f"signin:step:{transaction.id}",
-                                               transaction.exp, now):
-            restart = Transaction(id=_new_id(), request=auth_request,
-                                  csrf=secrets.token_urlsafe(32), exp=transaction.exp)
-            response = _signin_page(client, restart, status_code=409, error=(
-                "This verification page was already used. Please sign in again."))
-            response.set_cookie(_transaction_cookie(services, restart))
-            return response
-        totp_outcome = await check_totp(
-            services.store, services.totp, services.events, seeds=services.secret_sealer,
-            user_id=transaction.user_id,
-            code=field("code"), client_ip=client_ip, now=now, policy=policy)
-        if isinstance(totp_outcome, TotpAccepted):
-            return await self._issue(services, client, auth_request, transaction.user_id,
-                                     transaction.auth_time, mfa_verified=True)
-        # Another try needs another transaction: this one is spent.
-        retry = msgspec.structs.replace(transaction, id=_new_id(), csrf=secrets.token_urlsafe(32))
-        if isinstance(totp_outcome, Throttled):
-            response = _signin_page(client, retry, error=_throttled_message(totp_outcome),
-                                    status_code=429, retry_after=totp_outcome.retry_after)
-        else:
-            response = _signin_page(client, retry,
-                                    error="The code is incorrect or was already used.")
-        response.set_cookie(_transaction_cookie(services, retry))
-        return response
-
-    async def _issue(
-        self, services: Services, client: Client, auth_request: AuthorizationRequest,
-        user_id: str, auth_time: int, *, mfa_verified: bool,
+    @post(operation_id="signinSubmit", status_code=200)
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDependency,
     ) -> Response[Any]:
-        try:
-            code = await create_authorization_code(
-                services.oauth, client=client, redirect_uri=auth_request.redirect_uri,
-                scope=auth_request.scope, user_id=user_id, nonce=auth_request.nonce,
-                code_challenge=auth_request.code_challenge,
-                code_challenge_method=auth_request.code_challenge_method,
-                auth_time=auth_time, mfa_verified=mfa_verified)
-        except OAuthError as exc:
-            # The client's registration changed during the sign-in; the URI is still trusted
-            # only if it is still registered.
-            if not redirect_uri_registered(client.redirect_uris, auth_request.redirect_uri):
-                return _error_page("Invalid request", exc.description)
-            return _error_redirect(services, RedirectError(
-                auth_request.redirect_uri, exc.error, exc.description, auth_request.state))
-        return _redirect(redirect_location(auth_request.redirect_uri, {
-            "code": code, "state": auth_request.state, "iss": services.settings.issuer,
-        }), services)
-
+        """A step of the sign-in started by :meth:`show`."""
+        form = await request.form()
+        return await _handle_step(request, services, _multi(list(form.multi_items())))

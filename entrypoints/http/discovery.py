@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Controller, Response, get
 
+from domain.authorization_request import PROMPT_VALUES
 from domain.client_assertion import PUBLIC_KEY_ALGORITHMS, SECRET_ALGORITHMS
 from domain.clients import (
     AUTH_BASIC,
@@ -21,10 +22,14 @@ from domain.clients import (
 )
 from domain.dpop import DPOP_ALGORITHMS
 from domain.oauth import PKCE_S256
+from domain.sessions import ACR_VALUES
 from entrypoints.http.services import Services, ServicesDependency
 
 #: Claims of our ID tokens. The userinfo endpoint may extend this list with its own claims.
-ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash")
+ID_TOKEN_CLAIMS = (
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash",
+    "sid", "acr",
+)
 #: Claims the userinfo endpoint can release (``entrypoints.http.userinfo.user_claims``).
 USERINFO_CLAIMS = (
     "preferred_username", "name", "given_name", "family_name", "email", "email_verified",
@@ -75,6 +80,8 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "end_session_endpoint": f"{base}/oauth/logout",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        "acr_values_supported": list(ACR_VALUES),
+        "prompt_values_supported": list(PROMPT_VALUES),
     }
     if services.settings.client_registration != "off":
         document["registration_endpoint"] = f"{base}/oauth/register"

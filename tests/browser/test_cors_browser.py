@@ -85,7 +85,7 @@ def auth_server(tmp_path: Path, app_server: int) -> Iterator[tuple[str, MemorySt
         'token_endpoint_auth_method = "none"\n'
         'redirect_uris = ["http://127.0.0.1/callback"]\nscope = "openid profile"\n'
         f'allowed_cors_origins = ["http://127.0.0.1:{app_server}"]\n'
-        "access_token_lifetime = 600\n")
+        "access_token_lifetime = 600\nfirst_party = true\n")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     settings = load_settings({"CLIENTS_FILE": str(clients), "EXTERNAL_BASE_URL": base,

@@ -85,6 +85,7 @@ def server(tmp_path: Path, callback: tuple[str, list[str]]) -> Iterator[tuple[st
     clients.write_text(
         '[[clients]]\nclient_id = "browser-app"\nname = "Browser Test App"\npublic = true\n'
         f'redirect_uris = ["{redirect_uri}"]\nscopes = ["openid", "profile"]\n'
+        "first_party = true\n"
     )
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -30,7 +30,14 @@ from ports.store import Store
 from tests.doubles import FakeClock
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.ops_support import signing_key_file
-from tests.e2e.signin_flow import HASHER, PASSWORD, pkce_pair, redirect_params, submit
+from tests.e2e.signin_flow import (
+    HASHER,
+    PASSWORD,
+    pkce_pair,
+    redirect_params,
+    submit,
+    through_consent,
+)
 
 ISSUER = "http://auth.test"
 ADMIN_ID = "admin-tool"
@@ -131,8 +138,8 @@ class AdminApp:
             "scope": scope, "state": "st-1", "nonce": "n-1", "code_challenge": challenge,
             "code_challenge_method": "S256"}, follow_redirects=False)
         assert page.status_code == 200, page.text
-        params = redirect_params(submit(self.client, page, username="alice",
-                                        password=PASSWORD))
+        params = redirect_params(through_consent(self.client, submit(
+            self.client, page, username="alice", password=PASSWORD)))
         assert params["state"] == "st-1"
         return self.client.post("/oauth/token", data={
             "grant_type": "authorization_code", "code": params["code"],

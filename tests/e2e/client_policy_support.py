@@ -30,7 +30,15 @@ from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
 from tests.doubles import FakeClock, RecordingEvents
 from tests.e2e.conftest import StoreBackend
-from tests.e2e.signin_flow import HASHER, PASSWORD, SIGNER, T0, pkce_pair, submit
+from tests.e2e.signin_flow import (
+    HASHER,
+    PASSWORD,
+    SIGNER,
+    T0,
+    pkce_pair,
+    submit,
+    through_consent,
+)
 
 ISSUER = "http://auth.test"
 SPA_ORIGIN = "https://spa.example.test"
@@ -99,17 +107,20 @@ class App:
     def sign_in(self, client_id: str, redirect_uri: str, *, scope: str = "openid",
                 totp_secret: str | None = None, user_name: str = "alice",
                 pkce: bool = True) -> tuple[httpx.Response, str]:
-        """Sign ``user_name`` in through the pages; the final response and the verifier."""
+        """Sign ``user_name`` in through the pages (allowing the consent page of a client
+        that is not first party); the final response and the verifier."""
         verifier, challenge = pkce_pair()
+        # Signed in already: prompt=login, or the session would answer without the pages.
+        again = {"prompt": "login"} if self.client.cookies.get("session") else {}
         page = self.authorize(client_id, redirect_uri, challenge=challenge if pkce else None,
-                              scope=scope)
+                              scope=scope, **again)
         assert page.status_code == 200, page.text
         response = submit(self.client, page, username=user_name, password=PASSWORD)
         if totp_secret is not None:
             assert 'name="code"' in response.text, response.text
             response = submit(self.client, response,
                               code=pyotp.TOTP(totp_secret).at(self.clock.now()))
-        return response, verifier
+        return through_consent(self.client, response), verifier
 
 
 @contextmanager

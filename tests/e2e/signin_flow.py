@@ -1,19 +1,22 @@
 """Driving the sign-in pages like a browser would: parse the HTML form, submit its fields.
 
-Shared by tests/e2e/test_authorize*.py, test_userinfo.py and test_mfa*.py. The app runs
-over a ``MemoryStore`` with a fake clock (fixed-window counters and TOTP steps stay
-deterministic) and a generated signing key.
+Shared by tests/e2e/test_authorize*.py, test_sso*.py, test_userinfo.py and test_mfa*.py.
+The app runs over a ``MemoryStore`` (or the backend a ``StoreBackend`` names) with a fake
+clock (fixed-window counters and TOTP steps stay deterministic) and a generated signing key.
+
+:func:`visit` follows a whole authorization like a browser (sign-in, TOTP, consent pages,
+as far as it is given what to type) and reports which pages it was shown: whether single
+sign-on spared the user a password form, for instance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -31,11 +34,14 @@ from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from domain.entities import Email, User
 from domain.mfa import open_factor, seal_factor
+from domain.sessions import Session, hash_session_id
 from entrypoints.app import create_app
 from entrypoints.container import build_container
 from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
+from ports.store import Store
 from tests.doubles import FakeClock, RecordingEvents
+from tests.e2e.conftest import StoreBackend
 
 ISSUER = "http://auth.test"
 T0 = 1_700_000_010  # 10 seconds into a TOTP step
@@ -45,6 +51,12 @@ CONFIDENTIAL_ID = "web"
 CONFIDENTIAL_SECRET = "w" * 40
 CONFIDENTIAL_REDIRECT = "https://web.example.test/cb?tenant=1"
 PASSWORD = "correct horse battery staple"
+#: A public client of another organisation: not first_party, so it asks for consent.
+PARTNER_ID = "partner"
+PARTNER_REDIRECT = "https://partner.example.test/cb"
+#: A first-party client that requires a two-factor sign-in.
+SECURE_ID = "secure"
+SECURE_REDIRECT = "https://secure.example.test/cb"
 
 _CLIENTS_TOML = f"""
 [[clients]]
@@ -54,6 +66,8 @@ public = true
 redirect_uris = ["{PUBLIC_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access", "read", "mfa"]
+# The operator's own applications: single sign-on without a consent page.
+first_party = true
 
 [[clients]]
 client_id = "{CONFIDENTIAL_ID}"
@@ -64,6 +78,24 @@ grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access"]
 # A legacy confidential client: it opted out of PKCE, which only such a client may do.
 require_pkce = false
+first_party = true
+
+[[clients]]
+client_id = "{PARTNER_ID}"
+name = "Partner App"
+public = true
+redirect_uris = ["{PARTNER_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access", "read"]
+
+[[clients]]
+client_id = "{SECURE_ID}"
+name = "Payroll"
+public = true
+redirect_uris = ["{SECURE_REDIRECT}"]
+scopes = ["openid", "profile"]
+require_mfa = true
+first_party = true
 """
 
 #: argon2 with small costs: these tests check the flow, not the hash's strength.
@@ -73,28 +105,34 @@ SIGNER = JoseSigner.generated()
 
 
 class Form(HTMLParser):
-    """The first form of a page: its action, method, named inputs and submit buttons."""
+    """One form of a page (the first, or the ``index``-th from 0): its action, method,
+    named inputs and submit buttons."""
 
-    def __init__(self, html: str) -> None:
+    def __init__(self, html: str, index: int = 0) -> None:
         super().__init__()
         self.action: str | None = None
         self.method = "get"
         self.fields: dict[str, str] = {}
         self.buttons: dict[str, list[str]] = {}
         self.labels: dict[str, str] = {}
+        self.autofocus: list[str] = []
         self._forms = 0
+        self._wanted = index + 1
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        mine = self._forms == self._wanted
+        if "autofocus" in a:
+            self.autofocus.append(a.get("name") or a.get("id") or tag)
         if tag == "form":
             self._forms += 1
-            if self._forms == 1:
+            if self._forms == self._wanted:
                 self.action = a.get("action", "")
                 self.method = a.get("method", "get").lower()
-        elif self._forms == 1 and tag == "input" and a.get("name"):
+        elif mine and tag == "input" and a.get("name"):
             self.fields[a["name"]] = a.get("value", "")
-        elif self._forms == 1 and tag == "button" and a.get("name"):
+        elif mine and tag == "button" and a.get("name"):
             self.buttons.setdefault(a["name"], []).append(a.get("value", ""))
         elif tag == "label" and a.get("for"):
             self.labels[a["for"]] = ""
@@ -105,7 +143,7 @@ class Harness:
     """A running app over a memory store, with its fake clock and recorded events."""
 
     client: TestClient[Any]
-    store: MemoryStore
+    store: Store
     clock: FakeClock
     events: RecordingEvents
 
@@ -121,8 +159,21 @@ class Harness:
         return factor.secret if factor is not None else None
 
     def run(self, coroutine: Any) -> Any:
-        """Run a store call from the test thread (the memory store is plain dicts)."""
-        return asyncio.run(coroutine)
+        """Run a store call from the test thread, on the app's event loop (a PostgreSQL
+        pool is bound to it)."""
+        async def awaited() -> Any:
+            return await coroutine
+
+        return self.client.blocking_portal.call(awaited)
+
+    def session(self) -> Session | None:
+        """The live session the browser's cookie names, read from the store."""
+        value = self.client.cookies.get("session")
+        if not value:
+            return None
+        found: Session | None = self.run(self.store.get_session(hash_session_id(value),
+                                                                self.clock.now()))
+        return found
 
     def add_user(
         self,
@@ -173,16 +224,20 @@ def forwarded_for(address: str) -> dict[str, str]:
 
 @contextmanager
 def harness(
-    tmp_path: Path, *, store: MemoryStore | None = None, clock: FakeClock | None = None,
-    peer: str | None = None, **env: str,
+    tmp_path: Path, *, store: Store | None = None, clock: FakeClock | None = None,
+    peer: str | None = None, backend: StoreBackend | None = None, **env: str,
 ) -> Iterator[Harness]:
-    """The app with a public client (PKCE) and a confidential one, a fake clock, no users.
+    """The app with first-party clients (a public one with PKCE, a confidential one, one
+    that requires MFA) and a third-party one, a fake clock, no users.
 
     Passing another harness's ``store`` and ``clock`` makes a second instance sharing them;
-    ``peer`` puts it behind a proxy at that address (:func:`from_peer`).
+    ``peer`` puts it behind a proxy at that address (:func:`from_peer`). ``backend`` runs
+    the app on that backend instead of a fresh ``MemoryStore``.
     """
     clients_file = tmp_path / "clients.toml"
     clients_file.write_text(_CLIENTS_TOML)
+    if backend is not None:
+        env = {**backend.env, **env}
     settings = load_settings({"CLIENTS_FILE": str(clients_file), "EXTERNAL_BASE_URL": ISSUER,
                               **env})
     container = build_container(settings)
@@ -193,12 +248,16 @@ def harness(
     container.password_hasher.override(providers.Object(HASHER))
     if "SIGNING_KEY_FILE" not in env:
         container.signer.override(providers.Object(SIGNER))
-    store = store or MemoryStore()
+    if store is None and backend is not None:
+        store = backend.instance
+    elif store is None:
+        store = MemoryStore()
     app = create_app(settings, store=store, container=container)
     if peer is not None:
         from_peer(app, peer)
     with TestClient(app, base_url=ISSUER) as client:
-        yield Harness(client, store, clock, events)
+        services: Services = app.state.services
+        yield Harness(client, services.store, clock, events)
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -247,7 +306,13 @@ def sign_in(
     password: str = PASSWORD,
     totp_secret: str | None = None,
 ) -> httpx.Response:
-    """GET the sign-in page, submit the password (and a TOTP code); the final response."""
+    """GET the sign-in page, submit the password (and a TOTP code); the final response.
+
+    A browser that is signed in already asks with ``prompt=login`` (unless ``params`` say
+    otherwise), so that the pages are shown rather than answered by the session.
+    """
+    if "prompt" not in params and h.client.cookies.get("session"):
+        params = {**params, "prompt": "login"}
     page = h.client.get("/oauth/authorize", params=params, follow_redirects=False)
     assert page.status_code == 200, page.text
     response = submit(h.client, page, username=username, password=password)
@@ -284,3 +349,84 @@ def full_flow(
     assert token.status_code == 200, token.text
     body: dict[str, Any] = token.json()
     return body
+
+
+def through_consent(client: TestClient[Any], response: httpx.Response) -> httpx.Response:
+    """Press Allow when ``response`` is the consent page (a client that is not first
+    party); any other response as it is."""
+    if page_step(response) == "consent":
+        return submit(client, response, action="allow")
+    return response
+
+
+def page_step(response: httpx.Response) -> str | None:
+    """Which of our pages ``response`` is: ``password``, ``totp`` or ``consent`` (the
+    ``step`` of its form), or None for anything else (a redirect, an error page)."""
+    if response.status_code not in (200, 400, 409, 429):
+        return None
+    if not response.headers.get("content-type", "").startswith("text/html"):
+        return None
+    step = Form(response.text).fields.get("step")
+    return step if step in ("password", "totp", "consent") else None
+
+
+@dataclass
+class Visit:
+    """What :func:`visit` saw: the pages shown on the way, in order, and the last answer."""
+
+    response: httpx.Response
+    pages: list[str] = field(default_factory=list)
+
+    @property
+    def password_form_shown(self) -> bool:
+        return "password" in self.pages
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The final redirect's query (asserting there was one)."""
+        return redirect_params(self.response)
+
+
+def visit(
+    h: Harness,
+    params: dict[str, str],
+    *,
+    username: str = "alice",
+    password: str | None = PASSWORD,
+    totp_secret: str | None = None,
+    consent: str | None = "allow",
+) -> Visit:
+    """Follow an authorization request through every page, like a browser: type
+    ``username`` and ``password`` on the sign-in page, a fresh code of ``totp_secret`` on
+    the TOTP page (the clock moves on a TOTP step first, so codes are never replays), and
+    press ``consent`` (``allow``, ``deny``, ``switch_user``) on the consent page. Stops at a
+    page it has nothing for (``password``/``totp_secret``/``consent`` None), or at anything
+    that is not one of the pages."""
+    response = h.client.get("/oauth/authorize", params=params, follow_redirects=False)
+    pages: list[str] = []
+    for _ in range(8):
+        step = page_step(response)
+        if step is None:
+            break
+        pages.append(step)
+        if step == "password" and password is not None:
+            response = submit(h.client, response, username=username, password=password)
+        elif step == "totp" and totp_secret is not None:
+            h.clock.advance(30)
+            response = submit(h.client, response,
+                              code=pyotp.TOTP(totp_secret).at(h.clock.now()))
+        elif step == "consent" and consent is not None:
+            index = 1 if consent == "switch_user" else 0
+            response = submit_form(h.client, response, index, action=consent)
+        else:
+            break
+    return Visit(response, pages)
+
+
+def submit_form(
+    client: TestClient[Any], page: httpx.Response, index: int, **values: str
+) -> httpx.Response:
+    """Submit the ``index``-th form (from 0) of the page with ``values``."""
+    form = Form(page.text, index)
+    assert form.method == "post" and form.action, page.text
+    return client.post(form.action, data={**form.fields, **values}, follow_redirects=False)

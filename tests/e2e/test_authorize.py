@@ -175,7 +175,11 @@ def test_repeated_redirect_uri_is_shown_not_redirected(h: Harness) -> None:
     ({"code_challenge": "short"}, "invalid_request"),
     ({"scope": "openid admin"}, "invalid_scope"),
     ({"scope": None}, "invalid_scope"),
-    ({"prompt": "none"}, "login_required"),
+    ({"prompt": "none"}, "login_required"),  # no session yet
+    ({"prompt": "none login"}, "invalid_request"),
+    ({"prompt": "sometimes"}, "invalid_request"),
+    ({"max_age": "-1"}, "invalid_request"),
+    ({"id_token_hint": "not.a.token"}, "invalid_request"),
     ({"request": "eyJ..."}, "request_not_supported"),
 ])
 def test_errors_after_the_redirect_uri_is_validated_are_redirected_with_state(
@@ -272,7 +276,8 @@ def test_failed_sign_ins_are_throttled_per_user_at_an_address(h: Harness) -> Non
     h.add_user("dave")
     assert "code" in redirect_params(submit(h.client, page, username="dave", password=PASSWORD))
     h.clock.advance(int(locked.headers["retry-after"]))
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    # prompt=login: dave's session would answer the request otherwise.
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     assert "code" in redirect_params(submit(h.client, page, username="alice", password=PASSWORD))
 
 

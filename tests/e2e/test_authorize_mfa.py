@@ -42,7 +42,8 @@ def _claims(h: Harness, id_token: str) -> dict[str, Any]:
 
 
 def _totp_page(h: Harness) -> Any:
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    # prompt=login: a sign-in after the first one would otherwise be answered by the session.
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     response = submit(h.client, page, username="alice", password=PASSWORD)
     assert response.status_code == 200 and 'name="code"' in response.text
     assert 'autocomplete="one-time-code"' in response.text
@@ -52,7 +53,7 @@ def _totp_page(h: Harness) -> Any:
 def test_totp_sign_in_marks_tokens_mfa_verified_and_it_survives_refresh(h: Harness) -> None:
     h.add_user(totp_secret=SECRET)
     body = full_flow(h, totp_secret=SECRET)
-    assert _claims(h, body["id_token"])["amr"] == ["pwd", "otp"]
+    assert _claims(h, body["id_token"])["amr"] == ["pwd", "otp", "mfa"]
     now = h.clock.now()
     record = h.run(h.store.get_access_token(hash_token(body["access_token"]), now))
     assert record.mfa_verified is True

@@ -58,6 +58,14 @@ def test_metadata_states_what_authorization_responses_and_userinfo_do(tmp_path: 
             meta["claims_supported"])
 
 
+def test_metadata_lists_the_single_sign_on_parameters_and_claims(tmp_path: Path) -> None:
+    with running(build_app(_memory(), tmp_path)) as client:
+        meta = client.get(WELL_KNOWN[0]).json()
+        assert meta["acr_values_supported"] == ["pwd", "mfa"]
+        assert meta["prompt_values_supported"] == ["none", "login", "consent", "select_account"]
+        assert {"sid", "acr", "amr", "auth_time"} <= set(meta["claims_supported"])
+
+
 def test_both_documents_are_the_same(tmp_path: Path) -> None:
     with running(build_app(_memory(), tmp_path)) as client:
         assert client.get(WELL_KNOWN[0]).json() == client.get(WELL_KNOWN[1]).json()

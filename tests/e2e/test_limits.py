@@ -130,6 +130,15 @@ def test_sign_in_posts_are_limited_per_address(tmp_path: Path) -> None:
         assert h.client.get("/oauth/authorize", params=auth_params()).status_code == 200
 
 
+def test_plain_sign_in_posts_share_the_per_address_limit(tmp_path: Path) -> None:
+    with ops_app(tmp_path, RATE_LIMIT_SIGNIN_PER_MINUTE="2") as h:
+        form = {"username": "nobody", "password": "x"}
+        statuses = [h.client.post("/signin", data=form).status_code for _ in range(2)]
+        assert 429 not in statuses
+        assert h.client.post("/oauth/authorize", data=form).status_code == 429
+        assert h.client.post("/signin/", data=form).status_code == 429
+
+
 def test_behind_a_trusted_proxy_the_limits_count_each_client_address(tmp_path: Path) -> None:
     with ops_app(tmp_path, peer=LOAD_BALANCER, TRUSTED_PROXIES="10.0.0.0/24",
                  RATE_LIMIT_SIGNIN_PER_MINUTE="2", RATE_LIMIT_TOKEN_IP_PER_MINUTE="1") as h:

@@ -73,7 +73,7 @@ def _enrol(h: Harness, token: str, current_code: str | None = None) -> str:
 
 
 def _asks_for_a_code(h: Harness) -> bool:
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     return 'name="code"' in submit(h.client, page, username="alice", password=PASSWORD).text
 
 
@@ -171,7 +171,7 @@ def test_an_abandoned_re_enrolment_keeps_the_old_factor_required(h: Harness) -> 
     new = pending.json()["secret"]
     h.clock.advance(30)
     # The password alone still leads to the code page, not to a code.
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     asked = submit(h.client, page, username="alice", password=PASSWORD)
     assert asked.status_code == 200 and 'name="code"' in asked.text
     # The new, unconfirmed secret's code is refused; the old secret's code still signs in.
@@ -205,7 +205,7 @@ def test_replacing_a_confirmed_factor_needs_a_code_of_it(h: Harness) -> None:
     assert _verify(h, with_mfa, as_form.json()["enrollment"], new_code).status_code == 200
     assert h.totp_seed(user.id) == as_form.json()["secret"]
     h.clock.advance(30)
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     asked = submit(h.client, page, username="alice", password=PASSWORD)
     stale = submit(h.client, asked, code=pyotp.TOTP(OLD).at(h.clock.now()))
     assert stale.status_code == 200 and "location" not in stale.headers
@@ -231,7 +231,7 @@ def test_a_code_used_for_confirmation_cannot_be_replayed(h: Harness) -> None:
     replay = _verify(h, token, body["enrollment"], code)
     assert replay.status_code == 409 and replay.json()["error"] == "factor_already_active"
     h.clock.advance(1)
-    page = h.client.get("/oauth/authorize", params=auth_params())
+    page = h.client.get("/oauth/authorize", params=auth_params(prompt="login"))
     asked = submit(h.client, page, username="alice", password=PASSWORD)
     at_sign_in = submit(h.client, asked, code=code)
     assert at_sign_in.status_code == 200 and "location" not in at_sign_in.headers

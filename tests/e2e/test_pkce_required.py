@@ -25,6 +25,7 @@ client_id = "strict"
 secret = "{SECRET}"
 redirect_uris = ["{REDIRECT}"]
 scopes = ["openid", "profile"]
+first_party = true
 
 [[clients]]
 client_id = "legacy"
@@ -32,6 +33,7 @@ secret = "{SECRET}"
 redirect_uris = ["{REDIRECT}"]
 scopes = ["openid", "profile"]
 require_pkce = false
+first_party = true
 """
 
 

@@ -31,7 +31,7 @@ from tests.e2e.registration_support import (
     Registrar,
     registrar,
 )
-from tests.e2e.signin_flow import PASSWORD, pkce_pair, submit
+from tests.e2e.signin_flow import PASSWORD, pkce_pair, submit, through_consent
 
 WEB_APP = {"client_name": "Registered Web App", "redirect_uris": [REDIRECT],
            "grant_types": ["authorization_code", "refresh_token"],
@@ -58,7 +58,9 @@ def _sign_in(r: Registrar, authorize_url: str) -> str:
     """Open the sign-in page at ``authorize_url``, submit alice's password; the redirect."""
     page = r.client.get(authorize_url, follow_redirects=False)
     assert page.status_code == 200, page.text
-    response = submit(r.client, page, username="alice", password=PASSWORD)
+    # A registered client is never first party: the user allows it.
+    response = through_consent(r.client, submit(r.client, page, username="alice",
+                                                password=PASSWORD))
     assert response.status_code == 303, response.text
     location: str = response.headers["location"]
     return location

@@ -36,6 +36,7 @@ redirect_uris = ["{MIXED_REDIRECT}", "{REDIRECT}"]
 grant_types = ["authorization_code", "client_credentials", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access", "read", "write",
           "scim:read", "scim:write"]
+first_party = true
 """
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 

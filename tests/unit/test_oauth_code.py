@@ -63,7 +63,9 @@ async def test_exchange_issues_access_refresh_and_id_token() -> None:
     assert claims["iss"] == ISSUER and claims["sub"] == "user-1" and claims["aud"] == "app"
     assert claims["iat"] == T0 and claims["exp"] > T0 and claims["auth_time"] == T0 - 5
     assert claims["nonce"] == "n-1"
-    assert claims["amr"] == ["pwd", "otp"]
+    # A code from no session: amr and acr follow mfa_verified (RFC 8176 "mfa" with "otp").
+    assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "mfa"
+    assert "sid" not in claims
     digest = hashlib.sha256(response.access_token.encode()).digest()[:16]
     assert claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -76,8 +78,27 @@ async def test_id_token_without_mfa_and_nonce() -> None:
     )
     assert response.id_token is not None
     claims = jwt.decode(response.id_token, _keys(world)).claims
-    assert claims["amr"] == ["pwd"]
+    assert claims["amr"] == ["pwd"] and claims["acr"] == "pwd"
     assert "nonce" not in claims
+
+
+async def test_a_code_from_a_session_carries_its_sid_acr_amr_and_grant_into_the_tokens() -> None:
+    world = World()
+    await world.ensure_user("user-1")
+    code = await create_authorization_code(
+        world.ports, client=CONFIDENTIAL, redirect_uri=REDIRECT, scope="openid read",
+        user_id="user-1", nonce=None, code_challenge=pkce_s256(VERIFIER),
+        code_challenge_method="S256", auth_time=T0 - 60, mfa_verified=True,
+        sid="sid_abc", acr="mfa", amr=("pwd", "otp", "mfa"), grant_id="gr_given")
+    response = await exchange_authorization_code(
+        world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
+    assert response.id_token is not None
+    claims = jwt.decode(response.id_token, _keys(world)).claims
+    assert (claims["sid"], claims["acr"], claims["amr"]) == (
+        "sid_abc", "mfa", ["pwd", "otp", "mfa"])
+    assert claims["auth_time"] == T0 - 60
+    access = await world.store.get_access_token(hash_token(response.access_token), T0)
+    assert access is not None and access.grant_id == "gr_given"
 
 
 async def test_no_id_token_without_openid_and_no_refresh_without_offline_access() -> None:

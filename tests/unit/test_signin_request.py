@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from adapters.jose_signer import JoseSigner
 from adapters.memory.store import MemoryStore
 from domain.authorization_request import (
     AuthorizationRequest,
@@ -111,3 +112,44 @@ async def test_redirect_location_keeps_the_registered_query_and_encodes_values()
     location = redirect_location("https://a.example/cb?tenant=1", {
         "code": "ac_x", "state": "a b&c", "error": None})
     assert location == "https://a.example/cb?tenant=1&code=ac_x&state=a+b%26c"
+
+
+@pytest.mark.parametrize(("prompt", "expected"), [
+    ("login", ("login",)), ("consent login login", ("consent", "login")),
+    ("select_account", ("select_account",)), ("none", ("none",)), ("", ()),
+])
+async def test_prompt_values_are_parsed(prompt: str, expected: tuple[str, ...]) -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(prompt=prompt))
+    assert isinstance(outcome, AuthorizationRequest) and outcome.prompt == expected
+
+
+@pytest.mark.parametrize("overrides", [
+    {"prompt": "none consent"}, {"prompt": "login bogus"}, {"max_age": "-5"},
+    {"max_age": "1.5"}, {"max_age": "12345678901"}, {"id_token_hint": "x.y.z"},
+])
+async def test_bad_oidc_parameters_are_invalid_request(overrides: dict[str, str]) -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(**overrides))
+    assert isinstance(outcome, RedirectError) and outcome.error == "invalid_request"
+    assert outcome.state == "s"
+
+
+async def test_max_age_login_hint_and_acr_values_are_kept() -> None:
+    outcome = await validate_authorization_request(CLIENTS, _params(
+        max_age="300", login_hint="alice@example.test", acr_values="urn:x mfa mfa"))
+    assert isinstance(outcome, AuthorizationRequest)
+    assert outcome.max_age == 300 and outcome.login_hint == "alice@example.test"
+    assert outcome.acr_values == ("urn:x", "mfa") and outcome.wants_mfa
+
+
+async def test_an_id_token_hint_gives_its_subject_only_when_it_is_ours() -> None:
+    signer = JoseSigner.generated()
+    ours = signer.sign({"iss": "https://idp.test", "sub": "user-7", "exp": 1})
+    outcome = await validate_authorization_request(
+        CLIENTS, _params(id_token_hint=ours), signer=signer, issuer="https://idp.test")
+    assert isinstance(outcome, AuthorizationRequest) and outcome.hint_sub == "user-7"
+    for token, issuer in ((ours, "https://other.test"),
+                          (JoseSigner.generated().sign({"iss": "https://idp.test",
+                                                        "sub": "user-7"}), "https://idp.test")):
+        refused = await validate_authorization_request(
+            CLIENTS, _params(id_token_hint=token), signer=signer, issuer=issuer)
+        assert isinstance(refused, RedirectError) and refused.error == "invalid_request"

@@ -1,0 +1,289 @@
+"""The sign-in steps shared by ``/oauth/authorize`` and the plain ``/signin`` page.
+
+A sign-in runs over one or two pages (password, then a TOTP code when the user has a
+confirmed factor); an authorization may add a consent page. Between pages, the
+transaction (what the sign-in is for, the step reached, the CSRF token) lives in a
+short-lived cookie sealed with a key derived from the signing key, so any instance can
+carry on a sign-in another one started. The form's CSRF token must equal the one sealed in
+the cookie, and the cookie is ``SameSite=Lax``: a cross-site form can neither read the
+token nor send the cookie with its POST.
+
+A transaction is for either an authorization request (``request``) or a local page to go
+back to (``return_to``, the plain sign-in page), never both.
+
+A TOTP-step transaction is single use: each code submitted claims its ``id`` in the store
+(``claim_once``, until the transaction expires), so a copy of the cookie cannot be replayed
+to try more codes without the password; a wrong code comes with a fresh transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from domain.authorization_request import AuthorizationRequest
+from domain.clients import Client
+from domain.errors import DomainError, InvalidValue
+from domain.sessions import AMR_OTP, amr_of
+from domain.signin import (
+    PasswordAccepted,
+    Throttled,
+    ThrottlePolicy,
+    TotpAccepted,
+    check_password,
+    check_totp,
+)
+from domain.text import is_storable
+from entrypoints.http.html import page
+from entrypoints.http.services import Services
+
+AUTHORIZE_PATH = "/oauth/authorize"
+SIGNIN_PATH = "/signin"
+#: How long a sign-in may take, from the first page to the redirect.
+TRANSACTION_SECONDS = 600
+MAX_FIELD = 1024
+
+SCOPE_DESCRIPTIONS = {
+    "openid": "Confirm your identity",
+    "profile": "Your user name and display name",
+    "email": "Your email address",
+    "offline_access": "Access while you are not signed in",
+    "groups": "The names of your groups",
+}
+
+
+class Transaction(msgspec.Struct, frozen=True, kw_only=True):
+    """The sign-in in progress, sealed in the browser's cookie between pages.
+
+    ``id`` names this transaction in the store: the TOTP step claims it once. ``sid``:
+    the session a step-up or a consent page continues (the step goes on only in that
+    session). ``scopes``: what the consent page asks for.
+    """
+
+    id: str
+    csrf: str
+    exp: int
+    request: AuthorizationRequest | None = None
+    return_to: str | None = None
+    step: Literal["password", "totp", "consent"] = "password"
+    user_id: str | None = None
+    auth_time: int | None = None
+    sid: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+class SignedIn(msgspec.Struct, frozen=True):
+    """The credentials step(s) succeeded: who, when, and how (RFC 8176 ``amr``)."""
+
+    user_id: str
+    auth_time: int
+    amr: tuple[str, ...]
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Transaction).decode
+
+
+def _secure(services: Services) -> bool:
+    return services.settings.external_base_url.startswith("https://")
+
+
+def _cookie_name(services: Services) -> str:
+    # The __Host- prefix makes browsers refuse the cookie unless Secure, host-only, Path=/.
+    return "__Host-signin" if _secure(services) else "signin"
+
+
+def _cookie_path(services: Services, plain: bool) -> str:
+    if _secure(services):
+        return "/"
+    return SIGNIN_PATH if plain else AUTHORIZE_PATH
+
+
+def new_transaction(
+    services: Services, *, request: AuthorizationRequest | None = None,
+    return_to: str | None = None, exp: int | None = None, **fields: Any,
+) -> Transaction:
+    """A fresh transaction (new ``id`` and CSRF token); ``exp`` carried over when given."""
+    return Transaction(
+        id=new_id(), csrf=secrets.token_urlsafe(32), request=request, return_to=return_to,
+        exp=exp if exp is not None else services.clock.now() + TRANSACTION_SECONDS, **fields)
+
+
+def transaction_cookie(
+    services: Services, transaction: Transaction | None, *, plain: bool = False
+) -> Cookie:
+    """The cookie that carries ``transaction``, or (None) removes the one at ``plain``'s
+    path."""
+    secure = _secure(services)
+    if transaction is not None:
+        plain = transaction.request is None
+    return Cookie(
+        key=_cookie_name(services),
+        value=services.signin_sealer.seal(_encode(transaction)) if transaction else "",
+        max_age=TRANSACTION_SECONDS if transaction else 0,
+        path=_cookie_path(services, plain),
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+    )
+
+
+def open_transaction(request: Request[Any, Any, Any], services: Services) -> Transaction | None:
+    sealed = request.cookies.get(_cookie_name(services))
+    if not sealed:
+        return None
+    payload = services.signin_sealer.unseal(sealed)
+    if payload is None:
+        return None
+    try:
+        transaction = _decode(payload)
+    except msgspec.ValidationError:
+        return None
+    if transaction.exp <= services.clock.now():
+        return None
+    if (transaction.request is None) == (transaction.return_to is None):
+        return None
+    return transaction
+
+
+def see_other(location: str) -> Response[None]:
+    return Response(
+        None,
+        status_code=HTTP_303_SEE_OTHER,
+        headers={"Location": location, "Cache-Control": "no-store", "Pragma": "no-cache",
+                 "Referrer-Policy": "no-referrer"},
+    )
+
+
+def error_page(
+    title: str, message: str, status_code: int = 400, retry_after: int | None = None
+) -> Response[str]:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return page("error.html", status_code, headers, title=title, message=message,
+                retry_after=retry_after)
+
+
+def expired_page() -> Response[str]:
+    return error_page("Sign-in expired",
+                      "This sign-in has expired or was started in another browser window.")
+
+
+def domain_error_page(exc: DomainError) -> Response[str]:
+    if isinstance(exc, InvalidValue):  # input the store refused: the request's fault
+        return error_page("Invalid request", "The request contains a value that is not "
+                          "allowed; return to the application and start again.")
+    return error_page(
+        "Service unavailable", "Sign-in is temporarily unavailable. Please try again shortly.",
+        503, retry_after=1)
+
+
+def scope_list(scopes: tuple[str, ...]) -> list[dict[str, str]]:
+    return [{"name": s, "description": SCOPE_DESCRIPTIONS.get(s, "Access to " + s)}
+            for s in scopes]
+
+
+def form_action(transaction: Transaction) -> str:
+    return AUTHORIZE_PATH if transaction.request is not None else SIGNIN_PATH
+
+
+def signin_page(
+    services: Services, client: Client | None, transaction: Transaction, *,
+    error: str | None = None, username: str = "", notice: str | None = None,
+    status_code: int = 200, retry_after: int | None = None,
+) -> Response[str]:
+    """The page of the transaction's step (password or TOTP), setting its cookie."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    template = "totp.html" if transaction.step == "totp" else "signin.html"
+    auth_request = transaction.request
+    response = page(
+        template, status_code, headers,
+        form_target=auth_request.redirect_uri if auth_request is not None else None,
+        action=form_action(transaction), client_name=client.name if client else None,
+        scopes=scope_list(auth_request.scopes) if auth_request is not None else [],
+        csrf_token=transaction.csrf, error=error, username=username, notice=notice,
+    )
+    response.set_cookie(transaction_cookie(services, transaction))
+    return response
+
+
+def _throttled_message(throttled: Throttled) -> str:
+    seconds = max(1, throttled.retry_after)
+    wait = f"{seconds} second(s)" if seconds < 60 else f"{-(-seconds // 60)} minute(s)"
+    return (f"Too many failed sign-in attempts. For your security, sign-in is paused; "
+            f"try again in {wait}.")
+
+
+def _throttle_policy(services: Services) -> ThrottlePolicy:
+    return ThrottlePolicy(ip_limit=services.settings.rate_limit_signin_failures_per_address)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def credentials_step(
+    request: Request[Any, Any, Any], services: Services, client: Client | None,
+    transaction: Transaction, field: Callable[[str], str],
+) -> SignedIn | Response[Any]:
+    """Check the submitted password or TOTP code of ``transaction``: the user who signed
+    in, or the page to show next (the TOTP page, or the same step again with an error)."""
+    client_ip = request.client.host if request.client else "unknown"
+    now = services.clock.now()
+    policy = _throttle_policy(services)
+
+    if transaction.step == "password":
+        username = field("username").strip()
+        if not is_storable(username):
+            return signin_page(services, client, transaction, status_code=400,
+                               error="The user name contains a character that is not "
+                                     "allowed.")
+        outcome = await check_password(
+            services.store, services.password_hasher, services.events,
+            user_name=username, password=field("password"), client_ip=client_ip, now=now,
+            policy=policy)
+        if isinstance(outcome, Throttled):
+            return signin_page(services, client, transaction, username=username,
+                               error=_throttled_message(outcome), status_code=429,
+                               retry_after=outcome.retry_after)
+        if not isinstance(outcome, PasswordAccepted):
+            return signin_page(services, client, transaction, username=username,
+                               error="The user name or password is incorrect.")
+        if outcome.totp_required:
+            next_step = new_transaction(
+                services, request=transaction.request, return_to=transaction.return_to,
+                exp=transaction.exp, step="totp", user_id=outcome.user_id,
+                auth_time=outcome.auth_time)
+            return signin_page(services, client, next_step)
+        return SignedIn(outcome.user_id, outcome.auth_time, amr_of(second_factor=None))
+
+    assert transaction.user_id is not None
+    # Claimed before the code is checked, so that parallel posts of one cookie cannot all
+    # be checked. A replayed cookie starts the sign-in again, from the password.
+    if not await services.store.claim_once(f"signin:step:{transaction.id}",
+                                           transaction.exp, now):
+        restart = new_transaction(services, request=transaction.request,
+                                  return_to=transaction.return_to, exp=transaction.exp)
+        return signin_page(services, client, restart, status_code=409, error=(
+            "This verification page was already used. Please sign in again."))
+    totp_outcome = await check_totp(
+        services.store, services.totp, services.events, seeds=services.secret_sealer,
+        user_id=transaction.user_id,
+        code=field("code"), client_ip=client_ip, now=now, policy=policy)
+    if isinstance(totp_outcome, TotpAccepted):
+        # A step-up (no auth_time: the password was proved earlier in the session) is an
+        # authentication of its own: it is the session's new auth_time.
+        auth_time = transaction.auth_time if transaction.auth_time is not None else now
+        return SignedIn(transaction.user_id, auth_time, amr_of(second_factor=AMR_OTP))
+    # Another try needs another transaction: this one is spent.
+    retry = msgspec.structs.replace(transaction, id=new_id(), csrf=secrets.token_urlsafe(32))
+    if isinstance(totp_outcome, Throttled):
+        return signin_page(services, client, retry, error=_throttled_message(totp_outcome),
+                           status_code=429, retry_after=totp_outcome.retry_after)
+    return signin_page(services, client, retry,
+                       error="The code is incorrect or was already used.")
