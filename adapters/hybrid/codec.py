@@ -35,6 +35,7 @@ class CodeWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True,
     sid: str | None = None
     acr: str | None = None
     amr: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
 
 
 class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -50,6 +51,7 @@ class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tru
     mfa_verified: bool = False
     grant_id: str | None = None
     auth_time: int | None = None
+    audience: tuple[str, ...] = ()
 
 
 class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -65,6 +67,7 @@ class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tr
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
+    resources: tuple[str, ...] = ()
 
 
 class TombstoneWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -112,6 +115,7 @@ class Codec:
                 sid=code.sid,
                 acr=code.acr,
                 amr=code.amr,
+                resources=code.resources,
             )
         )
 
@@ -133,6 +137,7 @@ class Codec:
             sid=w.sid,
             acr=w.acr,
             amr=w.amr,
+            resources=w.resources,
         )
 
     @staticmethod
@@ -152,6 +157,7 @@ class Codec:
                 mfa_verified=token.mfa_verified,
                 grant_id=token.grant_id,
                 auth_time=token.auth_time,
+                audience=token.audience,
             )
         )
         return (ACTIVE if token.active else REVOKED) + body
@@ -171,6 +177,7 @@ class Codec:
             mfa_verified=w.mfa_verified,
             grant_id=w.grant_id,
             auth_time=w.auth_time,
+            audience=w.audience,
         )
 
     def access_exp(self, data: bytes) -> int:
@@ -188,6 +195,7 @@ class Codec:
                 sub=token.sub,
                 mfa_verified=token.mfa_verified,
                 auth_time=token.auth_time,
+                resources=token.resources,
             )
         )
 
@@ -204,6 +212,7 @@ class Codec:
             sub=w.sub,
             mfa_verified=w.mfa_verified,
             auth_time=w.auth_time,
+            resources=w.resources,
         )
 
     def code_exp(self, data: bytes) -> int:

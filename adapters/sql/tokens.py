@@ -34,6 +34,7 @@ def _access_from_row(m: Mapping[Any, Any]) -> AccessToken:
         mfa_verified=m["mfa_verified"],
         grant_id=m["grant_id"],
         auth_time=m["auth_time"],
+        audience=tuple(m["audience"].split()),
     )
 
 
@@ -50,6 +51,7 @@ def _refresh_from_row(row: sa.Row[Any]) -> RefreshToken:
         sub=m["sub"],
         mfa_verified=m["mfa_verified"],
         auth_time=m["auth_time"],
+        resources=tuple(m["resources"].split()),
     )
 
 
@@ -77,7 +79,7 @@ _GET_ACCESS_TOKEN = sa.select(t.tokens).where(
 )
 _GET_ACCESS_TOKEN_SQL = (
     "SELECT token_hash, token_display, active, scope, client_id, exp, iat, sub,"
-    " token_binding, mfa_verified, grant_id, auth_time"
+    " token_binding, mfa_verified, grant_id, auth_time, audience"
     " FROM tokens WHERE token_hash = $1 AND exp > $2"
 )
 
@@ -112,6 +114,7 @@ class SqlTokens(SqlConnection):
             "mfa_verified": access.mfa_verified,
             "grant_id": access.grant_id,
             "auth_time": access.auth_time,
+            "audience": " ".join(access.audience),
         }
         refresh_values: dict[str, Any] | None = None
         if refresh is not None:
@@ -126,6 +129,7 @@ class SqlTokens(SqlConnection):
                 "mfa_verified": refresh.mfa_verified,
                 "iat": refresh.iat,
                 "auth_time": refresh.auth_time,
+                "resources": " ".join(refresh.resources),
             }
 
         async def work(conn: AsyncConnection) -> None:
