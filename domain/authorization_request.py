@@ -17,6 +17,7 @@ import msgspec
 from domain.client_directory import ClientDirectory
 from domain.clients import GRANT_AUTHORIZATION_CODE
 from domain.redirects import redirect_uri_registered
+from domain.resources import ResourceRefused, ResourceServers, parse_resources
 from domain.scopes import service_scopes_in
 from domain.text import is_storable
 
@@ -40,6 +41,8 @@ class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
+    #: The RFC 8707 ``resource`` values: the resource servers the grant is for.
+    resources: tuple[str, ...] = ()
 
 
 class ShowError(msgspec.Struct, frozen=True):
@@ -58,7 +61,8 @@ class RedirectError(msgspec.Struct, frozen=True):
 
 
 async def validate_authorization_request(
-    clients: ClientDirectory, params: Mapping[str, Sequence[str]]
+    clients: ClientDirectory, params: Mapping[str, Sequence[str]],
+    resource_servers: ResourceServers | None = None,
 ) -> AuthorizationRequest | ShowError | RedirectError:
     """Check the request's parameters (each name mapped to every value it was given).
 
@@ -67,7 +71,8 @@ async def validate_authorization_request(
     registered without one may vary (:mod:`domain.redirects`). PKCE ``S256`` is required from every
     client except a confidential one that opted out, and is the only method accepted from
     anyone (``plain`` is refused). Service scopes are ``invalid_scope``: a user cannot
-    delegate them, whatever the client may hold for itself.
+    delegate them, whatever the client may hold for itself. Each ``resource`` (RFC 8707,
+    repeatable) must name one of ``resource_servers``, else ``invalid_target``.
     """
     client_ids = params.get("client_id", ())
     if len(client_ids) != 1 or not client_ids[0]:
@@ -143,6 +148,13 @@ async def validate_authorization_request(
         if not _PKCE_CHALLENGE.fullmatch(challenge):
             return fail("invalid_request", "code_challenge is malformed")
 
+    try:
+        resources = parse_resources(params.get("resource", ()))
+        for uri in resources:
+            (resource_servers or ResourceServers()).server(uri)
+    except ResourceRefused as exc:
+        return fail(exc.error, exc.description)
+
     prompt = one("prompt")
     if prompt is not None and "none" in prompt.split():
         # There is no sign-in session to reuse: every authorization asks for credentials.
@@ -156,6 +168,7 @@ async def validate_authorization_request(
         nonce=one("nonce"),
         code_challenge=challenge,
         code_challenge_method=method if challenge is not None else None,
+        resources=resources,
     )
 
 

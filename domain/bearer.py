@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.entities import AccessToken
-from domain.tokens import ACCESS_TOKEN_PREFIX, hash_token
+from domain.tokens import hash_token, is_access_token
 from ports.store import TokenStore
 
 
@@ -12,7 +12,7 @@ async def resolve_bearer(store: TokenStore, token: str, now: int) -> AccessToken
 
     Raises ``StoreUnavailable`` when the store cannot answer (callers fail closed).
     """
-    if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > 512:
+    if not is_access_token(token):
         return None
     record = await store.get_access_token(hash_token(token), now)
     if record is None or not record.is_active(now):

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -37,12 +37,24 @@ from domain.entities import (
 )
 from domain.errors import NotFound
 from domain.redirects import redirect_uri_registered
+from domain.resources import (
+    AT_JWT_TYPE,
+    NO_AUDIENCE,
+    Audience,
+    ResourceRefused,
+    ResourceServers,
+    access_token_claims,
+    aud_claim,
+    may_introspect,
+)
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
+    MAX_JWT_LENGTH,
     REFRESH_TOKEN_PREFIX,
     hash_token,
+    is_access_token,
     token_display,
 )
 from ports.clock import Clock
@@ -124,6 +136,8 @@ class OAuthPorts:
     #: To tell whether a token's client still exists (introspection of a deleted client's
     #: tokens); None only in unit tests that have no clients to delete.
     clients: ClientDirectory | None = None
+    #: The resource servers (RFC 8707) and ``DEFAULT_RESOURCE`` (domain.resources).
+    resources: ResourceServers = field(default_factory=ResourceServers)
 
 
 class TokenResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -159,14 +173,16 @@ def parse_scope(scope: str | None) -> tuple[str, ...] | None:
 
 
 async def issue_client_credentials(
-    ports: OAuthPorts, client: Client, scope: str | None
+    ports: OAuthPorts, client: Client, scope: str | None, resources: tuple[str, ...] = ()
 ) -> TokenResponse:
     """Issue an access token to the client itself (RFC 6749 section 4.4).
 
     No refresh token (section 4.4.3). Service scopes and API scopes may be granted here;
     identity scopes (:data:`~domain.scopes.IDENTITY_SCOPES`) need a user. Without a
     ``scope`` the token gets every scope of the client except identity scopes; asking for
-    one of those, or for a scope the client may not use, is ``invalid_scope``.
+    one of those, or for a scope the client may not use, is ``invalid_scope``. The token's
+    audience is ``resources`` (``domain.resources``; ``invalid_target``), and its scope is
+    limited to what they define.
     """
     if not client.allows_grant(GRANT_CLIENT_CREDENTIALS):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -179,10 +195,11 @@ async def issue_client_credentials(
         if any(s in IDENTITY_SCOPES for s in requested):
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
+    audience = audience_of(ports, resources)
     now = ports.clock.now()
-    scope_text = " ".join(granted)
+    scope_text = " ".join(audience.limit(granted))
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
-                                      scope_text, now)
+                                      scope_text, now, audience)
     await ports.store.save_tokens(access, None, now)
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
@@ -209,6 +226,7 @@ async def create_authorization_code(
     code_challenge_method: str | None,
     auth_time: int,
     mfa_verified: bool,
+    resources: tuple[str, ...] = (),
 ) -> str:
     """Store a new authorization code for a signed-in user and return its value.
 
@@ -218,7 +236,8 @@ async def create_authorization_code(
     (required unless a confidential client opted out; ``plain`` is refused), and a client
     with ``require_mfa`` gets a code only from a sign-in that proved a second factor.
     Raises ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``,
-    ``access_denied`` with event ``mfa_required``).
+    ``access_denied`` with event ``mfa_required``). ``resources`` (RFC 8707) bind the grant
+    to those resource servers (``invalid_target`` for an unknown one).
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -246,6 +265,7 @@ async def create_authorization_code(
         raise OAuthError("access_denied", "this application requires two-factor "
                          "authentication: set up an authenticator app (TOTP) for your "
                          "account, then sign in again", event="mfa_required")
+    audience_of(ports, resources)
     now = ports.clock.now()
     value = ports.token_generator.new(CODE_PREFIX)
     code = AuthorizationCode(
@@ -261,6 +281,7 @@ async def create_authorization_code(
         pkce_method=PKCE_S256 if code_challenge is not None else None,
         auth_time=auth_time,
         mfa_verified=mfa_verified,
+        resources=resources,
     )
     await ports.store.save_code(code, now)
     return value
@@ -314,6 +335,7 @@ async def exchange_authorization_code(
     code: str,
     redirect_uri: str | None,
     code_verifier: str | None,
+    resources: tuple[str, ...] = (),
 ) -> TokenResponse:
     """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.6).
 
@@ -327,11 +349,15 @@ async def exchange_authorization_code(
     A code whose user was deleted or deactivated meanwhile is ``invalid_grant``, and the
     grant is revoked. The user is read *after* the tokens are saved: a deprovisioning that
     the read misses runs ``revoke_subject`` later, which then finds them.
+
+    ``resources`` (RFC 8707) choose the access token's audience among those of the code
+    (``domain.resources``); its scope is limited to what they define.
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
+    audience_of(ports, resources)  # an unknown resource is refused before the code is used
     policy = ports.policy
     now = ports.clock.now()
     # Remember a redeemed code as long as anything issued from it may live, so that a late
@@ -369,9 +395,12 @@ async def exchange_authorization_code(
     # A sign-in time is what the absolute lifetime counts from: a code without one (older
     # than this rule) starts it now.
     auth_time = taken.auth_time if taken.auth_time is not None else now
+    audience = audience_of(ports, resources, taken.resources)
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
-                   taken.mfa_verified, auth_time)
-    access_value, access = _new_access_token(ports, client, grant, taken.scope, now)
+                   taken.mfa_verified, auth_time, taken.resources,
+                   taken.acr or _acr(taken.mfa_verified))
+    access_value, access = _new_access_token(ports, client, grant,
+                                             " ".join(audience.limit(scopes)), now, audience)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
@@ -398,7 +427,7 @@ async def exchange_authorization_code(
         access_token=access_value,
         token_type=BEARER,
         expires_in=access.exp - now,
-        scope=taken.scope,
+        scope=access.scope,
         refresh_token=refresh_value,
         id_token=id_token,
     )
@@ -457,7 +486,8 @@ def _id_token_claims(
 
 
 async def refresh(
-    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None
+    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None,
+    resources: tuple[str, ...] = (),
 ) -> TokenResponse:
     """Rotate a refresh token (RFC 6749 section 6, RFC 9700 section 4.14.2).
 
@@ -481,6 +511,9 @@ async def refresh(
     the others find a reuse marker and revoke the family; because every pair was saved
     before its take, the family revocation reaches the winner's new pair too, on any
     backend. A rotation that loses revokes the pair it saved.
+
+    ``resources`` (RFC 8707) may narrow the new access token's audience to some of the
+    grant's resources (``invalid_target`` for another); the refresh token keeps them all.
     """
     if not client.allows_grant(GRANT_REFRESH_TOKEN):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -493,7 +526,7 @@ async def refresh(
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
         access_scope = _check_refresh(ports.policy, current, client, requested, now)
-        issued = _next_pair(ports, client, current, access_scope, now)
+        issued = _next_pair(ports, client, current, access_scope, now, resources)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
@@ -511,7 +544,7 @@ async def refresh(
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
         access_scope = _check_refresh(ports.policy, outcome.token, client, requested, now)
-        issued = _next_pair(ports, client, outcome.token, access_scope, now)
+        issued = _next_pair(ports, client, outcome.token, access_scope, now, resources)
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
     # slip between this read and the new pair.
@@ -522,14 +555,17 @@ async def refresh(
 
 def _next_pair(
     ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
-    now: int,
+    now: int, resources: tuple[str, ...] = (),
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
-    access_scope = " ".join(requested) if requested is not None else old.scope
+    audience = audience_of(ports, resources, old.resources)
+    access_scope = " ".join(audience.limit(
+        requested if requested is not None else old.scope.split()))
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
-                   _grant_start(old))
-    access_value, access = _new_access_token(ports, client, grant, access_scope, now)
+                   _grant_start(old), old.resources, _acr(old.mfa_verified))
+    access_value, access = _new_access_token(ports, client, grant, access_scope, now,
+                                             audience)
     refresh_value, new_refresh = _new_refresh_token(ports, client, grant, access.token_hash,
                                                     now)
     response = TokenResponse(
@@ -551,6 +587,9 @@ class _Grant(NamedTuple):
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
+    #: The resource servers the grant is bound to (empty: none), and the sign-in's acr.
+    resources: tuple[str, ...] = ()
+    acr: str | None = None
 
     def not_after(self, policy: TokenPolicy) -> int | None:
         """The end of a user grant's absolute lifetime; None for a client's own token."""
@@ -570,7 +609,8 @@ def _capped(exp: int, not_after: int | None) -> int:
 
 
 def _new_access_token(
-    ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int
+    ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int,
+    audience: Audience = NO_AUDIENCE,
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
     record = AccessToken(
@@ -585,8 +625,38 @@ def _new_access_token(
         mfa_verified=grant.mfa_verified,
         grant_id=grant.grant_id,
         auth_time=grant.auth_time,
+        audience=audience.resources,
     )
+    if audience.jwt:
+        return _as_jwt(ports, record, value, grant.acr)
     return value, record
+
+
+def _as_jwt(
+    ports: OAuthPorts, record: AccessToken, jti: str, acr: str | None
+) -> tuple[str, AccessToken]:
+    """The JWT access token (RFC 9068) of ``record``: the random value becomes its ``jti``,
+    and the JWT is recorded by its hash like an opaque token (introspection, revocation)."""
+    claims = access_token_claims(issuer=ports.policy.issuer, token=record, jti=jti, acr=acr)
+    value = ports.signer.sign(claims, typ=AT_JWT_TYPE)
+    return value, msgspec.structs.replace(record, token_hash=hash_token(value))
+
+
+def audience_of(
+    ports: OAuthPorts, requested: tuple[str, ...], bound: tuple[str, ...] = ()
+) -> Audience:
+    """The audience for a request's ``resource`` values (``ResourceServers.audience``),
+    or ``invalid_target``."""
+    try:
+        return ports.resources.audience(requested, bound)
+    except ResourceRefused as exc:
+        raise OAuthError(exc.error, exc.description) from None
+
+
+def _acr(mfa_verified: bool) -> str:
+    # What a grant's sign-in achieved, for one that does not record its acr (domain.sessions
+    # names the same values: "mfa" with a second factor, "pwd" without).
+    return "mfa" if mfa_verified else "pwd"
 
 
 def _new_refresh_token(
@@ -606,6 +676,7 @@ def _new_refresh_token(
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
         auth_time=grant.auth_time,
+        resources=grant.resources,
     )
     return value, record
 
@@ -663,6 +734,7 @@ class Introspection(msgspec.Struct, frozen=True, omit_defaults=True):
     token_type: str | None = None
     mfa_verified: bool | None = None
     cnf: dict[str, str] | None = None
+    aud: str | list[str] | None = None
 
 
 INACTIVE = Introspection(active=False)
@@ -675,20 +747,23 @@ async def introspect(
 ) -> Introspection:
     """What the token is, for a resource server (RFC 7662).
 
-    Any authenticated client may introspect access tokens; a refresh token is shown only to
-    the client it was issued to. Unknown, expired and revoked tokens are inactive. The
-    hint is not trusted: our tokens carry their type in their prefix.
+    An access token is shown only to the client it was issued to, to the resource servers
+    of its audience and to clients with ``introspect_any_token`` (RFC 7662 section 4,
+    :func:`domain.resources.may_introspect`); anyone else is told it is inactive. A refresh
+    token is shown only to the client it was issued to. Unknown, expired and revoked tokens
+    are inactive. The hint is not trusted: our tokens carry their type in their shape.
     """
-    del token_type_hint  # the prefix decides; a wrong hint must not hide a token
+    del token_type_hint  # the shape decides; a wrong hint must not hide a token
     now = ports.clock.now()
     result = INACTIVE
-    if len(token) <= _MAX_TOKEN_LENGTH:
-        if token.startswith(ACCESS_TOKEN_PREFIX):
+    if len(token) <= MAX_JWT_LENGTH:
+        if is_access_token(token):
             access = await ports.store.get_access_token(hash_token(token), now)
             clients = ports.clients
             # A deleted client's tokens (a revoked registration) are inactive at once. The
             # static check is a dict lookup, so static clients' tokens cost no store read.
-            if access is not None and access.is_active(now) and (
+            if access is not None and access.is_active(now) and may_introspect(
+                    client, access) and (
                     clients is None or access.client_id in clients.static
                     or await clients.store.get_client(access.client_id) is not None):
                 result = Introspection(
@@ -704,6 +779,7 @@ async def introspect(
                     token_type=BEARER,
                     mfa_verified=access.mfa_verified,
                     cnf={"x5t#S256": access.token_binding} if access.token_binding else None,
+                    aud=aud_claim(access.audience),
                 )
         elif token.startswith(REFRESH_TOKEN_PREFIX):
             refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
@@ -738,12 +814,12 @@ async def revoke(
     clients and unknown tokens are left alone without error: the endpoint answers 200
     either way, so it reveals nothing about tokens the caller does not own.
     """
-    del token_type_hint  # the prefix decides, as in introspect
-    if len(token) > _MAX_TOKEN_LENGTH:
+    del token_type_hint  # the shape decides, as in introspect
+    if len(token) > MAX_JWT_LENGTH:
         return False
     now = ports.clock.now()
     revoked = False
-    if token.startswith(ACCESS_TOKEN_PREFIX):
+    if is_access_token(token):
         token_hash = hash_token(token)
         access = await ports.store.get_access_token(token_hash, now)
         if access is not None and access.client_id == client.client_id:

@@ -23,7 +23,7 @@ from entrypoints.backends import (
     open_store,
 )
 from entrypoints.client_cli import add_client_commands
-from entrypoints.clients import load_clients
+from entrypoints.clients import load_clients, load_resource_servers
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
@@ -79,7 +79,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "key, and ID tokens signed by one would not verify against the JWKS of another",
         )
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker.
-    load_clients(settings)
+    load_resource_servers(settings, load_clients(settings))
     configure_logging(settings)
     warn_if_cleartext(settings)
     _check_store(settings, workers=args.workers)

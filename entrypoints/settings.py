@@ -18,6 +18,7 @@ import msgspec
 
 from domain.client_metadata import MIN_CLIENT_SECRET_LENGTH
 from domain.password_policy import DEFAULT_MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
+from domain.resources import resource_uri_problem
 from ports.store_settings import StoreSettings
 
 #: The entry-point group store backends register in; ``STORE_BACKEND`` picks one by name.
@@ -104,6 +105,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: authorization; ``SESSION_MAX_SECONDS``: and at the latest this long after its sign-in.
     session_idle_seconds: int = 8 * 3600
     session_max_seconds: int = 7 * 86400
+    #: ``DEFAULT_RESOURCE``: the audience of a token whose request names no ``resource``
+    #: (RFC 8707): the ``resource_uri`` of a resource server; None: no audience.
+    default_resource: str | None = None
 
     @property
     def issuer(self) -> str:
@@ -225,7 +229,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_REGISTRATION_PER_MINUTE", 10),
         session_idle_seconds=_positive_int(env, "SESSION_IDLE_SECONDS", 8 * 3600),
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
+        default_resource=_default_resource(get("DEFAULT_RESOURCE")),
     )
+
+
+def _default_resource(value: str | None) -> str | None:
+    # Whether a client has it is checked with the clients (entrypoints.clients).
+    problem = resource_uri_problem(value) if value is not None else None
+    if problem is not None:
+        raise ConfigError("DEFAULT_RESOURCE", problem)
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -228,7 +228,8 @@ class AuthorizeController(Controller):
         return await self._step(request, services, fields)
 
     async def _start(self, services: Services, params: dict[str, list[str]]) -> Response[Any]:
-        outcome = await validate_authorization_request(services.clients, params)
+        outcome = await validate_authorization_request(services.clients, params,
+                                                       services.oauth.resources)
         if isinstance(outcome, ShowError):
             return _error_page("Invalid request", outcome.description)
         if isinstance(outcome, RedirectError):
@@ -341,7 +342,8 @@ class AuthorizeController(Controller):
                 scope=auth_request.scope, user_id=user_id, nonce=auth_request.nonce,
                 code_challenge=auth_request.code_challenge,
                 code_challenge_method=auth_request.code_challenge_method,
-                auth_time=auth_time, mfa_verified=mfa_verified)
+                auth_time=auth_time, mfa_verified=mfa_verified,
+                resources=auth_request.resources)
         except OAuthError as exc:
             # The client's registration changed during the sign-in; the URI is still trusted
             # only if it is still registered.

@@ -55,6 +55,7 @@ from domain.oauth import (
     revoke,
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
+from domain.resources import ResourceRefused, parse_resources
 from domain.text import UNSTORABLE
 from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
@@ -152,9 +153,15 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return (_header(request, b"content-type") or "").partition(";")[0].strip().lower()
 
 
+#: The parameters that may be repeated (RFC 8707 section 2: ``resource``); their values
+#: are joined by spaces, which no URI holds.
+MULTI_VALUED = frozenset({"resource"})
+
+
 def parse_form(body: bytes) -> dict[str, str]:
     """The parameters of a form body. Empty values count as omitted (RFC 6749 section 3.1);
-    a repeated parameter is ``invalid_request`` (section 3.2)."""
+    a repeated parameter is ``invalid_request`` (section 3.2), except those of
+    :data:`MULTI_VALUED` (read them with :func:`form_resources`)."""
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
@@ -166,6 +173,12 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise OAuthError("invalid_request", "the form body is malformed") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        if name in MULTI_VALUED:
+            if any(c.isspace() for c in value):
+                raise OAuthError("invalid_target", f"{name} must be an absolute URI")
+            if value:
+                form[name] = f"{form[name]} {value}" if name in form else value
+            continue
         if name in form:
             raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
         form[name] = value
@@ -203,6 +216,18 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     if _media_type(request) != FORM:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
     return parse_form(await _body(request))
+
+
+def form_resources(form: dict[str, str]) -> tuple[str, ...]:
+    """The ``resource`` values of a parsed form (RFC 8707), checked: ``invalid_target``
+    for one that is not an absolute URI without fragment."""
+    value = form.get("resource")
+    if value is None:
+        return ()
+    try:
+        return parse_resources(value.split(" "))
+    except ResourceRefused as exc:
+        raise OAuthError(exc.error, exc.description) from None
 
 
 async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -407,10 +432,12 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
             await _count_client_request(request, client, services)
         ports = services.oauth
         if grant_type == GRANT_CLIENT_CREDENTIALS:
-            result = await issue_client_credentials(ports, client, form.get("scope"))
+            result = await issue_client_credentials(ports, client, form.get("scope"),
+                                                    form_resources(form))
         elif grant_type == GRANT_REFRESH_TOKEN:
             result = await refresh(
-                ports, client, _required(form, "refresh_token"), form.get("scope")
+                ports, client, _required(form, "refresh_token"), form.get("scope"),
+                form_resources(form),
             )
         elif grant_type == GRANT_AUTHORIZATION_CODE:
             result = await exchange_authorization_code(
@@ -419,6 +446,7 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 _required(form, "code"),
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
+                form_resources(form),
             )
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
