@@ -63,6 +63,8 @@ token_endpoint_auth_method = "client_secret_basic"
 ISSUER = "http://localhost:8080"
 #: The private_key_jwt client: its key signs the single-use assertions wrk sends.
 JWT_CLIENT_ID = "bench-jwt"
+#: A resource server whose tokens are JWTs (RFC 9068): issuance for it signs each token.
+JWT_RESOURCE = "https://api.bench.example"
 #: The token the ceiling routes receive: same length as a real one.
 CEILING_TOKEN = "tk_bench0000000000"
 
@@ -123,6 +125,15 @@ grant_types = ["client_credentials"]
 scopes = ["read"]
 token_endpoint_auth_method = "private_key_jwt"
 jwks = {_toml_inline(jwks)}
+
+[[clients]]
+client_id = "bench-api"
+secret = "{CLIENT_SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["read"]
+resource_uri = "{JWT_RESOURCE}"
+resource_scopes = ["read"]
+access_token_format = "jwt"
 """)
         self.redis_url = ""
         self.pg_url = ""
@@ -293,6 +304,11 @@ jwks = {_toml_inline(jwks)}
                                   body="grant_type=client_credentials&scope=read")
             self.record("main", backend, "issuance", result, server, ceiling=ceiling,
                         note="client_credentials, client_secret_basic")
+            result = self.measure(server, "/oauth/token", auth=BASIC,
+                                  body="grant_type=client_credentials&scope=read&resource="
+                                  + quote(JWT_RESOURCE, safe=""))
+            self.record("main", backend, "issuance, JWT access token (RS256)", result, server,
+                        ceiling=ceiling, note="client_credentials, at+jwt signed per request")
             # Each assertion is single-use: enough for the warm-up and the run at the rate
             # client_secret_basic just reached (a key-based one cannot be faster).
             wanted = self.args.threads * (

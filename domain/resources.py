@@ -41,6 +41,8 @@ ACCESS_TOKEN_JWT = "jwt"
 ACCESS_TOKEN_FORMATS: tuple[str, ...] = (ACCESS_TOKEN_OPAQUE, ACCESS_TOKEN_JWT)
 #: The JWS ``typ`` of a JWT access token (RFC 9068 section 2.1).
 AT_JWT_TYPE = "at+jwt"
+#: The JWS ``typ`` of a signed introspection response (RFC 9701 section 5).
+INTROSPECTION_JWT_TYPE = "token-introspection+jwt"
 #: Longest resource URI accepted (a token carries each; a JWT repeats them).
 MAX_RESOURCE_LENGTH = 512
 #: Most ``resource`` values one request may name.
@@ -211,3 +213,12 @@ def access_token_claims(
     if token.token_binding is not None:
         claims["cnf"] = {"x5t#S256": token.token_binding}
     return claims
+
+
+def signed_introspection_claims(
+    *, issuer: str, client_id: str, now: int, introspection: dict[str, Any]
+) -> dict[str, Any]:
+    """The claims of a signed introspection response (RFC 9701 section 5): for the client
+    that asked (``aud``), the introspection answer under ``token_introspection``."""
+    return {"iss": issuer, "aud": client_id, "iat": now,
+            "token_introspection": introspection}

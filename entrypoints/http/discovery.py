@@ -61,6 +61,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGORITHMS,
         "id_token_signing_alg_values_supported": [services.signer.algorithm],
+        "introspection_signing_alg_values_supported": [services.signer.algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],
         # RFC 9207: every authorization response (success and error) carries ``iss``.

@@ -55,12 +55,19 @@ from domain.oauth import (
     revoke,
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
-from domain.resources import ResourceRefused, parse_resources
+from domain.resources import (
+    INTROSPECTION_JWT_TYPE,
+    ResourceRefused,
+    parse_resources,
+    signed_introspection_claims,
+)
 from domain.text import UNSTORABLE
 from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
+#: The media type of a signed introspection response (RFC 9701 section 4).
+INTROSPECTION_JWT = "application/token-introspection+jwt"
 JSON = "application/json"
 #: More than any OAuth request needs; bounds the work an abusive body can cause.
 MAX_FORM_FIELDS = 20
@@ -100,25 +107,27 @@ class JsonAnswer:
     without building one per request (a fifth of an introspection's cost,
     bench/inprocess.py). A handler annotated to return it is passed through by Litestar."""
 
-    __slots__ = ("_body", "_headers", "_status")
+    __slots__ = ("_body", "_headers", "_media_type", "_status")
 
     def __init__(
-        self, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _NO_STORE_RAW
+        self, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _NO_STORE_RAW,
+        media_type: bytes = b"application/json",
     ) -> None:
         self._status = status
         self._body = body
         self._headers = headers
+        self._media_type = media_type
 
     def with_cors(self, origin: str, client: Client | None) -> JsonAnswer:
         """This answer with the CORS headers for ``origin`` (entrypoints.http.cors)."""
         return JsonAnswer(self._status, self._body,
-                          (*self._headers, *response_headers(origin, client)))
+                          (*self._headers, *response_headers(origin, client)), self._media_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({
             "type": "http.response.start",
             "status": self._status,
-            "headers": [(b"content-type", b"application/json"),
+            "headers": [(b"content-type", self._media_type),
                         (b"content-length", str(len(self._body)).encode("ascii")),
                         *self._headers],
         })
@@ -487,6 +496,13 @@ async def introspection_endpoint(
         )
     except OAuthError as exc:
         return error_response(exc)
+    if INTROSPECTION_JWT in (_header(request, b"accept") or ""):
+        # RFC 9701: the answer signed by us, for the caller (its aud) to rely on.
+        claims = signed_introspection_claims(
+            issuer=services.settings.issuer, client_id=client.client_id,
+            now=services.clock.now(), introspection=msgspec.to_builtins(result))
+        signed = services.signer.sign(claims, typ=INTROSPECTION_JWT_TYPE)
+        return JsonAnswer(200, signed.encode("ascii"), media_type=INTROSPECTION_JWT.encode())
     return _json_response(result)
 
 

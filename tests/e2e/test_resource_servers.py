@@ -268,3 +268,33 @@ def test_default_resource_applies_without_resource(store: StoreBackend, tmp_path
         assert info["aud"] == ORDERS and info["scope"] == "read"
         named = _token(client, REPORTS, scope="write").json()["access_token"]
         assert _introspect(client, named, "orders-api") == {"active": False}
+
+
+def test_signed_introspection_responses(store: StoreBackend, tmp_path: Path) -> None:
+    clock = FakeClock()
+    with running(_app(store, tmp_path, clock=clock)) as client:
+        token = _token(client, ORDERS).json()["access_token"]
+        response = client.post(
+            "/oauth/introspect", data={"token": token},
+            headers={**FORM, **basic("orders-api", API_SECRET),
+                     "Accept": "application/token-introspection+jwt"})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/token-introspection+jwt"
+        assert response.headers["cache-control"] == "no-store"
+        decoded = jwt.decode(response.text,
+                             KeySet.import_key_set(client.get("/jwks.json").json()))
+        assert decoded.header["typ"] == "token-introspection+jwt"
+        claims = decoded.claims
+        assert (claims["iss"], claims["aud"], claims["iat"]) == (ISSUER, "orders-api",
+                                                                 clock.value)
+        assert claims["token_introspection"]["active"] is True
+        assert claims["token_introspection"]["aud"] == ORDERS
+        # A stranger gets a signed "inactive".
+        hidden = client.post(
+            "/oauth/introspect", data={"token": token},
+            headers={**FORM, **basic("reports-api", API_SECRET),
+                     "Accept": "application/token-introspection+jwt"})
+        assert jwt.decode(hidden.text, KeySet.import_key_set(client.get("/jwks.json").json())
+                          ).claims["token_introspection"] == {"active": False}
+        assert client.get("/.well-known/oauth-authorization-server").json()[
+            "introspection_signing_alg_values_supported"] == ["RS256"]
