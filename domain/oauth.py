@@ -48,6 +48,7 @@ from domain.resources import (
     may_introspect,
 )
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.sessions import ACR_MFA, ACR_PASSWORD
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
@@ -654,9 +655,9 @@ def audience_of(
 
 
 def _acr(mfa_verified: bool) -> str:
-    # What a grant's sign-in achieved, for one that does not record its acr (domain.sessions
-    # names the same values: "mfa" with a second factor, "pwd" without).
-    return "mfa" if mfa_verified else "pwd"
+    # What a grant's sign-in achieved, for one that does not record its acr (refresh
+    # tokens, codes from before sessions): the values of domain.sessions.
+    return ACR_MFA if mfa_verified else ACR_PASSWORD
 
 
 def _new_refresh_token(
