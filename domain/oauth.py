@@ -198,7 +198,7 @@ async def issue_client_credentials(
         granted = requested
     audience = audience_of(ports, resources)
     now = ports.clock.now()
-    scope_text = " ".join(audience.limit(granted))
+    scope_text = _scope_for(audience, granted)
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
                                       scope_text, now, audience)
     await ports.store.save_tokens(access, None, now)
@@ -401,7 +401,7 @@ async def exchange_authorization_code(
                    taken.mfa_verified, auth_time, taken.resources,
                    taken.acr or _acr(taken.mfa_verified))
     access_value, access = _new_access_token(ports, client, grant,
-                                             " ".join(audience.limit(scopes)), now, audience)
+                                             _scope_for(audience, scopes), now, audience)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
@@ -559,8 +559,8 @@ def _next_pair(
     now: int, resources: tuple[str, ...] = (),
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     audience = audience_of(ports, resources, old.resources)
-    access_scope = " ".join(audience.limit(
-        requested if requested is not None else old.scope.split()))
+    access_scope = _scope_for(audience, requested if requested is not None
+                              else tuple(old.scope.split()))
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
@@ -652,6 +652,16 @@ def audience_of(
         return ports.resources.audience(requested, bound)
     except ResourceRefused as exc:
         raise OAuthError(exc.error, exc.description) from None
+
+
+def _scope_for(audience: Audience, scopes: tuple[str, ...]) -> str:
+    """The scope of an access token for ``audience``: ``scopes`` limited to what its
+    resource servers define; ``invalid_scope`` when that leaves nothing of a scope asked."""
+    limited = audience.limit(scopes)
+    if scopes and not limited:
+        raise OAuthError("invalid_scope", "no requested scope is defined by the resource "
+                         f"server(s) {' '.join(audience.resources)}")
+    return " ".join(limited)
 
 
 def _acr(mfa_verified: bool) -> str:

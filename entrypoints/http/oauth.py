@@ -421,7 +421,8 @@ def _required(form: dict[str, str], name: str) -> str:
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
     description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
-    "Form body; client authentication by HTTP Basic or client_secret_post.",
+    "Form body; client authentication by HTTP Basic or client_secret_post. `resource` "
+    "(RFC 8707, repeatable) names the resource servers the token is for.",
     tags=["oauth"],
     status_code=200,
     responses={200: ResponseSpec(TokenResponse, description="the issued tokens",

@@ -308,3 +308,10 @@ def test_registration_ignores_the_operators_keys() -> None:
                                    client_id="reg-1").client
     assert client.resource_uri is None and not client.introspect_any_token
     assert client.access_token_format == "opaque"
+
+
+async def test_a_request_left_with_no_scope_by_its_audience_is_invalid_scope() -> None:
+    world = _world()
+    with pytest.raises(OAuthError) as caught:
+        await issue_client_credentials(world.ports, APP, "write", (REPORTS,))
+    assert caught.value.error == "invalid_scope" and REPORTS in caught.value.description
