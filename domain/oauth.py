@@ -196,7 +196,7 @@ async def issue_client_credentials(
         if any(s in IDENTITY_SCOPES for s in requested):
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
-    audience = audience_of(ports, resources)
+    audience = audience_of(ports, resources, (), granted)
     now = ports.clock.now()
     scope_text = _scope_for(audience, granted)
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
@@ -396,7 +396,7 @@ async def exchange_authorization_code(
     # A sign-in time is what the absolute lifetime counts from: a code without one (older
     # than this rule) starts it now.
     auth_time = taken.auth_time if taken.auth_time is not None else now
-    audience = audience_of(ports, resources, taken.resources)
+    audience = audience_of(ports, resources, taken.resources, scopes)
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
                    taken.mfa_verified, auth_time, taken.resources,
                    taken.acr or _acr(taken.mfa_verified))
@@ -558,9 +558,9 @@ def _next_pair(
     ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
     now: int, resources: tuple[str, ...] = (),
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
-    audience = audience_of(ports, resources, old.resources)
-    access_scope = _scope_for(audience, requested if requested is not None
-                              else tuple(old.scope.split()))
+    asked = requested if requested is not None else tuple(old.scope.split())
+    audience = audience_of(ports, resources, old.resources, asked)
+    access_scope = _scope_for(audience, asked)
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
@@ -644,12 +644,13 @@ def _as_jwt(
 
 
 def audience_of(
-    ports: OAuthPorts, requested: tuple[str, ...], bound: tuple[str, ...] = ()
+    ports: OAuthPorts, requested: tuple[str, ...], bound: tuple[str, ...] = (),
+    scopes: tuple[str, ...] = (),
 ) -> Audience:
     """The audience for a request's ``resource`` values (``ResourceServers.audience``),
     or ``invalid_target``."""
     try:
-        return ports.resources.audience(requested, bound)
+        return ports.resources.audience(requested, bound, scopes)
     except ResourceRefused as exc:
         raise OAuthError(exc.error, exc.description) from None
 

@@ -34,7 +34,7 @@ import msgspec
 
 from domain.clients import Client
 from domain.entities import AccessToken
-from domain.scopes import IDENTITY_SCOPES
+from domain.scopes import IDENTITY_SCOPES, SERVICE_SCOPES
 
 ACCESS_TOKEN_OPAQUE = "opaque"
 ACCESS_TOKEN_JWT = "jwt"
@@ -133,16 +133,24 @@ class ResourceServers:
     def __len__(self) -> int:
         return len(self._servers)
 
-    def audience(self, requested: tuple[str, ...], bound: tuple[str, ...] = ()) -> Audience:
+    def audience(
+        self, requested: tuple[str, ...], bound: tuple[str, ...] = (),
+        scopes: tuple[str, ...] = (),
+    ) -> Audience:
         """The audience of a token for the ``resource`` values of its request.
 
         ``bound`` holds the resources the grant is bound to (empty: not bound): a request
         may name only some of them, and without ``resource`` the token is for all of them.
-        An unbound request without ``resource`` gets ``DEFAULT_RESOURCE``, if any. Raises
-        :class:`ResourceRefused` for a malformed, unknown or unbound resource.
+        An unbound request without ``resource`` gets ``DEFAULT_RESOURCE``, if any, when
+        ``scopes`` holds an API scope: a request for identity and service scopes only is
+        for this server itself (userinfo, SCIM, admin), whose tokens have no audience.
+        Raises :class:`ResourceRefused` for a malformed, unknown or unbound resource.
         """
         if not requested:
-            requested = bound or ((self.default,) if self.default is not None else ())
+            wants_api = any(s not in IDENTITY_SCOPES and s not in SERVICE_SCOPES
+                            for s in scopes)
+            default = (self.default,) if self.default is not None and wants_api else ()
+            requested = bound or default
         elif bound:
             outside = [r for r in requested if r not in bound]
             if outside:

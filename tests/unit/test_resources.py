@@ -315,3 +315,16 @@ async def test_a_request_left_with_no_scope_by_its_audience_is_invalid_scope() -
     with pytest.raises(OAuthError) as caught:
         await issue_client_credentials(world.ports, APP, "write", (REPORTS,))
     assert caught.value.error == "invalid_scope" and REPORTS in caught.value.description
+
+
+async def test_default_resource_leaves_requests_for_this_server_alone() -> None:
+    # A provisioning client's SCIM token, or a sign-in for userinfo only, has no audience.
+    world = _world(ORDERS)
+    scim = msgspec.structs.replace(APP, scopes=frozenset({"scim:read", "scim:write"}))
+    issued = await issue_client_credentials(world.ports, scim, None)
+    assert issued.scope == "scim:read scim:write"
+    record = await world.store.get_access_token(hash_token(issued.access_token), T0)
+    assert record is not None and record.audience == ()
+    code = await world.code(APP, scope="openid offline_access")
+    signed_in = await exchange_authorization_code(world.ports, APP, code, REDIRECT, VERIFIER)
+    assert (await introspect(world.ports, APP, signed_in.access_token, None)).aud is None
