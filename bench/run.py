@@ -84,6 +84,8 @@ CODE_CLIENTS = {"bench-code-opaque": None, "bench-code-rs256": "RS256",
 CODE_REDIRECT = "https://bench.example/cb"
 #: The slowest figure of section ``signing`` must reach this ratio to the ceiling (issue 15).
 SIGNING_TARGET = 0.40
+#: A resource server whose tokens are JWTs (RFC 9068): issuance for it signs each token.
+JWT_RESOURCE = "https://api.bench.example"
 #: The token the ceiling routes receive: same length as a real one.
 CEILING_TOKEN = "tk_bench0000000000"
 
@@ -144,6 +146,15 @@ grant_types = ["client_credentials"]
 scopes = ["read"]
 token_endpoint_auth_method = "private_key_jwt"
 jwks = {_toml_inline(jwks)}
+
+[[clients]]
+client_id = "bench-api"
+secret = "{CLIENT_SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["read"]
+resource_uri = "{JWT_RESOURCE}"
+resource_scopes = ["read"]
+access_token_format = "jwt"
 """)
         for client_id, alg in CODE_CLIENTS.items():
             with (self.procs.tmp / "clients.toml").open("a") as clients:
@@ -338,6 +349,11 @@ require_pkce = false
                                   body="grant_type=client_credentials&scope=read")
             self.record("main", backend, "issuance", result, server, ceiling=ceiling,
                         note="client_credentials, client_secret_basic")
+            result = self.measure(server, "/oauth/token", auth=BASIC,
+                                  body="grant_type=client_credentials&scope=read&resource="
+                                  + quote(JWT_RESOURCE, safe=""))
+            self.record("main", backend, "issuance, JWT access token (RS256)", result, server,
+                        ceiling=ceiling, note="client_credentials, at+jwt signed per request")
             # Each assertion is single-use: enough for the warm-up and the run at the rate
             # client_secret_basic just reached (a key-based one cannot be faster).
             wanted = self.args.threads * (

@@ -21,6 +21,7 @@ import msgspec
 from domain.client_directory import ClientDirectory
 from domain.clients import GRANT_AUTHORIZATION_CODE
 from domain.redirects import redirect_uri_registered
+from domain.resources import ResourceRefused, ResourceServers, parse_resources
 from domain.scopes import service_scopes_in
 from domain.sessions import ACR_MFA
 from domain.text import is_storable
@@ -69,6 +70,8 @@ class AuthorizationRequest(msgspec.Struct, frozen=True, kw_only=True):
     login_hint: str | None = None
     #: ``acr_values``, in the order given (unknown values are kept and ignored).
     acr_values: tuple[str, ...] = ()
+    #: The RFC 8707 ``resource`` values: the resource servers the grant is for.
+    resources: tuple[str, ...] = ()
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -101,6 +104,7 @@ async def validate_authorization_request(
     *,
     signer: IdTokenSigner | None = None,
     issuer: str = "",
+    resource_servers: ResourceServers | None = None,
 ) -> AuthorizationRequest | ShowError | RedirectError:
     """Check the request's parameters (each name mapped to every value it was given).
 
@@ -109,7 +113,8 @@ async def validate_authorization_request(
     registered without one may vary (:mod:`domain.redirects`). PKCE ``S256`` is required from every
     client except a confidential one that opted out, and is the only method accepted from
     anyone (``plain`` is refused). Service scopes are ``invalid_scope``: a user cannot
-    delegate them, whatever the client may hold for itself.
+    delegate them, whatever the client may hold for itself. Each ``resource`` (RFC 8707,
+    repeatable) must name one of ``resource_servers``, else ``invalid_target``.
 
     ``prompt`` takes the values of :data:`PROMPT_VALUES`, ``none`` alone; ``max_age`` is a
     number of seconds; ``id_token_hint`` must be an ID token ``signer`` made (expired is
@@ -189,6 +194,14 @@ async def validate_authorization_request(
         if not _PKCE_CHALLENGE.fullmatch(challenge):
             return fail("invalid_request", "code_challenge is malformed")
 
+    try:
+        resources = parse_resources(params.get("resource", ()))
+        for uri in resources:
+            (resource_servers or ResourceServers()).server(uri)
+    except ResourceRefused as exc:
+        return fail(exc.error, exc.description)
+
+
     prompt = tuple(dict.fromkeys((one("prompt") or "").split()))
     unknown = [p for p in prompt if p not in PROMPT_VALUES]
     if unknown:
@@ -218,6 +231,7 @@ async def validate_authorization_request(
         hint_sub=hint_sub,
         login_hint=one("login_hint"),
         acr_values=tuple(dict.fromkeys((one("acr_values") or "").split())),
+        resources=resources,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.entities import AccessToken
 from domain.token_binding import bound_jkt
-from domain.tokens import ACCESS_TOKEN_PREFIX, hash_token
+from domain.tokens import hash_token, is_access_token
 from ports.store import TokenStore
 
 
@@ -18,7 +18,7 @@ async def resolve_bearer(
     endpoint that knows nothing of DPoP never takes a bound token as a bearer token.
     Raises ``StoreUnavailable`` when the store cannot answer (callers fail closed).
     """
-    if not token.startswith(ACCESS_TOKEN_PREFIX) or len(token) > 512:
+    if not is_access_token(token):
         return None
     record = await store.get_access_token(hash_token(token), now)
     if record is None or not record.is_active(now):

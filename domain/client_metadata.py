@@ -10,8 +10,12 @@ everywhere (docs/clients.md has the table):
   returned can be sent back in a PUT.
 - ``registration``: dynamic registration (RFC 7591). Unknown metadata is ignored (section
   2); redirect URIs must be https, loopback http, or a private-use scheme for native apps;
-  service scopes are refused; ``first_party`` and token lifetimes are the operator's to set
-  and are ignored.
+  service scopes are refused; ``first_party``, token lifetimes, ``introspect_any_token`` and
+  the resource-server keys are the operator's to set and are ignored.
+
+The resource-server keys (``resource_uri``, ``resource_scopes``, ``access_token_format``,
+``domain.resources``) are accepted from ``file`` only: resource servers are looked up among
+the static clients. The admin API refuses them with a message that says so.
 
 Secrets are never part of the result's :class:`~domain.clients.Client`: the secret given
 (``client_secret``, or ``secret`` in the file) is returned beside it, for the caller to
@@ -43,7 +47,8 @@ from domain.clients import (
     Client,
 )
 from domain.outbound import OutboundPolicy
-from domain.scopes import OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.resources import ACCESS_TOKEN_FORMATS, ACCESS_TOKEN_OPAQUE, resource_uri_problem
+from domain.scopes import IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
 from domain.text import is_storable
 
 #: Client secrets must be at least this long (they are compared as SHA-256 digests).
@@ -100,6 +105,7 @@ _RFC_KEYS = frozenset({
     "refresh_token_lifetime", "require_pkce", "require_mfa", "first_party",
     "allowed_cors_origins", "revoke_tokens_on_logout",
     "id_token_signed_response_alg", "dpop_bound_access_tokens",
+    "resource_uri", "resource_scopes", "access_token_format", "introspect_any_token",
 })
 #: Older CLIENTS_FILE keys, still accepted there.
 _FILE_ONLY_KEYS = frozenset({"secret", "scopes", "public", "name"})
@@ -110,7 +116,10 @@ SERVER_MANAGED_KEYS = frozenset({
     "updated_at", "secrets",
 })
 #: Keys a registration may not set; the operator decides them.
-_OPERATOR_KEYS = frozenset({"first_party", "access_token_lifetime", "refresh_token_lifetime"})
+_OPERATOR_KEYS = frozenset({
+    "first_party", "access_token_lifetime", "refresh_token_lifetime", "introspect_any_token",
+    "resource_uri", "resource_scopes", "access_token_format",
+})
 _DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 _CLIENT_ID = re.compile(r"[\x21-\x7e]+")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -224,11 +233,53 @@ class _Reader:
             id_token_signed_response_alg=self._id_token_alg(),
             dpop_bound_access_tokens=self._bool("dpop_bound_access_tokens", False),
             allowed_cors_origins=self._origins(),
+            introspect_any_token=self._bool("introspect_any_token", False),
             registered=self.registration,
         )
+        client = self._resource_server(client)
         return ClientDraft(client=client, secret=secret)
 
     # The fields
+
+    def _resource_server(self, client: Client) -> Client:
+        uri = self.doc.get("resource_uri")
+        if uri is None:
+            for key in ("resource_scopes", "access_token_format"):
+                if self.doc.get(key) is not None:
+                    raise ClientMetadataError(key, f"{key} belongs to a resource server: give "
+                                              "its resource_uri too")
+            return client
+        if self.source is not MetadataSource.FILE:
+            raise ClientMetadataError(
+                "resource_uri", "resource_uri: resource servers are declared in CLIENTS_FILE "
+                "(a stored client cannot be one yet)")
+        if not isinstance(uri, str):
+            raise ClientMetadataError("resource_uri", "resource_uri must be a string")
+        problem = resource_uri_problem(self._text("resource_uri", uri))
+        if problem is not None:
+            raise ClientMetadataError("resource_uri", f"resource_uri {problem}")
+        value = self.doc.get("resource_scopes")
+        if isinstance(value, str):
+            scopes = tuple(s for s in self._text("resource_scopes", value).split(" ") if s)
+        else:
+            scopes = self._strings("resource_scopes", ())
+        bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+        if bad or len(scopes) > MAX_LIST_LENGTH:
+            raise ClientMetadataError("resource_scopes", "resource_scopes must be scope names "
+                                      "(a space-separated string or a list)")
+        reserved = [s for s in scopes if s in IDENTITY_SCOPES or service_scopes_in((s,))]
+        if reserved:
+            raise ClientMetadataError(
+                "resource_scopes", f"resource_scopes: {', '.join(reserved)} is a scope of this "
+                "server, not of a resource server")
+        token_format = self.doc.get("access_token_format", ACCESS_TOKEN_OPAQUE)
+        if token_format not in ACCESS_TOKEN_FORMATS:
+            raise ClientMetadataError(
+                "access_token_format", "access_token_format must be "
+                f"{' or '.join(ACCESS_TOKEN_FORMATS)}")
+        return msgspec.structs.replace(client, resource_uri=uri,
+                                       resource_scopes=frozenset(scopes),
+                                       access_token_format=token_format)
 
     def _client_id(self, default: str | None) -> str:
         value = default if self.registration else self.doc.get("client_id", default)
@@ -534,7 +585,12 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "allowed_cors_origins": list(client.allowed_cors_origins),
         "revoke_tokens_on_logout": client.revoke_tokens_on_logout,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "introspect_any_token": client.introspect_any_token,
     }
+    if client.resource_uri is not None:
+        shown["resource_uri"] = client.resource_uri
+        shown["resource_scopes"] = " ".join(sorted(client.resource_scopes))
+        shown["access_token_format"] = client.access_token_format
     optional = {
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,

@@ -127,6 +127,14 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     #: RFC 9449 section 5.2: every token request of this client must carry a DPoP proof.
     dpop_bound_access_tokens: bool = False
     allowed_cors_origins: tuple[str, ...] = ()
+    #: A resource server (RFC 8707, ``domain.resources``): its resource identifier, the
+    #: API scopes it defines, and the format of the access tokens meant for it.
+    resource_uri: str | None = None
+    resource_scopes: frozenset[str] = frozenset()
+    access_token_format: str = "opaque"
+    #: Trusted by the operator to introspect every token (a gateway in front of older
+    #: APIs), not only its own and those meant for it.
+    introspect_any_token: bool = False
     static: bool = False
     registered: bool = False
     registration_token_digest: str | None = None

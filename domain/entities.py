@@ -185,6 +185,9 @@ class AuthorizationCode(msgspec.Struct, frozen=True, kw_only=True):
     sid: str | None = None
     acr: str | None = None
     amr: tuple[str, ...] = ()
+    #: The RFC 8707 ``resource`` values of the authorization request: the resource servers
+    #: the grant is bound to (empty: not bound to any; ``domain.resources``).
+    resources: tuple[str, ...] = ()
 
 
 class ConsumedCode(msgspec.Struct, frozen=True):
@@ -214,6 +217,9 @@ class AccessToken(msgspec.Struct, frozen=True, kw_only=True):
     mfa_verified: bool = False
     grant_id: str | None = None
     auth_time: int | None = None
+    #: The token's ``aud``: the resource URIs of the resource servers it is meant for
+    #: (RFC 8707); empty for a token without audience.
+    audience: tuple[str, ...] = ()
 
     def is_active(self, now: int) -> bool:
         return self.active and self.exp > now
@@ -239,6 +245,9 @@ class RefreshToken(msgspec.Struct, frozen=True, kw_only=True):
     #: The DPoP key a public client's refresh token is bound to (``domain.token_binding``):
     #: a refresh needs a proof by that key. None: unbound.
     binding: str | None = None
+    #: The resource servers the grant is bound to (from the authorization code); a
+    #: rotation may narrow an access token's audience to some of them. Empty: not bound.
+    resources: tuple[str, ...] = ()
 
 
 class Taken(msgspec.Struct, frozen=True):

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -37,14 +37,26 @@ from domain.entities import (
 )
 from domain.errors import NotFound
 from domain.redirects import redirect_uri_registered
+from domain.resources import (
+    AT_JWT_TYPE,
+    NO_AUDIENCE,
+    Audience,
+    ResourceRefused,
+    ResourceServers,
+    access_token_claims,
+    aud_claim,
+    may_introspect,
+)
 from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
-from domain.sessions import AMR_OTP, acr_of, amr_of
+from domain.sessions import ACR_MFA, ACR_PASSWORD, AMR_OTP, acr_of, amr_of
 from domain.token_binding import bound_jkt, confirmation, token_type
 from domain.tokens import (
     ACCESS_TOKEN_PREFIX,
     CODE_PREFIX,
+    MAX_JWT_LENGTH,
     REFRESH_TOKEN_PREFIX,
     hash_token,
+    is_access_token,
     token_display,
 )
 from ports.clock import Clock
@@ -127,6 +139,8 @@ class OAuthPorts:
     #: To tell whether a token's client still exists (introspection of a deleted client's
     #: tokens); None only in unit tests that have no clients to delete.
     clients: ClientDirectory | None = None
+    #: The resource servers (RFC 8707) and ``DEFAULT_RESOURCE`` (domain.resources).
+    resources: ResourceServers = field(default_factory=ResourceServers)
 
 
 class TokenResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -162,14 +176,17 @@ def parse_scope(scope: str | None) -> tuple[str, ...] | None:
 
 
 async def issue_client_credentials(
-    ports: OAuthPorts, client: Client, scope: str | None, binding: str | None = None
+    ports: OAuthPorts, client: Client, scope: str | None, resources: tuple[str, ...] = (),
+    binding: str | None = None,
 ) -> TokenResponse:
     """Issue an access token to the client itself (RFC 6749 section 4.4).
 
     No refresh token (section 4.4.3). Service scopes and API scopes may be granted here;
     identity scopes (:data:`~domain.scopes.IDENTITY_SCOPES`) need a user. Without a
     ``scope`` the token gets every scope of the client except identity scopes; asking for
-    one of those, or for a scope the client may not use, is ``invalid_scope``.
+    one of those, or for a scope the client may not use, is ``invalid_scope``. The token's
+    audience is ``resources`` (``domain.resources``; ``invalid_target``), and its scope is
+    limited to what they define.
 
     ``binding`` (``domain.token_binding``, from a DPoP proof checked by ``domain.dpop``)
     binds the access token; it is then ``token_type`` DPoP.
@@ -185,10 +202,11 @@ async def issue_client_credentials(
         if any(s in IDENTITY_SCOPES for s in requested):
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
+    audience = audience_of(ports, resources, (), granted)
     now = ports.clock.now()
-    scope_text = " ".join(granted)
+    scope_text = _scope_for(audience, granted)
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
-                                      scope_text, now, binding)
+                                      scope_text, now, audience, binding)
     await ports.store.save_tokens(access, None, now)
     ports.events.emit("token_issued", grant_type=GRANT_CLIENT_CREDENTIALS,
                       client_id=client.client_id)
@@ -219,6 +237,7 @@ async def create_authorization_code(
     acr: str | None = None,
     amr: tuple[str, ...] = (),
     grant_id: str | None = None,
+    resources: tuple[str, ...] = (),
 ) -> str:
     """Store a new authorization code for a signed-in user and return its value.
 
@@ -232,7 +251,8 @@ async def create_authorization_code(
     (required unless a confidential client opted out; ``plain`` is refused), and a client
     with ``require_mfa`` gets a code only from a sign-in that proved a second factor.
     Raises ``OAuthError`` (``unauthorized_client``, ``invalid_request``, ``invalid_scope``,
-    ``access_denied`` with event ``mfa_required``).
+    ``access_denied`` with event ``mfa_required``). ``resources`` (RFC 8707) bind the grant
+    to those resource servers (``invalid_target`` for an unknown one).
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -260,6 +280,7 @@ async def create_authorization_code(
         raise OAuthError("access_denied", "this application requires two-factor "
                          "authentication: set up an authenticator app (TOTP) for your "
                          "account, then sign in again", event="mfa_required")
+    audience_of(ports, resources)
     now = ports.clock.now()
     value = ports.token_generator.new(CODE_PREFIX)
     code = AuthorizationCode(
@@ -278,6 +299,7 @@ async def create_authorization_code(
         sid=sid,
         acr=acr,
         amr=amr,
+        resources=resources,
     )
     await ports.store.save_code(code, now)
     return value
@@ -332,6 +354,7 @@ async def exchange_authorization_code(
     redirect_uri: str | None,
     code_verifier: str | None,
     binding: str | None = None,
+    resources: tuple[str, ...] = (),
 ) -> TokenResponse:
     """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.6).
 
@@ -350,12 +373,15 @@ async def exchange_authorization_code(
     of a public client (a confidential one's is bound by its authentication already, RFC
     9449 section 5). The ID token is signed with the client's
     ``id_token_signed_response_alg`` (:func:`id_token_alg`).
+    ``resources`` (RFC 8707) choose the access token's audience among those of the code
+    (``domain.resources``); its scope is limited to what they define.
     """
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
     alg = id_token_alg(client, ports.signer)
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
+    audience_of(ports, resources)  # an unknown resource is refused before the code is used
     policy = ports.policy
     now = ports.clock.now()
     # Remember a redeemed code as long as anything issued from it may live, so that a late
@@ -393,9 +419,13 @@ async def exchange_authorization_code(
     # A sign-in time is what the absolute lifetime counts from: a code without one (older
     # than this rule) starts it now.
     auth_time = taken.auth_time if taken.auth_time is not None else now
+    audience = audience_of(ports, resources, taken.resources, scopes)
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
-                   taken.mfa_verified, auth_time)
-    access_value, access = _new_access_token(ports, client, grant, taken.scope, now, binding)
+                   taken.mfa_verified, auth_time, taken.resources,
+                   taken.acr or _acr(taken.mfa_verified))
+    access_value, access = _new_access_token(ports, client, grant,
+                                             _scope_for(audience, scopes), now, audience,
+                                             binding)
     refresh_value: str | None = None
     refresh: RefreshToken | None = None
     if _wants_refresh_token(client, scopes):
@@ -422,7 +452,7 @@ async def exchange_authorization_code(
         access_token=access_value,
         token_type=token_type(binding),
         expires_in=access.exp - now,
-        scope=taken.scope,
+        scope=access.scope,
         refresh_token=refresh_value,
         id_token=id_token,
     )
@@ -502,6 +532,7 @@ def _id_token_claims(
 async def refresh(
     ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None,
     binding: str | None = None,
+    resources: tuple[str, ...] = (),
 ) -> TokenResponse:
     """Rotate a refresh token (RFC 6749 section 6, RFC 9700 section 4.14.2).
 
@@ -529,6 +560,8 @@ async def refresh(
     ``binding`` (a DPoP key, ``domain.dpop``) binds the new access token. A refresh token
     bound to a key (a public client's) needs a proof by that same key, else
     ``invalid_dpop_proof`` before anything is taken; the next one stays bound to it.
+    ``resources`` (RFC 8707) may narrow the new access token's audience to some of the
+    grant's resources (``invalid_target`` for another); the refresh token keeps them all.
     """
     if not client.allows_grant(GRANT_REFRESH_TOKEN):
         raise OAuthError("unauthorized_client", "the client may not use this grant type")
@@ -541,7 +574,7 @@ async def refresh(
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
         access_scope = _check_refresh(ports.policy, current, client, requested, now)
-        issued = _next_pair(ports, client, current, access_scope, now, binding)
+        issued = _next_pair(ports, client, current, access_scope, now, resources, binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
@@ -559,7 +592,8 @@ async def refresh(
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
         access_scope = _check_refresh(ports.policy, outcome.token, client, requested, now)
-        issued = _next_pair(ports, client, outcome.token, access_scope, now, binding)
+        issued = _next_pair(ports, client, outcome.token, access_scope, now, resources,
+                            binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
     # slip between this read and the new pair.
@@ -570,15 +604,18 @@ async def refresh(
 
 def _next_pair(
     ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
-    now: int, binding: str | None = None,
+    now: int, resources: tuple[str, ...] = (), binding: str | None = None,
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     refresh_binding = _refresh_binding(client, old, binding)
-    access_scope = " ".join(requested) if requested is not None else old.scope
+    asked = requested if requested is not None else tuple(old.scope.split())
+    audience = audience_of(ports, resources, old.resources, asked)
+    access_scope = _scope_for(audience, asked)
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
     grant = _Grant(old.client_id, old.scope, old.grant_id, old.sub, old.mfa_verified,
-                   _grant_start(old))
-    access_value, access = _new_access_token(ports, client, grant, access_scope, now, binding)
+                   _grant_start(old), old.resources, _acr(old.mfa_verified))
+    access_value, access = _new_access_token(ports, client, grant, access_scope, now,
+                                             audience, binding)
     refresh_value, new_refresh = _new_refresh_token(ports, client, grant, access.token_hash,
                                                     now, refresh_binding)
     response = TokenResponse(
@@ -611,6 +648,9 @@ class _Grant(NamedTuple):
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
+    #: The resource servers the grant is bound to (empty: none), and the sign-in's acr.
+    resources: tuple[str, ...] = ()
+    acr: str | None = None
 
     def not_after(self, policy: TokenPolicy) -> int | None:
         """The end of a user grant's absolute lifetime; None for a client's own token."""
@@ -631,6 +671,7 @@ def _capped(exp: int, not_after: int | None) -> int:
 
 def _new_access_token(
     ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int,
+    audience: Audience = NO_AUDIENCE,
     binding: str | None = None,
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
@@ -647,8 +688,49 @@ def _new_access_token(
         grant_id=grant.grant_id,
         auth_time=grant.auth_time,
         token_binding=binding,
+        audience=audience.resources,
     )
+    if audience.jwt:
+        return _as_jwt(ports, record, value, grant.acr)
     return value, record
+
+
+def _as_jwt(
+    ports: OAuthPorts, record: AccessToken, jti: str, acr: str | None
+) -> tuple[str, AccessToken]:
+    """The JWT access token (RFC 9068) of ``record``: the random value becomes its ``jti``,
+    and the JWT is recorded by its hash like an opaque token (introspection, revocation)."""
+    claims = access_token_claims(issuer=ports.policy.issuer, token=record, jti=jti, acr=acr)
+    value = ports.signer.sign(claims, typ=AT_JWT_TYPE)
+    return value, msgspec.structs.replace(record, token_hash=hash_token(value))
+
+
+def audience_of(
+    ports: OAuthPorts, requested: tuple[str, ...], bound: tuple[str, ...] = (),
+    scopes: tuple[str, ...] = (),
+) -> Audience:
+    """The audience for a request's ``resource`` values (``ResourceServers.audience``),
+    or ``invalid_target``."""
+    try:
+        return ports.resources.audience(requested, bound, scopes)
+    except ResourceRefused as exc:
+        raise OAuthError(exc.error, exc.description) from None
+
+
+def _scope_for(audience: Audience, scopes: tuple[str, ...]) -> str:
+    """The scope of an access token for ``audience``: ``scopes`` limited to what its
+    resource servers define; ``invalid_scope`` when that leaves nothing of a scope asked."""
+    limited = audience.limit(scopes)
+    if scopes and not limited:
+        raise OAuthError("invalid_scope", "no requested scope is defined by the resource "
+                         f"server(s) {' '.join(audience.resources)}")
+    return " ".join(limited)
+
+
+def _acr(mfa_verified: bool) -> str:
+    # What a grant's sign-in achieved, for one that does not record its acr (refresh
+    # tokens, codes from before sessions): the values of domain.sessions.
+    return ACR_MFA if mfa_verified else ACR_PASSWORD
 
 
 def _new_refresh_token(
@@ -670,6 +752,7 @@ def _new_refresh_token(
         mfa_verified=grant.mfa_verified,
         auth_time=grant.auth_time,
         binding=binding,
+        resources=grant.resources,
     )
     return value, record
 
@@ -727,6 +810,7 @@ class Introspection(msgspec.Struct, frozen=True, omit_defaults=True):
     token_type: str | None = None
     mfa_verified: bool | None = None
     cnf: dict[str, str] | None = None
+    aud: str | list[str] | None = None
 
 
 INACTIVE = Introspection(active=False)
@@ -739,20 +823,23 @@ async def introspect(
 ) -> Introspection:
     """What the token is, for a resource server (RFC 7662).
 
-    Any authenticated client may introspect access tokens; a refresh token is shown only to
-    the client it was issued to. Unknown, expired and revoked tokens are inactive. The
-    hint is not trusted: our tokens carry their type in their prefix.
+    An access token is shown only to the client it was issued to, to the resource servers
+    of its audience and to clients with ``introspect_any_token`` (RFC 7662 section 4,
+    :func:`domain.resources.may_introspect`); anyone else is told it is inactive. A refresh
+    token is shown only to the client it was issued to. Unknown, expired and revoked tokens
+    are inactive. The hint is not trusted: our tokens carry their type in their shape.
     """
-    del token_type_hint  # the prefix decides; a wrong hint must not hide a token
+    del token_type_hint  # the shape decides; a wrong hint must not hide a token
     now = ports.clock.now()
     result = INACTIVE
-    if len(token) <= _MAX_TOKEN_LENGTH:
-        if token.startswith(ACCESS_TOKEN_PREFIX):
+    if len(token) <= MAX_JWT_LENGTH:
+        if is_access_token(token):
             access = await ports.store.get_access_token(hash_token(token), now)
             clients = ports.clients
             # A deleted client's tokens (a revoked registration) are inactive at once. The
             # static check is a dict lookup, so static clients' tokens cost no store read.
-            if access is not None and access.is_active(now) and (
+            if access is not None and access.is_active(now) and may_introspect(
+                    client, access) and (
                     clients is None or access.client_id in clients.static
                     or await clients.store.get_client(access.client_id) is not None):
                 result = Introspection(
@@ -768,6 +855,7 @@ async def introspect(
                     token_type=token_type(access.token_binding),
                     mfa_verified=access.mfa_verified,
                     cnf=confirmation(access.token_binding),
+                    aud=aud_claim(access.audience),
                 )
         elif token.startswith(REFRESH_TOKEN_PREFIX):
             refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
@@ -803,12 +891,12 @@ async def revoke(
     clients and unknown tokens are left alone without error: the endpoint answers 200
     either way, so it reveals nothing about tokens the caller does not own.
     """
-    del token_type_hint  # the prefix decides, as in introspect
-    if len(token) > _MAX_TOKEN_LENGTH:
+    del token_type_hint  # the shape decides, as in introspect
+    if len(token) > MAX_JWT_LENGTH:
         return False
     now = ports.clock.now()
     revoked = False
-    if token.startswith(ACCESS_TOKEN_PREFIX):
+    if is_access_token(token):
         token_hash = hash_token(token)
         access = await ports.store.get_access_token(token_hash, now)
         if access is not None and access.client_id == client.client_id:

@@ -101,7 +101,7 @@ def build_services(container: Container) -> Services:
         secret_sealer=secret_sealer,
         oauth=OAuthPorts(store=store, clock=clock, token_generator=token_generator,
                          events=events, signer=signer, policy=policy,
-                         clients=clients),
+                         clients=clients, resources=container.resource_servers()),
         client_assertions=client_assertions,
         client_ports=ClientPorts(store=store, static=static_clients, clock=clock,
                                  token_generator=token_generator, sealer=secret_sealer,

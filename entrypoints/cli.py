@@ -23,7 +23,7 @@ from entrypoints.backends import (
     open_store,
 )
 from entrypoints.client_cli import add_client_commands
-from entrypoints.clients import check_signing_algorithms, load_clients
+from entrypoints.clients import check_signing_algorithms, load_clients, load_resource_servers
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
 from entrypoints.settings import ConfigError, Settings, load_settings
@@ -81,7 +81,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     # A bad CLIENTS_FILE must stop us here, as one line, not as a traceback in a worker;
     # so must a client whose id_token_signed_response_alg has no key.
-    check_signing_algorithms(load_clients(settings), signing_algorithms(settings))
+    clients = load_clients(settings)
+    check_signing_algorithms(clients, signing_algorithms(settings))
+    load_resource_servers(settings, clients)
     configure_logging(settings)
     warn_if_cleartext(settings)
     _check_store(settings, workers=args.workers)

@@ -30,6 +30,7 @@ from domain.clients import (
     ClientRegistry,
     ClientSecret,
 )
+from domain.resources import ResourceServers
 from entrypoints.settings import ConfigError, Settings
 from ports.client_assertion import InvalidAssertion
 from ports.sealing import SecretSealer
@@ -66,6 +67,19 @@ def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> Clie
                 )
             clients[client.client_id] = client
     return ClientRegistry(clients.values())
+
+
+def load_resource_servers(settings: Settings, clients: ClientRegistry) -> ResourceServers:
+    """The resource servers among the static clients (unique ``resource_uri``s) and
+    ``DEFAULT_RESOURCE``, which must be one of theirs; raises :class:`ConfigError`."""
+    default = settings.default_resource
+    if default is not None and not any(c.resource_uri == default for c in clients):
+        raise ConfigError("DEFAULT_RESOURCE", f"{default!r} is the resource_uri of no client "
+                          "in CLIENTS_FILE")
+    try:
+        return ResourceServers(clients, default)
+    except ValueError as exc:
+        raise ConfigError("CLIENTS_FILE", str(exc)) from None
 
 
 def _read_clients_file(

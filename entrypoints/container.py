@@ -25,7 +25,7 @@ from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
 from domain.outbound import OutboundPolicy
 from entrypoints.backends import open_store
-from entrypoints.clients import load_clients
+from entrypoints.clients import load_clients, load_resource_servers
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
 from entrypoints.signing import load_secret_sealer, load_signer, load_signin_sealer
@@ -63,6 +63,7 @@ class Container(containers.DeclarativeContainer):
     signin_sealer = providers.Singleton(load_signin_sealer, signer)
     secret_sealer = providers.Singleton(load_secret_sealer, settings, signer)
     clients = providers.Singleton(load_clients, settings, secret_sealer)
+    resource_servers = providers.Singleton(load_resource_servers, settings, clients)
     #: Every URL the server calls obeys this policy (OUTBOUND_ALLOW_LOOPBACK).
     outbound_policy = providers.Singleton(
         OutboundPolicy, allow_loopback=settings.provided.outbound_allow_loopback)

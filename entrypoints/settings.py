@@ -18,6 +18,7 @@ import msgspec
 
 from domain.client_metadata import MIN_CLIENT_SECRET_LENGTH
 from domain.password_policy import DEFAULT_MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH
+from domain.resources import resource_uri_problem
 from ports.store_settings import StoreSettings
 
 #: The entry-point group store backends register in; ``STORE_BACKEND`` picks one by name.
@@ -107,6 +108,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``DPOP_REQUIRE_NONCE``: whether every DPoP proof must carry a server nonce
     #: (``DPoP-Nonce``, RFC 9449 section 8).
     dpop_require_nonce: bool = True
+    #: ``DEFAULT_RESOURCE``: the audience of a token whose request names no ``resource``
+    #: (RFC 8707): the ``resource_uri`` of a resource server; None: no audience.
+    default_resource: str | None = None
 
     @property
     def issuer(self) -> str:
@@ -230,6 +234,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
         dpop_require_nonce=_flag(env, "DPOP_REQUIRE_NONCE", default=True),
     )
+
+
+def _default_resource(value: str | None) -> str | None:
+    # Whether a client has it is checked with the clients (entrypoints.clients).
+    problem = resource_uri_problem(value) if value is not None else None
+    if problem is not None:
+        raise ConfigError("DEFAULT_RESOURCE", problem)
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:

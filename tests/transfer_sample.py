@@ -62,6 +62,7 @@ def _access(name: str, now: int, *, ttl: int = 3600, grant_id: str | None = "gra
         token_hash=hash_token(name), token_display=name[:7] + "...", active=True,
         scope="openid read", client_id="web", exp=now + ttl, iat=now, sub=sub,
         mfa_verified=sub is not None, grant_id=grant_id, auth_time=now - 30 if sub else None,
+        audience=("https://api.example/v1",) if sub else (),
     )
 
 
@@ -70,6 +71,7 @@ def _refresh(name: str, access: AccessToken, now: int, *, ttl: int = 86400) -> R
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now, grant_id=access.grant_id or "", client_id="web", scope=access.scope,
         sub=access.sub, mfa_verified=True, auth_time=access.auth_time,
+        resources=("https://api.example/v1", "urn:example:reports"),
     )
 
 
@@ -101,6 +103,7 @@ def _code(name: str, exp: int) -> AuthorizationCode:
         scope="openid", exp=exp, grant_id=f"grant-{name}", user_id="u-alice", nonce="n-1",
         pkce_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce_method="S256",
         auth_time=exp - 600, mfa_verified=False, sid="sid_web", acr="pwd", amr=("pwd",),
+        resources=("https://api.example/v1",),
     )
 
 

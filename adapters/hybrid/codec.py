@@ -35,6 +35,7 @@ class CodeWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True,
     sid: str | None = None
     acr: str | None = None
     amr: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
 
 
 class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -50,6 +51,7 @@ class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tru
     mfa_verified: bool = False
     grant_id: str | None = None
     auth_time: int | None = None
+    audience: tuple[str, ...] = ()
 
 
 class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -65,8 +67,9 @@ class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tr
     sub: str | None = None
     mfa_verified: bool = False
     auth_time: int | None = None
-    #: Last, so that records written before it decode (as unbound).
+    #: Appended last (binding, then resources), so that records written before them decode.
     binding: str | None = None
+    resources: tuple[str, ...] = ()
 
 
 class TombstoneWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -114,6 +117,7 @@ class Codec:
                 sid=code.sid,
                 acr=code.acr,
                 amr=code.amr,
+                resources=code.resources,
             )
         )
 
@@ -135,6 +139,7 @@ class Codec:
             sid=w.sid,
             acr=w.acr,
             amr=w.amr,
+            resources=w.resources,
         )
 
     @staticmethod
@@ -154,6 +159,7 @@ class Codec:
                 mfa_verified=token.mfa_verified,
                 grant_id=token.grant_id,
                 auth_time=token.auth_time,
+                audience=token.audience,
             )
         )
         return (ACTIVE if token.active else REVOKED) + body
@@ -173,6 +179,7 @@ class Codec:
             mfa_verified=w.mfa_verified,
             grant_id=w.grant_id,
             auth_time=w.auth_time,
+            audience=w.audience,
         )
 
     def access_exp(self, data: bytes) -> int:
@@ -191,6 +198,7 @@ class Codec:
                 mfa_verified=token.mfa_verified,
                 auth_time=token.auth_time,
                 binding=token.binding,
+                resources=token.resources,
             )
         )
 
@@ -208,6 +216,7 @@ class Codec:
             mfa_verified=w.mfa_verified,
             auth_time=w.auth_time,
             binding=w.binding,
+            resources=w.resources,
         )
 
     def code_exp(self, data: bytes) -> int:

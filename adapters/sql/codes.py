@@ -31,6 +31,7 @@ def _code_from_row(row: sa.Row[Any]) -> AuthorizationCode:
         sid=m["sid"],
         acr=m["acr"],
         amr=tuple(m["amr"].split()),
+        resources=tuple(m["resources"].split()),
     )
 
 
@@ -54,6 +55,7 @@ def code_values(code: AuthorizationCode) -> dict[str, Any]:
         "sid": code.sid,
         "acr": code.acr,
         "amr": " ".join(code.amr),
+        "resources": " ".join(code.resources),
     }
 
 class SqlCodes(SqlConnection):

@@ -96,6 +96,8 @@ auth_codes = sa.Table(
     sa.Column("acr", sa.Text),
     #: Space-separated RFC 8176 values, in order ('' for a code from before sessions).
     sa.Column("amr", sa.Text, nullable=False, server_default=""),
+    #: Space-separated RFC 8707 resource URIs (migration 0014; URIs hold no space).
+    sa.Column("resources", sa.Text, nullable=False, server_default=""),
 )
 
 consumed_codes = sa.Table(
@@ -122,6 +124,8 @@ tokens = sa.Table(
     sa.Column("mfa_verified", sa.Boolean, nullable=False),
     sa.Column("grant_id", sa.Text),
     sa.Column("auth_time", sa.BigInteger),
+    #: The token's ``aud``, space-separated resource URIs ('' for none).
+    sa.Column("audience", sa.Text, nullable=False, server_default=""),
 )
 
 refresh_tokens = sa.Table(
@@ -138,6 +142,8 @@ refresh_tokens = sa.Table(
     sa.Column("iat", sa.BigInteger),
     sa.Column("auth_time", sa.BigInteger),
     sa.Column("token_binding", sa.Text),
+    #: The resource servers the grant is bound to, space-separated ('' for none).
+    sa.Column("resources", sa.Text, nullable=False, server_default=""),
 )
 
 refresh_token_reuse = sa.Table(

@@ -34,6 +34,7 @@ def _access_from_row(m: Mapping[Any, Any]) -> AccessToken:
         mfa_verified=m["mfa_verified"],
         grant_id=m["grant_id"],
         auth_time=m["auth_time"],
+        audience=tuple(m["audience"].split()),
     )
 
 
@@ -51,6 +52,7 @@ def _refresh_from_row(row: sa.Row[Any]) -> RefreshToken:
         mfa_verified=m["mfa_verified"],
         auth_time=m["auth_time"],
         binding=m["token_binding"],
+        resources=tuple(m["resources"].split()),
     )
 
 
@@ -78,7 +80,7 @@ _GET_ACCESS_TOKEN = sa.select(t.tokens).where(
 )
 _GET_ACCESS_TOKEN_SQL = (
     "SELECT token_hash, token_display, active, scope, client_id, exp, iat, sub,"
-    " token_binding, mfa_verified, grant_id, auth_time"
+    " token_binding, mfa_verified, grant_id, auth_time, audience"
     " FROM tokens WHERE token_hash = $1 AND exp > $2"
 )
 
@@ -113,6 +115,7 @@ class SqlTokens(SqlConnection):
             "mfa_verified": access.mfa_verified,
             "grant_id": access.grant_id,
             "auth_time": access.auth_time,
+            "audience": " ".join(access.audience),
         }
         refresh_values: dict[str, Any] | None = None
         if refresh is not None:
@@ -128,6 +131,7 @@ class SqlTokens(SqlConnection):
                 "iat": refresh.iat,
                 "auth_time": refresh.auth_time,
                 "token_binding": refresh.binding,
+                "resources": " ".join(refresh.resources),
             }
 
         async def work(conn: AsyncConnection) -> None:

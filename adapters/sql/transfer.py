@@ -135,6 +135,7 @@ def _access_values(token: AccessToken) -> dict[str, Any]:
         "mfa_verified": token.mfa_verified,
         "grant_id": token.grant_id,
         "auth_time": token.auth_time,
+        "audience": " ".join(token.audience),
     }
 
 
@@ -151,6 +152,7 @@ def _refresh_values(token: RefreshToken) -> dict[str, Any]:
         "iat": token.iat,
         "auth_time": token.auth_time,
         "token_binding": token.binding,
+        "resources": " ".join(token.resources),
     }
 
 

@@ -221,7 +221,8 @@ class _Flow:
                 code_challenge=auth_request.code_challenge,
                 code_challenge_method=auth_request.code_challenge_method,
                 auth_time=session.auth_time, mfa_verified=session.mfa_verified,
-                sid=session.sid, acr=session.acr, amr=session.amr, grant_id=grant_id)
+                sid=session.sid, acr=session.acr, amr=session.amr, grant_id=grant_id,
+                resources=auth_request.resources)
         except OAuthError as exc:
             # The client's registration changed during the sign-in; the URI is still trusted
             # only if it is still registered.
@@ -382,7 +383,8 @@ class AuthorizeController(Controller):
     async def _start(self, request: Request[Any, Any, Any], services: Services,
                      params: dict[str, list[str]]) -> Response[Any]:
         outcome = await validate_authorization_request(
-            services.clients, params, signer=services.signer, issuer=services.settings.issuer)
+            services.clients, params, signer=services.signer, issuer=services.settings.issuer,
+            resource_servers=services.oauth.resources)
         if isinstance(outcome, ShowError):
             return error_page("Invalid request", outcome.description)
         if isinstance(outcome, RedirectError):

@@ -71,6 +71,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "id_token_signing_alg_values_supported": sorted(
             services.signer.algorithms, key=lambda alg: alg != "RS256"),
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+        "introspection_signing_alg_values_supported": [services.signer.algorithm],
         "subject_types_supported": ["public"],
         "claims_supported": [*ID_TOKEN_CLAIMS, *USERINFO_CLAIMS],
         # RFC 9207: every authorization response (success and error) carries ``iss``.

@@ -56,11 +56,19 @@ from domain.oauth import (
     revoke,
 )
 from domain.ratelimit import RateLimit, check_rate, rate_key
+from domain.resources import (
+    INTROSPECTION_JWT_TYPE,
+    ResourceRefused,
+    parse_resources,
+    signed_introspection_claims,
+)
 from domain.text import UNSTORABLE
 from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
 FORM = "application/x-www-form-urlencoded"
+#: The media type of a signed introspection response (RFC 9701 section 4).
+INTROSPECTION_JWT = "application/token-introspection+jwt"
 JSON = "application/json"
 #: More than any OAuth request needs; bounds the work an abusive body can cause.
 MAX_FORM_FIELDS = 20
@@ -101,14 +109,16 @@ class JsonAnswer:
     without building one per request (a fifth of an introspection's cost,
     bench/inprocess.py). A handler annotated to return it is passed through by Litestar."""
 
-    __slots__ = ("_body", "_headers", "_status")
+    __slots__ = ("_body", "_headers", "_media_type", "_status")
 
     def __init__(
-        self, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _NO_STORE_RAW
+        self, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _NO_STORE_RAW,
+        media_type: bytes = b"application/json",
     ) -> None:
         self._status = status
         self._body = body
         self._headers = headers
+        self._media_type = media_type
 
     def with_header(self, name: bytes, value: str) -> JsonAnswer:
         """This answer with one more header."""
@@ -118,13 +128,13 @@ class JsonAnswer:
     def with_cors(self, origin: str, client: Client | None) -> JsonAnswer:
         """This answer with the CORS headers for ``origin`` (entrypoints.http.cors)."""
         return JsonAnswer(self._status, self._body,
-                          (*self._headers, *response_headers(origin, client)))
+                          (*self._headers, *response_headers(origin, client)), self._media_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({
             "type": "http.response.start",
             "status": self._status,
-            "headers": [(b"content-type", b"application/json"),
+            "headers": [(b"content-type", self._media_type),
                         (b"content-length", str(len(self._body)).encode("ascii")),
                         *self._headers],
         })
@@ -159,9 +169,15 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return (_header(request, b"content-type") or "").partition(";")[0].strip().lower()
 
 
+#: The parameters that may be repeated (RFC 8707 section 2: ``resource``); their values
+#: are joined by spaces, which no URI holds.
+MULTI_VALUED = frozenset({"resource"})
+
+
 def parse_form(body: bytes) -> dict[str, str]:
     """The parameters of a form body. Empty values count as omitted (RFC 6749 section 3.1);
-    a repeated parameter is ``invalid_request`` (section 3.2)."""
+    a repeated parameter is ``invalid_request`` (section 3.2), except those of
+    :data:`MULTI_VALUED` (read them with :func:`form_resources`)."""
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
@@ -173,6 +189,12 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise OAuthError("invalid_request", "the form body is malformed") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        if name in MULTI_VALUED:
+            if any(c.isspace() for c in value):
+                raise OAuthError("invalid_target", f"{name} must be an absolute URI")
+            if value:
+                form[name] = f"{form[name]} {value}" if name in form else value
+            continue
         if name in form:
             raise OAuthError("invalid_request", f"parameter {name!r} is repeated")
         form[name] = value
@@ -210,6 +232,18 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     if _media_type(request) != FORM:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
     return parse_form(await _body(request))
+
+
+def form_resources(form: dict[str, str]) -> tuple[str, ...]:
+    """The ``resource`` values of a parsed form (RFC 8707), checked: ``invalid_target``
+    for one that is not an absolute URI without fragment."""
+    value = form.get("resource")
+    if value is None:
+        return ()
+    try:
+        return parse_resources(value.split(" "))
+    except ResourceRefused as exc:
+        raise OAuthError(exc.error, exc.description) from None
 
 
 async def _form_or_json(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -408,7 +442,8 @@ def _required(form: dict[str, str], name: str) -> str:
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
     description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
-    "Form body; client authentication by HTTP Basic or client_secret_post.",
+    "Form body; client authentication by HTTP Basic or client_secret_post. `resource` "
+    "(RFC 8707, repeatable) names the resource servers the token is for.",
     tags=["oauth"],
     status_code=200,
     responses={200: ResponseSpec(TokenResponse, description="the issued tokens",
@@ -434,10 +469,13 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
             services.dpop, client, proof, now=services.clock.now(),
             url=services.settings.external_base_url + TOKEN_PATH)
         if grant_type == GRANT_CLIENT_CREDENTIALS:
-            result = await issue_client_credentials(ports, client, form.get("scope"), binding)
+            result = await issue_client_credentials(ports, client, form.get("scope"),
+                                                    resources=form_resources(form),
+                                                    binding=binding)
         elif grant_type == GRANT_REFRESH_TOKEN:
             result = await refresh(
-                ports, client, _required(form, "refresh_token"), form.get("scope"), binding
+                ports, client, _required(form, "refresh_token"), form.get("scope"),
+                binding=binding, resources=form_resources(form),
             )
         elif grant_type == GRANT_AUTHORIZATION_CODE:
             result = await exchange_authorization_code(
@@ -446,7 +484,8 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 _required(form, "code"),
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
-                binding,
+                binding=binding,
+                resources=form_resources(form),
             )
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
@@ -491,6 +530,13 @@ async def introspection_endpoint(
         )
     except OAuthError as exc:
         return error_response(exc)
+    if INTROSPECTION_JWT in (_header(request, b"accept") or ""):
+        # RFC 9701: the answer signed by us, for the caller (its aud) to rely on.
+        claims = signed_introspection_claims(
+            issuer=services.settings.issuer, client_id=client.client_id,
+            now=services.clock.now(), introspection=msgspec.to_builtins(result))
+        signed = services.signer.sign(claims, typ=INTROSPECTION_JWT_TYPE)
+        return JsonAnswer(200, signed.encode("ascii"), media_type=INTROSPECTION_JWT.encode())
     return _json_response(result)
 
 

@@ -1,6 +1,7 @@
 """The app for the dynamic registration tests (tests/e2e/test_registration*.py).
 
-Static clients: ``basic`` (confidential, every grant, user scopes) for introspection, and
+Static clients: ``basic`` (confidential, every grant, user scopes, ``introspect_any_token``)
+for introspection, and
 ``ops`` (client_credentials only, the ``admin`` service scope) for the admin endpoint. One
 user, ``alice``, signs in through the real pages (tests/e2e/signin_flow.py drives them).
 Runs on any backend of tests/e2e/conftest.py; store calls go through the app's event loop
@@ -43,6 +44,8 @@ secret = "{BASIC_SECRET}"
 redirect_uris = ["https://basic.example.test/cb"]
 grant_types = ["authorization_code", "client_credentials", "refresh_token"]
 scope = "openid profile email offline_access read"
+# It introspects the registered clients' tokens, which have no audience (RFC 7662 section 4).
+introspect_any_token = true
 
 [[clients]]
 client_id = "ops"

@@ -45,10 +45,25 @@ def test_active_token_fields(store: StoreBackend, tmp_path: Path) -> None:
 
 def test_json_body_is_accepted(store: StoreBackend, tmp_path: Path) -> None:
     with running(build_app(store, tmp_path)) as client:
-        token = _cc_token(client)
+        token = client.post("/oauth/token", headers=FORM, data={
+            "grant_type": "client_credentials", "scope": "read", "client_id": "post",
+            "client_secret": POST_SECRET}).json()["access_token"]
         response = client.post("/oauth/introspect", json={
             "token": token, "client_id": "post", "client_secret": POST_SECRET})
         assert response.status_code == 200 and response.json()["active"] is True
+
+
+def test_another_clients_token_without_audience_is_inactive(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    # RFC 7662 section 4: a token's details go to its client and its audience only.
+    app = build_app(store, tmp_path)
+    with running(app) as client:
+        for token in (_cc_token(client), exchange(client, app)["access_token"]):
+            other = client.post("/oauth/introspect", headers=FORM, data={
+                "token": token, "client_id": "post", "client_secret": POST_SECRET})
+            assert other.status_code == 200 and other.json() == {"active": False}
+            assert introspect(client, token)["active"] is True
 
 
 @pytest.mark.parametrize("token", ["tk_unknown", "rt_unknown", "garbage"])

@@ -18,6 +18,7 @@ from domain.clients import (
 from domain.entities import User
 from domain.errors import NotFound
 from domain.oauth import OAuthPorts, TokenPolicy, create_authorization_code, pkce_s256
+from domain.resources import ResourceServers
 from ports.security import SecretsTokenGenerator
 from tests.doubles import FakeClock, RecordingEvents
 
@@ -91,12 +92,14 @@ class World:
             code_seconds=600,
         )
     )
+    #: The resource servers (RFC 8707) and DEFAULT_RESOURCE; none by default.
+    resources: ResourceServers = field(default_factory=ResourceServers)
 
     @property
     def ports(self) -> OAuthPorts:
         return OAuthPorts(
             store=self.store, clock=self.clock, token_generator=SecretsTokenGenerator(),
-            events=self.events, signer=_SIGNER, policy=self.policy,
+            events=self.events, signer=_SIGNER, policy=self.policy, resources=self.resources,
         )
 
     @property
@@ -119,11 +122,12 @@ class World:
         nonce: str | None = "n-1",
         verifier: str | None = VERIFIER,
         mfa_verified: bool = False,
+        resources: tuple[str, ...] = (),
     ) -> str:
         await self.ensure_user(user_id)
         return await create_authorization_code(
             self.ports, client=client, redirect_uri=REDIRECT, scope=scope, user_id=user_id,
             nonce=nonce, code_challenge=pkce_s256(verifier) if verifier else None,
             code_challenge_method="S256" if verifier else None, auth_time=self.clock.now() - 5,
-            mfa_verified=mfa_verified,
+            mfa_verified=mfa_verified, resources=resources,
         )

@@ -9,7 +9,7 @@ from adapters.memory.store import MemoryStore
 from domain.client_directory import ClientDirectory
 from domain.clients import ClientRegistry
 from domain.oauth import OAuthPorts, introspect, issue_client_credentials
-from tests.unit.oauth_doubles import OTHER, SERVICE, World
+from tests.unit.oauth_doubles import SERVICE, World
 
 
 class CountingStore(MemoryStore):
@@ -36,9 +36,9 @@ async def test_a_stored_clients_token_is_inactive_once_the_client_is_deleted() -
     await store.create_client(SERVICE)
     ports = _ports(world, ClientDirectory(ClientRegistry(), store))
     issued = await issue_client_credentials(ports, SERVICE, "read")
-    assert (await introspect(ports, OTHER, issued.access_token, None)).active is True
+    assert (await introspect(ports, SERVICE, issued.access_token, None)).active is True
     assert await store.delete_client(SERVICE.client_id)
-    assert (await introspect(ports, OTHER, issued.access_token, None)).active is False
+    assert (await introspect(ports, SERVICE, issued.access_token, None)).active is False
 
 
 async def test_a_static_clients_token_is_checked_without_reading_the_store() -> None:
@@ -46,5 +46,5 @@ async def test_a_static_clients_token_is_checked_without_reading_the_store() -> 
     world = World(store=store)
     ports = _ports(world, ClientDirectory(ClientRegistry([SERVICE]), store))
     issued = await issue_client_credentials(ports, SERVICE, "read")
-    assert (await introspect(ports, OTHER, issued.access_token, None)).active is True
+    assert (await introspect(ports, SERVICE, issued.access_token, None)).active is True
     assert store.client_reads == 0

@@ -23,7 +23,7 @@ async def test_active_access_token() -> None:
     issued = await exchange_authorization_code(
         world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER
     )
-    result = await introspect(world.ports, OTHER, issued.access_token, None)
+    result = await introspect(world.ports, CONFIDENTIAL, issued.access_token, None)
     assert msgspec.to_builtins(result) == {
         "active": True,
         "scope": "openid offline_access read",
@@ -43,7 +43,7 @@ async def test_client_credentials_token_has_the_client_as_sub() -> None:
     world = World()
     issued = await issue_client_credentials(world.ports, CONFIDENTIAL, "read")
     result = msgspec.to_builtins(
-        await introspect(world.ports, OTHER, issued.access_token, None)
+        await introspect(world.ports, CONFIDENTIAL, issued.access_token, None)
     )
     assert result["active"] is True and result["mfa_verified"] is False
     assert result["sub"] == CONFIDENTIAL.client_id == result["client_id"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
+from entrypoints.clients import load_clients, load_resource_servers
 from entrypoints.settings import ConfigError, load_settings
 
 STRONG = "s" * 32
@@ -134,3 +136,26 @@ def test_redis_cluster_is_forced_either_way_or_detected(
     if value is not None:
         env["REDIS_CLUSTER"] = value
     assert load_settings(env).redis_cluster is expected
+
+
+def test_default_resource_is_an_absolute_uri_of_a_resource_server(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as malformed:
+        load_settings({"DEFAULT_RESOURCE": "not a uri"})
+    assert malformed.value.variable == "DEFAULT_RESOURCE"
+    clients_file = tmp_path / "clients.toml"
+    server = ('[[clients]]\nclient_id = "{id}"\nsecret = "{secret}"\nscopes = ["read"]\n'
+              'grant_types = ["client_credentials"]\nresource_uri = "https://api.test"\n')
+    clients_file.write_text(server.format(id="api", secret=STRONG))
+    env = {"CLIENTS_FILE": str(clients_file)}
+    settings = load_settings({**env, "DEFAULT_RESOURCE": "https://api.test"})
+    assert load_resource_servers(settings, load_clients(settings)).default == "https://api.test"
+    unknown = load_settings({**env, "DEFAULT_RESOURCE": "https://other.test"})
+    with pytest.raises(ConfigError) as caught:
+        load_resource_servers(unknown, load_clients(unknown))
+    assert caught.value.variable == "DEFAULT_RESOURCE"
+    clients_file.write_text(server.format(id="api", secret=STRONG)
+                            + server.format(id="twin", secret=STRONG))
+    twins = load_settings(env)
+    with pytest.raises(ConfigError) as clash:
+        load_resource_servers(twins, load_clients(twins))
+    assert clash.value.variable == "CLIENTS_FILE" and "same resource_uri" in str(clash.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from adapters.testing.contract.fixtures import CONCURRENCY, StoreFixtures, _code
 from domain.entities import AuthorizationCode, ConsumedCode
 from domain.tokens import hash_token
@@ -18,6 +20,13 @@ class CodeContract(StoreFixtures):
 
     async def test_take_code_returns_the_saved_code(self, store: Store, now: int) -> None:
         code = _code("ac_one", now + 600)
+        await store.save_code(code, now)
+        assert await store.take_code(code.code_hash, now, remember_until=now + 600) == code
+
+    async def test_a_code_keeps_its_resources(self, store: Store, now: int) -> None:
+        code = msgspec.structs.replace(
+            _code("ac_resources", now + 600),
+            resources=("https://api.example/v1", "urn:example:reports"))
         await store.save_code(code, now)
         assert await store.take_code(code.code_hash, now, remember_until=now + 600) == code
 

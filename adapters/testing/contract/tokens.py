@@ -49,6 +49,20 @@ class TokenContract(StoreFixtures):
         taken = await store.take_refresh_token(refresh.token_hash, now)
         assert isinstance(taken, Taken) and taken.token.binding == refresh.binding
 
+    async def test_tokens_keep_their_audience_and_resources(
+        self, store: Store, now: int
+    ) -> None:
+        resources = ("https://api.example/v1", "urn:example:reports")
+        access = msgspec.structs.replace(
+            _access("tk_aud", now, grant_id="grant-aud", sub="user-1"), audience=resources[:1])
+        refresh = msgspec.structs.replace(
+            _refresh("rt_aud", access, now, grant_id="grant-aud"), resources=resources)
+        await store.save_tokens(access, refresh, now)
+        assert await store.get_access_token(access.token_hash, now) == access
+        assert await store.get_refresh_token(refresh.token_hash, now) == refresh
+        taken = await store.take_refresh_token(refresh.token_hash, now)
+        assert isinstance(taken, Taken) and taken.token == refresh
+
     async def test_get_unknown_access_token_returns_none(self, store: Store, now: int) -> None:
         assert await store.get_access_token(hash_token("tk_none"), now) is None
 

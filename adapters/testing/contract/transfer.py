@@ -109,7 +109,7 @@ def _code(name: str, exp: int) -> AuthorizationCode:
         scope="openid", exp=exp, grant_id=f"grant-{name}", user_id="u-1", nonce="n",
         pkce_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce_method="S256",
         auth_time=exp - 600, mfa_verified=True, sid=f"sid_{name}", acr="mfa",
-        amr=("pwd", "otp", "mfa"),
+        amr=("pwd", "otp", "mfa"), resources=("https://api.example/v1", "urn:example:r"),
     )
 
 
@@ -119,6 +119,7 @@ def _access(name: str, now: int, *, active: bool = True, grant_id: str | None = 
         token_hash=hash_token(name), token_display=name[:7] + "...", active=active,
         scope="openid read", client_id="client-a", exp=now + ttl, iat=now - 5, sub=sub,
         token_binding="bind", mfa_verified=True, grant_id=grant_id, auth_time=now - 50,
+        audience=("https://api.example/v1",),
     )
 
 
@@ -128,6 +129,7 @@ def _refresh(name: str, access: AccessToken, now: int, *, grant_id: str = "grant
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now - 5, grant_id=grant_id, client_id="client-a", scope="openid read",
         sub=access.sub, mfa_verified=True, auth_time=now - 50, binding="jkt:transfer-key",
+        resources=("https://api.example/v1", "urn:example:r"),
     )
 
 

@@ -1,0 +1,234 @@
+"""Resource servers and audiences (RFC 8707), and JWT access tokens (RFC 9068).
+
+A *resource server* is a client with a ``resource_uri`` (its RFC 8707 identifier): it
+authenticates to introspect tokens, and it names what a token may be for. A request's
+``resource`` values (authorization and token requests; several allowed) become the
+token's ``aud``; the token's API scopes are limited to the ``resource_scopes`` of those
+servers, while identity scopes (:data:`~domain.scopes.IDENTITY_SCOPES`) pass unchanged.
+Without ``resource``, ``DEFAULT_RESOURCE`` applies when set, else the token has no
+audience (and no scope is limited).
+
+A grant is *bound* to the resources of its authorization request (kept on the code and
+the refresh token): a token request of that grant may name some of them (narrowing),
+never another. A grant whose authorization request named none is not bound: each token
+request may name any resource server (its scopes are limited all the same).
+
+Resource servers are found among the static clients only (``CLIENTS_FILE``), through an
+index built at start-up: a lookup costs a dict read on the token endpoint's hot path, and
+resource URIs are unique among them (a clash stops the start-up). Stored clients (admin
+API, registration) cannot be resource servers yet; that needs a look-up by resource in the
+Store's client part (docs/resource-servers.md, "Limitations").
+
+Introspection (RFC 7662 section 4) answers a token's details only to the client it was
+issued to, to the resource servers in its ``aud``, and to clients with
+``introspect_any_token``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from domain.clients import Client
+from domain.entities import AccessToken
+from domain.scopes import IDENTITY_SCOPES, SERVICE_SCOPES
+from domain.token_binding import confirmation
+
+ACCESS_TOKEN_OPAQUE = "opaque"
+ACCESS_TOKEN_JWT = "jwt"
+ACCESS_TOKEN_FORMATS: tuple[str, ...] = (ACCESS_TOKEN_OPAQUE, ACCESS_TOKEN_JWT)
+#: The JWS ``typ`` of a JWT access token (RFC 9068 section 2.1).
+AT_JWT_TYPE = "at+jwt"
+#: The JWS ``typ`` of a signed introspection response (RFC 9701 section 5).
+INTROSPECTION_JWT_TYPE = "token-introspection+jwt"
+#: Longest resource URI accepted (a token carries each; a JWT repeats them).
+MAX_RESOURCE_LENGTH = 512
+#: Most ``resource`` values one request may name.
+MAX_RESOURCES = 10
+#: Error code of RFC 8707 section 2 for a resource that is invalid, unknown or not allowed.
+INVALID_TARGET = "invalid_target"
+
+
+class ResourceRefused(Exception):
+    """A ``resource`` the server cannot accept: ``invalid_target`` (RFC 8707 section 2)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.error = INVALID_TARGET
+        self.description = description
+
+
+def resource_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` is not a resource indicator (RFC 8707 section 2: an absolute URI
+    without fragment), or None."""
+    if not uri or len(uri) > MAX_RESOURCE_LENGTH:
+        return f"must be an absolute URI of at most {MAX_RESOURCE_LENGTH} characters"
+    if any(c.isspace() or ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        return "must be an absolute URI (no spaces or control characters)"
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "is not a URI"
+    if not parts.scheme or not (parts.netloc or parts.path):
+        return "must be an absolute URI (with a scheme)"
+    if "#" in uri:
+        return "must not have a fragment"
+    if parts.scheme.lower() in ("http", "https") and not parts.hostname:
+        return "has no host"
+    return None
+
+
+class Audience(msgspec.Struct, frozen=True):
+    """What a token is for: the resource URIs (its ``aud``, in request order) and their
+    resource servers. Empty: a token without audience."""
+
+    resources: tuple[str, ...] = ()
+    servers: tuple[Client, ...] = ()
+
+    @property
+    def jwt(self) -> bool:
+        """Whether the token is a JWT: every server of the audience asked for one. With
+        mixed formats the token stays opaque, which every server can introspect."""
+        return bool(self.servers) and all(
+            s.access_token_format == ACCESS_TOKEN_JWT for s in self.servers)
+
+    def limit(self, scopes: Iterable[str]) -> tuple[str, ...]:
+        """``scopes`` without the API scopes none of the audience's servers defines
+        (identity scopes are kept; with no audience nothing is limited)."""
+        if not self.servers:
+            return tuple(scopes)
+        defined = frozenset().union(*(s.resource_scopes for s in self.servers))
+        return tuple(s for s in scopes if s in IDENTITY_SCOPES or s in defined)
+
+
+NO_AUDIENCE = Audience()
+
+
+class ResourceServers:
+    """The resource servers, by resource URI (the static clients that have one), and the
+    ``DEFAULT_RESOURCE``. Built once at start-up, read-only afterwards."""
+
+    __slots__ = ("_servers", "default")
+
+    def __init__(self, clients: Iterable[Client] = (), default: str | None = None) -> None:
+        self._servers: dict[str, Client] = {}
+        for client in clients:
+            uri = client.resource_uri
+            if uri is None:
+                continue
+            held = self._servers.get(uri)
+            if held is not None:
+                raise ValueError(f"clients {held.client_id!r} and {client.client_id!r} have "
+                                 f"the same resource_uri {uri!r}")
+            self._servers[uri] = client
+        if default is not None and default not in self._servers:
+            raise ValueError(f"{default!r} is the resource_uri of no client")
+        self.default = default
+
+    def get(self, resource_uri: str) -> Client | None:
+        return self._servers.get(resource_uri)
+
+    def __len__(self) -> int:
+        return len(self._servers)
+
+    def audience(
+        self, requested: tuple[str, ...], bound: tuple[str, ...] = (),
+        scopes: tuple[str, ...] = (),
+    ) -> Audience:
+        """The audience of a token for the ``resource`` values of its request.
+
+        ``bound`` holds the resources the grant is bound to (empty: not bound): a request
+        may name only some of them, and without ``resource`` the token is for all of them.
+        An unbound request without ``resource`` gets ``DEFAULT_RESOURCE``, if any, when
+        ``scopes`` holds an API scope: a request for identity and service scopes only is
+        for this server itself (userinfo, SCIM, admin), whose tokens have no audience.
+        Raises :class:`ResourceRefused` for a malformed, unknown or unbound resource.
+        """
+        if not requested:
+            wants_api = any(s not in IDENTITY_SCOPES and s not in SERVICE_SCOPES
+                            for s in scopes)
+            default = (self.default,) if self.default is not None and wants_api else ()
+            requested = bound or default
+        elif bound:
+            outside = [r for r in requested if r not in bound]
+            if outside:
+                raise ResourceRefused(f"{outside[0]} was not part of the authorization")
+        servers = tuple(self.server(uri) for uri in requested)
+        return Audience(requested, servers)
+
+    def server(self, resource_uri: str) -> Client:
+        """The resource server of ``resource_uri``; :class:`ResourceRefused` when none."""
+        server = self._servers.get(resource_uri)
+        if server is None:
+            problem = resource_uri_problem(resource_uri)
+            raise ResourceRefused(f"resource {problem}" if problem is not None
+                                  else f"{resource_uri} is not a known resource server")
+        return server
+
+
+def parse_resources(values: Iterable[str]) -> tuple[str, ...]:
+    """The ``resource`` values of a request, duplicates removed, order kept; each must be
+    an absolute URI without fragment (else :class:`ResourceRefused`)."""
+    resources = tuple(dict.fromkeys(v for v in values if v))
+    if len(resources) > MAX_RESOURCES:
+        raise ResourceRefused(f"at most {MAX_RESOURCES} resource values are accepted")
+    for uri in resources:
+        problem = resource_uri_problem(uri)
+        if problem is not None:
+            raise ResourceRefused(f"resource {problem}")
+    return resources
+
+
+def may_introspect(client: Client, token: AccessToken) -> bool:
+    """Whether ``client`` may see the details of ``token`` (RFC 7662 section 4): it is the
+    token's client, a resource server of its audience, or trusted with every token."""
+    return (client.client_id == token.client_id or client.introspect_any_token
+            or (client.resource_uri is not None and client.resource_uri in token.audience))
+
+
+def aud_claim(audience: tuple[str, ...]) -> str | list[str] | None:
+    """The ``aud`` claim of an audience: one string, or a list of several (RFC 7519
+    section 4.1.3); None for none."""
+    if not audience:
+        return None
+    return audience[0] if len(audience) == 1 else list(audience)
+
+
+def access_token_claims(
+    *, issuer: str, token: AccessToken, jti: str, acr: str | None,
+) -> dict[str, Any]:
+    """The claims of a JWT access token (RFC 9068 section 2.2) for ``token``'s record.
+
+    ``sub`` is the user, or the client itself for its own token (section 2.2); ``cnf``
+    names the key a bound token is bound to.
+    """
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": token.sub if token.sub is not None else token.client_id,
+        "aud": aud_claim(token.audience),
+        "exp": token.exp,
+        "iat": token.iat,
+        "jti": jti,
+        "client_id": token.client_id,
+        "scope": token.scope,
+    }
+    if token.auth_time is not None and token.sub is not None:
+        claims["auth_time"] = token.auth_time
+    if acr is not None and token.sub is not None:
+        claims["acr"] = acr
+    cnf = confirmation(token.token_binding)
+    if cnf is not None:
+        claims["cnf"] = cnf
+    return claims
+
+
+def signed_introspection_claims(
+    *, issuer: str, client_id: str, now: int, introspection: dict[str, Any]
+) -> dict[str, Any]:
+    """The claims of a signed introspection response (RFC 9701 section 5): for the client
+    that asked (``aud``), the introspection answer under ``token_introspection``."""
+    return {"iss": issuer, "aud": client_id, "iat": now,
+            "token_introspection": introspection}
