@@ -514,7 +514,6 @@ class SqlTransfer(SqlConnection):
 
         return await self._transaction(work)
 
-
     # Sessions
 
     async def export_sessions(
@@ -564,6 +563,7 @@ class SqlTransfer(SqlConnection):
                 h: (session, grants.get(h, [])) for h, session in live.items()
             }
             changed = 0
+            touched: dict[str, None] = {}  # the sessions to write, in a set kept in order
             for record in incoming:
                 key = record.session.id_hash
                 before = state.get(key)
@@ -574,11 +574,10 @@ class SqlTransfer(SqlConnection):
                 if before == (merged, kept):
                     continue
                 state[key] = (merged, kept)
+                touched[key] = None
                 changed += 1
-            touched = [h for h in hashes if h in state and state[h] != (
-                live.get(h), grants.get(h, []))]
             if not touched:
-                return changed
+                return 0
             values = [session_values(state[h][0]) for h in touched]
             for chunk in _chunks(values):
                 insert = pg_insert(s).values(list(chunk))
@@ -654,8 +653,8 @@ class SqlTransfer(SqlConnection):
                 key: (consent, {gr.grant_id: gr.exp for gr in stored_grants.get(key, ())})
                 for key, consent in held.items()
             }
-            before_all = dict(state)
             changed = 0
+            touched: dict[tuple[str, str], None] = {}  # a set kept in order
             for record in records:
                 key = (record.consent.user_id, record.consent.client_id)
                 before = state.get(key)
@@ -668,10 +667,10 @@ class SqlTransfer(SqlConnection):
                 if before == (merged, grants):
                     continue
                 state[key] = (merged, grants)
+                touched[key] = None
                 changed += 1
-            touched = [key for key in keys if key in state and state[key] != before_all.get(key)]
             if not touched:
-                return changed
+                return 0
             values = [consent_values(state[key][0]) for key in touched]
             for chunk in _chunks(values):
                 insert = pg_insert(c).values(list(chunk))
