@@ -13,9 +13,11 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from adapters.sql import SqlStore, open_sql_store
+from adapters.sql import SqlStore, open_sql_store, sessions, tables
 from domain.consent import ConsentGrant
 from domain.entities import AuthorizationCode
 from domain.errors import Conflict, InvalidValue, StoreUnavailable
@@ -258,6 +260,18 @@ async def test_lookups_and_the_purge_use_their_indexes(
     purge = "SELECT ctid FROM sessions WHERE live_until <= 5 LIMIT 10"
     assert "sessions_live_until_idx" in " ".join(
         r[0] for r in await db.fetch("EXPLAIN " + purge))
+    # The statements as the store sends them: their parameters are cast COLLATE "C", as
+    # the keys are, or the indexes could not serve them.
+    s = tables.sessions
+    sent = {
+        "sessions_pkey": sa.select(s).where(s.c.id_hash == "x", sessions.live(5)),
+        "sessions_user_id_idx": sa.select(s).where(s.c.user_id == "u", sessions.live(5))
+        .order_by(s.c.created_at, s.c.sid),
+    }
+    for index, stmt in sent.items():
+        sql = str(stmt.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+        plan = " ".join(r[0] for r in await db.fetch("EXPLAIN " + sql, "x", 5))
+        assert index in plan, (index, plan)
 
 
 async def test_keys_sort_in_code_point_order_whatever_the_database_locale(
