@@ -53,16 +53,22 @@ class SqlAdmin(SqlConnection):
         def every(table: sa.Table) -> sa.ScalarSelect[Any]:
             return sa.select(sa.func.count()).select_from(table).scalar_subquery()
 
+        sessions = t.sessions
+        live_sessions = (
+            sa.select(sa.func.count()).select_from(sessions)
+            .where(sessions.c.live_until > now)
+        ).scalar_subquery()
         stmt = sa.select(
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
-            live(t.auth_codes), every(t.oauth_clients),
+            live(t.auth_codes), every(t.oauth_clients), live_sessions, every(t.consents),
         )
         row = await self._first(stmt)
         # An aggregate always yields one row; the fallback only satisfies the type.
-        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0, 0)
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0,) * 8
         return StoreCounts(
             users=values[0], groups=values[1], access_tokens=values[2],
             refresh_tokens=values[3], codes=values[4], clients=values[5],
+            sessions=values[6], consents=values[7],
         )
 
     async def _purge_table(
@@ -93,6 +99,9 @@ class SqlAdmin(SqlConnection):
 
         Tombstones count as ``codes``; claims and counters as ``other``; initial access
         tokens go once spent or expired (the ``expires_at`` index finds the expired ones).
+        A session goes once idle or past its absolute expiry (the ``live_until`` index finds
+        them), its grants with it (``ON DELETE CASCADE``); a consent grant once past its
+        ``exp`` (the consent itself never expires).
         """
         size = max(batch_size, 1)
         return PurgeCounts(
@@ -106,6 +115,10 @@ class SqlAdmin(SqlConnection):
             initial_access_tokens=await self._purge_table(
                 _initial, now, size, sa.or_(_initial.c.uses_left <= 0, _initial.c.expires_at <= now)
             ),
+            sessions=await self._purge_table(
+                t.sessions, now, size, t.sessions.c.live_until <= now
+            ),
+            consent_grants=await self._purge_table(t.consent_grants, now, size),
         )
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.sql import tables as t
 from adapters.sql.connection import SqlConnection, _upsert
 from domain.entities import AuthorizationCode, ConsumedCode
+from domain.errors import InvalidValue
 
 
 def _code_from_row(row: sa.Row[Any]) -> AuthorizationCode:
@@ -35,10 +36,18 @@ def _code_from_row(row: sa.Row[Any]) -> AuthorizationCode:
     )
 
 
+def _amr_column(amr: tuple[str, ...]) -> str:
+    """``amr`` as the column keeps it (migration 0012): space-separated. RFC 8176 values
+    are single tokens; one that is empty or holds whitespace would read back as other
+    values, so it is refused as a value this store cannot hold."""
+    if any(value.split() != [value] for value in amr):
+        raise InvalidValue("an amr value is empty or holds whitespace")
+    return " ".join(amr)
 
 
 def code_values(code: AuthorizationCode) -> dict[str, Any]:
-    """The ``auth_codes`` row of ``code`` (keyed by its SHA-256)."""
+    """The ``auth_codes`` row of ``code`` (keyed by its SHA-256). Raises ``InvalidValue``
+    for an ``amr`` the column cannot keep."""
     return {
         "code": code.code_hash,
         "client_id": code.client_id,
@@ -54,9 +63,10 @@ def code_values(code: AuthorizationCode) -> dict[str, Any]:
         "mfa_verified": code.mfa_verified,
         "sid": code.sid,
         "acr": code.acr,
-        "amr": " ".join(code.amr),
+        "amr": _amr_column(code.amr),
         "resources": " ".join(code.resources),
     }
+
 
 class SqlCodes(SqlConnection):
     """:class:`ports.store.CodeStore` for :class:`~adapters.sql.SqlStore`."""

@@ -257,6 +257,8 @@ class SqlConnection:
         if state == _UNIQUE_VIOLATION:
             if constraint == "oauth_clients_pkey":
                 return Conflict("a client with this client_id exists", "client_id")
+            if constraint == "sessions_sid_key":
+                return Conflict("another session has this sid", "sid")
             if constraint.endswith("_pkey"):
                 return Conflict("an entity with this id exists", "id")
             if "display_name" in constraint:

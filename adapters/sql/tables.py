@@ -6,7 +6,7 @@ These are used only to build statements; the schema itself is owned by ``migrati
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = sa.MetaData()
 
@@ -187,4 +187,56 @@ client_initial_access_tokens = sa.Table(
     sa.Column("uses_left", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger),
+)
+
+# Sessions and consents (migration 0013). Keys use the "C" collation, so that they sort as
+# the other backends sort them (code-point order).
+_KEY = sa.Text(collation="C")
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id_hash", _KEY, primary_key=True),
+    sa.Column("sid", _KEY, nullable=False, unique=True),
+    sa.Column("user_id", _KEY, nullable=False),
+    sa.Column("auth_time", sa.BigInteger, nullable=False),
+    sa.Column("amr", ARRAY(sa.Text), nullable=False),
+    sa.Column("acr", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("idle_exp", sa.BigInteger, nullable=False),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    sa.Column("clients", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    #: LEAST(idle_exp, exp), kept by PostgreSQL: live while it is after now.
+    sa.Column("live_until", sa.BigInteger, sa.Computed("LEAST(idle_exp, exp)", persisted=True)),
+)
+
+session_grants = sa.Table(
+    "session_grants",
+    metadata,
+    sa.Column("id_hash", _KEY, sa.ForeignKey("sessions.id_hash", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("client_id", _KEY, primary_key=True),
+    sa.Column("grant_id", _KEY, primary_key=True),
+    sa.Column("position", sa.BigInteger, sa.Identity(always=True), nullable=False),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("user_id", _KEY, primary_key=True),
+    sa.Column("client_id", _KEY, primary_key=True),
+    sa.Column("scopes", ARRAY(_KEY), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+consent_grants = sa.Table(
+    "consent_grants",
+    metadata,
+    sa.Column("user_id", _KEY, primary_key=True),
+    sa.Column("client_id", _KEY, primary_key=True),
+    sa.Column("grant_id", _KEY, primary_key=True),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(["user_id", "client_id"], ["consents.user_id", "consents.client_id"],
+                            name="consent_grants_consent_fkey", ondelete="CASCADE"),
 )

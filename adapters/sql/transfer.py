@@ -21,15 +21,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.sql import tables as t
 from adapters.sql.codes import _code_from_row, code_values
 from adapters.sql.connection import SqlConnection
+from adapters.sql.consents import consent_from_row, consent_values, union_of_scopes
+from adapters.sql.consents import grants_of as consent_grants_of
 from adapters.sql.identities import (
     _group_from_row,
     _unique_members,
     _user_from_row,
     _user_values,
 )
+from adapters.sql.sessions import grants_of as session_grants_of
+from adapters.sql.sessions import live as live_session
+from adapters.sql.sessions import session_from_row, session_values
 from adapters.sql.tokens import _access_from_row, _refresh_from_row
+from domain.consent import Consent, ConsentRecord, merge_consents
 from domain.entities import AccessToken, AuthorizationCode, Group, Member, RefreshToken
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
+from domain.sessions import Session, SessionGrant, SessionRecord, merge_sessions
 
 _R = TypeVar("_R")
 
@@ -507,6 +514,188 @@ class SqlTransfer(SqlConnection):
 
         async def work(conn: AsyncConnection) -> int:
             return len(await _upsert_changed(conn, e, rows, "key", _later_exp(e, now)))
+
+        return await self._transaction(work)
+
+    # Sessions
+
+    async def export_sessions(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[SessionRecord]:
+        """See :meth:`ports.store.SessionTransfer.export_sessions`: live sessions by
+        ``id_hash`` (one range scan of the primary key), then the grants of the page."""
+        s = t.sessions
+        size = max(limit, 1)
+        stmt = sa.select(s).where(live_session(now))
+        if cursor is not None:
+            stmt = stmt.where(s.c.id_hash > cursor)
+        stmt = stmt.order_by(s.c.id_hash).limit(size + 1)
+
+        async def work(conn: AsyncConnection) -> Batch[SessionRecord]:
+            rows = (await conn.execute(stmt)).all()
+            page = rows[:size]
+            grants = await session_grants_of(conn, [row.id_hash for row in page])
+            return Batch(
+                tuple(SessionRecord(session_from_row(row), tuple(grants.get(row.id_hash, ())))
+                      for row in page),
+                page[-1].id_hash if len(rows) > size else None,
+            )
+
+        return await self._autocommit(work)
+
+    async def import_sessions(self, records: tuple[SessionRecord, ...], now: int) -> int:
+        """See :meth:`ports.store.SessionTransfer.import_sessions`. One transaction: the
+        stored sessions of the batch are locked and read, merged in Python
+        (:func:`domain.sessions.merge_sessions`), and only those that change are written;
+        grants already held keep their place, new ones are added after them."""
+        incoming = [r for r in records if r.session.live(now)]
+        if not incoming:
+            return 0
+        s, g = t.sessions, t.session_grants
+        hashes = list(dict.fromkeys(r.session.id_hash for r in incoming))
+
+        async def work(conn: AsyncConnection) -> int:
+            rows = await conn.execute(
+                sa.select(s).where(s.c.id_hash.in_(hashes)).order_by(s.c.id_hash)
+                .with_for_update()
+            )
+            held = {row.id_hash: session_from_row(row) for row in rows}
+            live = {h: session for h, session in held.items() if session.live(now)}
+            grants = await session_grants_of(conn, list(live))
+            state: dict[str, tuple[Session, list[SessionGrant]]] = {
+                h: (session, grants.get(h, [])) for h, session in live.items()
+            }
+            changed = 0
+            touched: dict[str, None] = {}  # the sessions to write, in a set kept in order
+            for record in incoming:
+                key = record.session.id_hash
+                before = state.get(key)
+                merged = record.session if before is None else merge_sessions(
+                    before[0], record.session)
+                kept = list(before[1]) if before is not None else []
+                kept += [grant for grant in dict.fromkeys(record.grants) if grant not in kept]
+                if before == (merged, kept):
+                    continue
+                state[key] = (merged, kept)
+                touched[key] = None
+                changed += 1
+            if not touched:
+                return 0
+            values = [session_values(state[h][0]) for h in touched]
+            for chunk in _chunks(values):
+                insert = pg_insert(s).values(list(chunk))
+                await conn.execute(insert.on_conflict_do_update(
+                    index_elements=["id_hash"],
+                    set_={name: insert.excluded[name] for name in values[0]
+                          if name != "id_hash"},
+                ))
+            # A session stored but no longer live is replaced whole, grants included.
+            replaced = [h for h in touched if h in held and h not in live]
+            if replaced:
+                await conn.execute(sa.delete(g).where(g.c.id_hash.in_(replaced)))
+            grant_rows = [
+                {"id_hash": h, "client_id": grant.client_id, "grant_id": grant.grant_id}
+                for h in touched for grant in state[h][1]
+            ]
+            for chunk in _chunks(grant_rows):
+                await conn.execute(pg_insert(g).values(list(chunk)).on_conflict_do_nothing())
+            return changed
+
+        return await self._transaction(work)
+
+    # Consents
+
+    async def export_consents(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[ConsentRecord]:
+        """See :meth:`ports.store.ConsentTransfer.export_consents`: by (``user_id``,
+        ``client_id``), one range scan of the primary key, then the live grants of the page.
+        The cursor is the last key as ``user_id`` NUL ``client_id`` (no stored id holds a
+        NUL)."""
+        c = t.consents
+        size = max(limit, 1)
+        stmt = sa.select(c)
+        if cursor is not None:
+            user_id, _, client_id = cursor.partition("\x00")
+            stmt = stmt.where(sa.tuple_(c.c.user_id, c.c.client_id)
+                              > sa.tuple_(sa.literal(user_id), sa.literal(client_id)))
+        stmt = stmt.order_by(c.c.user_id, c.c.client_id).limit(size + 1)
+
+        async def work(conn: AsyncConnection) -> Batch[ConsentRecord]:
+            rows = (await conn.execute(stmt)).all()
+            page = [consent_from_row(row) for row in rows[:size]]
+            keys = [(consent.user_id, consent.client_id) for consent in page]
+            grants = await consent_grants_of(conn, keys, now)
+            last = page[-1] if len(rows) > size else None
+            return Batch(
+                tuple(ConsentRecord(consent, tuple(grants.get(key, ())))
+                      for consent, key in zip(page, keys, strict=True)),
+                None if last is None else f"{last.user_id}\x00{last.client_id}",
+            )
+
+        return await self._autocommit(work)
+
+    async def import_consents(self, records: tuple[ConsentRecord, ...], now: int) -> int:
+        """See :meth:`ports.store.ConsentTransfer.import_consents`. One transaction: the
+        stored consents of the batch are locked and read with their grants, merged in
+        Python (:func:`domain.consent.merge_consents`), and only those that change are
+        written."""
+        if not records:
+            return 0
+        c, g = t.consents, t.consent_grants
+        keys = list(dict.fromkeys((r.consent.user_id, r.consent.client_id) for r in records))
+
+        async def work(conn: AsyncConnection) -> int:
+            rows = await conn.execute(
+                sa.select(c).where(sa.tuple_(c.c.user_id, c.c.client_id).in_(keys))
+                .order_by(c.c.user_id, c.c.client_id).with_for_update()
+            )
+            held = {(row.user_id, row.client_id): consent_from_row(row) for row in rows}
+            stored_grants = await consent_grants_of(conn, list(held), None)
+            state: dict[tuple[str, str], tuple[Consent, dict[str, int]]] = {
+                key: (consent, {gr.grant_id: gr.exp for gr in stored_grants.get(key, ())})
+                for key, consent in held.items()
+            }
+            changed = 0
+            touched: dict[tuple[str, str], None] = {}  # a set kept in order
+            for record in records:
+                key = (record.consent.user_id, record.consent.client_id)
+                before = state.get(key)
+                merged = record.consent if before is None else merge_consents(
+                    before[0], record.consent)
+                grants = dict(before[1]) if before is not None else {}
+                for grant in record.grants:
+                    if grant.exp > now:
+                        grants[grant.grant_id] = max(grant.exp, grants.get(grant.grant_id, 0))
+                if before == (merged, grants):
+                    continue
+                state[key] = (merged, grants)
+                touched[key] = None
+                changed += 1
+            if not touched:
+                return 0
+            values = [consent_values(state[key][0]) for key in touched]
+            for chunk in _chunks(values):
+                insert = pg_insert(c).values(list(chunk))
+                # Merged again in SQL, so that a consent granted meanwhile keeps its scopes.
+                await conn.execute(insert.on_conflict_do_update(
+                    index_elements=["user_id", "client_id"],
+                    set_={"scopes": union_of_scopes(c.c.scopes, insert.excluded.scopes),
+                          "created_at": sa.func.least(c.c.created_at, insert.excluded.created_at),
+                          "updated_at": sa.func.greatest(c.c.updated_at,
+                                                         insert.excluded.updated_at)},
+                ))
+            grant_rows = [
+                {"user_id": key[0], "client_id": key[1], "grant_id": grant_id, "exp": exp}
+                for key in touched for grant_id, exp in sorted(state[key][1].items())
+            ]
+            for chunk in _chunks(grant_rows):
+                insert = pg_insert(g).values(list(chunk))
+                await conn.execute(insert.on_conflict_do_update(
+                    index_elements=["user_id", "client_id", "grant_id"],
+                    set_={"exp": sa.func.greatest(g.c.exp, insert.excluded.exp)},
+                ))
+            return changed
 
         return await self._transaction(work)
 

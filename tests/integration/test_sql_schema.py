@@ -7,8 +7,12 @@ primary, unique and foreign keys, with ``information_schema`` of a database at h
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from migrations.runner import asyncpg_dsn
 
@@ -180,3 +184,41 @@ async def test_case_insensitive_unique_indexes_exist(migrated_database_url: str)
     for index in ("tokens_exp_idx", "tokens_grant_id_idx", "refresh_tokens_grant_id_idx",
                   "auth_codes_exp_idx", "refresh_token_reuse_exp_idx", "tokens_sub_idx"):
         assert index in definitions
+
+
+def _declared_type(column: sa.Column[Any]) -> str:
+    """``information_schema.columns.data_type`` of a column of ``adapters/sql/tables.py``."""
+    return {
+        sa.Text: "text", sa.BigInteger: "bigint", sa.Integer: "integer",
+        sa.Boolean: "boolean", JSONB: "jsonb", ARRAY: "ARRAY",
+    }[type(column.type)]
+
+
+async def test_the_tables_the_adapter_declares_are_those_the_migrations_create(
+    migrated_database_url: str,
+) -> None:
+    # adapters/sql/tables.py builds every statement; a column it names that the migrations
+    # do not create (or with another type, nullability, collation or key) fails at run time.
+    from adapters.sql.tables import metadata
+
+    columns = await _fetch(
+        migrated_database_url,
+        "SELECT table_name, column_name, data_type, is_nullable, collation_name, "
+        "is_generated FROM information_schema.columns WHERE table_schema = 'public'",
+    )
+    actual = {(r["table_name"], r["column_name"]): r for r in columns}
+    primary = dict(_grouped(await _fetch(migrated_database_url, _CONSTRAINT_COLUMNS,
+                                         "PRIMARY KEY")))
+    for table in metadata.sorted_tables:
+        created = {name for t, name in actual if t == table.name}
+        assert created == {c.name for c in table.columns}, table.name
+        for column in table.columns:
+            row = actual[(table.name, column.name)]
+            where = f"{table.name}.{column.name}"
+            assert row["data_type"] == _declared_type(column), where
+            assert (row["is_nullable"] == "YES") == column.nullable, where
+            text = getattr(column.type, "item_type", column.type)  # an array's: its items'
+            assert row["collation_name"] == getattr(text, "collation", None), where
+            assert (row["is_generated"] == "ALWAYS") == (column.computed is not None), where
+        assert primary[table.name] == tuple(c.name for c in table.primary_key.columns), \
+            table.name
