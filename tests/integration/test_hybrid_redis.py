@@ -30,6 +30,7 @@ from domain.entities import (
 )
 from domain.errors import StoreUnavailable
 from domain.sessions import SessionGrant, SessionRecord
+from ports.store import SESSION_PARTS
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     FORM,
@@ -672,6 +673,15 @@ async def test_sessions_and_consents_are_counted_and_purged_in_redis(
     withdrawn = await a.withdraw_consent("user-1", "app", now + 10)
     assert withdrawn is not None and withdrawn.grants == (ConsentGrant("gr_long", now + 3600),)
     assert (await b.purge_expired(now + 10)).total == 0
+
+
+async def test_with_redis_sessions_and_consents_are_shared_not_kept_in_the_process(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, _ = two_stores
+    assert not a.process_local_parts() & SESSION_PARTS
+    alone = await open_hybrid_store(None)
+    assert SESSION_PARTS <= alone.process_local_parts()
 
 
 async def test_a_burst_of_concurrent_calls_on_one_instance_is_served(prefix: str) -> None:
