@@ -20,7 +20,7 @@ The pointer and the index are written before the session (a session never exists
 its user's index does not list, so ending a user's sessions cannot miss one) and are
 cleaned up, best effort, after an end: a stale index entry or pointer names no live
 session, is skipped by every reader, and goes at its score (the index is pruned of entries
-whose ``exp`` has passed on every write and read of it) or its TTL.
+whose ``exp`` has passed on every write to it) or its TTL.
 
 Methods raise redis-py exceptions; :class:`~adapters.hybrid.sessions.HybridSessions` turns
 them into ``StoreUnavailable``.
