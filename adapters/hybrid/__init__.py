@@ -4,7 +4,8 @@ See ``docs/hybrid-backend.md`` for the key layout, TTLs and failure behaviour.
 :func:`open_store` is the ``hybrid`` entry point of the ``auth_service.stores`` group.
 
 One module per part of the port that ``hybrid`` implements itself, as in ``sql``: ``codes``,
-``tokens``, ``ephemeral``, ``transfer`` and ``admin`` (health, counts, purge, close), each a
+``tokens``, ``ephemeral``, ``clients``, ``sessions``, ``consents``, ``transfer`` and
+``admin`` (health, counts, purge, close), each a
 mixin of ``HybridStore`` (``store``), all over ``connection`` (this process's memory, the
 shared state in Redis, the outage handling and the write-back queue). There is no
 ``identities`` or ``credentials`` module: users, groups and credentials live only in
@@ -12,14 +13,16 @@ process memory, so those parts are the memory adapter's (``MemoryIdentities``, f
 ``adapters.memory.delegation.IdentitiesInMemory``) with nothing to add. The Redis side:
 ``redis_state`` and ``cluster_state`` (one method per port call, on one Redis or a
 cluster), ``redis_transfer`` and ``cluster_transfer`` (copying), ``scripts`` (Lua) and
-``codec`` (the compact encodings).
+``codec`` (the compact encodings); ``redis_clients``, ``redis_sessions`` and
+``redis_consents`` (the parts that live in Redis only, on one Redis or a cluster alike,
+with their scripts in ``scripts`` and ``session_scripts``).
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -44,6 +47,8 @@ __all__ = [
 # interval before it is served from memory.
 CONNECT_TIMEOUT_SECONDS = 0.5
 COMMAND_TIMEOUT_SECONDS = 1.0
+# Connections of one instance to a single Redis (see redis_client).
+MAX_CONNECTIONS = 16
 
 
 async def open_hybrid_store(
@@ -85,15 +90,26 @@ async def open_store(settings: StoreSettings) -> HybridStore:
 
 
 def redis_client(redis_url: str) -> Redis:
-    """A client for the store: short timeouts, no retries of its own. Connects lazily."""
-    return Redis.from_url(
+    """A client for the store: short timeouts, no retries of its own. Connects lazily.
+
+    At most ``MAX_CONNECTIONS`` connections; a command that finds them all busy waits for
+    one (up to the command timeout). Not unbounded: a burst of concurrent requests on a
+    cold or busy instance would otherwise open as many connections at once, and under CPU
+    pressure part of them miss the connect timeout -- an error that takes the whole store
+    down for a back-off interval. Not redis-py's default either (100, then an error for
+    the 101st concurrent command, which has the same effect).
+    """
+    pool = BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=COMMAND_TIMEOUT_SECONDS,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=COMMAND_TIMEOUT_SECONDS,
         # No retries inside redis-py: a failure is handled once, by the store's back-off.
         retry=Retry(NoBackoff(), 0),
         protocol=2,
     )
+    return Redis.from_pool(pool)
 
 
 def cluster_client(redis_url: str) -> RedisCluster:
@@ -117,7 +133,7 @@ def cluster_client(redis_url: str) -> RedisCluster:
         # reply at a time). redis-py's default, a full reset every 5th MOVED, closes the
         # connections of commands still in flight: under load, a failover would fail them.
         reinitialize_steps=0,
-        # Per node, as unbounded as a single Redis's pool: the cluster client's default
+        # Per node, unbounded: the cluster client's default
         # (100) answers a busy instance's 101st concurrent command with an error.
         max_connections=2**31,
         protocol=2,

@@ -56,12 +56,15 @@ class HybridAdmin(HybridConnection):
 
         Token counts come from Redis when it is up (a SCAN of the key space, meant for a
         metrics scrape), else from this instance's memory. Stored clients are counted in
-        Redis (one ``ZCARD``); during an outage the count last read there is reported
-        (memory holds no clients to count when Redis is configured).
+        Redis (one ``ZCARD``), live sessions and consents too (a SCAN each); during an
+        outage the counts last read there are reported (memory holds no clients, sessions
+        or consents to count when Redis is configured).
         """
 
         async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
             self._client_count = await self._client_part(r).count_clients()
+            self._session_count = await self._session_part(r).count(now)
+            self._consent_count = await self._consent_part(r).count()
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -76,6 +79,8 @@ class HybridAdmin(HybridConnection):
                 self.tokens.count_codes(now),
             )
         clients = self._client_count if self._shares else self.clients.client_count
+        sessions = self._session_count if self._shares else self.sessions.count(now)
+        consents = self._consent_count if self._shares else self.consents.count
         return StoreCounts(
             users=self.identities.user_count,
             groups=self.identities.group_count,
@@ -83,6 +88,8 @@ class HybridAdmin(HybridConnection):
             refresh_tokens=shared[1],
             codes=shared[2],
             clients=clients,
+            sessions=sessions,
+            consents=consents,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
@@ -92,19 +99,28 @@ class HybridAdmin(HybridConnection):
         state: every key carries a TTL equal to its record's remaining lifetime. Initial
         access tokens are purged where they live: in Redis (the ones whose uses are spent
         or whose expiry, by ``now``, has passed before their key's TTL; skipped during an
-        outage, as purging is about space, not correctness), else in memory.
+        outage, as purging is about space, not correctness), else in memory. So are
+        sessions past their expiry and expired consent grants: in Redis, the ones ``now``
+        has passed before their keys' TTLs did.
         """
         counts = await self.tokens.purge_expired(now, batch_size)
         if not self._shares:
             dead = self.clients.purge_initial_access_tokens(now)
+            sessions = self.sessions.purge(now)
+            grants = self.consents.purge(now)
         else:
 
-            async def in_redis(r: SharedTokenState) -> int:
-                return await self._client_part(r).purge_initial_access_tokens(now, batch_size)
+            async def in_redis(r: SharedTokenState) -> tuple[int, int, int]:
+                return (
+                    await self._client_part(r).purge_initial_access_tokens(now, batch_size),
+                    await self._session_part(r).purge(now, batch_size),
+                    await self._consent_part(r).purge(now, batch_size),
+                )
 
             purged = await self._ask(now, in_redis)
-            dead = 0 if purged is _SKIP else purged
-        return msgspec.structs.replace(counts, initial_access_tokens=dead)
+            dead, sessions, grants = (0, 0, 0) if purged is _SKIP else purged
+        return msgspec.structs.replace(
+            counts, initial_access_tokens=dead, sessions=sessions, consent_grants=grants)
 
     async def close(self) -> None:
         """Close the Redis connections. Idempotent."""

@@ -23,6 +23,8 @@ from typing import Final, Literal, Protocol, TypeVar
 from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid.redis_clients import RedisClients, clients_of
+from adapters.hybrid.redis_consents import RedisConsents, consents_of
+from adapters.hybrid.redis_sessions import RedisSessions, sessions_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
 from adapters.memory.clients import MemoryClients
@@ -84,6 +86,8 @@ class HybridConnection:
         "_client_state",
         "_closed",
         "_connector",
+        "_consent_count",
+        "_consent_state",
         "_deferred_now",
         "_max_backlog",
         "_open_lock",
@@ -91,6 +95,8 @@ class HybridConnection:
         "_replay_lock",
         "_retry_after",
         "_retry_at",
+        "_session_count",
+        "_session_state",
         "_state_transfer",
         "_up",
         "clients",
@@ -114,8 +120,8 @@ class HybridConnection:
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         # The client part without Redis (with Redis, it lives in Redis only).
         self.clients = MemoryClients()
-        # The session and consent parts without Redis (adapters/hybrid/sessions.py,
-        # consents.py).
+        # The session and consent parts without Redis (with Redis, they live in Redis
+        # only: adapters/hybrid/sessions.py, consents.py).
         self.sessions = MemorySessions()
         self.consents = MemoryConsents()
         self._redis = redis
@@ -137,6 +143,12 @@ class HybridConnection:
         self._client_state: RedisClients | None = None
         # The number of stored clients last counted in Redis (StoreAdmin.counts).
         self._client_count = 0
+        # The session and consent parts on the same Redis, made on first use, and their
+        # sizes last counted there.
+        self._session_state: RedisSessions | None = None
+        self._consent_state: RedisConsents | None = None
+        self._session_count = 0
+        self._consent_count = 0
 
     # Redis availability
 
@@ -196,6 +208,18 @@ class HybridConnection:
         if self._client_state is None:
             self._client_state = clients_of(redis)
         return self._client_state
+
+    def _session_part(self, redis: SharedTokenState) -> RedisSessions:
+        """The session part on ``redis``, made once (``redis_sessions.py``)."""
+        if self._session_state is None:
+            self._session_state = sessions_of(redis)
+        return self._session_state
+
+    def _consent_part(self, redis: SharedTokenState) -> RedisConsents:
+        """The consent part on ``redis``, made once (``redis_consents.py``)."""
+        if self._consent_state is None:
+            self._consent_state = consents_of(redis)
+        return self._consent_state
 
     def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
         """Queue a write that Redis missed, to replay it when Redis is back.

@@ -20,6 +20,7 @@ from adapters.hybrid import (
     redis_client,
 )
 from domain.clients import Client, InitialAccessToken
+from domain.consent import Consent, ConsentGrant, ConsentRecord
 from domain.entities import (
     AuthorizationCode,
     ConsumedCode,
@@ -28,6 +29,8 @@ from domain.entities import (
     Unknown,
 )
 from domain.errors import StoreUnavailable
+from domain.sessions import SessionGrant, SessionRecord
+from ports.store import SESSION_PARTS
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     FORM,
@@ -44,6 +47,7 @@ from tests.integration.token_records import access as _access
 from tests.integration.token_records import code as _code
 from tests.integration.token_records import now as _now
 from tests.integration.token_records import refresh as _refresh
+from tests.integration.token_records import session as _session
 from tests.services.redis_server import LocalRedis, local_redis, session_redis_url
 
 pytestmark = pytest.mark.redis
@@ -551,6 +555,148 @@ async def test_clients_and_initial_access_tokens_keys_share_one_slot_and_tokens_
         await store.use_initial_access_token("b" * 64, now)
         await store.use_initial_access_token("b" * 64, now)
         assert not await raw.exists(f"{prefix}ia:{{cl}}{'b' * 64}")
+    finally:
+        await store.close()
+
+
+async def test_sessions_and_consents_fail_closed_during_an_outage_and_are_intact_after(
+    own_redis: LocalRedis,
+) -> None:
+    """Sessions and consents live in Redis only: during an outage every call, reads
+    included, raises StoreUnavailable (a stale copy could keep a session alive after a
+    logout or deactivation on another instance, or skip the consent page after a
+    withdrawal), and nothing was changed by the refused calls."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        session = _session("ses_outage", now)
+        await store.create_session(session, now)
+        consent = await store.grant_consent("user-1", "app", ("openid",), now)
+        assert await other.get_session(session.id_hash, now) == session
+        own_redis.stop()
+        refused = [
+            store.get_session(session.id_hash, now),
+            store.create_session(_session("ses_during", now), now),
+            store.add_session_grant(session.id_hash, SessionGrant("app", "gr_1"), now + 900,
+                                    now),
+            store.reauthenticate_session(session.id_hash, auth_time=now, amr=("pwd", "otp",
+                                         "mfa"), acr="mfa", idle_exp=now + 900, now=now),
+            store.list_sessions("user-1", now),
+            store.end_session(session.id_hash, now),
+            store.end_session_by_sid(session.sid, now),
+            store.end_user_sessions("user-1", now),
+            store.export_sessions(None, 10, now),
+            store.import_sessions((SessionRecord(_session("ses_copied", now)),), now),
+            store.get_consent("user-1", "app"),
+            store.list_consents("user-1"),
+            store.grant_consent("user-1", "app", ("email",), now),
+            store.record_consent_grant("user-1", "app", "gr_1", now + 900, now),
+            store.withdraw_consent("user-1", "app", now),
+            store.export_consents(None, 10, now),
+            store.import_consents((ConsentRecord(Consent(
+                user_id="user-2", client_id="app", scopes=("openid",), created_at=now,
+                updated_at=now)),), now),
+        ]
+        for call in refused:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "redis" not in str(caught.value).lower()
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        # Nothing of the refused calls happened: no grant, no end, no new session.
+        assert await other.get_session(session.id_hash, now) == session
+        assert await other.list_sessions("user-1", now) == (session,)
+        assert await other.get_consent("user-1", "app") == consent
+        assert await other.list_consents("user-2") == ()
+        withdrawn = await other.withdraw_consent("user-1", "app", now)
+        assert withdrawn is not None and withdrawn.grants == ()
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_session_and_consent_keys_live_as_long_as_they_do_and_go_with_them(
+    prefix: str, raw: Redis,
+) -> None:
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        session = _session("ses_keys", now, idle=600, max_age=3600)
+        await store.create_session(session, now)
+        await store.add_session_grant(session.id_hash, SessionGrant("app", "gr_1"), now + 900,
+                                      now)
+        await store.grant_consent("user-1", "app", ("openid",), now)
+        await store.record_consent_grant("user-1", "app", "gr_1", now + 7200, now)
+        tag = "{" + session.id_hash + "}"
+        row, grants = f"{prefix}se:{tag}", f"{prefix}sg:{tag}"
+        pointer, index = f"{prefix}sid:{session.sid}", f"{prefix}su:user-1"
+        consents, consent_grants = f"{prefix}cn:{{user-1}}", f"{prefix}cg:{{user-1}}{b'app'.hex()}"
+        keys = sorted([key.decode() async for key in raw.scan_iter(match=prefix + "*")])
+        assert keys == sorted([row, grants, pointer, index, consents, consent_grants])
+        # The session's keys end with it: at its idle expiry, pushed back by the grant.
+        for key in (row, grants):
+            assert 895 <= await raw.ttl(key) <= 900, key
+        # The pointer and the index live until its absolute expiry, which nothing extends.
+        for key in (pointer, index):
+            assert 3595 <= await raw.ttl(key) <= 3600, key
+        # A consent lasts until withdrawn; its grants until the last one's exp.
+        assert await raw.ttl(consents) == -1
+        assert 7195 <= await raw.ttl(consent_grants) <= 7200
+        await store.end_session(session.id_hash, now)
+        await store.withdraw_consent("user-1", "app", now)
+        assert [key async for key in raw.scan_iter(match=prefix + "*")] == []
+    finally:
+        await store.close()
+
+
+async def test_sessions_and_consents_are_counted_and_purged_in_redis(
+    two_stores: tuple[HybridStore, HybridStore], raw: Redis, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    live = _session("ses_live", now)
+    idle = _session("ses_idle", now, idle=10)
+    for session in (live, idle):
+        await a.create_session(session, now)
+    await a.grant_consent("user-1", "app", ("openid",), now)
+    await a.grant_consent("user-2", "app", ("openid",), now)
+    await a.record_consent_grant("user-1", "app", "gr_short", now + 10, now)
+    await a.record_consent_grant("user-1", "app", "gr_long", now + 3600, now)
+    # Counted by the other instance: what is in Redis, not what one instance wrote.
+    counts = await b.counts(now + 10)
+    assert (counts.sessions, counts.consents) == (1, 2)
+    purged = await b.purge_expired(now + 10)
+    assert (purged.sessions, purged.consent_grants) == (1, 1)
+    assert await raw.exists(f"{prefix}se:{{{idle.id_hash}}}", f"{prefix}sid:{idle.sid}") == 0
+    assert await a.list_sessions("user-1", now + 10) == (live,)
+    withdrawn = await a.withdraw_consent("user-1", "app", now + 10)
+    assert withdrawn is not None and withdrawn.grants == (ConsentGrant("gr_long", now + 3600),)
+    assert (await b.purge_expired(now + 10)).total == 0
+
+
+async def test_with_redis_sessions_and_consents_are_shared_not_kept_in_the_process(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, _ = two_stores
+    assert not a.process_local_parts() & SESSION_PARTS
+    alone = await open_hybrid_store(None)
+    assert alone.process_local_parts() >= SESSION_PARTS
+
+
+async def test_a_burst_of_concurrent_calls_on_one_instance_is_served(prefix: str) -> None:
+    """More concurrent calls than the instance keeps connections wait for one; none fails
+    (redis-py's default pool refused the 101st, and opening hundreds of connections at
+    once misses the connect timeout on a busy machine: either took the store down)."""
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        session = _session("ses_burst", now)
+        await store.create_session(session, now)
+        found = await asyncio.gather(*(store.get_session(session.id_hash, now)
+                                       for _ in range(300)))
+        assert found == [session] * 300
+        assert (await store.health())["redis"] is True
     finally:
         await store.close()
 

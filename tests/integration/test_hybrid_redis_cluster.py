@@ -27,12 +27,14 @@ from domain.entities import (
     Unknown,
 )
 from domain.errors import StoreUnavailable
+from domain.sessions import SessionGrant
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import FORM, basic, build_app, exchange, introspect, running
 from tests.integration.token_records import access as _access
 from tests.integration.token_records import code as _code
 from tests.integration.token_records import now as _now
 from tests.integration.token_records import refresh as _refresh
+from tests.integration.token_records import session as _session
 from tests.services.redis_cluster import LocalRedisCluster, local_redis_cluster
 
 pytestmark = pytest.mark.redis_cluster
@@ -116,6 +118,33 @@ async def test_grants_spread_over_every_master(
     slots = {raw.keyslot(key) for key in await _keys(raw, prefix) if b"{g:" in key}
     masters = {raw.nodes_manager.get_node_from_slot(slot).name for slot in slots}
     assert len(masters) == 3
+
+
+async def test_a_sessions_keys_share_a_slot_a_users_consents_another_and_sessions_spread(
+    two_stores: tuple[HybridStore, HybridStore], raw: RedisCluster, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    sessions = [_session(f"ses_spread_{n}", now) for n in range(30)]
+    for n, session in enumerate(sessions):
+        await a.create_session(session, now)
+        await b.add_session_grant(session.id_hash, SessionGrant("app", f"gr_{n}"), now + 900,
+                                  now)
+    await a.grant_consent("user-1", "app", ("openid",), now)
+    await b.record_consent_grant("user-1", "app", "gr_0", now + 3600, now)
+    keys = await _keys(raw, prefix)
+    slots = set()
+    for session in sessions:
+        tagged = [key for key in keys if b"{" + session.id_hash.encode() + b"}" in key]
+        # The row and the grants of one session: one slot, where its scripts run.
+        assert {key[len(prefix):].split(b":")[0] for key in tagged} == {b"se", b"sg"}
+        assert len({raw.keyslot(key) for key in tagged}) == 1
+        slots.add(raw.keyslot(tagged[0]))
+    masters = {raw.nodes_manager.get_node_from_slot(slot).name for slot in slots}
+    assert len(masters) == 3
+    consent_keys = [key for key in keys if b"{user-1}" in key]
+    assert {key[len(prefix):].split(b":")[0] for key in consent_keys} == {b"cn", b"cg"}
+    assert len({raw.keyslot(key) for key in consent_keys}) == 1
 
 
 async def test_every_key_has_a_ttl_after_a_full_workflow(
@@ -514,6 +543,38 @@ async def test_a_cluster_outage_refuses_decisions_keeps_revocations_and_recovers
         assert seen is not None and seen.active is False
         assert await other.take_code(code.code_hash, now, remember_until=now + 600) == code
         assert await other.take_refresh_token(refresh.token_hash, now) == Taken(refresh)
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_sessions_and_consents_fail_closed_during_a_cluster_outage(
+    own_cluster: LocalRedisCluster,
+) -> None:
+    now = _now()
+    store = HybridStore(ClusterTokenState(cluster_client(own_cluster.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_cluster.url)
+    try:
+        session = _session("ses_out", now)
+        await store.create_session(session, now)
+        await store.grant_consent("user-1", "app", ("openid",), now)
+        own_cluster.stop()
+        for refused in (
+            store.get_session(session.id_hash, now),
+            store.add_session_grant(session.id_hash, SessionGrant("app", "gr_1"), now + 900,
+                                    now),
+            store.end_user_sessions("user-1", now),
+            store.get_consent("user-1", "app"),
+            store.record_consent_grant("user-1", "app", "gr_1", now + 900, now),
+            store.withdraw_consent("user-1", "app", now),
+        ):
+            with pytest.raises(StoreUnavailable):
+                await refused
+        own_cluster.start()
+        assert await store.health() == {"store": True, "redis": True}
+        assert await other.get_session(session.id_hash, now) == session
+        withdrawn = await other.withdraw_consent("user-1", "app", now)
+        assert withdrawn is not None and withdrawn.grants == ()
     finally:
         await store.close()
         await other.close()

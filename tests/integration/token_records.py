@@ -1,4 +1,5 @@
-"""Token-state records for the Redis integration tests (single Redis and Cluster).
+"""Token-state records (and browser sessions) for the Redis integration tests (single Redis
+and Cluster).
 
 Real time: these tests look at real Redis TTLs.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import time
 
 from domain.entities import AccessToken, AuthorizationCode, RefreshToken
+from domain.sessions import Session
 from domain.tokens import hash_token
 
 
@@ -39,4 +41,14 @@ def refresh(name: str, access: AccessToken, now: int, ttl: int = 86400) -> Refre
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now, grant_id=access.grant_id, client_id=access.client_id, scope=access.scope,
         sub=access.sub,
+    )
+
+
+def session(
+    name: str, now: int, *, idle: int = 600, max_age: int = 3600, user_id: str = "user-1"
+) -> Session:
+    """A live session opened at ``now``, idle after ``idle`` s, ended after ``max_age`` s."""
+    return Session(
+        id_hash=hash_token(name), sid=f"sid_{name}", user_id=user_id, auth_time=now,
+        amr=("pwd",), acr="pwd", created_at=now, idle_exp=now + idle, exp=now + max_age,
     )
