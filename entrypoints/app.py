@@ -29,6 +29,7 @@ from domain.oauth import OAuthPorts, TokenPolicy
 from domain.sessions import SessionPolicy
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.admin import AdminController
+from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
@@ -142,7 +143,8 @@ def create_app(
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
-                                 AdminController, RegistrationController,
+                                 AdminController, AdminSessionsController,
+                                 RegistrationController,
                                  create_initial_access_token]
     app = Litestar(
         route_handlers=route_handlers,

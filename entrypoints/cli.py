@@ -26,6 +26,7 @@ from entrypoints.client_cli import add_client_commands
 from entrypoints.clients import load_clients
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
+from entrypoints.session_cli import add_session_commands
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.store_cli import add_store_commands
 from entrypoints.user_cli import add_user_commands
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_key_commands(commands)
     add_store_commands(commands)
     add_client_commands(commands)
+    add_session_commands(commands)
 
     args = parser.parse_args(argv)
     try:
