@@ -121,15 +121,29 @@ class _Unsigned:
 
 
 class CommandLogout:
-    """What a command needs to end sessions; :attr:`events` counts the deliveries."""
+    """What a command needs to end sessions: the logout ports, and counts of what ended
+    and of the deliveries (:attr:`events`)."""
 
     def __init__(self, ports: LogoutPorts, events: _CountingEvents) -> None:
         self.ports = ports
         self.events = events
+        self.ended = 0
 
-    def summary(self) -> str:
+    async def end_user_sessions(self, user_id: str, *, reason: str) -> int:
+        """A :class:`~domain.user_sessions.UserSessionEnder` that counts."""
+        ended = await end_user_sessions(self.ports, user_id, reason=reason)
+        self.ended += ended
+        return ended
+
+    def deliveries(self) -> str:
         return (f"back-channel logouts: {self.events.delivered} delivered, "
                 f"{self.events.failed} failed")
+
+    def summary(self) -> str:
+        """What ended, to append to a command's line (nothing when nothing did)."""
+        if not self.ended:
+            return ""
+        return f"; {self.ended} session(s) ended ({self.deliveries()})"
 
 
 def drain_seconds(sender: HttpLogoutSender) -> float:
@@ -238,7 +252,7 @@ def run_revoke(settings: Settings, args: argparse.Namespace) -> int:
             store, args.user)
         async with command_logout(settings, store) as logout:
             if user_id is not None:
-                ended = await end_user_sessions(logout.ports, user_id, reason=OPERATOR)
+                ended = await logout.end_user_sessions(user_id, reason=OPERATOR)
                 logout.ports.events.emit("sessions_revoked", actor=ACTOR, user_id=user_id,
                                          sessions=ended)
             else:
@@ -253,7 +267,7 @@ def run_revoke(settings: Settings, args: argparse.Namespace) -> int:
                               "backchannel_failed": logout.events.failed}, indent=2))
         else:
             whose = f"of {shown} ({user_id})" if user_id is not None else args.sid
-            print(f"ended {ended} session(s) {whose}; {logout.summary()}")
+            print(f"ended {ended} session(s) {whose}; {logout.deliveries()}")
         return 0
 
     return _run(settings, "revoke", REVOKE_PARTS, work)

@@ -81,7 +81,6 @@ def run_clear_password(settings: Settings, args: argparse.Namespace) -> int:
 async def _set_password(settings: Settings, username: str, *, ask: bool) -> int:
     from adapters.passwords import Argon2PasswordHasher
     from domain.signin import set_password
-    from domain.user_sessions import user_session_ender
     from entrypoints.session_cli import command_logout
 
     policy = PasswordPolicy(min_length=settings.password_min_length)
@@ -104,14 +103,13 @@ async def _set_password(settings: Settings, username: str, *, ask: bool) -> int:
             try:
                 user = await set_password(
                     store, Argon2PasswordHasher(), user_name=username, password=password,
-                    now=SystemClock().now(), sessions=user_session_ender(logout.ports),
-                    policy=policy)
+                    now=SystemClock().now(), sessions=logout.end_user_sessions, policy=policy)
             except DomainError as exc:
                 print(f"auth-service: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
     done = "set" if password is not None else "cleared"
-    print(f"password {done} for {user.user_name} ({user.id}); its sessions were ended and "
-          f"its tokens revoked; {logout.summary()}")
+    print(f"password {done} for {user.user_name} ({user.id}); its tokens were revoked"
+          f"{logout.summary()}")
     return 0
 
 
@@ -123,7 +121,6 @@ def run_reset_mfa(settings: Settings, args: argparse.Namespace) -> int:
 async def _reset_mfa(settings: Settings, username: str) -> int:
     from domain.errors import DomainError
     from domain.mfa import reset_mfa
-    from domain.user_sessions import user_session_ender
     from entrypoints.session_cli import command_logout
     from ports.clock import SystemClock
 
@@ -134,11 +131,10 @@ async def _reset_mfa(settings: Settings, username: str) -> int:
     ):
         try:
             done = await reset_mfa(store, user_name=username, now=SystemClock().now(),
-                                   sessions=user_session_ender(logout.ports))
+                                   sessions=logout.end_user_sessions)
         except DomainError as exc:
             print(f"auth-service: {exc}", file=sys.stderr)
             return EXIT_FAILURE
     print(f"TOTP factor removed for {done.user.user_name} ({done.user.id}); "
-          f"{done.sessions_ended} session(s) ended, {done.revoked} token record(s) revoked; "
-          f"{logout.summary()}")
+          f"{done.revoked} token record(s) revoked{logout.summary()}")
     return 0
