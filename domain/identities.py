@@ -43,6 +43,7 @@ from domain.user_sessions import (
     USER_DEACTIVATED,
     USER_DELETED,
     UserSessionEnder,
+    end_sign_ins,
 )
 from ports.clock import Clock
 from ports.events import Events
@@ -74,17 +75,13 @@ def list_query(
     return ListQuery(filter=expr, start_index=start, count=size, sort=sort)
 
 
-# Sessions end before the tokens are revoked: a code issued from a session in between is
-# then still dropped by ``revoke_subject``.
-
-
 async def _revoke_if_deactivated(
     tokens: TokenStore, sessions: UserSessionEnder, events: Events, before: User, after: User,
     now: int,
 ) -> None:
     if before.active and not after.active:
-        ended = await sessions(after.id, reason=USER_DEACTIVATED)
-        revoked = await tokens.revoke_subject(after.id, now)
+        ended, revoked = await end_sign_ins(tokens, sessions, after.id,
+                                            reason=USER_DEACTIVATED, now=now)
         events.emit("user_deactivated", user_id=after.id, tokens_revoked=revoked,
                     sessions_ended=ended)
 
@@ -93,8 +90,8 @@ async def _revoke_for_password(
     tokens: TokenStore, sessions: UserSessionEnder, events: Events, user_id: str,
     cleared: bool, now: int,
 ) -> None:
-    ended = await sessions(user_id, reason=PASSWORD_CHANGED)
-    revoked = await tokens.revoke_subject(user_id, now)
+    ended, revoked = await end_sign_ins(tokens, sessions, user_id, reason=PASSWORD_CHANGED,
+                                        now=now)
     events.emit("password_cleared" if cleared else "password_changed", user_id=user_id,
                 tokens_revoked=revoked, sessions_ended=ended)
 
@@ -257,9 +254,8 @@ async def delete_user(
     withdraw its consents. Raises ``NotFound``, ``PreconditionFailed``."""
     await store.delete_user(_checked_id(user_id, "the user id"),
                             expected_version=expected_version)
-    ended = await sessions(user_id, reason=USER_DELETED)
     now = clock.now()
-    revoked = await store.revoke_subject(user_id, now)
+    ended, revoked = await end_sign_ins(store, sessions, user_id, reason=USER_DELETED, now=now)
     withdrawn = 0
     # A user created later with the same id must be asked again, not inherit these.
     for consent in await store.list_consents(user_id):

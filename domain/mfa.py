@@ -32,7 +32,7 @@ import msgspec
 
 from domain.entities import AccessToken, Credentials, User
 from domain.errors import DomainError, NotFound
-from domain.user_sessions import MFA_RESET, UserSessionEnder
+from domain.user_sessions import MFA_RESET, UserSessionEnder, end_sign_ins
 from ports.events import Events
 from ports.otp import Totp
 from ports.sealing import Sealer, SecretSealer, UnreadableSecret
@@ -378,6 +378,5 @@ async def reset_mfa(
     if user is None:
         raise NotFound(f"no user named {user_name!r}")
     await store.set_totp(user.id, None, confirmed=False)
-    ended = await sessions(user.id, reason=MFA_RESET)
-    revoked = await store.revoke_subject(user.id, now)
+    ended, revoked = await end_sign_ins(store, sessions, user.id, reason=MFA_RESET, now=now)
     return MfaReset(user=user, revoked=revoked, sessions_ended=ended)

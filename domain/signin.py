@@ -36,7 +36,7 @@ from domain.password_policy import (
     check_password_policy,
 )
 from domain.text import is_storable
-from domain.user_sessions import PASSWORD_CHANGED, UserSessionEnder
+from domain.user_sessions import PASSWORD_CHANGED, UserSessionEnder, end_sign_ins
 from ports.events import Events
 from ports.otp import Totp
 from ports.sealing import SecretSealer
@@ -293,7 +293,5 @@ async def set_password(
         raise NotFound(f"no user named {user_name!r}")
     await store.set_password_hash(
         user.id, await hasher.hash(password) if password is not None else None)
-    # Sessions first: a code issued from one in between is still dropped with the tokens.
-    await sessions(user.id, reason=PASSWORD_CHANGED)
-    await store.revoke_subject(user.id, now)
+    await end_sign_ins(store, sessions, user.id, reason=PASSWORD_CHANGED, now=now)
     return user

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from domain.logout import LogoutPorts, end_user_sessions
 from domain.sessions import Session
 from ports.logout import LogoutNotice, LogoutSender
+from ports.store import TokenStore
 
 #: The ``reason`` of the ``session_ended`` events, by cause.
 USER_DEACTIVATED = "user_deactivated"
@@ -41,6 +42,23 @@ class UserSessionEnder(Protocol):
         """End every live session of the user (see the module docstring); return how
         many ended."""
         ...
+
+
+async def end_sign_ins(
+    tokens: TokenStore, sessions: UserSessionEnder, user_id: str, *, reason: str, now: int
+) -> tuple[int, int]:
+    """End every session of the user, then revoke every token of the user; return how
+    many sessions ended and how many token records were revoked.
+
+    Sessions go first, so that a code issued from one in between is still dropped by
+    ``revoke_subject``. The tokens are revoked even when ending the sessions failed (that
+    error is raised afterwards): a half-done withdrawal leaves the user with no token.
+    """
+    try:
+        ended = await sessions(user_id, reason=reason)
+    finally:
+        revoked = await tokens.revoke_subject(user_id, now)
+    return ended, revoked
 
 
 def user_session_ender(ports: LogoutPorts) -> UserSessionEnder:

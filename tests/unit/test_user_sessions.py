@@ -12,7 +12,7 @@ import pytest
 from adapters.memory.store import MemoryStore
 from domain.clients import Client
 from domain.entities import User
-from domain.errors import NotFound
+from domain.errors import NotFound, StoreUnavailable
 from domain.mfa import reset_mfa
 from domain.scim import writes
 from domain.scim.bulk import read_bulk_request, run_bulk
@@ -216,3 +216,16 @@ async def test_the_session_view_never_shows_the_cookie_hash(d: Deployment) -> No
     assert set(view) == {"sid", "user_id", "auth_time", "amr", "acr", "created_at",
                          "idle_exp", "exp", "clients"}
     assert view["clients"] == ["rp", "quiet"] and view["amr"] == ["pwd"]
+
+
+async def test_tokens_are_revoked_even_when_ending_the_sessions_fails(d: Deployment) -> None:
+    alice = await d.user("alice")
+    token = await save_token(d.store, "tk_alice", alice.id)
+
+    async def unavailable(user_id: str, *, reason: str) -> int:
+        raise StoreUnavailable("the session store is down")
+
+    with pytest.raises(StoreUnavailable):
+        await set_password(d.store, FakeHasher(), user_name="alice", password="a new password",
+                           now=NOW, sessions=unavailable)
+    assert not await is_active(d.store, token)
