@@ -6,10 +6,12 @@ Bodies arrive as decoded SCIM JSON and leave as entities; the HTTP layer only tr
   receives only filters it can translate (``InvalidFilter`` otherwise).
 - Passwords are hashed through the ``PasswordHasher`` port and stored with the user; they
   never appear in an entity.
-- Deactivating a user (``active`` from true to false) or deleting one revokes every token
-  whose subject is that user; sign-in checks ``active`` itself. So does setting or
-  clearing the password (a PATCH ``remove`` of ``password``): whoever held the old one
-  must not keep a session it opened.
+- Deactivating a user (``active`` from true to false) or deleting one ends every browser
+  session of the user (:mod:`domain.user_sessions`: back-channel logouts included) and
+  revokes every token whose subject is that user; sign-in checks ``active`` itself. So
+  does setting or clearing the password (a PATCH ``remove`` of ``password``): whoever held
+  the old one must not keep a session it opened. Deleting a user also withdraws its
+  consents.
 - A new password must satisfy the :class:`~domain.password_policy.PasswordPolicy`
   (``PasswordRejected``, an ``InvalidValue``).
 - Ids in paths and every string of a body must be storable (:mod:`domain.text`).
@@ -36,6 +38,13 @@ from domain.scim.resources import group_from_json, group_to_json, user_from_json
 from domain.scim.schema import GROUP, USER, ResourceSchema, validate_filter
 from domain.scim.sorting import read_sort
 from domain.text import require_storable
+from domain.user_sessions import (
+    PASSWORD_CHANGED,
+    USER_DEACTIVATED,
+    USER_DELETED,
+    UserSessionEnder,
+    end_sign_ins,
+)
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import PasswordHasher
@@ -67,19 +76,24 @@ def list_query(
 
 
 async def _revoke_if_deactivated(
-    tokens: TokenStore, events: Events, before: User, after: User, now: int
+    tokens: TokenStore, sessions: UserSessionEnder, events: Events, before: User, after: User,
+    now: int,
 ) -> None:
     if before.active and not after.active:
-        revoked = await tokens.revoke_subject(after.id, now)
-        events.emit("user_deactivated", user_id=after.id, tokens_revoked=revoked)
+        ended, revoked = await end_sign_ins(tokens, sessions, after.id,
+                                            reason=USER_DEACTIVATED, now=now)
+        events.emit("user_deactivated", user_id=after.id, tokens_revoked=revoked,
+                    sessions_ended=ended)
 
 
 async def _revoke_for_password(
-    tokens: TokenStore, events: Events, user_id: str, cleared: bool, now: int
+    tokens: TokenStore, sessions: UserSessionEnder, events: Events, user_id: str,
+    cleared: bool, now: int,
 ) -> None:
-    revoked = await tokens.revoke_subject(user_id, now)
+    ended, revoked = await end_sign_ins(tokens, sessions, user_id, reason=PASSWORD_CHANGED,
+                                        now=now)
     events.emit("password_cleared" if cleared else "password_changed", user_id=user_id,
-                tokens_revoked=revoked)
+                tokens_revoked=revoked, sessions_ended=ended)
 
 
 def _checked_id(value: str, what: str) -> str:
@@ -136,11 +150,12 @@ async def list_users(
 
 async def replace_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
-    user_id: str, document: Any, *, expected_version: int | None = None,
-    policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+    user_id: str, document: Any, *, sessions: UserSessionEnder,
+    expected_version: int | None = None, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
     """PUT: replace every writable attribute; a password in the body replaces the password
-    (and revokes the user's tokens). A body without one keeps the password.
+    (and ends the user's sessions and tokens, as ``active`` false does). A body without one
+    keeps the password.
 
     Raises ``NotFound``, ``InvalidValue``, ``Conflict``, ``PreconditionFailed``.
     """
@@ -156,8 +171,8 @@ async def replace_user(
     )
     if password_hash is not None:
         await store.set_password_hash(user_id, password_hash)
-        await _revoke_for_password(store, events, user_id, False, clock.now())
-    await _revoke_if_deactivated(store, events, before, stored, clock.now())
+        await _revoke_for_password(store, sessions, events, user_id, False, clock.now())
+    await _revoke_if_deactivated(store, sessions, events, before, stored, clock.now())
     return stored
 
 
@@ -180,12 +195,13 @@ _KEPT_PASSWORD = object()
 
 async def patch_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
-    user_id: str, body: Any, *, expected_version: int | None = None,
-    policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+    user_id: str, body: Any, *, sessions: UserSessionEnder,
+    expected_version: int | None = None, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
     """PATCH (RFC 7644 3.5.2). A ``password`` set by the patch replaces the password; one
     removed (``remove`` of ``password``, or ``replace`` with null) clears it, so the user can
-    no longer sign in with a password. Either revokes the user's tokens.
+    no longer sign in with a password. Either ends the user's sessions and tokens, as
+    ``active`` false does.
 
     Raises ``NotFound``, ``InvalidSyntax``, ``InvalidPath``, ``InvalidValue``
     (``PasswordRejected``), ``Mutability``, ``NoTarget``, ``Conflict``, ``PreconditionFailed``.
@@ -223,8 +239,8 @@ async def patch_user(
             )
         if password is not None or cleared:
             await store.set_password_hash(user_id, hashed[password] if password else None)
-            await _revoke_for_password(store, events, user_id, cleared, clock.now())
-        await _revoke_if_deactivated(store, events, before, stored, clock.now())
+            await _revoke_for_password(store, sessions, events, user_id, cleared, clock.now())
+        await _revoke_if_deactivated(store, sessions, events, before, stored, clock.now())
         return stored
 
     return await _retrying(attempt, expected_version)
@@ -232,14 +248,21 @@ async def patch_user(
 
 async def delete_user(
     store: Store, clock: Clock, events: Events, user_id: str,
-    *, expected_version: int | None = None,
+    *, sessions: UserSessionEnder, expected_version: int | None = None,
 ) -> None:
-    """Delete the user and its memberships, and revoke its tokens. Raises ``NotFound``,
-    ``PreconditionFailed``."""
+    """Delete the user and its memberships, end its sessions, revoke its tokens and
+    withdraw its consents. Raises ``NotFound``, ``PreconditionFailed``."""
     await store.delete_user(_checked_id(user_id, "the user id"),
                             expected_version=expected_version)
-    revoked = await store.revoke_subject(user_id, clock.now())
-    events.emit("user_deleted", user_id=user_id, tokens_revoked=revoked)
+    now = clock.now()
+    ended, revoked = await end_sign_ins(store, sessions, user_id, reason=USER_DELETED, now=now)
+    withdrawn = 0
+    # A user created later with the same id must be asked again, not inherit these.
+    for consent in await store.list_consents(user_id):
+        if await store.withdraw_consent(user_id, consent.client_id, now) is not None:
+            withdrawn += 1
+    events.emit("user_deleted", user_id=user_id, tokens_revoked=revoked, sessions_ended=ended,
+                consents_withdrawn=withdrawn)
 
 
 # Groups

@@ -32,6 +32,7 @@ import msgspec
 
 from domain.entities import AccessToken, Credentials, User
 from domain.errors import DomainError, NotFound
+from domain.user_sessions import MFA_RESET, UserSessionEnder, end_sign_ins
 from ports.events import Events
 from ports.otp import Totp
 from ports.sealing import Sealer, SecretSealer, UnreadableSecret
@@ -350,20 +351,26 @@ async def confirm_totp(
 
 
 class MfaReset(msgspec.Struct, frozen=True):
-    """What ``reset_mfa`` did: the user, and how many token records it revoked."""
+    """What ``reset_mfa`` did: the user, how many token records it revoked and how many
+    browser sessions it ended."""
 
     user: User
     revoked: int
+    sessions_ended: int = 0
 
 
 class _ResetStore(UserStore, CredentialStore, TokenStore, Protocol):
     """What ``reset_mfa`` needs from the store."""
 
 
-async def reset_mfa(store: _ResetStore, *, user_name: str, now: int) -> MfaReset:
+async def reset_mfa(
+    store: _ResetStore, *, user_name: str, now: int, sessions: UserSessionEnder
+) -> MfaReset:
     """Administrative reset: remove the TOTP factor of the user named ``user_name``
-    (case-insensitively) and end its sign-ins: every access and refresh token of the user is
-    revoked, so whoever held one must sign in again (with the password alone, then enrol).
+    (case-insensitively) and end its sign-ins: every browser session of the user is ended
+    (``sessions``, reason ``mfa_reset``; a session's ``mfa`` no longer stands for a factor
+    the user has) and every access and refresh token of the user is revoked, so whoever held
+    one must sign in again (with the password alone, then enrol).
 
     Raises ``NotFound`` for no such user.
     """
@@ -371,5 +378,5 @@ async def reset_mfa(store: _ResetStore, *, user_name: str, now: int) -> MfaReset
     if user is None:
         raise NotFound(f"no user named {user_name!r}")
     await store.set_totp(user.id, None, confirmed=False)
-    revoked = await store.revoke_subject(user.id, now)
-    return MfaReset(user=user, revoked=revoked)
+    ended, revoked = await end_sign_ins(store, sessions, user.id, reason=MFA_RESET, now=now)
+    return MfaReset(user=user, revoked=revoked, sessions_ended=ended)

@@ -36,6 +36,7 @@ from domain.password_policy import (
     check_password_policy,
 )
 from domain.text import is_storable
+from domain.user_sessions import PASSWORD_CHANGED, UserSessionEnder, end_sign_ins
 from ports.events import Events
 from ports.otp import Totp
 from ports.sealing import SecretSealer
@@ -275,12 +276,13 @@ class PasswordStore(UserStore, CredentialStore, TokenStore, Protocol):
 
 async def set_password(
     store: PasswordStore, hasher: PasswordHasher, *, user_name: str, password: str | None,
-    now: int, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+    now: int, sessions: UserSessionEnder, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
 ) -> User:
     """Set (or, with None, clear) the password of the user named ``user_name``
     (case-insensitively); return the user.
 
-    Every token of the user is revoked: whoever knew the old password must not keep the
+    Every browser session of the user is ended (``sessions``, reason ``password_changed``)
+    and every token of the user revoked: whoever knew the old password must not keep the
     sessions it opened. Raises ``NotFound`` for no such user and ``PasswordRejected`` (an
     ``InvalidValue``) for a password the policy refuses.
     """
@@ -291,5 +293,5 @@ async def set_password(
         raise NotFound(f"no user named {user_name!r}")
     await store.set_password_hash(
         user.id, await hasher.hash(password) if password is not None else None)
-    await store.revoke_subject(user.id, now)
+    await end_sign_ins(store, sessions, user.id, reason=PASSWORD_CHANGED, now=now)
     return user

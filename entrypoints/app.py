@@ -32,6 +32,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.admin import AdminController
+from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
@@ -167,7 +168,8 @@ def create_app(
     route_handlers: list[Any] = [HealthController, DiscoveryController, *OAUTH_HANDLERS,
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
-                                 AdminController, RegistrationController,
+                                 AdminController, AdminSessionsController,
+                                 RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController]
     app = Litestar(

@@ -26,6 +26,7 @@ from entrypoints.client_cli import add_client_commands
 from entrypoints.clients import check_signing_algorithms, load_clients, load_resource_servers
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
+from entrypoints.session_cli import add_session_commands
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.signing import signing_algorithms
 from entrypoints.store_cli import add_store_commands
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_key_commands(commands)
     add_store_commands(commands)
     add_client_commands(commands)
+    add_session_commands(commands)
 
     args = parser.parse_args(argv)
     try:

@@ -2,7 +2,9 @@
 ``auth-service user clear-password USERNAME``: remove it (no more password sign-in);
 ``auth-service user reset-mfa USERNAME``: remove a user's TOTP factor and end its sign-ins.
 
-Each revokes every token of the user. A new password must satisfy the password policy
+Each ends every browser session of the user (back-channel logouts included, waited for
+before the command exits: :func:`entrypoints.session_cli.command_logout`) and revokes every
+token of the user. A new password must satisfy the password policy
 (``PASSWORD_MIN_LENGTH`` to 1024 characters).
 
 Works on every backend whose users live where a separate command can reach them (``sql``,
@@ -25,7 +27,7 @@ from domain.password_policy import PasswordPolicy, check_password_policy
 from entrypoints.backends import command_store
 from entrypoints.settings import Settings
 from ports.clock import SystemClock
-from ports.store import IDENTITY_PARTS
+from ports.store import IDENTITY_PARTS, SESSION_PARTS
 
 EXIT_FAILURE = 1
 #: What to do instead, when the store keeps users in the serving process.
@@ -44,7 +46,7 @@ def add_user_commands(commands: Any) -> None:
     set_password.set_defaults(handler=run_set_password)
     reset_mfa = actions.add_parser(
         "reset-mfa",
-        help="remove a user's TOTP factor and revoke all of the user's tokens",
+        help="remove a user's TOTP factor, end the user's sessions and revoke its tokens",
     )
     reset_mfa.add_argument("username", help="the user's userName (case-insensitive)")
     reset_mfa.set_defaults(handler=run_reset_mfa)
@@ -79,11 +81,12 @@ def run_clear_password(settings: Settings, args: argparse.Namespace) -> int:
 async def _set_password(settings: Settings, username: str, *, ask: bool) -> int:
     from adapters.passwords import Argon2PasswordHasher
     from domain.signin import set_password
+    from entrypoints.session_cli import command_logout
 
     policy = PasswordPolicy(min_length=settings.password_min_length)
     # The store first: a store that cannot take the password is refused before asking for it.
     async with command_store(settings, command=f"user {'set' if ask else 'clear'}-password",
-                             needs=IDENTITY_PARTS, hint=SCIM_HINT) as store:
+                             needs=IDENTITY_PARTS | SESSION_PARTS, hint=SCIM_HINT) as store:
         password: str | None = None
         if ask:
             try:
@@ -96,14 +99,17 @@ async def _set_password(settings: Settings, username: str, *, ask: bool) -> int:
                 print(f"auth-service: {exc} (PASSWORD_MIN_LENGTH={policy.min_length})",
                       file=sys.stderr)
                 return EXIT_FAILURE
-        try:
-            user = await set_password(store, Argon2PasswordHasher(), user_name=username,
-                                      password=password, now=SystemClock().now(), policy=policy)
-        except DomainError as exc:
-            print(f"auth-service: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+        async with command_logout(settings, store) as logout:
+            try:
+                user = await set_password(
+                    store, Argon2PasswordHasher(), user_name=username, password=password,
+                    now=SystemClock().now(), sessions=logout.end_user_sessions, policy=policy)
+            except DomainError as exc:
+                print(f"auth-service: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
     done = "set" if password is not None else "cleared"
-    print(f"password {done} for {user.user_name} ({user.id}); its tokens were revoked")
+    print(f"password {done} for {user.user_name} ({user.id}); its tokens were revoked"
+          f"{logout.summary()}")
     return 0
 
 
@@ -115,15 +121,20 @@ def run_reset_mfa(settings: Settings, args: argparse.Namespace) -> int:
 async def _reset_mfa(settings: Settings, username: str) -> int:
     from domain.errors import DomainError
     from domain.mfa import reset_mfa
+    from entrypoints.session_cli import command_logout
     from ports.clock import SystemClock
 
-    async with command_store(settings, command="user reset-mfa", needs=IDENTITY_PARTS,
-                             hint=SCIM_HINT) as store:
+    async with (
+        command_store(settings, command="user reset-mfa",
+                      needs=IDENTITY_PARTS | SESSION_PARTS, hint=SCIM_HINT) as store,
+        command_logout(settings, store) as logout,
+    ):
         try:
-            done = await reset_mfa(store, user_name=username, now=SystemClock().now())
+            done = await reset_mfa(store, user_name=username, now=SystemClock().now(),
+                                   sessions=logout.end_user_sessions)
         except DomainError as exc:
             print(f"auth-service: {exc}", file=sys.stderr)
             return EXIT_FAILURE
     print(f"TOTP factor removed for {done.user.user_name} ({done.user.id}); "
-          f"{done.revoked} token record(s) revoked")
+          f"{done.revoked} token record(s) revoked{logout.summary()}")
     return 0

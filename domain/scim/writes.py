@@ -5,6 +5,10 @@ Each function is the use case of :mod:`domain.identities` run as one unit of the
 calls (a PUT that sets a password and revokes the user's tokens, a DELETE and its
 revocations) is kept whole or not at all, whichever endpoint (``/Users/{id}`` or
 ``/Bulk``) asked for it.
+
+A user write that ends the user's sessions (:mod:`domain.user_sessions`: a deactivation,
+a deletion, a password) ends them inside the unit; the back-channel logouts go out once
+the unit is done (:func:`~domain.user_sessions.ending_sessions_after`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from typing import Any, TypeVar
 from domain import identities
 from domain.entities import Group, User
 from domain.errors import PreconditionFailed
+from domain.logout import LogoutPorts
 from domain.password_policy import DEFAULT_PASSWORD_POLICY, PasswordPolicy
 from domain.scim.resources import versions_of
+from domain.user_sessions import ending_sessions_after
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import PasswordHasher
@@ -34,6 +40,8 @@ class WritePorts:
     clock: Clock
     hasher: PasswordHasher
     events: Events
+    #: Ending the sessions of a user deprovisioned or given a new password.
+    logout: LogoutPorts
     policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY
 
 
@@ -71,23 +79,27 @@ async def create_user(ports: WritePorts, body: Any) -> User:
 async def replace_user(ports: WritePorts, user_id: str, body: Any,
                        expected_version: int | None) -> User:
     """See :func:`domain.identities.replace_user`."""
-    return await atomically(ports.store, lambda: identities.replace_user(
-        ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
-        expected_version=expected_version, policy=ports.policy))
+    return await ending_sessions_after(ports.logout, lambda sessions: atomically(
+        ports.store, lambda: identities.replace_user(
+            ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
+            sessions=sessions, expected_version=expected_version, policy=ports.policy)))
 
 
 async def patch_user(ports: WritePorts, user_id: str, body: Any,
                      expected_version: int | None) -> User:
     """See :func:`domain.identities.patch_user`."""
-    return await atomically(ports.store, lambda: identities.patch_user(
-        ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
-        expected_version=expected_version, policy=ports.policy))
+    return await ending_sessions_after(ports.logout, lambda sessions: atomically(
+        ports.store, lambda: identities.patch_user(
+            ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
+            sessions=sessions, expected_version=expected_version, policy=ports.policy)))
 
 
 async def delete_user(ports: WritePorts, user_id: str, expected_version: int | None) -> None:
     """See :func:`domain.identities.delete_user`."""
-    await atomically(ports.store, lambda: identities.delete_user(
-        ports.store, ports.clock, ports.events, user_id, expected_version=expected_version))
+    await ending_sessions_after(ports.logout, lambda sessions: atomically(
+        ports.store, lambda: identities.delete_user(
+            ports.store, ports.clock, ports.events, user_id, sessions=sessions,
+            expected_version=expected_version)))
 
 
 async def create_group(ports: WritePorts, body: Any) -> Group:

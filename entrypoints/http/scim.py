@@ -241,7 +241,7 @@ def _password_policy(services: Services) -> PasswordPolicy:
 def write_ports(services: Services) -> writes.WritePorts:
     """The ports of a SCIM write (single or Bulk)."""
     return writes.WritePorts(services.store, services.clock, services.password_hasher,
-                             services.events, _password_policy(services))
+                             services.events, services.logout, _password_policy(services))
 
 
 def _base_url(services: Services) -> str:

@@ -17,6 +17,7 @@ from domain.tokens import hash_token
 from ports.store import Atomic
 from tests.doubles import FakeClock, RecordingEvents
 from tests.services.postgres_server import empty_migrated_database
+from tests.unit.session_doubles import logout_ports
 
 pytestmark = pytest.mark.postgres
 
@@ -40,7 +41,9 @@ async def store() -> AsyncIterator[SqlStore]:
 
 
 def _ports(store: SqlStore) -> writes.WritePorts:
-    return writes.WritePorts(store, FakeClock(NOW), FakeHasher(), RecordingEvents())
+    clock, events = FakeClock(NOW), RecordingEvents()
+    return writes.WritePorts(store, clock, FakeHasher(), events,
+                             logout_ports(store, clock, events))
 
 
 async def test_the_sql_store_has_units(store: SqlStore) -> None:

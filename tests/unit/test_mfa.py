@@ -35,6 +35,7 @@ from domain.mfa import (
 )
 from domain.tokens import hash_token
 from ports.sealing import UnreadableSecret
+from tests.unit.session_doubles import no_sessions
 
 NOW = 1_700_000_010
 SECRET = pyotp.random_base32()
@@ -227,7 +228,7 @@ async def test_an_enrolment_must_replace_the_factor_stored_at_confirmation() -> 
     with pytest.raises(FactorAlreadyActive):
         await _confirm(store, user, replacing.enrollment,
                        pyotp.TOTP(replacing.secret).at(later), now=later)
-    await reset_mfa(store, user_name="alice", now=later)
+    await reset_mfa(store, user_name="alice", now=later, sessions=no_sessions)
     with pytest.raises(InvalidEnrollment, match="gone"):
         await _confirm(store, user, replacing.enrollment,
                        pyotp.TOTP(replacing.secret).at(later), now=later)
@@ -278,7 +279,7 @@ async def test_a_factor_that_does_not_open_can_only_be_reset() -> None:
     lost_key = AesGcmSecretSealer([os.urandom(32)])
     with pytest.raises(FactorUnreadable):
         await _register(store, user, current_code=pyotp.TOTP(SECRET).at(NOW), seeds=lost_key)
-    await reset_mfa(store, user_name="alice", now=NOW)
+    await reset_mfa(store, user_name="alice", now=NOW, sessions=no_sessions)
     assert await _register(store, user, seeds=lost_key)
 
 
@@ -346,7 +347,7 @@ async def test_reset_mfa_removes_the_factor_and_revokes_every_token_of_the_user(
             scope=access.scope, sub=user.id)
         await store.save_tokens(access, refresh, NOW)
         tokens[user.user_name] = (access, refresh)
-    done = await reset_mfa(store, user_name="ALICE", now=NOW + 1)
+    done = await reset_mfa(store, user_name="ALICE", now=NOW + 1, sessions=no_sessions)
     assert done.user.id == alice.id and done.revoked >= 2
     credentials = await store.get_credentials(alice.id)
     assert (credentials.totp_secret, credentials.totp_confirmed) == (None, False)
@@ -361,4 +362,4 @@ async def test_reset_mfa_removes_the_factor_and_revokes_every_token_of_the_user(
     assert bob_record is not None and bob_record.is_active(NOW + 1)
     assert await store.get_refresh_token(bob_refresh.token_hash, NOW + 1) is not None
     with pytest.raises(NotFound):
-        await reset_mfa(store, user_name="nobody", now=NOW)
+        await reset_mfa(store, user_name="nobody", now=NOW, sessions=no_sessions)

@@ -12,6 +12,7 @@ from domain.entities import User
 from domain.oauth import OAuthError, exchange_authorization_code, refresh
 from domain.tokens import hash_token
 from tests.unit.oauth_doubles import CONFIDENTIAL, REDIRECT, T0, VERIFIER, World
+from tests.unit.session_doubles import no_sessions
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 DEACTIVATE = {"schemas": [PATCH_OP],
@@ -29,7 +30,7 @@ class _UnusedHasher:
 async def _deactivate(world: World, user_id: str = "user-1") -> None:
     """What ``PATCH /scim/v2/Users/{id}`` with ``active: false`` does."""
     await identities.patch_user(world.store, world.clock, _UnusedHasher(), world.events,
-                                user_id, DEACTIVATE)
+                                user_id, DEACTIVATE, sessions=no_sessions)
 
 
 async def _deactivate_in_store_only(world: World, user_id: str = "user-1") -> None:
@@ -56,7 +57,8 @@ async def test_a_code_issued_before_deactivation_gives_no_tokens() -> None:
 async def test_a_code_issued_before_deletion_gives_no_tokens() -> None:
     world = World()
     code = await world.code()
-    await identities.delete_user(world.store, world.clock, world.events, "user-1")
+    await identities.delete_user(world.store, world.clock, world.events, "user-1",
+                                 sessions=no_sessions)
     with pytest.raises(OAuthError) as caught:
         await exchange_authorization_code(world.ports, CONFIDENTIAL, code, REDIRECT, VERIFIER)
     assert caught.value.error == "invalid_grant"

@@ -24,6 +24,7 @@ from domain.signin import set_password
 from entrypoints.cli import main
 from entrypoints.settings import ConfigError, load_settings
 from tests.doubles import FakeClock, RecordingEvents
+from tests.unit.session_doubles import no_sessions
 from tests.unit.test_scim_identities import (
     NOW,
     FakeHasher,
@@ -105,13 +106,16 @@ async def test_scim_replace_and_patch_apply_the_policy(
     user = await new_user(store, clock, password="first-password")
     with pytest.raises(PasswordRejected):
         await identities.replace_user(store, clock, FakeHasher(), events, user.id,
-                                      {"userName": "bjensen", "password": "short"})
+                                      {"userName": "bjensen", "password": "short"},
+                                      sessions=no_sessions)
     with pytest.raises(PasswordRejected):
         await identities.patch_user(store, clock, FakeHasher(), events, user.id,
-                                    ops({"op": "replace", "path": "password", "value": "short"}))
+                                    ops({"op": "replace", "path": "password", "value": "short"}),
+                                    sessions=no_sessions)
     with pytest.raises(InvalidValue, match="1024"):
         await identities.patch_user(store, clock, FakeHasher(), events, user.id,
-                                    ops({"op": "replace", "value": {"password": "x" * 1025}}))
+                                    ops({"op": "replace", "value": {"password": "x" * 1025}}),
+                                    sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:first-password"
 
 
@@ -130,13 +134,16 @@ async def test_changing_the_password_revokes_the_users_tokens(
         store, "tk_theirs", other.id)
     kind, body = change
     if kind == "put":
-        await identities.replace_user(store, clock, FakeHasher(), events, user.id, body)
+        await identities.replace_user(store, clock, FakeHasher(), events, user.id, body,
+                                      sessions=no_sessions)
     else:
-        await identities.patch_user(store, clock, FakeHasher(), events, user.id, body)
+        await identities.patch_user(store, clock, FakeHasher(), events, user.id, body,
+                                    sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:second-password"
     assert not await is_active(store, mine)
     assert await is_active(store, theirs)
-    assert events.named("password_changed") == [{"user_id": user.id, "tokens_revoked": 1}]
+    assert events.named("password_changed") == [{"user_id": user.id, "tokens_revoked": 1,
+                                                 "sessions_ended": 0}]
 
 
 @pytest.mark.parametrize("operation", [
@@ -149,10 +156,12 @@ async def test_clearing_the_password_by_patch_removes_it_and_revokes(
 ) -> None:
     user = await new_user(store, clock, password="first-password")
     token = await save_token(store, "tk_mine", user.id)
-    await identities.patch_user(store, clock, FakeHasher(), events, user.id, ops(operation))
+    await identities.patch_user(store, clock, FakeHasher(), events, user.id, ops(operation),
+                                sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash is None
     assert not await is_active(store, token)
-    assert events.named("password_cleared") == [{"user_id": user.id, "tokens_revoked": 1}]
+    assert events.named("password_cleared") == [{"user_id": user.id, "tokens_revoked": 1,
+                                                 "sessions_ended": 0}]
 
 
 async def test_other_changes_keep_the_password_and_the_tokens(
@@ -161,9 +170,11 @@ async def test_other_changes_keep_the_password_and_the_tokens(
     user = await new_user(store, clock, password="first-password")
     token = await save_token(store, "tk_mine", user.id)
     await identities.patch_user(store, clock, FakeHasher(), events, user.id,
-                                ops({"op": "replace", "path": "displayName", "value": "B"}))
+                                ops({"op": "replace", "path": "displayName", "value": "B"}),
+                                sessions=no_sessions)
     await identities.replace_user(store, clock, FakeHasher(), events, user.id,
-                                  {"userName": "bjensen", "displayName": "Babs"})
+                                  {"userName": "bjensen", "displayName": "Babs"},
+                                  sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:first-password"
     assert await is_active(store, token)
     assert not events.named("password_changed") and not events.named("password_cleared")
@@ -181,7 +192,7 @@ async def test_set_password_revokes_the_users_tokens(store: MemoryStore) -> None
     token = await save_token(store, "tk_alice", user.id)
     other = await save_token(store, "tk_other", "someone-else")
     await set_password(store, FakeHasher(), user_name="ALICE", password="new password",
-                       now=NOW)
+                       now=NOW, sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:new password"
     assert not await is_active(store, token)
     assert await is_active(store, other)
@@ -190,7 +201,8 @@ async def test_set_password_revokes_the_users_tokens(store: MemoryStore) -> None
 async def test_clearing_with_set_password_removes_it_and_revokes(store: MemoryStore) -> None:
     user = await _alice(store)
     token = await save_token(store, "tk_alice", user.id)
-    await set_password(store, FakeHasher(), user_name="alice", password=None, now=NOW)
+    await set_password(store, FakeHasher(), user_name="alice", password=None, now=NOW,
+                       sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash is None
     assert not await is_active(store, token)
 
@@ -204,7 +216,7 @@ async def test_set_password_applies_the_policy_and_changes_nothing_when_refused(
                             ("not twelve!", PasswordPolicy(min_length=12))):
         with pytest.raises(PasswordRejected):
             await set_password(store, FakeHasher(), user_name="alice", password=refused,
-                               now=NOW, policy=policy)
+                               now=NOW, policy=policy, sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:old-password"
     assert await is_active(store, token)
 
@@ -213,7 +225,7 @@ async def test_set_password_for_an_unstorable_name_is_not_found(store: MemorySto
     await _alice(store)
     with pytest.raises(NotFound):
         await set_password(store, FakeHasher(), user_name="alice\x00", password="long enough",
-                           now=NOW)
+                           now=NOW, sessions=no_sessions)
 
 
 def test_cli_refuses_a_short_password_with_a_clear_message(

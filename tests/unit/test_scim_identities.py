@@ -13,6 +13,7 @@ from domain.errors import Conflict, InvalidReference, InvalidValue, NotFound, Pr
 from domain.filter_parser import InvalidFilter
 from domain.tokens import hash_token
 from tests.doubles import FakeClock, RecordingEvents
+from tests.unit.session_doubles import no_sessions
 
 NOW = 1_700_000_000
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -115,7 +116,7 @@ async def test_patch_deactivation_revokes_only_that_users_tokens(
     theirs = await save_token(store, "tk_theirs", other.id)
     patched = await identities.patch_user(store, clock, FakeHasher(), events, user.id,
                                           ops({"op": "Replace", "path": "active",
-                                               "value": "False"}))
+                                               "value": "False"}), sessions=no_sessions)
     assert patched.active is False
     assert not await is_active(store, mine)
     assert await is_active(store, theirs)
@@ -127,7 +128,8 @@ async def test_reactivation_does_not_revoke(store: MemoryStore, clock: FakeClock
     user = await new_user(store, clock, active=False)
     token = await save_token(store, "tk_x", user.id)
     await identities.patch_user(store, clock, FakeHasher(), events, user.id,
-                                ops({"op": "replace", "value": {"active": True}}))
+                                ops({"op": "replace", "value": {"active": True}}),
+                                sessions=no_sessions)
     assert await is_active(store, token)
 
 
@@ -136,7 +138,7 @@ async def test_put_deactivation_revokes(store: MemoryStore, clock: FakeClock,
     user = await new_user(store, clock)
     token = await save_token(store, "tk_put", user.id)
     await identities.replace_user(store, clock, FakeHasher(), events, user.id,
-                                  {"userName": "bjensen", "active": False})
+                                  {"userName": "bjensen", "active": False}, sessions=no_sessions)
     assert not await is_active(store, token)
 
 
@@ -144,7 +146,7 @@ async def test_delete_revokes_and_removes(store: MemoryStore, clock: FakeClock,
                                           events: RecordingEvents) -> None:
     user = await new_user(store, clock)
     token = await save_token(store, "tk_del", user.id)
-    await identities.delete_user(store, clock, events, user.id)
+    await identities.delete_user(store, clock, events, user.id, sessions=no_sessions)
     assert not await is_active(store, token)
     with pytest.raises(NotFound):
         await identities.get_user(store, user.id)
@@ -156,7 +158,7 @@ async def test_patch_password_hashes_without_bumping_version(
     user = await new_user(store, clock)
     patched = await identities.patch_user(store, clock, FakeHasher(), events, user.id,
                                           ops({"op": "replace", "path": "password",
-                                               "value": "n3w-password"}))
+                                               "value": "n3w-password"}), sessions=no_sessions)
     assert patched.version == 1
     assert (await store.get_credentials(user.id)).password_hash == "hashed:n3w-password"
 
@@ -166,7 +168,8 @@ async def test_put_without_password_keeps_it(store: MemoryStore, clock: FakeCloc
     user = await new_user(store, clock, password="first-password")
     clock.value += 10
     replaced = await identities.replace_user(store, clock, FakeHasher(), events, user.id,
-                                             {"userName": "bjensen", "displayName": "B"})
+                                             {"userName": "bjensen", "displayName": "B"},
+                                             sessions=no_sessions)
     assert (await store.get_credentials(user.id)).password_hash == "hashed:first-password"
     assert (replaced.created, replaced.last_modified, replaced.version) == (NOW, NOW + 10, 2)
 
@@ -176,7 +179,7 @@ async def test_noop_patch_keeps_version(store: MemoryStore, clock: FakeClock,
     user = await new_user(store, clock, displayName="B")
     patched = await identities.patch_user(store, clock, FakeHasher(), events, user.id,
                                           ops({"op": "replace", "path": "displayName",
-                                               "value": "B"}))
+                                               "value": "B"}), sessions=no_sessions)
     assert patched.version == 1
 
 
@@ -187,7 +190,7 @@ async def test_patch_with_stale_expected_version_fails_without_retry(
     with pytest.raises(PreconditionFailed):
         await identities.patch_user(store, clock, FakeHasher(), events, user.id,
                                     ops({"op": "add", "path": "displayName", "value": "x"}),
-                                    expected_version=7)
+                                    expected_version=7, sessions=no_sessions)
     assert (await store.get_user(user.id)).display_name is None
 
 
@@ -211,7 +214,7 @@ async def test_patch_retries_when_it_loses_a_race(clock: FakeClock,
     user = await new_user(store, clock)  # type: ignore[arg-type]
     patched = await identities.patch_user(store, clock, FakeHasher(), events, user.id,
                                           ops({"op": "add", "path": "displayName",
-                                               "value": "mine"}))
+                                               "value": "mine"}), sessions=no_sessions)
     # Both writers' changes survive: the patch was re-applied on the newer version.
     assert (patched.display_name, patched.external_id, patched.version) == ("mine",
                                                                             "from-other", 3)
@@ -224,7 +227,8 @@ async def test_patch_gives_up_after_bounded_retries(clock: FakeClock,
     user = await new_user(store, clock)  # type: ignore[arg-type]
     with pytest.raises(PreconditionFailed):
         await identities.patch_user(store, clock, FakeHasher(), events, user.id,
-                                    ops({"op": "add", "path": "displayName", "value": "x"}))
+                                    ops({"op": "add", "path": "displayName", "value": "x"}),
+                                    sessions=no_sessions)
 
 
 async def test_groups_lifecycle(store: MemoryStore, clock: FakeClock) -> None:

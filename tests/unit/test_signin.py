@@ -31,6 +31,7 @@ from domain.signin import (
     set_password,
 )
 from tests.unit.oauth_doubles import RecordingEvents
+from tests.unit.session_doubles import no_sessions
 
 NOW = 1_700_000_010
 PW = "s3cret pass"
@@ -333,7 +334,8 @@ async def test_totp_step_refuses_a_user_without_a_confirmed_factor() -> None:
 
 async def test_set_password_hashes_with_argon2id() -> None:
     store, user = await _store()
-    await set_password(store, HASHER, user_name="ALICE", password="new password", now=NOW)
+    await set_password(store, HASHER, user_name="ALICE", password="new password", now=NOW,
+                       sessions=no_sessions)
     stored = (await store.get_credentials(user.id)).password_hash
     assert stored is not None and stored.startswith("$argon2id$")
     assert isinstance(await _password(store, RecordingEvents(), password="new password"),
@@ -343,6 +345,8 @@ async def test_set_password_hashes_with_argon2id() -> None:
 async def test_set_password_refuses_unknown_users_and_empty_passwords() -> None:
     store, _ = await _store()
     with pytest.raises(NotFound):
-        await set_password(store, HASHER, user_name="nobody", password="long enough", now=NOW)
+        await set_password(store, HASHER, user_name="nobody", password="long enough", now=NOW,
+                           sessions=no_sessions)
     with pytest.raises(InvalidValue):
-        await set_password(store, HASHER, user_name="alice", password="", now=NOW)
+        await set_password(store, HASHER, user_name="alice", password="", now=NOW,
+                           sessions=no_sessions)
