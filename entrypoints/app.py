@@ -28,6 +28,7 @@ from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts, TokenPolicy
 from domain.sessions import SessionPolicy
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.account import AccountController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
 from entrypoints.http.discovery import DiscoveryController
@@ -104,6 +105,7 @@ def build_services(container: Container) -> Services:
         logout=LogoutPorts(store=store, clients=clients, signer=signer,
                            sender=container.logout_sender(), events=events, clock=clock,
                            token_generator=token_generator, issuer=settings.issuer),
+        account_form_key=container.account_form_key(),
     )
 
 
@@ -143,7 +145,7 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, RegistrationController,
-                                 create_initial_access_token]
+                                 create_initial_access_token, AccountController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

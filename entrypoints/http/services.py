@@ -56,6 +56,8 @@ class Services:
     session_policy: SessionPolicy
     #: Ending sessions: revocation and back-channel logout (domain.logout).
     logout: LogoutPorts
+    #: The HMAC key of the ``/account`` forms' CSRF tokens (entrypoints/http/account.py).
+    account_form_key: bytes
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
