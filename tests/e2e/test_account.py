@@ -265,7 +265,7 @@ def test_withdrawing_a_consent_revokes_that_clients_tokens_for_the_user(
         _done(_post(client, form), "consent_gone")
 
 
-@pytest.mark.parametrize("token", [None, "", "wrong-token", "other-session"])
+@pytest.mark.parametrize("token", [None, "", "wrong-token", "nul\x00token", "other-session"])
 @pytest.mark.parametrize("action", ["signout", "end", "withdraw"])
 def test_a_form_without_this_sessions_token_changes_nothing(
     store: StoreBackend, tmp_path: Path, action: str, token: str | None
