@@ -62,7 +62,7 @@ from domain.tokens import (
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import IdTokenSigner, TokenGenerator
-from ports.store import CodeStore, EphemeralStore, TokenStore, UserStore
+from ports.store import CodeStore, ConsentStore, EphemeralStore, TokenStore, UserStore
 
 GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
@@ -122,8 +122,9 @@ class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return min(lifetime, self.refresh_max_lifetime_seconds)
 
 
-class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, Protocol):
-    """The part of the Store the OAuth use cases need (users: to refuse deprovisioned ones)."""
+class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, ConsentStore, Protocol):
+    """The part of the Store the OAuth use cases need (users: to refuse deprovisioned ones;
+    consents: to refuse a grant whose consent was withdrawn)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +368,10 @@ async def exchange_authorization_code(
 
     A code whose user was deleted or deactivated meanwhile is ``invalid_grant``, and the
     grant is revoked. The user is read *after* the tokens are saved: a deprovisioning that
-    the read misses runs ``revoke_subject`` later, which then finds them.
+    the read misses runs ``revoke_subject`` later, which then finds them. The same holds
+    for the consent of a client that is not ``first_party``: a code whose scopes the
+    user's consent no longer covers (withdrawn since the code was issued) is
+    ``invalid_grant`` with event ``grant_refused_no_consent``, and the grant is revoked.
 
     ``binding`` (a DPoP key, ``domain.dpop``) binds the access token, and the refresh token
     of a public client (a confidential one's is bound by its authentication already, RFC
@@ -440,6 +444,7 @@ async def exchange_authorization_code(
         raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
                          event="authorization_code_replayed")
     user = await _require_active_user(ports, taken.user_id, taken.grant_id, client, now)
+    await _require_consent(ports, user.id, scopes, taken.grant_id, client, now)
     id_token: str | None = None
     if OPENID in scopes:
         claims = _id_token_claims(policy, taken, access_value, now)
@@ -475,6 +480,29 @@ async def _require_active_user(
                       grant_id=grant_id)
     raise OAuthError("invalid_grant", "the user of this grant is deactivated or deleted",
                      event="grant_refused_inactive_user")
+
+
+async def _require_consent(
+    ports: OAuthPorts, user_id: str, scopes: tuple[str, ...], grant_id: str, client: Client,
+    now: int,
+) -> None:
+    """Refuse, and revoke the grant, when the user's consent for a client that is not
+    ``first_party`` no longer covers the grant's scopes (it was withdrawn).
+
+    Called after the grant's new tokens are saved: a withdrawal that this read misses
+    revokes the grant's recorded tokens after it, so either way none survives.
+    """
+    if client.first_party:
+        return
+    consent = await ports.store.get_consent(user_id, client.client_id)
+    if consent is not None and set(scopes) <= set(consent.scopes):
+        return
+    await ports.store.revoke_grant(grant_id, now)
+    ports.events.emit("grant_refused_no_consent", client_id=client.client_id,
+                      grant_id=grant_id)
+    raise OAuthError("invalid_grant", "the user has withdrawn their consent for this "
+                     "application; they must sign in and allow it again",
+                     event="grant_refused_no_consent")
 
 
 def groups_claim(user: User) -> list[str]:
@@ -545,7 +573,8 @@ async def refresh(
     lifetime (``auth_time`` plus ``refresh_max_lifetime_seconds``); past it the refresh is
     ``invalid_grant``. A token already rotated revokes its whole family and raises
     ``invalid_grant`` with event ``refresh_token_reused``. A grant whose user was deleted
-    or deactivated is revoked and ``invalid_grant``.
+    or deactivated is revoked and ``invalid_grant``, and so is a grant of a client that is
+    not ``first_party`` whose scopes the user's consent no longer covers (withdrawn).
 
     The client's policy of now applies (it may have changed since the sign-in): its
     lifetimes; ``require_mfa`` (a grant without MFA is ``invalid_grant``); its scopes (asking
@@ -597,7 +626,10 @@ async def refresh(
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
     # slip between this read and the new pair.
-    await _require_active_user(ports, outcome.token.sub, outcome.token.grant_id, client, now)
+    user = await _require_active_user(ports, outcome.token.sub, outcome.token.grant_id,
+                                      client, now)
+    await _require_consent(ports, user.id, tuple(outcome.token.scope.split()),
+                           outcome.token.grant_id, client, now)
     ports.events.emit("token_issued", grant_type=GRANT_REFRESH_TOKEN, client_id=client.client_id)
     return issued[0]
 

@@ -31,6 +31,7 @@ from domain.oauth import OAuthPorts, TokenPolicy
 from domain.sessions import SessionPolicy
 from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
+from entrypoints.http.account import AccountController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
@@ -116,6 +117,7 @@ def build_services(container: Container) -> Services:
         dpop=DpopPorts(store=store, codec=container.dpop_codec(),
                        nonce_key=signer.derive_secret(DPOP_NONCE_LABEL),
                        policy=DpopPolicy(require_nonce=settings.dpop_require_nonce)),
+        account_form_key=container.account_form_key(),
     )
 
 
@@ -171,7 +173,7 @@ def create_app(
                                  AdminController, AdminSessionsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
-                                 SigninController]
+                                 SigninController, AccountController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -28,7 +28,12 @@ from entrypoints.backends import open_store
 from entrypoints.clients import load_clients, load_resource_servers
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
-from entrypoints.signing import load_secret_sealer, load_signer, load_signin_sealer
+from entrypoints.signing import (
+    load_account_form_key,
+    load_secret_sealer,
+    load_signer,
+    load_signin_sealer,
+)
 from entrypoints.telemetry import TelemetryEvents
 from ports.clock import SystemClock
 from ports.security import SecretsTokenGenerator
@@ -61,6 +66,7 @@ class Container(containers.DeclarativeContainer):
     signer = providers.Singleton(load_signer, settings)
     totp = providers.Singleton(PyotpTotp)
     signin_sealer = providers.Singleton(load_signin_sealer, signer)
+    account_form_key = providers.Singleton(load_account_form_key, signer)
     secret_sealer = providers.Singleton(load_secret_sealer, settings, signer)
     clients = providers.Singleton(load_clients, settings, secret_sealer)
     resource_servers = providers.Singleton(load_resource_servers, settings, clients)

@@ -50,6 +50,14 @@ def load_signin_sealer(signer: JoseSigner) -> JoseSealer:
     return JoseSealer(signer.derive_secret("auth-service signin transaction v1"))
 
 
+def load_account_form_key(signer: JoseSigner) -> bytes:
+    """The key of the ``/account`` forms' CSRF tokens (an HMAC of the session), derived
+    from the signing key like the sign-in sealer's: every instance that shares
+    ``SIGNING_KEY_FILE`` accepts the forms another one rendered. After a rotation, a page
+    rendered before it must be reloaded."""
+    return signer.derive_secret("auth-service account forms v1")
+
+
 #: The HKDF label of the seed-sealing keys derived from signing keys (no SEALING_KEY_FILE).
 DERIVED_SEALING_LABEL = "auth-service secrets at rest v1"
 

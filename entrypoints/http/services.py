@@ -59,6 +59,8 @@ class Services:
     logout: LogoutPorts
     #: DPoP proofs and nonces (domain.dpop).
     dpop: DpopPorts
+    #: The HMAC key of the ``/account`` forms' CSRF tokens (entrypoints/http/account.py).
+    account_form_key: bytes
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

@@ -132,6 +132,10 @@ async def new_code(
     client: Client | None = await services.clients.find(client_id)
     assert client is not None
     await ensure_user(app, user_id)
+    if not client.first_party:
+        # As the sign-in does: a client that is not first-party needs the user's consent.
+        await services.store.grant_consent(user_id, client_id, tuple(scope.split()),
+                                           services.clock.now())
     return await create_authorization_code(
         services.oauth, client=client, redirect_uri=REDIRECT, scope=scope,
         user_id=user_id, nonce="nonce-1",

@@ -125,6 +125,10 @@ class World:
         resources: tuple[str, ...] = (),
     ) -> str:
         await self.ensure_user(user_id)
+        if not client.first_party:
+            # As the sign-in does: a client that is not first-party needs the user's consent.
+            await self.store.grant_consent(user_id, client.client_id, tuple(scope.split()),
+                                           self.clock.now())
         return await create_authorization_code(
             self.ports, client=client, redirect_uri=REDIRECT, scope=scope, user_id=user_id,
             nonce=nonce, code_challenge=pkce_s256(verifier) if verifier else None,

@@ -86,6 +86,8 @@ async def _user_grant(world: World, scope: str) -> tuple[str, str]:
         sub="user-1", auth_time=T0,
     )
     await world.store.save_tokens(access, token, T0)
+    # The user consented to it then (MIXED is not first-party).
+    await world.store.grant_consent("user-1", MIXED.client_id, tuple(scope.split()), T0)
     return access_value, refresh_value
 
 
