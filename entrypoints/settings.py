@@ -233,6 +233,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_idle_seconds=_positive_int(env, "SESSION_IDLE_SECONDS", 8 * 3600),
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
         dpop_require_nonce=_flag(env, "DPOP_REQUIRE_NONCE", default=True),
+        default_resource=_default_resource(get("DEFAULT_RESOURCE")),
     )
 
 

@@ -126,11 +126,16 @@ def tokens_in_session(
     async def code() -> str:
         found = await services.clients.find(client_id)
         assert found is not None, client_id
+        if not found.first_party:
+            # As the consent page does: a third-party client's code needs the user's consent.
+            await services.store.grant_consent(session.user_id, client_id,
+                                               tuple(scope.split()), services.clock.now())
         return await create_authorization_code(
             services.oauth, client=found, redirect_uri=redirect_uri, scope=scope,
             user_id=session.user_id, nonce="n-session", code_challenge=pkce_s256(VERIFIER),
             code_challenge_method="S256", auth_time=session.auth_time,
-            mfa_verified=session.mfa_verified)
+            mfa_verified=session.mfa_verified, sid=session.sid, acr=session.acr,
+            amr=session.amr)
 
     data = {"grant_type": "authorization_code", "code": call(client, code),
             "redirect_uri": redirect_uri, "code_verifier": VERIFIER}

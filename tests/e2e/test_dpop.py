@@ -26,13 +26,14 @@ from tests.e2e.oauth_setup import (
     basic,
     build_app,
     code_in,
-    introspect,
     running,
 )
 
 TOKEN_URL = f"{ISSUER}/oauth/token"
 USERINFO_URL = f"{ISSUER}/oauth/userinfo"
 SCIM_SECRET = "scim-dpop-secret-0123456789abcdefghij"
+#: Introspects the tests' tokens whoever they were issued to (docs/resource-servers.md).
+GATEWAY_SECRET = "gateway-dpop-secret-0123456789abcdefgh"
 EXTRA_CLIENTS = f"""
 [[clients]]
 client_id = "bound"
@@ -46,7 +47,23 @@ client_id = "scim-dpop"
 secret = "{SCIM_SECRET}"
 grant_types = ["client_credentials"]
 scopes = ["scim:read"]
+
+[[clients]]
+client_id = "gateway"
+secret = "{GATEWAY_SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["read"]
+introspect_any_token = true
 """
+
+
+def introspect(client: TestClient[Any], token: str) -> dict[str, Any]:
+    response = client.post("/oauth/introspect", headers={**FORM, **basic("gateway",
+                                                                           GATEWAY_SECRET)},
+                           data={"token": token})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _app(store: StoreBackend, tmp_path: Path, clock: FakeClock, **env: str) -> Litestar:

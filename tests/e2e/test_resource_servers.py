@@ -92,6 +92,9 @@ def _code(client: TestClient[Any], app: Litestar, *resources: str,
         basic_client = await services.clients.find("basic")
         assert basic_client is not None
         await ensure_user(app)
+        # As the consent page does for a client that is not first-party.
+        await services.store.grant_consent(USER_ID, "basic", tuple(scope.split()),
+                                           services.clock.now())
         return await create_authorization_code(
             services.oauth, client=basic_client, redirect_uri=REDIRECT, scope=scope,
             user_id=USER_ID, nonce="n-1", code_challenge=pkce_s256(VERIFIER),
