@@ -28,14 +28,19 @@ from adapters.hybrid.connection import DEFAULT_BACKLOG, Connector
 from adapters.hybrid.ephemeral import HybridEphemeral
 from adapters.hybrid.tokens import HybridTokens
 from adapters.hybrid.transfer import HybridTransfer
-from adapters.memory.delegation import ConsentsInMemory, IdentitiesInMemory, SessionsInMemory
+from adapters.memory.delegation import (
+    ConsentsInMemory,
+    DeviceInMemory,
+    IdentitiesInMemory,
+    SessionsInMemory,
+)
 
 __all__ = ["DEFAULT_BACKLOG", "Connector", "HybridStore"]
 
 
 class HybridStore(
     IdentitiesInMemory, HybridClients, HybridCodes, HybridTokens, HybridEphemeral,
-    SessionsInMemory, ConsentsInMemory, HybridTransfer, HybridAdmin,
+    SessionsInMemory, ConsentsInMemory, DeviceInMemory, HybridTransfer, HybridAdmin,
 ):
     """Implements :class:`ports.store.Store`; see the module docstring. Build it with
     :func:`adapters.hybrid.open_hybrid_store`; the arguments are
