@@ -292,12 +292,15 @@ class PurgeCounts(msgspec.Struct, frozen=True):
     sessions: int = 0
     #: Grants remembered under a consent whose lifetime has ended.
     consent_grants: int = 0
+    #: Device authorizations (RFC 8628) past their expiry.
+    device_authorizations: int = 0
 
     @property
     def total(self) -> int:
         return (
             self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
             + self.initial_access_tokens + self.sessions + self.consent_grants
+            + self.device_authorizations
         )
 
 
@@ -314,3 +317,5 @@ class StoreCounts(msgspec.Struct, frozen=True):
     #: Live browser sessions, and consents.
     sessions: int = 0
     consents: int = 0
+    #: Live device authorizations (RFC 8628).
+    device_authorizations: int = 0

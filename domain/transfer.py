@@ -26,6 +26,7 @@ import msgspec
 
 from domain.clients import Client, InitialAccessToken
 from domain.consent import ConsentRecord
+from domain.device import DeviceAuthorization
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -140,6 +141,12 @@ COPY_STEPS: list[CopyStep[Any]] = [
         lambda s, cursor, limit, now: s.export_consents(cursor, limit, now),
         lambda s, records, now: s.import_consents(records, now),
         lambda counts: counts.consents,
+    ),
+    CopyStep(
+        "device_authorizations", DeviceAuthorization,
+        lambda s, cursor, limit, now: s.export_device_authorizations(cursor, limit, now),
+        lambda s, records, now: s.import_device_authorizations(records, now),
+        lambda counts: counts.device_authorizations,
     ),
 ]
 

@@ -34,6 +34,7 @@ _PART_NAMES: dict[StorePart, str] = {
     "clients": "stored clients",
     "sessions": "browser sessions",
     "consents": "consents",
+    "device": "device authorizations",
 }
 
 

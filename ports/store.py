@@ -36,6 +36,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.clients import Client, InitialAccessToken
 from domain.consent import Consent, ConsentRecord
+from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -431,6 +432,49 @@ class ConsentStore(Protocol):
         ...
 
 
+class DeviceStore(Protocol):
+    """Device authorizations (RFC 8628, :mod:`domain.device`), keyed by the SHA-256 of the
+    device code and found by the SHA-256 of the user code. A record is live while ``now``
+    is before its ``exp``; every method treats any other as absent."""
+
+    async def save_device_authorization(
+        self, authorization: DeviceAuthorization, now: int
+    ) -> bool:
+        """Keep a new authorization as given. False, and nothing kept, when a live one has
+        the same ``device_code_hash`` or ``user_code_hash`` (the caller draws new codes)."""
+        ...
+
+    async def find_device_authorization(
+        self, user_code_hash: str, now: int
+    ) -> DeviceAuthorization | None:
+        """The live authorization with this user code (pending or decided), or None."""
+        ...
+
+    async def decide_device_authorization(
+        self, user_code_hash: str, decision: DeviceDecision, now: int
+    ) -> DeviceAuthorization | None:
+        """Record the user's decision on the live *pending* authorization with this user
+        code, atomically, and return it as it now is. None when there is none or it was
+        decided already: of concurrent deciders, on any instance, exactly one wins."""
+        ...
+
+    async def poll_device_authorization(self, device_code_hash: str, now: int) -> DevicePoll:
+        """One poll by the device, atomically:
+
+        - no live record: :class:`~domain.device.PollExpired`;
+        - earlier than ``last_poll + interval``: :class:`~domain.device.PollSlowDown`, the
+          interval lengthened by :data:`~domain.device.SLOW_DOWN_SECONDS` and ``last_poll``
+          set to ``now``;
+        - otherwise ``last_poll`` becomes ``now`` and: pending gives
+          :class:`~domain.device.PollPending`; denied gives
+          :class:`~domain.device.PollDenied` and removes the record; approved gives
+          :class:`~domain.device.PollApproved` with the record, and removes it.
+
+        Of concurrent polls of an approved record (on any instance) exactly one gets
+        ``PollApproved``."""
+        ...
+
+
 class StoreAdmin(Protocol):
     async def health(self) -> dict[str, bool]:
         """Each component's state, e.g. ``{"store": True, "redis": False}``. Never raises."""
@@ -647,11 +691,27 @@ class ConsentTransfer(Protocol):
         ...
 
 
+class DeviceTransfer(Protocol):
+    async def export_device_authorizations(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[DeviceAuthorization]:
+        """Every live device authorization, by ``device_code_hash``."""
+        ...
+
+    async def import_device_authorizations(
+        self, records: tuple[DeviceAuthorization, ...], now: int
+    ) -> int:
+        """Keep each record; one the target already holds is replaced only when the target's
+        is pending and the record is decided (a decision is never undone, and a record the
+        target already answered to a poll is not brought back). Expired ones are skipped."""
+        ...
+
+
 class Store(
     UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, ClientStore,
-    SessionStore, ConsentStore, StoreAdmin,
+    SessionStore, ConsentStore, DeviceStore, StoreAdmin,
     UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer, ClientTransfer,
-    SessionTransfer, ConsentTransfer, Protocol,
+    SessionTransfer, ConsentTransfer, DeviceTransfer, Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""
 
@@ -659,17 +719,18 @@ class Store(
 #: The parts of the port, by name: ``users`` (``UserStore``), ``groups`` (``GroupStore``),
 #: ``credentials`` (``CredentialStore``), ``codes`` (``CodeStore``), ``tokens``
 #: (``TokenStore``), ``ephemeral`` (``EphemeralStore``), ``clients`` (``ClientStore``),
-#: ``sessions`` (``SessionStore``), ``consents`` (``ConsentStore``). New parts add their
-#: name here.
+#: ``sessions`` (``SessionStore``), ``consents`` (``ConsentStore``), ``device``
+#: (``DeviceStore``). New parts add their name here.
 StorePart = Literal[
     "users", "groups", "credentials", "codes", "tokens", "ephemeral", "clients", "sessions",
-    "consents",
+    "consents", "device",
 ]
 #: What the ``auth-service`` commands need, by command kind.
 IDENTITY_PARTS: frozenset[StorePart] = frozenset({"users", "groups", "credentials"})
 TOKEN_STATE_PARTS: frozenset[StorePart] = frozenset({"codes", "tokens", "ephemeral"})
 CLIENT_PARTS: frozenset[StorePart] = frozenset({"clients"})
 SESSION_PARTS: frozenset[StorePart] = frozenset({"sessions", "consents"})
+DEVICE_PARTS: frozenset[StorePart] = frozenset({"device"})
 
 
 @runtime_checkable

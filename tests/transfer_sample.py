@@ -25,6 +25,7 @@ from domain.clients import (
     InitialAccessToken,
     hash_secret,
 )
+from domain.device import DeviceAuthorization, DeviceDecision, PollApproved
 from domain.entities import (
     AccessToken,
     Address,
@@ -52,7 +53,7 @@ USERS = 7
 EXPECTED = {
     "users": USERS, "groups": 2, "clients": 2, "initial_access_tokens": 2, "codes": 1,
     "consumed_codes": 1, "access_tokens": 5, "refresh_tokens": 2, "reuse_markers": 1,
-    "claims": 1, "sessions": 2, "consents": 1,
+    "claims": 1, "sessions": 2, "consents": 1, "device_authorizations": 2,
 }
 
 
@@ -188,6 +189,13 @@ async def seed(store: Store, now: int) -> None:
     await store.record_consent_grant("u-alice", "spa", "grant-spa", now + 86400, now)
     await store.grant_consent("u-bob", "spa", ("openid",), now)
     await store.withdraw_consent("u-bob", "spa", now)
+    for name, exp in (("pending", now + 600), ("approved", now + 600), ("expired", now)):
+        await store.save_device_authorization(DeviceAuthorization(
+            device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
+            client_id="tv", scope="openid", exp=exp, interval=5, created_at=now - 60,
+        ), now - 60)
+    await store.decide_device_authorization(hash_token("uc_approved"), DeviceDecision(
+        status="approved", user_id="u-alice", auth_time=now - 30, amr=("pwd",), acr="pwd"), now)
     await store.claim_once("totp:u-bob:000000", now, now - 90)
     await store.hit("signin:alice", 300, now)
 
@@ -244,5 +252,8 @@ async def check_target(target: Store, now: int) -> None:
     assert await target.get_consent("u-bob", "spa") is None
     withdrawn = await target.withdraw_consent("u-alice", "spa", now)
     assert withdrawn is not None and [g.grant_id for g in withdrawn.grants] == ["grant-spa"]
+    approved = await target.poll_device_authorization(hash_token("dc_approved"), now)
+    assert isinstance(approved, PollApproved) and approved.authorization.user_id == "u-alice"
+    assert await target.find_device_authorization(hash_token("uc_pending"), now) is not None
 
 

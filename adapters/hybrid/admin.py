@@ -11,6 +11,7 @@ from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
 from ports.store import (
     CLIENT_PARTS,
+    DEVICE_PARTS,
     IDENTITY_PARTS,
     SESSION_PARTS,
     TOKEN_STATE_PARTS,
@@ -48,7 +49,8 @@ class HybridAdmin(HybridConnection):
         """See :class:`ports.store.ProcessLocal`: identities always; token state, clients,
         sessions and consents without Redis."""
         if not self._shares:
-            return IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS | SESSION_PARTS
+            return (IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS | SESSION_PARTS
+                    | DEVICE_PARTS)
         return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:

@@ -29,6 +29,7 @@ from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
+from adapters.memory.device import MemoryDevice
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
@@ -101,6 +102,7 @@ class HybridConnection:
         "_up",
         "clients",
         "consents",
+        "device",
         "identities",
         "sessions",
         "tokens",
@@ -124,6 +126,8 @@ class HybridConnection:
         # only: adapters/hybrid/sessions.py, consents.py).
         self.sessions = MemorySessions()
         self.consents = MemoryConsents()
+        # The device part without Redis (adapters/hybrid/device.py).
+        self.device = MemoryDevice()
         self._redis = redis
         self._connector = connector
         self._open_lock = asyncio.Lock()

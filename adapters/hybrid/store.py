@@ -32,14 +32,14 @@ from adapters.hybrid.ephemeral import HybridEphemeral
 from adapters.hybrid.sessions import HybridSessions
 from adapters.hybrid.tokens import HybridTokens
 from adapters.hybrid.transfer import HybridTransfer
-from adapters.memory.delegation import IdentitiesInMemory
+from adapters.memory.delegation import DeviceInMemory, IdentitiesInMemory
 
 __all__ = ["DEFAULT_BACKLOG", "Connector", "HybridStore"]
 
 
 class HybridStore(
     IdentitiesInMemory, HybridClients, HybridCodes, HybridTokens, HybridEphemeral,
-    HybridSessions, HybridConsents, HybridTransfer, HybridAdmin,
+    HybridSessions, HybridConsents, DeviceInMemory, HybridTransfer, HybridAdmin,
 ):
     """Implements :class:`ports.store.Store`; see the module docstring. Build it with
     :func:`adapters.hybrid.open_hybrid_store`; the arguments are

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
+from adapters.memory.device import MemoryDevice
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
 from domain.clients import Client, InitialAccessToken
 from domain.consent import Consent, ConsentRecord
+from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -332,3 +334,44 @@ class ConsentsInMemory:
     async def import_consents(self, records: tuple[ConsentRecord, ...], now: int) -> int:
         """See :meth:`ports.store.ConsentTransfer.import_consents`."""
         return await self.consents.import_consents(records, now)
+
+
+class DeviceInMemory:
+    """Forwards :class:`ports.store.DeviceStore` and ``DeviceTransfer`` to ``self.device``."""
+
+    __slots__ = ()
+    device: MemoryDevice
+
+    async def save_device_authorization(
+        self, authorization: DeviceAuthorization, now: int
+    ) -> bool:
+        """See :meth:`ports.store.DeviceStore.save_device_authorization`."""
+        return await self.device.save_device_authorization(authorization, now)
+
+    async def find_device_authorization(
+        self, user_code_hash: str, now: int
+    ) -> DeviceAuthorization | None:
+        """See :meth:`ports.store.DeviceStore.find_device_authorization`."""
+        return await self.device.find_device_authorization(user_code_hash, now)
+
+    async def decide_device_authorization(
+        self, user_code_hash: str, decision: DeviceDecision, now: int
+    ) -> DeviceAuthorization | None:
+        """See :meth:`ports.store.DeviceStore.decide_device_authorization`."""
+        return await self.device.decide_device_authorization(user_code_hash, decision, now)
+
+    async def poll_device_authorization(self, device_code_hash: str, now: int) -> DevicePoll:
+        """See :meth:`ports.store.DeviceStore.poll_device_authorization`."""
+        return await self.device.poll_device_authorization(device_code_hash, now)
+
+    async def export_device_authorizations(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[DeviceAuthorization]:
+        """See :meth:`ports.store.DeviceTransfer.export_device_authorizations`."""
+        return await self.device.export_device_authorizations(cursor, limit, now)
+
+    async def import_device_authorizations(
+        self, records: tuple[DeviceAuthorization, ...], now: int
+    ) -> int:
+        """See :meth:`ports.store.DeviceTransfer.import_device_authorizations`."""
+        return await self.device.import_device_authorizations(records, now)

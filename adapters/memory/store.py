@@ -15,10 +15,12 @@ from adapters.memory.consents import MemoryConsents
 from adapters.memory.delegation import (
     ClientsInMemory,
     ConsentsInMemory,
+    DeviceInMemory,
     IdentitiesInMemory,
     SessionsInMemory,
     TokenStateInMemory,
 )
+from adapters.memory.device import MemoryDevice
 from adapters.memory.identities import MemoryIdentities
 from adapters.memory.sessions import MemorySessions
 from adapters.memory.token_state import MemoryTokenState
@@ -28,7 +30,7 @@ from domain.entities import PurgeCounts, StoreCounts
 
 class MemoryStore(
     IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, SessionsInMemory, ConsentsInMemory,
-    MemoryTransfer,
+    DeviceInMemory, MemoryTransfer,
 ):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
@@ -36,7 +38,7 @@ class MemoryStore(
     half, or an adapter composing them); by default each store gets fresh, empty halves.
     """
 
-    __slots__ = ("clients", "consents", "identities", "sessions", "tokens")
+    __slots__ = ("clients", "consents", "device", "identities", "sessions", "tokens")
 
     def __init__(
         self,
@@ -45,12 +47,14 @@ class MemoryStore(
         clients: MemoryClients | None = None,
         sessions: MemorySessions | None = None,
         consents: MemoryConsents | None = None,
+        device: MemoryDevice | None = None,
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
         self.clients = clients if clients is not None else MemoryClients()
         self.sessions = sessions if sessions is not None else MemorySessions()
         self.consents = consents if consents is not None else MemoryConsents()
+        self.device = device if device is not None else MemoryDevice()
 
     # StoreAdmin
 
@@ -69,6 +73,7 @@ class MemoryStore(
             clients=self.clients.client_count,
             sessions=self.sessions.count(now),
             consents=self.consents.count,
+            device_authorizations=self.device.count(now),
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
@@ -77,7 +82,7 @@ class MemoryStore(
         dead = self.clients.purge_initial_access_tokens(now)
         return msgspec.structs.replace(
             counts, initial_access_tokens=dead, sessions=self.sessions.purge(now),
-            consent_grants=self.consents.purge(now))
+            consent_grants=self.consents.purge(now), device_authorizations=self.device.purge(now))
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -3,9 +3,8 @@
 - :class:`StoreContract`: the Store contract suite; subclass it and override ``store``.
   It is made of one class per part of the port (``contract``: ``IdentityContract``,
   ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
-  ``ClientContract``, ``SessionContract``, ``ConsentContract``, ``TransferContract``,
-  ``AdminContract``), each usable alone with the
-  same ``store``.
+  ``ClientContract``, ``SessionContract``, ``ConsentContract``, ``DeviceContract``,
+  ``TransferContract``, ``AdminContract``), each usable alone with the same ``store``.
 - :class:`FilterAgreement`: the same for SCIM filters, against the memory adapter.
 
 Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
@@ -18,6 +17,7 @@ from adapters.testing.contract import (
     CodeContract,
     ConsentContract,
     CredentialContract,
+    DeviceContract,
     EphemeralContract,
     IdentityContract,
     SessionContract,
@@ -33,6 +33,7 @@ __all__ = [
     "CodeContract",
     "ConsentContract",
     "CredentialContract",
+    "DeviceContract",
     "EphemeralContract",
     "FilterAgreement",
     "IdentityContract",

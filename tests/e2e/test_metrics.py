@@ -177,7 +177,8 @@ def test_store_sizes_are_exported_for_every_counted_part(h: Harness) -> None:
     assert set(store_records(text)) == {f.name for f in msgspec.structs.fields(StoreCounts)}
     assert store_records(text) == {"users": 2, "groups": 0, "access_tokens": 2,
                                    "refresh_tokens": 0, "codes": 0, "clients": 1,
-                                   "sessions": 0, "consents": 0}
+                                   "sessions": 0, "consents": 0,
+                                   "device_authorizations": 0}
     assert metric(text, "auth_store_records_refreshed_timestamp_seconds") == h.clock.now()
 
 

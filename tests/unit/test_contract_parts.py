@@ -33,6 +33,7 @@ PART_CLASSES = {
     "clients": "ClientContract",
     "sessions": "SessionContract",
     "consents": "ConsentContract",
+    "device": "DeviceContract",
     "transfer": "TransferContract",
     "admin": "AdminContract",
 }

@@ -3,8 +3,8 @@
 See :class:`StoreContract` (``store``) for how to run it against an adapter. One module per
 part of the port, named as the adapters' modules are: ``identities`` (users, groups),
 ``credentials``, ``codes``, ``tokens`` (access and refresh), ``ephemeral``, ``clients``,
-``sessions``, ``consents``, ``transfer`` and ``admin``, each with one class of tests over the
-shared ``fixtures``.
+``sessions``, ``consents``, ``device``, ``transfer`` and ``admin``, each with one class of
+tests over the shared ``fixtures``.
 """
 
 from adapters.testing.contract.admin import AdminContract
@@ -12,6 +12,7 @@ from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
 from adapters.testing.contract.consents import ConsentContract
 from adapters.testing.contract.credentials import CredentialContract
+from adapters.testing.contract.device import DeviceContract
 from adapters.testing.contract.ephemeral import EphemeralContract
 from adapters.testing.contract.fixtures import StoreFixtures
 from adapters.testing.contract.identities import IdentityContract
@@ -26,6 +27,7 @@ __all__ = [
     "CodeContract",
     "ConsentContract",
     "CredentialContract",
+    "DeviceContract",
     "EphemeralContract",
     "IdentityContract",
     "SessionContract",

@@ -2,7 +2,7 @@
 
 Each part of the port has its class in the module of its name, as in ``adapters/sql`` and
 ``adapters/memory``: ``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``,
-``clients``, ``sessions``, ``consents``, ``transfer`` and ``admin``, all over
+``clients``, ``sessions``, ``consents``, ``device``, ``transfer`` and ``admin``, all over
 :class:`~adapters.testing.contract.fixtures.StoreFixtures`.
 """
 
@@ -13,6 +13,7 @@ from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
 from adapters.testing.contract.consents import ConsentContract
 from adapters.testing.contract.credentials import CredentialContract
+from adapters.testing.contract.device import DeviceContract
 from adapters.testing.contract.ephemeral import EphemeralContract
 from adapters.testing.contract.identities import IdentityContract
 from adapters.testing.contract.sessions import SessionContract
@@ -29,6 +30,7 @@ class StoreContract(
     ClientContract,
     SessionContract,
     ConsentContract,
+    DeviceContract,
     TransferContract,
     AdminContract,
 ):

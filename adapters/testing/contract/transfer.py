@@ -1,6 +1,6 @@
 """The transfer part of the Store contract: ``export_*`` / ``import_*`` of every part
-(users, groups, codes, tokens, claims, clients and initial access tokens, sessions and
-consents).
+(users, groups, codes, tokens, claims, clients and initial access tokens, sessions,
+consents and device authorizations).
 
 :class:`TransferContract` is a base of :class:`~adapters.testing.StoreContract`, so every
 adapter runs these tests with the same ``store`` and ``now`` fixtures.
@@ -23,6 +23,7 @@ from domain.clients import (
     InitialAccessToken,
 )
 from domain.consent import Consent, ConsentGrant, ConsentRecord
+from domain.device import DeviceAuthorization, DeviceDecision, PollApproved
 from domain.entities import (
     AccessToken,
     Address,
@@ -164,6 +165,15 @@ def _consent(user_id: str, client_id: str, now: int, **changes: object) -> Conse
     consent = Consent(user_id=user_id, client_id=client_id, scopes=("email", "openid"),
                       created_at=now - 100, updated_at=now - 10)
     return msgspec.structs.replace(consent, **changes)
+
+
+def _device(name: str, now: int, **changes: object) -> DeviceAuthorization:
+    authorization = DeviceAuthorization(
+        device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
+        client_id="client-a", scope="openid", exp=now + 600, interval=5, created_at=now - 5,
+        resources=("https://api.example",), last_poll=now - 1,
+    )
+    return msgspec.structs.replace(authorization, **changes)
 
 
 class TransferContract(StoreFixtures):
@@ -675,3 +685,34 @@ class TransferContract(StoreFixtures):
         assert withdrawn is not None
         assert set(withdrawn.grants) == {ConsentGrant("gr_1", now + HOUR),
                                          ConsentGrant("gr_2", now + DAY)}
+
+    # Device authorizations
+
+    async def test_device_authorizations_travel_live_only(self, store: Store, now: int) -> None:
+        pending = _device("a", now)
+        approved = _device("b", now, status="approved", user_id="u-1", auth_time=now - 9,
+                           amr=("pwd",), acr="pwd", sid="sid_x")
+        expired = _device("c", now, exp=now)
+        assert await store.import_device_authorizations((pending, approved, expired), now) == 2
+        assert await store.import_device_authorizations((pending, approved), now) == 0
+        assert await drain(store.export_device_authorizations, now, limit=1) == sorted(
+            [pending, approved], key=lambda a: a.device_code_hash)
+        taken = await store.poll_device_authorization(approved.device_code_hash, now + 10)
+        assert isinstance(taken, PollApproved) and taken.authorization.sid == "sid_x"
+
+    async def test_import_device_authorizations_never_undoes_a_decision(
+        self, store: Store, now: int
+    ) -> None:
+        held = _device("a", now)
+        await store.save_device_authorization(held, now)
+        await store.decide_device_authorization(held.user_code_hash,
+                                                DeviceDecision(status="denied"), now)
+        assert await store.import_device_authorizations((held,), now) == 0
+        found = await store.find_device_authorization(held.user_code_hash, now)
+        assert found is not None and found.status == "denied"
+        other = _device("b", now)
+        await store.save_device_authorization(other, now)
+        decided = msgspec.structs.replace(other, status="approved", user_id="u-1")
+        assert await store.import_device_authorizations((decided,), now) == 1
+        found = await store.find_device_authorization(other.user_code_hash, now)
+        assert found is not None and found.status == "approved"

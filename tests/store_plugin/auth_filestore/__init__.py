@@ -32,9 +32,11 @@ from urllib.parse import unquote, urlsplit
 from adapters.memory import MemoryStore
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
+from adapters.memory.device import MemoryDevice
 from adapters.memory.sessions import MemorySessions
 from domain.clients import Client, InitialAccessToken
 from domain.consent import Consent, ConsentRecord
+from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -149,13 +151,14 @@ class FileStore:
         self._memory = MemoryStore(state["identities"], state["tokens"],
                                    state.get("clients") or MemoryClients(),
                                    state.get("sessions") or MemorySessions(),
-                                   state.get("consents") or MemoryConsents())
+                                   state.get("consents") or MemoryConsents(),
+                                   state.get("device") or MemoryDevice())
         self._loaded = seen
 
     def _save(self, memory: MemoryStore) -> None:
         state = {"format": FORMAT, "identities": memory.identities, "tokens": memory.tokens,
                  "clients": memory.clients, "sessions": memory.sessions,
-                 "consents": memory.consents}
+                 "consents": memory.consents, "device": memory.device}
         try:
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
             with os.fdopen(fd, "wb") as handle:
@@ -444,6 +447,37 @@ class FileStore:
         self, user_id: str, client_id: str, now: int
     ) -> ConsentRecord | None:
         return await self._write(lambda m: m.withdraw_consent(user_id, client_id, now))
+
+    # DeviceStore
+
+    async def save_device_authorization(
+        self, authorization: DeviceAuthorization, now: int
+    ) -> bool:
+        return await self._write(lambda m: m.save_device_authorization(authorization, now))
+
+    async def find_device_authorization(
+        self, user_code_hash: str, now: int
+    ) -> DeviceAuthorization | None:
+        return await self._read(lambda m: m.find_device_authorization(user_code_hash, now))
+
+    async def decide_device_authorization(
+        self, user_code_hash: str, decision: DeviceDecision, now: int
+    ) -> DeviceAuthorization | None:
+        return await self._write(
+            lambda m: m.decide_device_authorization(user_code_hash, decision, now))
+
+    async def poll_device_authorization(self, device_code_hash: str, now: int) -> DevicePoll:
+        return await self._write(lambda m: m.poll_device_authorization(device_code_hash, now))
+
+    async def export_device_authorizations(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[DeviceAuthorization]:
+        return await self._read(lambda m: m.export_device_authorizations(cursor, limit, now))
+
+    async def import_device_authorizations(
+        self, records: tuple[DeviceAuthorization, ...], now: int
+    ) -> int:
+        return await self._write(lambda m: m.import_device_authorizations(records, now))
 
     # SessionTransfer, ConsentTransfer
 
