@@ -47,7 +47,7 @@ class HybridAdmin(HybridConnection):
 
     def process_local_parts(self) -> frozenset[StorePart]:
         """See :class:`ports.store.ProcessLocal`: identities always; token state, clients,
-        sessions and consents without Redis."""
+        sessions, consents and device authorizations without Redis."""
         if not self._shares:
             return (IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS | SESSION_PARTS
                     | DEVICE_PARTS)
@@ -58,12 +58,14 @@ class HybridAdmin(HybridConnection):
 
         Token counts come from Redis when it is up (a SCAN of the key space, meant for a
         metrics scrape), else from this instance's memory. Stored clients are counted in
-        Redis (one ``ZCARD``); during an outage the count last read there is reported
-        (memory holds no clients to count when Redis is configured).
+        Redis (one ``ZCARD``), and so are device authorizations (one ``ZCOUNT``); during
+        an outage the counts last read there are reported (memory holds none of them when
+        Redis is configured).
         """
 
         async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
             self._client_count = await self._client_part(r).count_clients()
+            self._device_count = await self._device_part(r).count_live(now)
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -78,6 +80,7 @@ class HybridAdmin(HybridConnection):
                 self.tokens.count_codes(now),
             )
         clients = self._client_count if self._shares else self.clients.client_count
+        device = self._device_count if self._shares else self.device.count(now)
         return StoreCounts(
             users=self.identities.user_count,
             groups=self.identities.group_count,
@@ -85,6 +88,7 @@ class HybridAdmin(HybridConnection):
             refresh_tokens=shared[1],
             codes=shared[2],
             clients=clients,
+            device_authorizations=device,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
@@ -94,19 +98,26 @@ class HybridAdmin(HybridConnection):
         state: every key carries a TTL equal to its record's remaining lifetime. Initial
         access tokens are purged where they live: in Redis (the ones whose uses are spent
         or whose expiry, by ``now``, has passed before their key's TTL; skipped during an
-        outage, as purging is about space, not correctness), else in memory.
+        outage, as purging is about space, not correctness), else in memory. So are device
+        authorizations: their keys expire with them, but the indexes listing them do not.
         """
         counts = await self.tokens.purge_expired(now, batch_size)
         if not self._shares:
             dead = self.clients.purge_initial_access_tokens(now)
+            dead_devices = self.device.purge(now)
         else:
 
-            async def in_redis(r: SharedTokenState) -> int:
-                return await self._client_part(r).purge_initial_access_tokens(now, batch_size)
+            async def in_redis(r: SharedTokenState) -> tuple[int, int]:
+                return (
+                    await self._client_part(r).purge_initial_access_tokens(now, batch_size),
+                    await self._device_part(r).purge(now, batch_size),
+                )
 
             purged = await self._ask(now, in_redis)
-            dead = 0 if purged is _SKIP else purged
-        return msgspec.structs.replace(counts, initial_access_tokens=dead)
+            dead, dead_devices = (0, 0) if purged is _SKIP else purged
+        return msgspec.structs.replace(
+            counts, initial_access_tokens=dead, device_authorizations=dead_devices
+        )
 
     async def close(self) -> None:
         """Close the Redis connections. Idempotent."""

@@ -23,6 +23,7 @@ from typing import Final, Literal, Protocol, TypeVar
 from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid.redis_clients import RedisClients, clients_of
+from adapters.hybrid.redis_device import RedisDevice, device_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
 from adapters.memory.clients import MemoryClients
@@ -86,6 +87,8 @@ class HybridConnection:
         "_closed",
         "_connector",
         "_deferred_now",
+        "_device_count",
+        "_device_state",
         "_max_backlog",
         "_open_lock",
         "_redis",
@@ -141,6 +144,10 @@ class HybridConnection:
         self._client_state: RedisClients | None = None
         # The number of stored clients last counted in Redis (StoreAdmin.counts).
         self._client_count = 0
+        # The device part on the same Redis, made on first use (adapters/hybrid/device.py),
+        # and the number of live device authorizations last counted there.
+        self._device_state: RedisDevice | None = None
+        self._device_count = 0
 
     # Redis availability
 
@@ -200,6 +207,12 @@ class HybridConnection:
         if self._client_state is None:
             self._client_state = clients_of(redis)
         return self._client_state
+
+    def _device_part(self, redis: SharedTokenState) -> RedisDevice:
+        """The device part on ``redis``, made once (``redis_device.py``)."""
+        if self._device_state is None:
+            self._device_state = device_of(redis)
+        return self._device_state
 
     def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
         """Queue a write that Redis missed, to replay it when Redis is back.

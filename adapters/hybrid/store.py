@@ -10,12 +10,13 @@ during an outage are queued and replayed into Redis, in order, before Redis is u
 so tokens issued meanwhile stay valid and revocations reach every instance; the queue is
 bounded for ordinary writes (past the bound they are refused), never for revocations.
 Stored clients and initial access tokens, with Redis, live in Redis only: no memory copy,
-so during an outage they are refused too, reads included (``clients.py``).
+so during an outage they are refused too, reads included (``clients.py``); so do device
+authorizations (``device.py``).
 
 Each part of the port the adapter implements itself is a mixin in the module of its name
-(``clients``, ``codes``, ``tokens``, ``ephemeral``, ``transfer``, ``admin``), all over one
-:class:`~adapters.hybrid.connection.HybridConnection`, which holds this process's memory and
-the shared state and translates every redis-py error, once. Identities and credentials are
+(``clients``, ``codes``, ``tokens``, ``ephemeral``, ``device``, ``transfer``, ``admin``),
+all over one :class:`~adapters.hybrid.connection.HybridConnection`, which holds this
+process's memory and the shared state and translates every redis-py error, once. Identities and credentials are
 the memory adapter's, forwarded by :class:`~adapters.memory.delegation.IdentitiesInMemory`.
 """
 
@@ -25,12 +26,12 @@ from adapters.hybrid.admin import HybridAdmin
 from adapters.hybrid.clients import HybridClients
 from adapters.hybrid.codes import HybridCodes
 from adapters.hybrid.connection import DEFAULT_BACKLOG, Connector
+from adapters.hybrid.device import HybridDevice
 from adapters.hybrid.ephemeral import HybridEphemeral
 from adapters.hybrid.tokens import HybridTokens
 from adapters.hybrid.transfer import HybridTransfer
 from adapters.memory.delegation import (
     ConsentsInMemory,
-    DeviceInMemory,
     IdentitiesInMemory,
     SessionsInMemory,
 )
@@ -40,7 +41,7 @@ __all__ = ["DEFAULT_BACKLOG", "Connector", "HybridStore"]
 
 class HybridStore(
     IdentitiesInMemory, HybridClients, HybridCodes, HybridTokens, HybridEphemeral,
-    SessionsInMemory, ConsentsInMemory, DeviceInMemory, HybridTransfer, HybridAdmin,
+    SessionsInMemory, ConsentsInMemory, HybridDevice, HybridTransfer, HybridAdmin,
 ):
     """Implements :class:`ports.store.Store`; see the module docstring. Build it with
     :func:`adapters.hybrid.open_hybrid_store`; the arguments are
