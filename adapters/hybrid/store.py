@@ -16,8 +16,9 @@ authorizations (``device.py``).
 Each part of the port the adapter implements itself is a mixin in the module of its name
 (``clients``, ``codes``, ``tokens``, ``ephemeral``, ``device``, ``transfer``, ``admin``),
 all over one :class:`~adapters.hybrid.connection.HybridConnection`, which holds this
-process's memory and the shared state and translates every redis-py error, once. Identities and credentials are
-the memory adapter's, forwarded by :class:`~adapters.memory.delegation.IdentitiesInMemory`.
+process's memory and the shared state and translates every redis-py error, once. Identities
+and credentials are the memory adapter's, forwarded by
+:class:`~adapters.memory.delegation.IdentitiesInMemory`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from domain.device import DeviceAuthorization
 from domain.entities import AccessToken, AuthorizationCode, RefreshToken
 from domain.tokens import hash_token
 
@@ -39,4 +40,13 @@ def refresh(name: str, access: AccessToken, now: int, ttl: int = 86400) -> Refre
         token_hash=hash_token(name), access_token_hash=access.token_hash, exp=now + ttl,
         iat=now, grant_id=access.grant_id, client_id=access.client_id, scope=access.scope,
         sub=access.sub,
+    )
+
+
+def device(name: str, now: int, ttl: int = 600) -> DeviceAuthorization:
+    """A pending device authorization whose codes are ``dc_<name>`` and ``uc_<name>``."""
+    return DeviceAuthorization(
+        device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
+        client_id="tv", scope="openid offline_access", exp=now + ttl, interval=5,
+        created_at=now,
     )
