@@ -55,14 +55,15 @@ class SqlAdmin(SqlConnection):
 
         stmt = sa.select(
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
-            live(t.auth_codes), every(t.oauth_clients),
+            live(t.auth_codes), every(t.oauth_clients), live(t.device_authorizations),
         )
         row = await self._first(stmt)
         # An aggregate always yields one row; the fallback only satisfies the type.
-        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0, 0)
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0, 0, 0, 0, 0, 0, 0)
         return StoreCounts(
             users=values[0], groups=values[1], access_tokens=values[2],
             refresh_tokens=values[3], codes=values[4], clients=values[5],
+            device_authorizations=values[6],
         )
 
     async def _purge_table(
@@ -92,7 +93,8 @@ class SqlAdmin(SqlConnection):
         """See :meth:`ports.store.StoreAdmin.purge_expired`.
 
         Tombstones count as ``codes``; claims and counters as ``other``; initial access
-        tokens go once spent or expired (the ``expires_at`` index finds the expired ones).
+        tokens go once spent or expired (the ``expires_at`` index finds the expired ones);
+        device authorizations once past ``exp``.
         """
         size = max(batch_size, 1)
         return PurgeCounts(
@@ -106,6 +108,7 @@ class SqlAdmin(SqlConnection):
             initial_access_tokens=await self._purge_table(
                 _initial, now, size, sa.or_(_initial.c.uses_left <= 0, _initial.c.expires_at <= now)
             ),
+            device_authorizations=await self._purge_table(t.device_authorizations, now, size),
         )
 
     async def close(self) -> None:

@@ -257,6 +257,8 @@ class SqlConnection:
         if state == _UNIQUE_VIOLATION:
             if constraint == "oauth_clients_pkey":
                 return Conflict("a client with this client_id exists", "client_id")
+            if constraint.startswith("device_authorizations"):
+                return Conflict("a live device authorization holds this code", "user_code")
             if constraint.endswith("_pkey"):
                 return Conflict("an entity with this id exists", "id")
             if "display_name" in constraint:

@@ -3,9 +3,10 @@
 Single-use operations get their atomicity from PostgreSQL itself (``DELETE ... RETURNING``,
 ``INSERT ... ON CONFLICT ... RETURNING``, conditional ``UPDATE``), never from a read
 followed by a write. Each part of the port is a mixin in the module of its name
-(``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``transfer``,
-``admin``), all over one :class:`~adapters.sql.connection.SqlConnection`, which translates
-every driver error, once, into a domain error.
+(``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``clients``,
+``device``, ``transfer``, ``admin``), all over one
+:class:`~adapters.sql.connection.SqlConnection`, which translates every driver error, once,
+into a domain error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from adapters.sql.admin import SqlAdmin
 from adapters.sql.clients import SqlClients
 from adapters.sql.codes import SqlCodes
 from adapters.sql.credentials import SqlCredentials
+from adapters.sql.device import SqlDevice
 from adapters.sql.ephemeral import SqlEphemeral
 from adapters.sql.identities import SqlIdentities
 from adapters.sql.tokens import SqlTokens
@@ -21,8 +23,8 @@ from adapters.sql.transfer import SqlTransfer
 
 
 class SqlStore(
-    SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlClients, SqlTransfer,
-    SqlAdmin,
+    SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlClients, SqlDevice,
+    SqlTransfer, SqlAdmin,
 ):
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 

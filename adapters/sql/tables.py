@@ -6,7 +6,7 @@ These are used only to build statements; the schema itself is owned by ``migrati
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = sa.MetaData()
 
@@ -180,4 +180,25 @@ client_initial_access_tokens = sa.Table(
     sa.Column("uses_left", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger),
+)
+
+device_authorizations = sa.Table(
+    "device_authorizations",
+    metadata,
+    sa.Column("device_code_hash", sa.Text, primary_key=True),
+    sa.Column("user_code_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("resources", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    #: ``DeviceAuthorization.interval`` (``interval`` is an SQL keyword).
+    sa.Column("poll_interval", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("last_poll", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("user_id", sa.Text),
+    sa.Column("auth_time", sa.BigInteger),
+    sa.Column("amr", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("acr", sa.Text),
+    sa.Column("sid", sa.Text),
 )

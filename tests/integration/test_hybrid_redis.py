@@ -20,7 +20,14 @@ from adapters.hybrid import (
     redis_client,
 )
 from domain.clients import Client, InitialAccessToken
-from domain.device import DeviceDecision, PollApproved, PollExpired, PollPending
+from domain.device import (
+    SLOW_DOWN_SECONDS,
+    DeviceDecision,
+    PollApproved,
+    PollExpired,
+    PollPending,
+    PollSlowDown,
+)
 from domain.entities import (
     AuthorizationCode,
     ConsumedCode,
@@ -555,6 +562,25 @@ async def test_clients_and_initial_access_tokens_keys_share_one_slot_and_tokens_
         assert not await raw.exists(f"{prefix}ia:{{cl}}{'b' * 64}")
     finally:
         await store.close()
+
+
+async def test_concurrent_polls_of_a_pending_authorization_are_one_pending_and_slow_downs(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    """Polls at one instant on two instances, each one script: the first is pending, every
+    later one too early (each lengthening the interval once), none lost."""
+    a, b = two_stores
+    now = _now()
+    held = _device("pending", now)
+    await a.save_device_authorization(held, now)
+    polls = await asyncio.gather(*(
+        (a if n % 2 else b).poll_device_authorization(held.device_code_hash, now)
+        for n in range(50)))
+    assert sum(poll == PollPending() for poll in polls) == 1
+    slow = sorted(poll.interval for poll in polls if isinstance(poll, PollSlowDown))
+    assert slow == [5 + n * SLOW_DOWN_SECONDS for n in range(1, 50)]
+    found = await b.find_device_authorization(held.user_code_hash, now)
+    assert found is not None and (found.interval, found.last_poll) == (slow[-1], now)
 
 
 async def test_device_authorizations_fail_closed_during_an_outage_and_are_intact_after(

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from adapters.sql import tables
 from migrations.runner import asyncpg_dsn
 
 pytestmark = pytest.mark.postgres
@@ -180,3 +184,50 @@ async def test_case_insensitive_unique_indexes_exist(migrated_database_url: str)
     for index in ("tokens_exp_idx", "tokens_grant_id_idx", "refresh_tokens_grant_id_idx",
                   "auth_codes_exp_idx", "refresh_token_reuse_exp_idx", "tokens_sub_idx"):
         assert index in definitions
+
+
+def _data_type(column: sa.Column[object]) -> str:
+    """The ``information_schema`` data type of a column of ``adapters/sql/tables.py``."""
+    if isinstance(column.type, ARRAY):
+        return "ARRAY"
+    return str(column.type.compile(dialect=postgresql.dialect())).lower()
+
+
+async def test_the_statement_tables_match_the_migrated_schema(
+    migrated_database_url: str,
+) -> None:
+    """``adapters/sql/tables.py`` (what statements are built from) describes the tables the
+    migrations create: every column exists, with its type and nullability, and its primary
+    and unique keys too. (Tables the migrations have and tables.py does not are fine.)"""
+    rows = await _fetch(
+        migrated_database_url,
+        "SELECT table_name, column_name, data_type, is_nullable "
+        "FROM information_schema.columns WHERE table_schema = 'public'",
+    )
+    actual = {(r["table_name"], r["column_name"]): (r["data_type"], r["is_nullable"])
+              for r in rows}
+    described = {
+        (table.name, column.name): (_data_type(column), "YES" if column.nullable else "NO")
+        for table in tables.metadata.sorted_tables for column in table.columns
+    }
+    assert {key: actual.get(key) for key in described} == described
+    primary = dict(_grouped(await _fetch(migrated_database_url, _CONSTRAINT_COLUMNS,
+                                         "PRIMARY KEY")))
+    unique = _grouped(await _fetch(migrated_database_url, _CONSTRAINT_COLUMNS, "UNIQUE"))
+    for table in tables.metadata.sorted_tables:
+        assert primary.get(table.name) == tuple(c.name for c in table.primary_key), table.name
+        for column in table.columns:
+            if column.unique:
+                assert (table.name, (column.name,)) in unique, f"{table.name}.{column.name}"
+
+
+async def test_device_authorizations_keep_one_row_per_user_code_and_an_exp_index(
+    migrated_database_url: str,
+) -> None:
+    rows = await _fetch(
+        migrated_database_url,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'device_authorizations'",
+    )
+    definitions = {r["indexname"]: r["indexdef"] for r in rows}
+    assert "UNIQUE" in definitions["device_authorizations_user_code_hash_key"]
+    assert "(exp)" in definitions["device_authorizations_exp_idx"]
