@@ -202,6 +202,8 @@ class SqlDevice(SqlConnection):
         (see the module docstring)."""
         if _unstorable(device_code_hash):
             return PollExpired()
+        # Repeated after a lost connection, a poll whose answer did commit finds no row: the
+        # device is told the code expired, and no token is ever issued twice.
         row = await self._first(_poll_statement(device_code_hash, now))
         if row is None:
             return PollExpired()

@@ -390,3 +390,16 @@ async def test_a_poll_is_one_statement_and_a_save_one_transaction(store: SqlStor
     assert isinstance(await store.poll_device_authorization(held.device_code_hash, NOW + 1),
                       PollApproved)
     assert len(seen) == 2
+
+
+async def test_device_authorizations_are_counted_live_and_purged_once_expired(
+    store: SqlStore,
+) -> None:
+    await store.save_device_authorization(_device("short", exp=NOW + 10), NOW)
+    await store.save_device_authorization(_device("long"), NOW)
+    assert (await store.counts(NOW)).device_authorizations == 2
+    assert (await store.counts(NOW + 10)).device_authorizations == 1
+    assert (await store.purge_expired(NOW + 10, batch_size=1)).device_authorizations == 1
+    assert (await store.purge_expired(NOW + 10)).device_authorizations == 0
+    assert await store.find_device_authorization(_device("long").user_code_hash,
+                                                 NOW + 10) == _device("long")
