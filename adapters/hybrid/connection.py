@@ -24,6 +24,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid.redis_clients import RedisClients, clients_of
 from adapters.hybrid.redis_consents import RedisConsents, consents_of
+from adapters.hybrid.redis_device import RedisDevice, device_of
 from adapters.hybrid.redis_sessions import RedisSessions, sessions_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
@@ -90,6 +91,8 @@ class HybridConnection:
         "_consent_count",
         "_consent_state",
         "_deferred_now",
+        "_device_count",
+        "_device_state",
         "_max_backlog",
         "_open_lock",
         "_redis",
@@ -153,6 +156,10 @@ class HybridConnection:
         self._consent_state: RedisConsents | None = None
         self._session_count = 0
         self._consent_count = 0
+        # The device part on the same Redis, made on first use (adapters/hybrid/device.py),
+        # and the number of live device authorizations last counted there.
+        self._device_state: RedisDevice | None = None
+        self._device_count = 0
 
     # Redis availability
 
@@ -224,6 +231,12 @@ class HybridConnection:
         if self._consent_state is None:
             self._consent_state = consents_of(redis)
         return self._consent_state
+
+    def _device_part(self, redis: SharedTokenState) -> RedisDevice:
+        """The device part on ``redis``, made once (``redis_device.py``)."""
+        if self._device_state is None:
+            self._device_state = device_of(redis)
+        return self._device_state
 
     def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
         """Queue a write that Redis missed, to replay it when Redis is back.

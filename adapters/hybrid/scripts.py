@@ -550,3 +550,184 @@ end
 if #digests < size then return {'', deleted} end
 return {'(' .. digests[#digests], deleted}
 """
+
+
+# Device authorizations (``redis_device.py``, RFC 8628). Every key of the part carries the
+# hash tag ``{dv}``, so on a cluster they all live in one slot and each script below runs
+# there, atomically, with every key it needs: a save checks both codes and writes both keys
+# in one step, and a poll that hands out an approval removes the record and its pointer in
+# the same step. ``Pdv:{dv}<device code hash>`` a record (hash: ``e`` exp, ``u`` user code
+# hash, ``i`` interval, ``p`` last poll, ``s`` status, ``a`` the record as saved (JSON),
+# ``w`` the decision (JSON, '' while pending)); ``Pdvu:{dv}<user code hash>`` the device
+# code hash of the record holding the user code; ``Pdvs:{dv}`` the sorted set of device code
+# hashes (score 0: ordered by hash, for keyset paging) and ``Pdve:{dv}`` the same hashes
+# scored by ``exp`` (counts and purge). Records and pointers have a TTL (their ``exp``);
+# liveness is decided by the caller's ``now``, never by the TTL.
+_DEVICE = """
+local function live_device(key, now)
+  local e = redis.call('HGET', key, 'e')
+  return e and tonumber(e) > now
+end
+-- The record at key, the pointer of its user code (when it names this record) and its
+-- index entries, gone. Returns 1 when the record's key existed.
+local function drop_device(key, hash, pointer_head, ids, by_exp)
+  local u = redis.call('HGET', key, 'u')
+  if u then
+    local pointer = pointer_head .. u
+    if redis.call('GET', pointer) == hash then redis.call('DEL', pointer) end
+  end
+  local n = redis.call('DEL', key)
+  redis.call('ZREM', ids, hash)
+  redis.call('ZREM', by_exp, hash)
+  return n
+end
+-- Frees the place of a record about to be written: whatever is left (not live) at its
+-- device code, and the record its user code's pointer names.
+local function clear_device(head, pointer_head, ids, by_exp, hash, user_hash)
+  local key = head .. hash
+  if redis.call('EXISTS', key) == 1 then drop_device(key, hash, pointer_head, ids, by_exp) end
+  local other = redis.call('GET', pointer_head .. user_hash)
+  if other then drop_device(head .. other, other, pointer_head, ids, by_exp) end
+end
+-- a[i..i+8]: device code hash, user code hash, exp, ttl, interval, last poll, status,
+-- record, decision.
+local function put_device(head, pointer_head, ids, by_exp, a, i)
+  local key = head .. a[i]
+  redis.call('HSET', key, 'e', a[i + 2], 'u', a[i + 1], 'i', a[i + 4], 'p', a[i + 5],
+             's', a[i + 6], 'a', a[i + 7], 'w', a[i + 8])
+  redis.call('EXPIRE', key, a[i + 3])
+  redis.call('SET', pointer_head .. a[i + 1], a[i], 'EX', a[i + 3])
+  redis.call('ZADD', ids, 0, a[i])
+  redis.call('ZADD', by_exp, a[i + 2], a[i])
+end
+local function read_device(key)
+  return redis.call('HMGET', key, 'a', 'w', 'i', 'p', 's')
+end
+-- The key of the live record holding the user code its pointer is for, or nil.
+local function by_user_code(pointer, head, user_hash, now)
+  local hash = redis.call('GET', pointer)
+  if not hash then return nil end
+  local key = head .. hash
+  if not live_device(key, now) or redis.call('HGET', key, 'u') ~= user_hash then
+    return nil
+  end
+  return key
+end
+"""
+
+# KEYS: record, user code pointer, ids, by exp. ARGV: now, record head, pointer head, then
+# the record (device code hash, user code hash, exp, ttl, interval, last poll, status,
+# record, decision). Returns 1 when saved, 0 when a live record holds either code.
+SAVE_DEVICE = _DEVICE + """
+local now = tonumber(ARGV[1])
+if live_device(KEYS[1], now) then return 0 end
+local other = redis.call('GET', KEYS[2])
+if other and live_device(ARGV[2] .. other, now) then return 0 end
+clear_device(ARGV[2], ARGV[3], KEYS[3], KEYS[4], ARGV[4], ARGV[5])
+put_device(ARGV[2], ARGV[3], KEYS[3], KEYS[4], ARGV, 4)
+return 1
+"""
+
+# KEYS: user code pointer. ARGV: now, record head, user code hash.
+# Returns {record, decision, interval, last poll, status} of the live record, or {}.
+FIND_DEVICE = _DEVICE + """
+local key = by_user_code(KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[1]))
+if not key then return {} end
+return read_device(key)
+"""
+
+# KEYS: user code pointer. ARGV: now, record head, user code hash, status, decision.
+# Decides a live pending record; returns it as FIND_DEVICE does, or {} (none, or decided).
+DECIDE_DEVICE = _DEVICE + """
+local key = by_user_code(KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[1]))
+if not key or redis.call('HGET', key, 's') ~= 'pending' then return {} end
+redis.call('HSET', key, 's', ARGV[4], 'w', ARGV[5])
+return read_device(key)
+"""
+
+# KEYS: record, ids, by exp. ARGV: now, pointer head, device code hash, slow-down seconds.
+# Returns {0} (no live record), {1, new interval} (slow down), {2} (pending), {3} (denied:
+# removed) or {4, {record, decision, interval, last poll, status}} (approved: removed).
+POLL_DEVICE = _DEVICE + """
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'e', 'i', 'p', 's')
+if not f[1] or tonumber(f[1]) <= now then return {0} end
+local interval = tonumber(f[2])
+local last = tonumber(f[3])
+if last ~= 0 and now < last + interval then
+  interval = interval + tonumber(ARGV[4])
+  redis.call('HSET', KEYS[1], 'i', interval, 'p', ARGV[1])
+  return {1, interval}
+end
+if f[4] == 'pending' then
+  redis.call('HSET', KEYS[1], 'p', ARGV[1])
+  return {2}
+end
+local record = read_device(KEYS[1])
+drop_device(KEYS[1], ARGV[3], ARGV[2], KEYS[2], KEYS[3])
+if f[4] == 'denied' then return {3} end
+return {4, record}
+"""
+
+# KEYS: ids. ARGV: now, record head, the lowest hash ('-' or '(' .. cursor), limit.
+# Returns {last hash examined or '', {record, decision, interval, last poll, status}, ...}:
+# at most ``limit`` live records, '' when no hash follows.
+EXPORT_DEVICE = _DEVICE + """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[4])
+local hashes = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], '+', 'LIMIT', 0, limit + 1)
+local out = {''}
+for i = 1, math.min(#hashes, limit) do
+  local key = ARGV[2] .. hashes[i]
+  if live_device(key, now) then out[#out + 1] = read_device(key) end
+end
+if #hashes > limit then out[1] = hashes[limit] end
+return out
+"""
+
+# KEYS: ids, by exp. ARGV: now, record head, pointer head, then per record the nine fields
+# of SAVE_DEVICE. A live record held here is replaced only when it is pending and the new
+# one decided (a decision is never undone, an answered record never comes back); a user
+# code held by another live record is left to it. Returns how many records changed.
+IMPORT_DEVICE = _DEVICE + """
+local now = tonumber(ARGV[1])
+local head, pointer_head = ARGV[2], ARGV[3]
+local changed = 0
+for i = 4, #ARGV, 9 do
+  local key = head .. ARGV[i]
+  local write = true
+  if live_device(key, now) then
+    write = redis.call('HGET', key, 's') == 'pending' and ARGV[i + 6] ~= 'pending'
+  end
+  if write then
+    local other = redis.call('GET', pointer_head .. ARGV[i + 1])
+    write = not other or other == ARGV[i] or not live_device(head .. other, now)
+  end
+  if write then
+    clear_device(head, pointer_head, KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1])
+    put_device(head, pointer_head, KEYS[1], KEYS[2], ARGV, i)
+    changed = changed + 1
+  end
+end
+return changed
+"""
+
+# KEYS: ids, by exp. ARGV: now, record head, pointer head, batch size.
+# Removes up to a batch of records expired by ``now`` (with their pointers and index
+# entries). Returns {hashes examined, records deleted (keys Redis had not expired yet)}.
+PURGE_DEVICE = _DEVICE + """
+local now = tonumber(ARGV[1])
+local hashes = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local deleted = 0
+for i = 1, #hashes do
+  local key = ARGV[2] .. hashes[i]
+  local e = redis.call('HGET', key, 'e')
+  if e and tonumber(e) > now then
+    -- A score behind its record (never written so): set right, so the purge moves on.
+    redis.call('ZADD', KEYS[2], e, hashes[i])
+  else
+    deleted = deleted + drop_device(key, hashes[i], ARGV[3], KEYS[1], KEYS[2])
+  end
+end
+return {#hashes, deleted}
+"""

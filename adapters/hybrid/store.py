@@ -9,12 +9,13 @@ outage (``StoreUnavailable``, a 503), never made by one instance alone. Other wr
 during an outage are queued and replayed into Redis, in order, before Redis is used again,
 so tokens issued meanwhile stay valid and revocations reach every instance; the queue is
 bounded for ordinary writes (past the bound they are refused), never for revocations.
-Stored clients and initial access tokens, browser sessions and consents, with Redis, live
-in Redis only: no memory copy, so during an outage they are refused too, reads included
-(``clients.py``, ``sessions.py``, ``consents.py``).
+Stored clients and initial access tokens, browser sessions and consents, and device
+authorizations, with Redis, live in Redis only: no memory copy, so during an outage they
+are refused too, reads included (``clients.py``, ``sessions.py``, ``consents.py``,
+``device.py``).
 
 Each part of the port the adapter implements itself is a mixin in the module of its name
-(``clients``, ``codes``, ``tokens``, ``ephemeral``, ``sessions``, ``consents``,
+(``clients``, ``codes``, ``tokens``, ``ephemeral``, ``sessions``, ``consents``, ``device``,
 ``transfer``, ``admin``), all over one
 :class:`~adapters.hybrid.connection.HybridConnection`, which holds this process's memory and
 the shared state and translates every redis-py error, once. Identities and credentials are
@@ -28,18 +29,19 @@ from adapters.hybrid.clients import HybridClients
 from adapters.hybrid.codes import HybridCodes
 from adapters.hybrid.connection import DEFAULT_BACKLOG, Connector
 from adapters.hybrid.consents import HybridConsents
+from adapters.hybrid.device import HybridDevice
 from adapters.hybrid.ephemeral import HybridEphemeral
 from adapters.hybrid.sessions import HybridSessions
 from adapters.hybrid.tokens import HybridTokens
 from adapters.hybrid.transfer import HybridTransfer
-from adapters.memory.delegation import DeviceInMemory, IdentitiesInMemory
+from adapters.memory.delegation import IdentitiesInMemory
 
 __all__ = ["DEFAULT_BACKLOG", "Connector", "HybridStore"]
 
 
 class HybridStore(
     IdentitiesInMemory, HybridClients, HybridCodes, HybridTokens, HybridEphemeral,
-    HybridSessions, HybridConsents, DeviceInMemory, HybridTransfer, HybridAdmin,
+    HybridSessions, HybridConsents, HybridDevice, HybridTransfer, HybridAdmin,
 ):
     """Implements :class:`ports.store.Store`; see the module docstring. Build it with
     :func:`adapters.hybrid.open_hybrid_store`; the arguments are

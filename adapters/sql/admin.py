@@ -61,14 +61,15 @@ class SqlAdmin(SqlConnection):
         stmt = sa.select(
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
             live(t.auth_codes), every(t.oauth_clients), live_sessions, every(t.consents),
+            live(t.device_authorizations),
         )
         row = await self._first(stmt)
         # An aggregate always yields one row; the fallback only satisfies the type.
-        values: tuple[Any, ...] = tuple(row) if row is not None else (0,) * 8
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0,) * 9
         return StoreCounts(
             users=values[0], groups=values[1], access_tokens=values[2],
             refresh_tokens=values[3], codes=values[4], clients=values[5],
-            sessions=values[6], consents=values[7],
+            sessions=values[6], consents=values[7], device_authorizations=values[8],
         )
 
     async def _purge_table(
@@ -101,7 +102,7 @@ class SqlAdmin(SqlConnection):
         tokens go once spent or expired (the ``expires_at`` index finds the expired ones).
         A session goes once idle or past its absolute expiry (the ``live_until`` index finds
         them), its grants with it (``ON DELETE CASCADE``); a consent grant once past its
-        ``exp`` (the consent itself never expires).
+        ``exp`` (the consent itself never expires); device authorizations once past ``exp``.
         """
         size = max(batch_size, 1)
         return PurgeCounts(
@@ -119,6 +120,7 @@ class SqlAdmin(SqlConnection):
                 t.sessions, now, size, t.sessions.c.live_until <= now
             ),
             consent_grants=await self._purge_table(t.consent_grants, now, size),
+            device_authorizations=await self._purge_table(t.device_authorizations, now, size),
         )
 
     async def close(self) -> None:

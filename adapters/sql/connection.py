@@ -259,6 +259,8 @@ class SqlConnection:
                 return Conflict("a client with this client_id exists", "client_id")
             if constraint == "sessions_sid_key":
                 return Conflict("another session has this sid", "sid")
+            if constraint.startswith("device_authorizations"):
+                return Conflict("a live device authorization holds this code", "user_code")
             if constraint.endswith("_pkey"):
                 return Conflict("an entity with this id exists", "id")
             if "display_name" in constraint:

@@ -4,7 +4,7 @@ Single-use operations get their atomicity from PostgreSQL itself (``DELETE ... R
 ``INSERT ... ON CONFLICT ... RETURNING``, conditional ``UPDATE``), never from a read
 followed by a write. Each part of the port is a mixin in the module of its name
 (``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``clients``,
-``sessions``, ``consents``, ``transfer``, ``admin``), all over one
+``sessions``, ``consents``, ``device``, ``transfer``, ``admin``), all over one
 :class:`~adapters.sql.connection.SqlConnection`, which translates every driver error, once,
 into a domain error.
 """
@@ -16,6 +16,7 @@ from adapters.sql.clients import SqlClients
 from adapters.sql.codes import SqlCodes
 from adapters.sql.consents import SqlConsents
 from adapters.sql.credentials import SqlCredentials
+from adapters.sql.device import SqlDevice
 from adapters.sql.ephemeral import SqlEphemeral
 from adapters.sql.identities import SqlIdentities
 from adapters.sql.sessions import SqlSessions
@@ -25,7 +26,7 @@ from adapters.sql.transfer import SqlTransfer
 
 class SqlStore(
     SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlClients, SqlSessions,
-    SqlConsents, SqlTransfer, SqlAdmin,
+    SqlConsents, SqlDevice, SqlTransfer, SqlAdmin,
 ):
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 

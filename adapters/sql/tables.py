@@ -240,3 +240,24 @@ consent_grants = sa.Table(
     sa.ForeignKeyConstraint(["user_id", "client_id"], ["consents.user_id", "consents.client_id"],
                             name="consent_grants_consent_fkey", ondelete="CASCADE"),
 )
+
+device_authorizations = sa.Table(
+    "device_authorizations",
+    metadata,
+    sa.Column("device_code_hash", sa.Text, primary_key=True),
+    sa.Column("user_code_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("resources", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("exp", sa.BigInteger, nullable=False),
+    #: ``DeviceAuthorization.interval`` (``interval`` is an SQL keyword).
+    sa.Column("poll_interval", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("last_poll", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("user_id", sa.Text),
+    sa.Column("auth_time", sa.BigInteger),
+    sa.Column("amr", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("acr", sa.Text),
+    sa.Column("sid", sa.Text),
+)

@@ -21,6 +21,14 @@ from adapters.hybrid import (
 )
 from domain.clients import Client, InitialAccessToken
 from domain.consent import Consent, ConsentGrant, ConsentRecord
+from domain.device import (
+    SLOW_DOWN_SECONDS,
+    DeviceDecision,
+    PollApproved,
+    PollExpired,
+    PollPending,
+    PollSlowDown,
+)
 from domain.entities import (
     AuthorizationCode,
     ConsumedCode,
@@ -45,6 +53,7 @@ from tests.e2e.oauth_setup import (
 )
 from tests.integration.token_records import access as _access
 from tests.integration.token_records import code as _code
+from tests.integration.token_records import device as _device
 from tests.integration.token_records import now as _now
 from tests.integration.token_records import refresh as _refresh
 from tests.integration.token_records import session as _session
@@ -838,3 +847,104 @@ async def test_an_unreachable_redis_at_start_up_is_not_fatal(
     finally:
         await store.close()
         server.cleanup()
+
+
+async def test_concurrent_polls_of_a_pending_authorization_are_one_pending_and_slow_downs(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    """Polls at one instant on two instances, each one script: the first is pending, every
+    later one too early (each lengthening the interval once), none lost."""
+    a, b = two_stores
+    now = _now()
+    held = _device("pending", now)
+    await a.save_device_authorization(held, now)
+    polls = await asyncio.gather(*(
+        (a if n % 2 else b).poll_device_authorization(held.device_code_hash, now)
+        for n in range(50)))
+    assert sum(poll == PollPending() for poll in polls) == 1
+    slow = sorted(poll.interval for poll in polls if isinstance(poll, PollSlowDown))
+    assert slow == [5 + n * SLOW_DOWN_SECONDS for n in range(1, 50)]
+    found = await b.find_device_authorization(held.user_code_hash, now)
+    assert found is not None and (found.interval, found.last_poll) == (slow[-1], now)
+
+
+async def test_device_authorizations_fail_closed_during_an_outage_and_are_intact_after(
+    own_redis: LocalRedis,
+) -> None:
+    """Device authorizations live in Redis only: during an outage every call, reads
+    included, raises StoreUnavailable (a decision or an approval taken by one instance
+    alone could be taken again by another), and the refused calls changed nothing."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    approve = DeviceDecision(status="approved", user_id="user-1", auth_time=now, amr=("pwd",))
+    try:
+        pending, approved = _device("pending", now), _device("approved", now)
+        assert await store.save_device_authorization(pending, now)
+        assert await store.save_device_authorization(approved, now)
+        assert await store.decide_device_authorization(approved.user_code_hash, approve, now)
+        own_redis.stop()
+        refused = [
+            store.save_device_authorization(_device("new", now), now),
+            store.find_device_authorization(pending.user_code_hash, now),
+            store.decide_device_authorization(pending.user_code_hash, approve, now),
+            store.poll_device_authorization(approved.device_code_hash, now + 1),
+            store.poll_device_authorization(pending.device_code_hash, now + 1),
+            store.export_device_authorizations(None, 10, now),
+            store.import_device_authorizations((_device("copied", now),), now),
+        ]
+        for call in refused:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "redis" not in str(caught.value).lower()
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        assert await other.find_device_authorization(pending.user_code_hash, now) == pending
+        assert await other.find_device_authorization(_device("new", now).user_code_hash,
+                                                     now) is None
+        # The approval is still there for exactly one poll, and the pending one never polled.
+        taken = await other.poll_device_authorization(approved.device_code_hash, now + 1)
+        assert isinstance(taken, PollApproved) and taken.authorization.user_id == "user-1"
+        assert await store.poll_device_authorization(approved.device_code_hash, now + 9) == \
+            PollExpired()
+        assert await store.poll_device_authorization(pending.device_code_hash, now + 1) == \
+            PollPending()
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_device_keys_share_one_slot_live_as_long_as_their_records_and_are_purged(
+    prefix: str, raw: Redis,
+) -> None:
+    """A record and its user-code pointer expire with the record; a poll that answers
+    removes both; a purge removes what is left of expired ones (their index entries)."""
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        first, short = _device("first", now), _device("short", now, ttl=30)
+        await store.save_device_authorization(first, now)
+        await store.save_device_authorization(short, now)
+        keys = sorted([key.decode() async for key in raw.scan_iter(match=prefix + "*")])
+        dch, uch = first.device_code_hash, first.user_code_hash
+        assert keys == sorted([
+            f"{prefix}dv:{{dv}}{dch}", f"{prefix}dvu:{{dv}}{uch}",
+            f"{prefix}dv:{{dv}}{short.device_code_hash}",
+            f"{prefix}dvu:{{dv}}{short.user_code_hash}",
+            f"{prefix}dvs:{{dv}}", f"{prefix}dve:{{dv}}",
+        ])
+        assert 590 <= await raw.ttl(f"{prefix}dv:{{dv}}{dch}") <= 600
+        assert 590 <= await raw.ttl(f"{prefix}dvu:{{dv}}{uch}") <= 600
+        assert 20 <= await raw.ttl(f"{prefix}dvu:{{dv}}{short.user_code_hash}") <= 30
+        assert (await store.counts(now)).device_authorizations == 2
+        await store.decide_device_authorization(uch, DeviceDecision(status="denied"), now)
+        await store.poll_device_authorization(dch, now)
+        assert not await raw.exists(f"{prefix}dv:{{dv}}{dch}", f"{prefix}dvu:{{dv}}{uch}")
+        # Past the short one's expiry (by the caller's clock): counted out, then purged.
+        later = now + 31
+        assert (await store.counts(later)).device_authorizations == 0
+        assert (await store.purge_expired(later)).device_authorizations == 1
+        assert [key async for key in raw.scan_iter(match=prefix + "*")] == []
+        assert (await store.purge_expired(later)).device_authorizations == 0
+    finally:
+        await store.close()

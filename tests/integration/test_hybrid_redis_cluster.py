@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from adapters.hybrid import ClusterTokenState, HybridStore, cluster_client, open_hybrid_store
+from domain.device import DeviceDecision, PollApproved, PollExpired
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -32,6 +33,7 @@ from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import FORM, basic, build_app, exchange, introspect, running
 from tests.integration.token_records import access as _access
 from tests.integration.token_records import code as _code
+from tests.integration.token_records import device as _device
 from tests.integration.token_records import now as _now
 from tests.integration.token_records import refresh as _refresh
 from tests.integration.token_records import session as _session
@@ -105,6 +107,29 @@ async def test_a_cluster_is_found_on_connect_and_a_grant_lives_in_one_slot(
     kinds = {key[len(prefix):].split(b":")[0] for key in tagged}
     assert kinds == {b"t", b"r", b"ru", b"g"}, tagged
     assert len({raw.keyslot(key) for key in tagged}) == 1
+
+
+async def test_device_authorizations_live_in_one_slot_and_an_approval_is_polled_once(
+    two_stores: tuple[HybridStore, HybridStore], raw: RedisCluster, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    for n in range(10):
+        assert await a.save_device_authorization(_device(f"slot{n}", now), now)
+    keys = await _keys(raw, prefix)
+    kinds = {key[len(prefix):].split(b":")[0] for key in keys}
+    assert kinds == {b"dv", b"dvu", b"dvs", b"dve"}, keys
+    # Records, pointers and indexes: one slot, so each call is one script with all of them.
+    assert len({raw.keyslot(key) for key in keys}) == 1
+    approved = _device("slot0", now)
+    decision = DeviceDecision(status="approved", user_id="user-1")
+    assert await b.decide_device_authorization(approved.user_code_hash, decision, now)
+    polls = await asyncio.gather(*(
+        (a if n % 2 else b).poll_device_authorization(approved.device_code_hash, now + 1)
+        for n in range(RACERS)))
+    assert sum(isinstance(poll, PollApproved) for poll in polls) == 1
+    assert all(isinstance(poll, PollApproved | PollExpired) for poll in polls)
+    assert await a.find_device_authorization(approved.user_code_hash, now + 1) is None
 
 
 async def test_grants_spread_over_every_master(

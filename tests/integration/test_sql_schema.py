@@ -222,3 +222,15 @@ async def test_the_tables_the_adapter_declares_are_those_the_migrations_create(
             assert (row["is_generated"] == "ALWAYS") == (column.computed is not None), where
         assert primary[table.name] == tuple(c.name for c in table.primary_key.columns), \
             table.name
+
+
+async def test_device_authorizations_keep_one_row_per_user_code_and_an_exp_index(
+    migrated_database_url: str,
+) -> None:
+    rows = await _fetch(
+        migrated_database_url,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'device_authorizations'",
+    )
+    definitions = {r["indexname"]: r["indexdef"] for r in rows}
+    assert "UNIQUE" in definitions["device_authorizations_user_code_hash_key"]
+    assert "(exp)" in definitions["device_authorizations_exp_idx"]

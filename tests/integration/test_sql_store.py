@@ -6,12 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sql import SqlStore, open_sql_store, sqlalchemy_url
+from domain.device import (
+    SLOW_DOWN_SECONDS,
+    DeviceAuthorization,
+    DeviceDecision,
+    PollApproved,
+    PollExpired,
+    PollPending,
+    PollSlowDown,
+)
 from domain.entities import AccessToken, RefreshToken, Taken, User
 from domain.errors import Conflict, InvalidValue, PreconditionFailed, StoreUnavailable
 from domain.tokens import hash_token
@@ -305,3 +315,91 @@ async def test_values_postgresql_cannot_store_are_invalid_value(
             assert name not in str(caught.value).lower()
     assert (await store.get_user(user.id)).display_name is None  # nothing was written
     assert (await store.health())["store"]  # the pool is fine afterwards
+
+
+# Device authorizations
+
+
+def _device(name: str, **changes: object) -> DeviceAuthorization:
+    authorization = DeviceAuthorization(
+        device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
+        client_id="tv", scope="openid", exp=NOW + 600, interval=5, created_at=NOW,
+    )
+    return msgspec.structs.replace(authorization, **changes)
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\x00", "lone \ud800 surrogate"])
+async def test_device_values_postgresql_cannot_store(store: SqlStore, value: str) -> None:
+    """A write of such a value is InvalidValue (the caller's input); a lookup by one finds
+    nothing (no row can hold it), as for any unknown code."""
+    held = _device("held")
+    assert await store.save_device_authorization(held, NOW)
+    writes = [
+        store.save_device_authorization(_device("new", scope=value), NOW),
+        store.save_device_authorization(_device("new", user_code_hash=value), NOW),
+        store.decide_device_authorization(
+            held.user_code_hash, DeviceDecision(status="approved", user_id=value), NOW),
+        store.import_device_authorizations((_device("copied", client_id=value),), NOW),
+    ]
+    for write in writes:
+        with pytest.raises(InvalidValue) as caught:
+            await write
+        assert not isinstance(caught.value, StoreUnavailable)
+        for name in ("asyncpg", "sqlalchemy"):
+            assert name not in str(caught.value).lower()
+    assert await store.find_device_authorization(value, NOW) is None
+    assert await store.decide_device_authorization(
+        value, DeviceDecision(status="denied"), NOW) is None
+    assert await store.poll_device_authorization(value, NOW) == PollExpired()
+    # Nothing was written, and the pool is fine afterwards.
+    assert await store.find_device_authorization(held.user_code_hash, NOW) == held
+    assert (await store.counts(NOW)).device_authorizations == 1
+
+
+async def test_concurrent_polls_of_a_pending_authorization_are_one_pending_and_slow_downs(
+    url: str, store: SqlStore,
+) -> None:
+    """Polls at one instant on two instances are serialized by the row lock: the first is
+    pending, every later one too early (each lengthening the interval once): none is
+    answered "expired" while the record lives, and none is lost."""
+    other = await open_sql_store(url, migrate=False, pool_size=20)
+    try:
+        held = _device("pending")
+        await store.save_device_authorization(held, NOW)
+        polls = await asyncio.gather(*(
+            (store if n % 2 else other).poll_device_authorization(held.device_code_hash, NOW)
+            for n in range(50)))
+        assert sum(poll == PollPending() for poll in polls) == 1
+        slow = sorted(poll.interval for poll in polls if isinstance(poll, PollSlowDown))
+        assert slow == [5 + n * SLOW_DOWN_SECONDS for n in range(1, 50)]
+        found = await other.find_device_authorization(held.user_code_hash, NOW)
+        assert found is not None and (found.interval, found.last_poll) == (slow[-1], NOW)
+    finally:
+        await other.close()
+
+
+async def test_a_poll_is_one_statement_and_a_save_one_transaction(store: SqlStore) -> None:
+    held = _device("counted")
+    seen = _statements(store)
+    await store.save_device_authorization(held, NOW)
+    saving = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
+    assert len(saving) == 2  # the expired rows holding either code, then the insert
+    seen.clear()
+    await store.decide_device_authorization(held.user_code_hash,
+                                            DeviceDecision(status="approved"), NOW)
+    assert isinstance(await store.poll_device_authorization(held.device_code_hash, NOW + 1),
+                      PollApproved)
+    assert len(seen) == 2
+
+
+async def test_device_authorizations_are_counted_live_and_purged_once_expired(
+    store: SqlStore,
+) -> None:
+    await store.save_device_authorization(_device("short", exp=NOW + 10), NOW)
+    await store.save_device_authorization(_device("long"), NOW)
+    assert (await store.counts(NOW)).device_authorizations == 2
+    assert (await store.counts(NOW + 10)).device_authorizations == 1
+    assert (await store.purge_expired(NOW + 10, batch_size=1)).device_authorizations == 1
+    assert (await store.purge_expired(NOW + 10)).device_authorizations == 0
+    assert await store.find_device_authorization(_device("long").user_code_hash,
+                                                 NOW + 10) == _device("long")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from domain.device import DeviceAuthorization
 from domain.entities import AccessToken, AuthorizationCode, RefreshToken
 from domain.sessions import Session
 from domain.tokens import hash_token
@@ -51,4 +52,13 @@ def session(
     return Session(
         id_hash=hash_token(name), sid=f"sid_{name}", user_id=user_id, auth_time=now,
         amr=("pwd",), acr="pwd", created_at=now, idle_exp=now + idle, exp=now + max_age,
+    )
+
+
+def device(name: str, now: int, ttl: int = 600) -> DeviceAuthorization:
+    """A pending device authorization whose codes are ``dc_<name>`` and ``uc_<name>``."""
+    return DeviceAuthorization(
+        device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
+        client_id="tv", scope="openid offline_access", exp=now + ttl, interval=5,
+        created_at=now,
     )
