@@ -19,6 +19,7 @@ from typing import Protocol
 
 from domain.client_directory import ClientDirectory
 from domain.clients import Client
+from domain.errors import StoreUnavailable
 from domain.sessions import SessionRecord
 from ports.clock import Clock
 from ports.events import Events
@@ -71,23 +72,39 @@ async def end_sessions(
 ) -> int:
     """Revoke and notify for sessions the store has just ended (see the module
     docstring); return how many. ``reason`` names the cause in the security event
-    (``logout``, ``user_deactivated``, ``password_changed``, ...)."""
+    (``logout``, ``user_deactivated``, ``password_changed``, ...).
+
+    The sessions are already gone, so a store failure must not stop the rest: a client
+    that cannot be looked up counts as deleted (its grants are revoked: fail closed), a
+    grant whose revocation fails does not keep the other grants or the logout tokens
+    from going out (event ``session_revocation_failed``), and the first such failure is
+    raised at the end, once everything else was done.
+    """
     now = ports.clock.now()
     notices: list[LogoutNotice] = []
+    failure: StoreUnavailable | None = None
     count = 0
     for record in records:
         count += 1
         session = record.session
         known: dict[str, Client | None] = {}
         for client_id in dict.fromkeys((*session.clients, *(g.client_id for g in record.grants))):
-            known[client_id] = await ports.clients.find(client_id)
+            try:
+                known[client_id] = await ports.clients.find(client_id)
+            except StoreUnavailable:
+                known[client_id] = None
         for grant in record.grants:
             client = known.get(grant.client_id)
             # A client deleted since is no reason to keep its tokens.
-            if client is None or client.revoke_tokens_on_logout:
+            if client is not None and not client.revoke_tokens_on_logout:
+                continue
+            try:
                 await ports.store.revoke_grant(grant.grant_id, now)
-        for client_id in session.clients:
-            client = known.get(client_id)
+            except StoreUnavailable as exc:
+                failure = failure or exc
+                ports.events.emit("session_revocation_failed", sid=session.sid,
+                                  user_id=session.user_id, client_id=grant.client_id)
+        for client in known.values():
             if client is None or client.backchannel_logout_uri is None:
                 continue
             claims = logout_token_claims(ports.issuer, client, record,
@@ -97,9 +114,11 @@ async def end_sessions(
                 logout_token=ports.signer.sign(claims, typ="logout+jwt"), sid=session.sid,
                 user_id=session.user_id))
         ports.events.emit("session_ended", reason=reason, sid=session.sid,
-                          user_id=session.user_id, clients=len(session.clients))
+                          user_id=session.user_id, clients=len(known))
     if notices:
         ports.sender.send(notices)
+    if failure is not None:
+        raise failure
     return count
 
 

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from adapters.backchannel_http import HttpLogoutSender
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
@@ -38,6 +39,7 @@ from entrypoints.http.errors import (
 )
 from entrypoints.http.health import HealthController
 from entrypoints.http.initial_access_tokens import create_initial_access_token
+from entrypoints.http.logout import LogoutController
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
 from entrypoints.http.registration import RegistrationController
@@ -107,6 +109,17 @@ def build_services(container: Container) -> Services:
     )
 
 
+#: How long shutdown waits for back-channel logouts under way (then they are abandoned,
+#: each logged): within the orchestrator's grace period, after uvicorn's 15 s of draining.
+LOGOUT_DRAIN_SECONDS = 5.0
+
+
+async def _drain_logouts(services: Services) -> None:
+    sender = services.logout.sender
+    if isinstance(sender, HttpLogoutSender):
+        await sender.drain(LOGOUT_DRAIN_SECONDS)
+
+
 def provide_services(state: State) -> Services:
     """The ``services`` dependency: built once by the lifespan, kept in the app state."""
     services: Services = state.services
@@ -135,7 +148,10 @@ def create_app(
             janitor = Janitor(services.store, services.clock, services.events,
                               interval_seconds=settings.purge_interval_seconds)
             async with janitor_running(janitor):
-                yield
+                try:
+                    yield
+                finally:
+                    await _drain_logouts(services)
         finally:
             await backend.close()
 
@@ -143,7 +159,7 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, RegistrationController,
-                                 create_initial_access_token]
+                                 create_initial_access_token, LogoutController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

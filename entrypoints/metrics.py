@@ -189,6 +189,11 @@ class Metrics:
             "auth_purged_records", "Expired records removed by purges, by kind",
             ["kind"], registry=r,
         )
+        self.backchannel_logouts = Counter(
+            "auth_backchannel_logout",
+            "Back-channel logout deliveries, by outcome (delivered, or why it failed: "
+            "refused, rejected, unavailable, timeout, abandoned)", ["outcome"], registry=r,
+        )
         self.store_sizes = StoreSizes(r)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+from adapters.backchannel_http import FAILURE_REASONS
 from entrypoints.metrics import GRANT_TYPES, OTHER, PURGE_KINDS, Metrics, bounded
 from ports.events import FieldValue
 
@@ -23,12 +24,15 @@ WARNING_EVENTS = frozenset({
     "signin_failed",
     "signin_locked",
     "totp_seed_unreadable",
+    "backchannel_logout_failed",
+    "session_revocation_failed",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).
 QUIET_EVENTS = frozenset({"token_issued", "token_introspected", "token_revoked", "purge_skipped"})
 
 _SIGNIN_FAILURE_REASONS = frozenset({"unknown_user", "inactive", "bad_password", "bad_totp"})
+_BACKCHANNEL_FAILURES = frozenset(FAILURE_REASONS)
 _EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
@@ -65,6 +69,11 @@ class TelemetryEvents:
             m.signin_failures.labels(bounded(fields.get("reason"), _SIGNIN_FAILURE_REASONS)).inc()
         elif name == "signin_locked":
             m.signin_lockouts.inc()
+        elif name == "backchannel_logout_delivered":
+            m.backchannel_logouts.labels("delivered").inc()
+        elif name == "backchannel_logout_failed":
+            m.backchannel_logouts.labels(
+                bounded(fields.get("reason"), _BACKCHANNEL_FAILURES)).inc()
         elif name == "purge_skipped":
             m.purge_runs.labels("skipped").inc()
         elif name == "purge_failed":

@@ -67,6 +67,9 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         # OIDC Discovery defaults this to true when omitted; request_uri is refused.
         "request_uri_parameter_supported": False,
+        "end_session_endpoint": f"{base}/oauth/logout",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
     if services.settings.client_registration != "off":
         document["registration_endpoint"] = f"{base}/oauth/register"
