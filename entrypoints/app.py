@@ -31,6 +31,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.admin import AdminController
 from entrypoints.http.authorize import AuthorizeController
+from entrypoints.http.device import DEVICE_HANDLERS
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
     domain_error_handler,
@@ -159,7 +160,8 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, RegistrationController,
-                                 create_initial_access_token, LogoutController]
+                                 create_initial_access_token, LogoutController,
+                                 *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

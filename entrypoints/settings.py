@@ -104,6 +104,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: authorization; ``SESSION_MAX_SECONDS``: and at the latest this long after its sign-in.
     session_idle_seconds: int = 8 * 3600
     session_max_seconds: int = 7 * 86400
+    #: ``DEVICE_CODE_SECONDS``: how long a device authorization (RFC 8628) waits for the
+    #: user; ``RATE_LIMIT_DEVICE_AUTHORIZATION_PER_MINUTE``: device authorization requests per
+    #: client address per minute; ``RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS`` and
+    #: ``RATE_LIMIT_DEVICE_CODE_FAILURES``: wrong user codes per 15 minutes, per address and
+    #: in all (0 switches a limit off; docs/oauth.md, "Device flow").
+    device_code_seconds: int = 600
+    rate_limit_device_authorization_per_minute: int = 20
+    rate_limit_device_code_failures_per_address: int = 10
+    rate_limit_device_code_failures: int = 1000
 
     @property
     def issuer(self) -> str:
@@ -225,7 +234,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_REGISTRATION_PER_MINUTE", 10),
         session_idle_seconds=_positive_int(env, "SESSION_IDLE_SECONDS", 8 * 3600),
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
+        device_code_seconds=_device_code_seconds(env),
+        rate_limit_device_authorization_per_minute=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_AUTHORIZATION_PER_MINUTE", 20),
+        rate_limit_device_code_failures_per_address=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS", 10),
+        rate_limit_device_code_failures=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_CODE_FAILURES", 1000),
     )
+
+
+#: A device code lives at most this long: every live user code is a target for guessing.
+MAX_DEVICE_CODE_SECONDS = 3600
+
+
+def _device_code_seconds(env: Mapping[str, str]) -> int:
+    seconds = _positive_int(env, "DEVICE_CODE_SECONDS", 600)
+    if seconds < 60 or seconds > MAX_DEVICE_CODE_SECONDS:
+        raise ConfigError("DEVICE_CODE_SECONDS",
+                          f"must be 60 to {MAX_DEVICE_CODE_SECONDS} seconds (got {seconds})")
+    return seconds
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

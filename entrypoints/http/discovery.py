@@ -70,6 +70,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "end_session_endpoint": f"{base}/oauth/logout",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        "device_authorization_endpoint": f"{base}/oauth/device_authorization",
     }
     if services.settings.client_registration != "off":
         document["registration_endpoint"] = f"{base}/oauth/register"

@@ -41,9 +41,11 @@ from domain.clients import (
     AUTH_POST,
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
     Client,
 )
+from domain.device_grant import redeem_device_code
 from domain.oauth import (
     Introspection,
     OAuthError,
@@ -386,7 +388,8 @@ def _required(form: dict[str, str], name: str) -> str:
     "/oauth/token",
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
-    description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
+    description="Grants authorization_code (with PKCE), client_credentials, refresh_token "
+    "and urn:ietf:params:oauth:grant-type:device_code (RFC 8628). "
     "Form body; client authentication by HTTP Basic or client_secret_post.",
     tags=["oauth"],
     status_code=200,
@@ -420,6 +423,9 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
             )
+        elif grant_type == GRANT_DEVICE_CODE:
+            result = await redeem_device_code(services.device, client,
+                                              _required(form, "device_code"))
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
         answer = _json_response(result)
