@@ -10,6 +10,7 @@ The signed-in browser is a session made directly in the store
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from entrypoints.http.session_cookie import session_cookie_name
 from entrypoints.settings import load_settings
 from tests.doubles import FakeClock
 from tests.e2e.conftest import StoreBackend
+from tests.e2e.ops_support import metric
 from tests.e2e.session_support import call, ensure_user, session_of, sign_in_browser
 from tests.e2e.signin_flow import HASHER, SIGNER, T0, Form, submit
 
@@ -242,6 +244,9 @@ def test_the_whole_flow_through_the_verification_page(d: Device) -> None:
     assert info["active"] is True and info["sub"] == session.user_id
     assert info["client_id"] == "tv" and info["mfa_verified"] is True
 
+    assert metric(d.client.get("/metrics").text, "auth_tokens_issued_total",
+                  grant_type=GRANT_DEVICE_CODE) == 1
+
     # Redeemed once; the refresh token works like any other.
     d.clock.advance(5)
     assert d.poll_error(started["device_code"]) == "invalid_grant"
@@ -371,7 +376,9 @@ def test_device_authorization_requests_are_limited_per_address(
 # The verification page
 
 
-def test_wrong_codes_are_throttled_per_address(store: StoreBackend, tmp_path: Path) -> None:
+def test_wrong_codes_are_throttled_per_address(
+    store: StoreBackend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with device_app(store, tmp_path, RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS="2") as d:
         started = d.started()
         d.signed_in()
@@ -382,6 +389,12 @@ def test_wrong_codes_are_throttled_per_address(store: StoreBackend, tmp_path: Pa
         refused = d.confirm_page(started["user_code"])
         assert refused.status_code == 429 and 'role="alert"' in refused.text
         assert 0 < int(refused.headers["retry-after"]) <= 900
+        warnings = [r.getMessage() for r in caplog.records
+                    if r.name == "auth_service.events" and r.levelno == logging.WARNING]
+        assert warnings.count("device_user_code_rejected") == 2
+        assert warnings.count("device_user_code_throttled") == 1
+        assert metric(d.client.get("/metrics").text, "auth_rate_limited_total",
+                      rule="device_code") == 1
         d.clock.advance(900)
         fresh = d.started()
         assert d.confirm_page(fresh["user_code"]).status_code == 200
