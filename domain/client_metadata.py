@@ -40,6 +40,7 @@ from domain.clients import (
     AUTH_PRIVATE_KEY_JWT,
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
     GRANT_TYPES,
     RESPONSE_TYPE_CODE,
@@ -121,6 +122,8 @@ _OPERATOR_KEYS = frozenset({
     "resource_uri", "resource_scopes", "access_token_format",
 })
 _DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
+#: The grants through which a signed-in user delegates (and so an ID token can be issued).
+_USER_GRANTS = frozenset({GRANT_AUTHORIZATION_CODE, GRANT_DEVICE_CODE})
 _CLIENT_ID = re.compile(r"[\x21-\x7e]+")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -376,7 +379,7 @@ class _Reader:
             default: tuple[str, ...] = DEFAULT_REGISTRATION_SCOPE
             if GRANT_REFRESH_TOKEN in grants:
                 default = (*default, OFFLINE_ACCESS)
-            return default if GRANT_AUTHORIZATION_CODE in grants else ()
+            return default if _USER_GRANTS & set(grants) else ()
         else:
             raise ClientMetadataError("scope", "scope is required (the scopes the client may "
                                       "ask for)")
@@ -390,9 +393,9 @@ class _Reader:
                 raise ClientMetadataError(
                     key, f"{', '.join(service)}: service scopes are granted only to clients "
                     "an operator creates, never to a registered client")
-        if OPENID in scopes and GRANT_AUTHORIZATION_CODE not in grants:
+        if OPENID in scopes and not _USER_GRANTS & set(grants):
             raise ClientMetadataError(key, "the scope openid needs the grant type "
-                                      "authorization_code")
+                                      f"authorization_code or {GRANT_DEVICE_CODE}")
         return scopes
 
     def _uris(self, key: str, *, public: bool) -> tuple[str, ...]:

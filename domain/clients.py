@@ -26,10 +26,13 @@ import msgspec
 GRANT_AUTHORIZATION_CODE = "authorization_code"
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_REFRESH_TOKEN = "refresh_token"
+#: The device authorization grant (RFC 8628 section 3.4), for devices without a browser.
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES: tuple[str, ...] = (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_DEVICE_CODE,
 )
 
 AUTH_BASIC = "client_secret_basic"

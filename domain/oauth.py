@@ -940,3 +940,52 @@ async def revoke(
     if revoked:
         ports.events.emit("token_revoked", client_id=client.client_id)
     return revoked
+
+
+# The helpers above under public names, for the other grants a signed-in user makes
+# (domain.device_grant), so that every user grant issues its tokens the same way.
+
+
+class UserTokens(NamedTuple):
+    """The tokens of a new user grant, not yet saved: their values and records."""
+
+    access_value: str
+    access: AccessToken
+    refresh_value: str | None
+    refresh: RefreshToken | None
+
+
+def new_user_tokens(
+    ports: OAuthPorts, client: Client, *, scope: str, grant_id: str, user_id: str,
+    mfa_verified: bool, auth_time: int, now: int, resources: tuple[str, ...] = (),
+    acr: str | None = None,
+) -> UserTokens:
+    """The tokens a code exchange would issue for this grant: an access token, and a refresh
+    token when the scope has ``offline_access`` and the client may refresh; both capped by
+    the grant's absolute lifetime, counted from ``auth_time``. ``resources`` (RFC 8707)
+    bind the grant and are the access token's audience, its scope limited to what they
+    define (``invalid_target`` for one that names no resource server)."""
+    scopes = tuple(scope.split())
+    audience = audience_of(ports, resources, (), scopes)
+    grant = _Grant(client.client_id, scope, grant_id, user_id, mfa_verified, auth_time,
+                   resources, acr or _acr(mfa_verified))
+    access_value, access = _new_access_token(ports, client, grant, _scope_for(audience, scopes),
+                                             now, audience)
+    if not _wants_refresh_token(client, tuple(scope.split())):
+        return UserTokens(access_value, access, None, None)
+    refresh_value, refresh_record = _new_refresh_token(ports, client, grant, access.token_hash,
+                                                       now)
+    return UserTokens(access_value, access, refresh_value, refresh_record)
+
+
+def refuse_service_scopes(scopes: tuple[str, ...]) -> None:
+    """``invalid_scope`` when ``scopes`` holds a service scope: a user cannot delegate one."""
+    _refuse_service_scopes(scopes)
+
+
+async def require_active_user(
+    ports: OAuthPorts, user_id: str | None, grant_id: str, client: Client, now: int
+) -> User:
+    """The grant's user; when it is gone or deactivated, the grant is revoked and the
+    request is ``invalid_grant`` (event ``grant_refused_inactive_user``)."""
+    return await _require_active_user(ports, user_id, grant_id, client, now)

@@ -35,6 +35,7 @@ from entrypoints.http.account import AccountController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
+from entrypoints.http.device import DEVICE_HANDLERS
 from entrypoints.http.discovery import DiscoveryController
 from entrypoints.http.errors import (
     domain_error_handler,
@@ -173,7 +174,7 @@ def create_app(
                                  AdminController, AdminSessionsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
-                                 SigninController, AccountController]
+                                 SigninController, AccountController, *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

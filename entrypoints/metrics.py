@@ -49,7 +49,8 @@ UNMATCHED_ROUTE = "<unmatched>"
 OTHER = "other"
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-GRANT_TYPES = frozenset({"authorization_code", "client_credentials", "refresh_token"})
+GRANT_TYPES = frozenset({"authorization_code", "client_credentials", "refresh_token",
+                         "urn:ietf:params:oauth:grant-type:device_code"})
 PURGE_KINDS = ("codes", "access_tokens", "refresh_tokens", "reuse_markers", "other")
 #: How often a scrape may read the store's sizes (a SCAN in Redis, COUNTs in PostgreSQL).
 STORE_SIZES_REFRESH_SECONDS = 30

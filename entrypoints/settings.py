@@ -111,6 +111,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``DEFAULT_RESOURCE``: the audience of a token whose request names no ``resource``
     #: (RFC 8707): the ``resource_uri`` of a resource server; None: no audience.
     default_resource: str | None = None
+    #: ``DEVICE_CODE_SECONDS``: how long a device authorization (RFC 8628) waits for the
+    #: user; ``RATE_LIMIT_DEVICE_AUTHORIZATION_PER_MINUTE``: device authorization requests per
+    #: client address per minute; ``RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS`` and
+    #: ``RATE_LIMIT_DEVICE_CODE_FAILURES``: wrong user codes per 15 minutes, per address and
+    #: in all (0 switches a limit off; docs/oauth.md, "Device flow").
+    device_code_seconds: int = 600
+    rate_limit_device_authorization_per_minute: int = 20
+    rate_limit_device_code_failures_per_address: int = 10
+    rate_limit_device_code_failures: int = 1000
 
     @property
     def issuer(self) -> str:
@@ -234,6 +243,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_max_seconds=_positive_int(env, "SESSION_MAX_SECONDS", 7 * 86400),
         dpop_require_nonce=_flag(env, "DPOP_REQUIRE_NONCE", default=True),
         default_resource=_default_resource(get("DEFAULT_RESOURCE")),
+        device_code_seconds=_device_code_seconds(env),
+        rate_limit_device_authorization_per_minute=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_AUTHORIZATION_PER_MINUTE", 20),
+        rate_limit_device_code_failures_per_address=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS", 10),
+        rate_limit_device_code_failures=_non_negative_int(
+            env, "RATE_LIMIT_DEVICE_CODE_FAILURES", 1000),
     )
 
 
@@ -243,6 +259,18 @@ def _default_resource(value: str | None) -> str | None:
     if problem is not None:
         raise ConfigError("DEFAULT_RESOURCE", problem)
     return value
+
+
+#: A device code lives at most this long: every live user code is a target for guessing.
+MAX_DEVICE_CODE_SECONDS = 3600
+
+
+def _device_code_seconds(env: Mapping[str, str]) -> int:
+    seconds = _positive_int(env, "DEVICE_CODE_SECONDS", 600)
+    if seconds < 60 or seconds > MAX_DEVICE_CODE_SECONDS:
+        raise ConfigError("DEVICE_CODE_SECONDS",
+                          f"must be 60 to {MAX_DEVICE_CODE_SECONDS} seconds (got {seconds})")
+    return seconds
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:

@@ -26,6 +26,8 @@ WARNING_EVENTS = frozenset({
     "totp_seed_unreadable",
     "backchannel_logout_failed",
     "session_revocation_failed",
+    "device_user_code_rejected",
+    "device_user_code_throttled",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).

@@ -83,6 +83,7 @@ def discovery_document(services: Services) -> dict[str, Any]:
         "backchannel_logout_session_supported": True,
         "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": list(PROMPT_VALUES),
+        "device_authorization_endpoint": f"{base}/oauth/device_authorization",
     }
     if services.settings.client_registration != "off":
         document["registration_endpoint"] = f"{base}/oauth/register"

@@ -41,9 +41,11 @@ from domain.clients import (
     AUTH_POST,
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
     Client,
 )
+from domain.device_grant import redeem_device_code
 from domain.dpop import INVALID_DPOP_PROOF, current_nonce, token_request_binding
 from domain.oauth import (
     Introspection,
@@ -441,7 +443,8 @@ def _required(form: dict[str, str], name: str) -> str:
     "/oauth/token",
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
-    description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
+    description="Grants authorization_code (with PKCE), client_credentials, refresh_token "
+    "and urn:ietf:params:oauth:grant-type:device_code (RFC 8628). "
     "Form body; client authentication by HTTP Basic or client_secret_post. `resource` "
     "(RFC 8707, repeatable) names the resource servers the token is for.",
     tags=["oauth"],
@@ -487,6 +490,9 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 binding=binding,
                 resources=form_resources(form),
             )
+        elif grant_type == GRANT_DEVICE_CODE:
+            result = await redeem_device_code(services.device, client,
+                                              _required(form, "device_code"))
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
         answer = _json_response(result)

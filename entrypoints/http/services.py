@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPorts
 from domain.client_directory import ClientDirectory
+from domain.device_grant import DevicePolicy, DevicePorts
 from domain.dpop import DpopPorts
 from domain.logout import LogoutPorts
 from domain.oauth import OAuthPorts
@@ -30,6 +31,9 @@ from ports.otp import Totp
 from ports.sealing import Sealer, SecretSealer
 from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
 from ports.store import Store
+
+#: The device verification page (entrypoints.http.device): RFC 8628 ``verification_uri``.
+DEVICE_PAGE_PATH = "/device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,20 @@ class Services:
     dpop: DpopPorts
     #: The HMAC key of the ``/account`` forms' CSRF tokens (entrypoints/http/account.py).
     account_form_key: bytes
+
+    @property
+    def device(self) -> DevicePorts:
+        """The device grant's ports (domain.device_grant), made of the ones above (cheap:
+        only the device endpoints ask)."""
+        settings = self.settings
+        return DevicePorts(
+            oauth=self.oauth, store=self.store, clients=self.clients,
+            sessions=self.session_policy,
+            policy=DevicePolicy(
+                verification_uri=f"{settings.external_base_url}{DEVICE_PAGE_PATH}",
+                code_seconds=settings.device_code_seconds,
+                failures_per_address=settings.rate_limit_device_code_failures_per_address,
+                failures=settings.rate_limit_device_code_failures))
 
 
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:

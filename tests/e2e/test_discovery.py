@@ -37,7 +37,9 @@ def test_metadata(tmp_path: Path, path: str) -> None:
         assert meta["response_modes_supported"] == ["query"]
         assert meta["code_challenge_methods_supported"] == ["S256"]
         assert set(meta["grant_types_supported"]) == {
-            "authorization_code", "client_credentials", "refresh_token"}
+            "authorization_code", "client_credentials", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"}
+        assert meta["device_authorization_endpoint"] == f"{ISSUER}/oauth/device_authorization"
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none", "client_secret_jwt",
             "private_key_jwt"}
@@ -91,6 +93,7 @@ ADVERTISED = [
     ("revocation_endpoint", "POST"),
     ("userinfo_endpoint", "GET"),
     ("jwks_uri", "GET"),
+    ("device_authorization_endpoint", "POST"),
 ]
 
 
