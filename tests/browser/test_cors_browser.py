@@ -14,30 +14,24 @@ import asyncio
 import base64
 import hashlib
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from domain.entities import User
-from entrypoints.app import create_app
-from entrypoints.settings import load_settings
-from tests.browser.test_signin_browser import (
+from tests.browser.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    PASSWORD,
-    _Callback,
-    _free_port,
-    _require_chromium,
+    relying_party,
+    require_chromium,
+    served_app,
 )
+from tests.browser.test_signin_browser import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -66,15 +60,8 @@ FETCH_FOREIGN = """async ([base, token, body]) => {
 
 @pytest.fixture
 def app_server() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
-    _Callback.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with relying_party() as party:
+        yield party.port
 
 
 @pytest.fixture
@@ -86,32 +73,14 @@ def auth_server(tmp_path: Path, app_server: int) -> Iterator[tuple[str, MemorySt
         'redirect_uris = ["http://127.0.0.1/callback"]\nscope = "openid profile"\n'
         f'allowed_cors_origins = ["http://127.0.0.1:{app_server}"]\n'
         "access_token_lifetime = 600\nfirst_party = true\n")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = load_settings({"CLIENTS_FILE": str(clients), "EXTERNAL_BASE_URL": base,
-                              "BIND_ADDR": f"127.0.0.1:{port}"})
-    store = MemoryStore()
-    config = uvicorn.Config(create_app(settings, store=store), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app did not start")
-        time.sleep(0.05)
-    try:
-        yield base, store
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with served_app(clients) as running:
+        yield running
 
 
 def test_a_browser_app_reads_the_token_and_userinfo_answers_only_from_its_origin(
     auth_server: tuple[str, MemoryStore], app_server: int
 ) -> None:
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     base, store = auth_server

@@ -7,75 +7,39 @@ screenshot under ``test-artifacts/``. In CI (``CI=true``) a missing browser fail
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pyotp
 import pytest
-import uvicorn
 
 from adapters.memory.store import MemoryStore
 from adapters.passwords import Argon2PasswordHasher
 from domain.entities import User
-from entrypoints.app import create_app
-from entrypoints.settings import load_settings
+from tests.browser.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    relying_party,
+    require_chromium,
+    served_app,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "browser-test password 1"
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class _Callback(BaseHTTPRequestHandler):
-    received: list[str] = []
-
-    def do_GET(self) -> None:
-        type(self).received.append(self.path)
-        body = b"<!doctype html><html lang=en><title>Callback</title><h1>Signed in</h1>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def callback() -> Iterator[tuple[str, list[str]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
-    _Callback.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/callback", _Callback.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with relying_party() as party:
+        yield f"{party.base}/callback", party.received
 
 
 @pytest.fixture
@@ -87,40 +51,14 @@ def server(tmp_path: Path, callback: tuple[str, list[str]]) -> Iterator[tuple[st
         f'redirect_uris = ["{redirect_uri}"]\nscopes = ["openid", "profile"]\n'
         "first_party = true\n"
     )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = load_settings({"CLIENTS_FILE": str(clients), "EXTERNAL_BASE_URL": base,
-                              "BIND_ADDR": f"127.0.0.1:{port}"})
-    store = MemoryStore()
-    config = uvicorn.Config(create_app(settings, store=store), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app did not start")
-        time.sleep(0.05)
-    try:
-        yield base, store
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-
-
-def _require_chromium() -> None:
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    with served_app(clients) as running:
+        yield running
 
 
 def test_sign_in_with_password_and_totp_in_chromium(
     server: tuple[str, MemoryStore], callback: tuple[str, list[str]]
 ) -> None:
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     base, store = server
@@ -132,7 +70,6 @@ def test_sign_in_with_password_and_totp_in_chromium(
                                        password_hash=await Argon2PasswordHasher().hash(PASSWORD))
         await store.set_totp(user.id, secret, confirmed=True)
 
-    import asyncio
     asyncio.run(add_user())
 
     verifier = secrets.token_urlsafe(48)

@@ -3,6 +3,7 @@ authorization request, then back to a page of this server; on each backend."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def test_a_wrong_password_stays_on_the_page_with_an_alert(h: Harness) -> None:
     response = submit(h.client, page, username="alice", password="wrong")
     assert response.status_code == 200 and 'role="alert"' in response.text
     assert h.session() is None
+    # The cursor goes to the password field: it must describe the error too, or a screen
+    # reader user who lands there never hears why.
+    assert Form(response.text).autofocus == ["password"]
+    assert re.search(r'<input type="password"[^>]* aria-describedby="form-error"', response.text)
 
 
 def test_signed_in_already_goes_straight_back(h: Harness) -> None:
