@@ -8,7 +8,8 @@ Key layout (``P`` is the key prefix):
   every script of one session -- recording a grant, ending it -- runs in one slot,
   atomically. Re-authenticating re-keys the session to a new hash, often in another slot:
   the old keys are claimed (deleted) first, then the new ones written
-  (:meth:`RedisSessions.reauthenticate_session`). Sessions spread over the whole cluster, one slot each.
+  (:meth:`RedisSessions.reauthenticate_session`). Sessions spread over the whole
+  cluster, one slot each.
 * ``Psid:<sid>`` holds the ``id_hash`` of the session with that public ``sid``, and
   ``Psu:<user_id>`` is the user's index (a sorted set: ``id_hash`` scored by the session's
   absolute ``exp``). Each is a single key in its own slot.

@@ -6,12 +6,13 @@ itself.
 
 With Redis (one server or a cluster), Redis alone holds them (``redis_sessions.py``) and
 every call goes to it, so a session made on one instance is used on every other, and one
-ended on one is ended on all at once; recording a grant and ending a session are each one Lua
-script; re-authenticating (which re-keys the session) is two, the old key claimed first. Nothing of the part is kept in this process's memory,
-not even as a fallback: during an outage every call, reads included, raises
-``StoreUnavailable`` (fail closed). A session served from a stale copy could outlive a
-logout or a deactivation made on another instance, and one opened on one instance alone
-would be unknown to the others and escape a later "end every session of this user".
+ended on one is ended on all at once; recording a grant and ending a session are each one
+Lua script; re-authenticating (which re-keys the session) is two, the old key claimed
+first. Nothing of the part is kept in this process's memory, not even as a fallback:
+during an outage every call, reads included, raises ``StoreUnavailable`` (fail closed).
+A session served from a stale copy could outlive a logout or a deactivation made on
+another instance, and one opened on one instance alone would be unknown to the others
+and escape a later "end every session of this user".
 """
 
 from __future__ import annotations
