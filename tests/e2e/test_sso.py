@@ -121,7 +121,7 @@ def test_a_session_that_proved_totp_gives_mfa_codes_without_asking_again(h: Harn
     assert second.pages == []
     claims = _claims(h, tokens["id_token"])
     assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "mfa"
-    services = h.services()
+    services = h.services
     record = h.run(services.store.get_access_token(hash_token(tokens["access_token"]),
                                                    services.clock.now()))
     assert record is not None and record.mfa_verified
