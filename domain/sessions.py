@@ -128,6 +128,13 @@ class SessionWriter(Protocol):
     async def create_session(self, session: Session, now: int) -> None: ...
 
 
+def new_session_id(generator: TokenGenerator) -> tuple[str, str]:
+    """A fresh cookie value and its ``id_hash``: for a new session, and for an old one
+    re-keyed when its user signs in again (a cookie copied before then opens nothing)."""
+    session_id = generator.new(SESSION_ID_PREFIX)
+    return session_id, hash_session_id(session_id)
+
+
 async def open_session(
     store: SessionWriter,
     generator: TokenGenerator,
@@ -140,9 +147,9 @@ async def open_session(
 ) -> tuple[str, Session]:
     """Start a session for a user who has just signed in; return the cookie value (shown
     only to the browser, never stored) and the session."""
-    session_id = generator.new(SESSION_ID_PREFIX)
+    session_id, id_hash = new_session_id(generator)
     session = Session(
-        id_hash=hash_session_id(session_id),
+        id_hash=id_hash,
         sid=generator.new(SID_PREFIX),
         user_id=user_id,
         auth_time=auth_time,
@@ -154,6 +161,36 @@ async def open_session(
     )
     await store.create_session(session, now)
     return session_id, session
+
+
+class SessionRekeyer(Protocol):
+    async def reauthenticate_session(
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
+    ) -> Session | None: ...
+
+
+async def reauthenticate(
+    store: SessionRekeyer,
+    generator: TokenGenerator,
+    session: Session,
+    *,
+    auth_time: int,
+    amr: tuple[str, ...],
+    now: int,
+    policy: SessionPolicy = DEFAULT_SESSION_POLICY,
+) -> tuple[str, Session] | None:
+    """The session's user signed in again (``prompt=login``, ``max_age``, a step-up):
+    record how, under a new session id, and return the new cookie value and the session
+    (same ``sid``, clients and grants). The old cookie value stops naming a session: a copy
+    of it taken before (when only the password was known, say) gains nothing the user
+    proves now. None when the session ended meanwhile, or another re-authentication of it
+    won the race."""
+    session_id, id_hash = new_session_id(generator)
+    renewed = await store.reauthenticate_session(
+        session.id_hash, id_hash, auth_time=auth_time, amr=amr, acr=acr_of(amr),
+        idle_exp=idle_expiry(session, now, policy), now=now)
+    return None if renewed is None else (session_id, renewed)
 
 
 def idle_expiry(session: Session, now: int, policy: SessionPolicy) -> int:

@@ -363,14 +363,24 @@ class SessionStore(Protocol):
         ...
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
         """The same user signed in again (``prompt=login``, ``max_age``, a step-up):
-        replace the live session's ``auth_time``, ``amr`` and ``acr`` and push its
-        ``idle_exp`` as :meth:`add_session_grant` does; ``sid``, ``clients``, grants and
-        ``exp`` stay. Return the session as it now is; None when there is no live
-        session."""
+        re-key the live session ``id_hash`` to ``new_id_hash`` (the hash of a fresh cookie
+        value), replace its ``auth_time``, ``amr`` and ``acr`` and push its ``idle_exp`` as
+        :meth:`add_session_grant` does; ``sid``, ``clients``, grants, ``created_at`` and
+        ``exp`` stay. Return the session as it now is (with ``id_hash`` ``new_id_hash``);
+        None when there is no live session ``id_hash``.
+
+        The re-key is what makes a step-up safe: a cookie copied before it (say, by someone
+        who knew only the password) must not gain what the user proved afterwards. From
+        the moment the call can succeed the old ``id_hash`` names no session on any
+        instance, and the new one is usable by no one but the caller before the call
+        returns. Of concurrent re-authentications of one session exactly one succeeds
+        (the others get None). A backend that cannot move the session in one atomic step
+        removes the old one first: a failure in between loses the session (the user signs
+        in again), never keeps both."""
         ...
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:

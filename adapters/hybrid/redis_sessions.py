@@ -5,8 +5,11 @@ Key layout (``P`` is the key prefix):
 
 * ``Pse:{<id_hash>}`` the session (a msgpack row, :class:`SessionWire`) and
   ``Psg:{<id_hash>}`` its grants share the session's hash tag, so on a Redis Cluster
-  every script of one session -- recording a grant, re-authenticating, ending it -- runs
-  in one slot, atomically. Sessions spread over the whole cluster, one slot each.
+  every script of one session -- recording a grant, ending it -- runs in one slot,
+  atomically. Re-authenticating re-keys the session to a new hash, often in another slot:
+  the old keys are claimed (deleted) first, then the new ones written
+  (:meth:`RedisSessions.reauthenticate_session`). Sessions spread over the whole
+  cluster, one slot each.
 * ``Psid:<sid>`` holds the ``id_hash`` of the session with that public ``sid``, and
   ``Psu:<user_id>`` is the user's index (a sorted set: ``id_hash`` scored by the session's
   absolute ``exp``). Each is a single key in its own slot.
@@ -191,7 +194,7 @@ class RedisSessions:
         "_grants",
         "_import",
         "_purge",
-        "_reauthenticate",
+        "_put_rekeyed",
         "_rows",
         "_sids",
         "_snapshots",
@@ -208,7 +211,7 @@ class RedisSessions:
         self._snapshots = KeySnapshots()
         self._create = script(client, scripts.CREATE_SESSION)
         self._add_grant = script(client, scripts.ADD_SESSION_GRANT)
-        self._reauthenticate = script(client, scripts.REAUTHENTICATE_SESSION)
+        self._put_rekeyed = script(client, scripts.PUT_REKEYED_SESSION)
         self._end = script(client, scripts.END_SESSIONS)
         self._purge = script(client, scripts.PURGE_SESSION)
         self._import = script(client, scripts.IMPORT_SESSIONS)
@@ -263,13 +266,44 @@ class RedisSessions:
         return None if data is None else _session(id_hash, _decode_row(data))
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
-        data = await self._reauthenticate(
-            keys=self._keys(id_hash), args=[now, auth_time, _encode(amr), acr, idle_exp],
-        )
-        return None if data is None else _session(id_hash, _decode_row(data))
+        """Re-key the session: its two keys carry the hash tag of its ``id_hash``, so on a
+        cluster the new ones are in another slot, and no one script can move them. So:
+
+        1. claim the old row and grants (``END_SESSIONS``: read and delete in its slot).
+           From here the old cookie names nothing, and of concurrent callers only this
+           one holds the session;
+        2. point the sid and the user's index at the new hash (before the row, as
+           ``create_session`` does);
+        3. write the row and grants under the new hash (``PUT_REKEYED_SESSION``, which
+           refuses a key that is taken); no one else knows that hash yet;
+        4. drop the old hash from the user's index (best effort, as after an end).
+
+        A failure after 1 loses the session: the user signs in again (fail closed), its
+        grants are no longer listed with a session (their tokens live on until revoked or
+        expired), and the stale pointer and index entries name no live session. Between 1
+        and 3 the session is absent to every reader: an authorization with the old cookie
+        meanwhile asks for a sign-in, and an end of the user's sessions that runs entirely
+        inside that window (one or two round trips) does not see it.
+        """
+        ended = await self._end_sessions_raw([id_hash], now)
+        if not ended:
+            return None
+        _, data, members = ended[0]
+        row = _decode_row(data)
+        session = msgspec.structs.replace(
+            _session(new_id_hash, row), auth_time=auth_time, amr=amr, acr=acr,
+            idle_exp=min(max(row.idle_exp, idle_exp), row.exp))
+        await self._index((session,), now)
+        written = await self._put_rekeyed(
+            keys=self._keys(new_id_hash), args=[now, _row(session), *members])
+        pipe = self.client.pipeline()
+        pipe.zrem(self._users + session.user_id, id_hash)
+        with contextlib.suppress(*_CLEANUP_ERRORS):
+            await pipe.execute()
+        return session if written else None
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
         hashes = await self._user_hashes(user_id, now)
@@ -295,7 +329,20 @@ class RedisSessions:
         """End the live sessions among ``hashes`` (only those with this sid / of this user,
         when given): one script per slot (on one Redis, one for all), so of concurrent
         callers exactly one gets each record."""
-        ended: list[SessionRecord] = []
+        ended = [
+            SessionRecord(_session(id_hash, _decode_row(data)), tuple(_grant(m) for m in members))
+            for id_hash, data, members in await self._end_sessions_raw(
+                hashes, now, sid=sid, user_id=user_id)
+        ]
+        await self._unindex(ended)
+        return ended
+
+    async def _end_sessions_raw(
+        self, hashes: list[str], now: int, *, sid: str = "", user_id: str = ""
+    ) -> list[tuple[str, bytes, list[bytes]]]:
+        """:meth:`_end_sessions` without the clean-up: each removed session's hash, row
+        and grant members, as stored."""
+        ended: list[tuple[str, bytes, list[bytes]]] = []
         groups = slot_groups(self.client, [self._keys(h) for h in hashes])
         for start in range(0, len(groups), IN_FLIGHT):
             chunk = groups[start:start + IN_FLIGHT]
@@ -306,11 +353,8 @@ class RedisSessions:
             ))
             for group, reply in zip(chunk, replies, strict=True):
                 for at in range(0, len(reply), 3):
-                    id_hash = hashes[group[int(reply[at]) - 1]]
-                    row = _decode_row(reply[at + 1])
-                    ended.append(SessionRecord(
-                        _session(id_hash, row), tuple(_grant(m) for m in reply[at + 2])))
-        await self._unindex(ended)
+                    ended.append((hashes[group[int(reply[at]) - 1]], reply[at + 1],
+                                  list(reply[at + 2])))
         return ended
 
     async def _unindex(self, ended: Sequence[SessionRecord]) -> None:

@@ -77,17 +77,16 @@ push_idle(row, tonumber(ARGV[2]))
 return keep(KEYS[1], KEYS[2], row, now)
 """
 
-# KEYS: row, grants. ARGV: now, auth_time, amr (msgpack), acr, idle_exp.
-# Returns the row as it now is, or nil when there is no live session.
-REAUTHENTICATE_SESSION = _SESSION + """
-local now = tonumber(ARGV[1])
-local row = load(KEYS[1], now)
-if not row then return false end
-row[5] = tonumber(ARGV[2])
-row[6] = cmsgpack.unpack(ARGV[3])
-row[7] = ARGV[4]
-push_idle(row, tonumber(ARGV[5]))
-return keep(KEYS[1], KEYS[2], row, now)
+# KEYS: the new row, grants. ARGV: now, row, then each grant member in its order.
+# Writes a re-keyed session (claimed from its old keys by END_SESSIONS); returns 1, or 0
+# and writes nothing when a session already holds the key (never one we issued: the
+# caller then reports the session lost rather than merge two).
+PUT_REKEYED_SESSION = _SESSION + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV do add_grant(KEYS[2], ARGV[i]) end
+keep(KEYS[1], KEYS[2], cmsgpack.unpack(ARGV[2]), tonumber(ARGV[1]))
+return 1
 """
 
 # KEYS: per session row, grants. ARGV: now, the sid it must have ('' for any), the user it

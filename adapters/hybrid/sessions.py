@@ -6,12 +6,13 @@ itself.
 
 With Redis (one server or a cluster), Redis alone holds them (``redis_sessions.py``) and
 every call goes to it, so a session made on one instance is used on every other, and one
-ended on one is ended on all at once; recording a grant, re-authenticating and ending a
-session are each one Lua script. Nothing of the part is kept in this process's memory,
-not even as a fallback: during an outage every call, reads included, raises
-``StoreUnavailable`` (fail closed). A session served from a stale copy could outlive a
-logout or a deactivation made on another instance, and one opened on one instance alone
-would be unknown to the others and escape a later "end every session of this user".
+ended on one is ended on all at once; recording a grant and ending a session are each one
+Lua script; re-authenticating (which re-keys the session) is two, the old key claimed
+first. Nothing of the part is kept in this process's memory, not even as a fallback:
+during an outage every call, reads included, raises ``StoreUnavailable`` (fail closed).
+A session served from a stale copy could outlive a logout or a deactivation made on
+another instance, and one opened on one instance alone would be unknown to the others
+and escape a later "end every session of this user".
 """
 
 from __future__ import annotations
@@ -70,16 +71,19 @@ class HybridSessions(HybridConnection):
             now, lambda r: r.add_session_grant(id_hash, grant, idle_exp, now))
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
         """See :meth:`ports.store.SessionStore.reauthenticate_session`. With Redis, one
-        script."""
+        script claims the old session and another writes it under the new key (on a
+        cluster they are in different slots); see ``RedisSessions.reauthenticate_session``."""
         if not self._shares:
             return await self.sessions.reauthenticate_session(
-                id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now)
+                id_hash, new_id_hash, auth_time=auth_time, amr=amr, acr=acr,
+                idle_exp=idle_exp, now=now)
         return await self._sessions_on_redis(now, lambda r: r.reauthenticate_session(
-            id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now))
+            id_hash, new_id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp,
+            now=now))
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
         """See :meth:`ports.store.SessionStore.list_sessions`."""

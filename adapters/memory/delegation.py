@@ -258,12 +258,13 @@ class SessionsInMemory:
         return await self.sessions.add_session_grant(id_hash, grant, idle_exp, now)
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
         """See :meth:`ports.store.SessionStore.reauthenticate_session`."""
         return await self.sessions.reauthenticate_session(
-            id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now)
+            id_hash, new_id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp,
+            now=now)
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
         """See :meth:`ports.store.SessionStore.list_sessions`."""

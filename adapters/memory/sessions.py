@@ -21,7 +21,9 @@ class MemorySessions:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
-        self._grants: dict[str, list[SessionGrant]] = {}
+        #: Each session's grants, in the order recorded (a dict as an ordered set: a grant
+        #: is checked for in constant time on every authorization).
+        self._grants: dict[str, dict[SessionGrant, None]] = {}
         self._by_sid: dict[str, str] = {}
         self._by_user: dict[str, set[str]] = {}
         #: The id hashes in ascending order, for keyset paging.
@@ -77,9 +79,7 @@ class MemorySessions:
         session = self._live(id_hash, now)
         if session is None:
             return None
-        grants = self._grants.setdefault(id_hash, [])
-        if grant not in grants:
-            grants.append(grant)
+        self._grants.setdefault(id_hash, {})[grant] = None
         clients = session.clients
         if grant.client_id not in clients:
             clients = (*clients, grant.client_id)
@@ -90,17 +90,19 @@ class MemorySessions:
         return session
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
         """See :meth:`ports.store.SessionStore.reauthenticate_session`."""
         session = self._live(id_hash, now)
         if session is None:
             return None
+        grants = self._remove(id_hash).grants
         session = msgspec.structs.replace(
-            session, auth_time=auth_time, amr=amr, acr=acr,
+            session, id_hash=new_id_hash, auth_time=auth_time, amr=amr, acr=acr,
             idle_exp=min(max(session.idle_exp, idle_exp), session.exp))
-        self._sessions[id_hash] = session
+        self._put(session)
+        self._grants[new_id_hash] = dict.fromkeys(grants)
         return session
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
@@ -154,12 +156,10 @@ class MemorySessions:
             if not incoming.live(now):
                 continue
             held = self._live(incoming.id_hash, now)
-            grants = list(self._grants.get(incoming.id_hash, ())) if held is not None else []
+            before = self._grants.get(incoming.id_hash, {}) if held is not None else {}
             merged = incoming if held is None else merge_sessions(held, incoming)
-            for grant in record.grants:
-                if grant not in grants:
-                    grants.append(grant)
-            if held == merged and grants == self._grants.get(incoming.id_hash, []):
+            grants = before | dict.fromkeys(record.grants)
+            if held == merged and len(grants) == len(before):
                 continue
             if held is not None and held.sid != merged.sid:
                 self._by_sid.pop(held.sid, None)

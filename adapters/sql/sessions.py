@@ -2,7 +2,8 @@
 issued in each, ``session_grants``).
 
 A session is live while its ``live_until`` (``LEAST(idle_exp, exp)``, a generated column)
-is after ``now``. Recording a grant and signing in again are each one statement (an
+is after ``now``. Recording a grant and signing in again (which re-keys the row) are
+each one statement (an
 ``UPDATE ... RETURNING`` of the live row, the grant inserted in the same statement), so
 the row lock orders concurrent callers on every instance and each sees the other's
 change. Ending sessions is one transaction that first locks the live rows (``FOR
@@ -138,16 +139,18 @@ class SqlSessions(SqlConnection):
         return None if row is None else session_from_row(row)
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
-        """See :meth:`ports.store.SessionStore.reauthenticate_session`. One ``UPDATE``."""
+        """See :meth:`ports.store.SessionStore.reauthenticate_session`. One ``UPDATE`` of
+        the primary key (the grants follow by ``ON UPDATE CASCADE``, migration 0019): a
+        concurrent caller waits on the row lock, then finds no row with the old key."""
         if not is_storable(id_hash):
             return None
         stmt = (
             sa.update(_s)
             .where(_s.c.id_hash == id_hash, live(now))
-            .values(auth_time=auth_time, amr=list(amr), acr=acr,
+            .values(id_hash=new_id_hash, auth_time=auth_time, amr=list(amr), acr=acr,
                     idle_exp=_pushed_idle_exp(idle_exp))
             .returning(*_s.c)
         )

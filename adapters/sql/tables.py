@@ -213,7 +213,9 @@ sessions = sa.Table(
 session_grants = sa.Table(
     "session_grants",
     metadata,
-    sa.Column("id_hash", _KEY, sa.ForeignKey("sessions.id_hash", ondelete="CASCADE"),
+    # ON UPDATE CASCADE since migration 0019: a re-keyed session takes its grants along.
+    sa.Column("id_hash", _KEY, sa.ForeignKey("sessions.id_hash", ondelete="CASCADE",
+                                             onupdate="CASCADE"),
               primary_key=True),
     sa.Column("client_id", _KEY, primary_key=True),
     sa.Column("grant_id", _KEY, primary_key=True),

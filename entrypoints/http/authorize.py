@@ -37,7 +37,7 @@ from domain.errors import DomainError, NotFound
 from domain.logout import end_session
 from domain.oauth import GRANT_ID_PREFIX, OAuthError, create_authorization_code
 from domain.redirects import redirect_uri_registered
-from domain.sessions import Session, SessionGrant, acr_of, idle_expiry, open_session
+from domain.sessions import Session, SessionGrant, idle_expiry, open_session, reauthenticate
 from domain.sso import AskConsent, Authorized, SignIn, Step, StepUp, Unmet, next_step
 from entrypoints.http.consent import ALLOW, DENY, SWITCH_USER, consent_page
 from entrypoints.http.services import Services, ServicesDependency
@@ -237,20 +237,22 @@ class _Flow:
 
 async def _establish_session(
     request: Request[Any, Any, Any], services: Services, signed_in: SignedIn
-) -> tuple[Session, str | None]:
-    """The session of the user who has just signed in, and the new cookie value if a
-    session was opened (None: the browser's session of the same user was renewed)."""
+) -> tuple[Session, str]:
+    """The session of the user who has just signed in, and its new cookie value (a
+    renewed session of the same user gets a new one too: see
+    :func:`domain.sessions.reauthenticate`)."""
     now = services.clock.now()
     policy = services.session_policy
     current = await current_session(request, services)
     if current is not None and current.user_id == signed_in.user_id:
-        renewed = await services.store.reauthenticate_session(
-            current.id_hash, auth_time=signed_in.auth_time, amr=signed_in.amr,
-            acr=acr_of(signed_in.amr), idle_exp=idle_expiry(current, now, policy), now=now)
+        renewed = await reauthenticate(
+            services.store, services.token_generator, current,
+            auth_time=signed_in.auth_time, amr=signed_in.amr, now=now, policy=policy)
         if renewed is not None:
-            services.events.emit("session_reauthenticated", sid=renewed.sid,
-                                 user_id=renewed.user_id, amr=" ".join(renewed.amr))
-            return renewed, None
+            session_id, session = renewed
+            services.events.emit("session_reauthenticated", sid=session.sid,
+                                 user_id=session.user_id, amr=" ".join(session.amr))
+            return session, session_id
     elif current is not None:
         await end_session(services.logout, current.id_hash, reason="switch_user")
     session_id, session = await open_session(
@@ -300,16 +302,14 @@ async def _handle_step(
         current = await current_session(request, services)
         if current is None or current.sid != transaction.sid or current.user_id != outcome.user_id:
             return expired_page()
-        now = services.clock.now()
-        renewed = await services.store.reauthenticate_session(
-            current.id_hash, auth_time=outcome.auth_time, amr=outcome.amr,
-            acr=acr_of(outcome.amr), idle_exp=idle_expiry(current, now, services.session_policy),
-            now=now)
+        renewed = await reauthenticate(
+            services.store, services.token_generator, current, auth_time=outcome.auth_time,
+            amr=outcome.amr, now=services.clock.now(), policy=services.session_policy)
         if renewed is None:
             return expired_page()
-        services.events.emit("session_reauthenticated", sid=renewed.sid,
-                             user_id=renewed.user_id, amr=" ".join(renewed.amr))
-        session, session_id = renewed, None
+        session_id, session = renewed
+        services.events.emit("session_reauthenticated", sid=session.sid,
+                             user_id=session.user_id, amr=" ".join(session.amr))
     else:
         session, session_id = await _establish_session(request, services, outcome)
     if auth_request is None:

@@ -16,6 +16,7 @@ from joserfc.jwk import KeySet
 
 from adapters.jose_signer import JoseSigner
 from domain.mfa import seal_factor
+from domain.sessions import hash_session_id
 from domain.tokens import hash_token
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.signin_flow import (
@@ -120,7 +121,7 @@ def test_a_session_that_proved_totp_gives_mfa_codes_without_asking_again(h: Harn
     assert second.pages == []
     claims = _claims(h, tokens["id_token"])
     assert claims["amr"] == ["pwd", "otp", "mfa"] and claims["acr"] == "mfa"
-    services = h.services()
+    services = h.services
     record = h.run(services.store.get_access_token(hash_token(tokens["access_token"]),
                                                    services.clock.now()))
     assert record is not None and record.mfa_verified
@@ -313,6 +314,79 @@ def test_acr_values_mfa_steps_a_password_session_up_with_totp(h: Harness) -> Non
     assert after is not None and after.sid == before.sid and after.mfa_verified
     # From now on the session is a two-factor one, for every client.
     assert visit(h, auth_params(acr_values="mfa")).pages == []
+
+
+def _cookie(h: Harness) -> str:
+    value = h.client.cookies.get("session")
+    assert value
+    return value
+
+
+def _set_cookie(h: Harness, value: str) -> None:
+    """Replace the browser's session cookie as the server set it (same domain and path)."""
+    held = next(c for c in h.client.cookies.jar if c.name == "session")
+    h.client.cookies.delete("session")
+    h.client.cookies.set("session", value, domain=held.domain, path=held.path)
+
+
+def _assert_rekeyed(h: Harness, old_value: str, sid: str) -> None:
+    """The session was moved to a new cookie value: the old one opens nothing any more."""
+    new_value = _cookie(h)
+    assert new_value != old_value
+    assert h.run(h.store.get_session(hash_session_id(old_value), h.clock.now())) is None
+    renewed = h.session()
+    assert renewed is not None and renewed.sid == sid
+    # A copy of the old cookie (taken while only the password was proved) is no session.
+    _set_cookie(h, old_value)
+    params = redirect_params(h.client.get("/oauth/authorize", params=auth_params(
+        prompt="none"), follow_redirects=False))
+    assert params["error"] == "login_required"
+    _set_cookie(h, new_value)
+    assert h.session() == renewed
+
+
+def test_a_step_up_moves_the_session_to_a_new_cookie(h: Harness) -> None:
+    user = h.add_user()
+    visit(h, auth_params())
+    h.run(h.store.set_totp(user.id, _sealed(h, user.id), confirmed=True))
+    before = h.session()
+    assert before is not None
+    old_value = _cookie(h)
+    stepped, _ = _tokens(h, acr_values="mfa")
+    assert stepped.pages == ["totp"]
+    _assert_rekeyed(h, old_value, before.sid)
+    assert visit(h, auth_params(acr_values="mfa")).pages == []
+
+
+def test_a_client_requiring_mfa_step_up_moves_the_session_to_a_new_cookie(
+    h: Harness,
+) -> None:
+    user = h.add_user()
+    visit(h, auth_params())
+    h.run(h.store.set_totp(user.id, _sealed(h, user.id), confirmed=True))
+    before = h.session()
+    assert before is not None
+    old_value = _cookie(h)
+    seen = visit(h, auth_params(client_id=SECURE_ID, redirect_uri=SECURE_REDIRECT,
+                                scope="openid profile"), totp_secret=SECRET)
+    assert seen.pages == ["totp"] and "code" in seen.params
+    _assert_rekeyed(h, old_value, before.sid)
+
+
+def test_prompt_login_and_max_age_move_the_session_to_a_new_cookie(h: Harness) -> None:
+    h.add_user()
+    _tokens(h)
+    before = h.session()
+    assert before is not None
+    old_value = _cookie(h)
+    again, _ = _tokens(h, prompt="login")
+    assert again.pages == ["password"]
+    _assert_rekeyed(h, old_value, before.sid)
+    old_value = _cookie(h)
+    h.clock.advance(120)
+    again, _ = _tokens(h, max_age="60")
+    assert again.pages == ["password"]
+    _assert_rekeyed(h, old_value, before.sid)
 
 
 def test_acr_values_mfa_without_a_factor_is_answered_with_what_was_done(h: Harness) -> None:

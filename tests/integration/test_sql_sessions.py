@@ -165,7 +165,8 @@ async def test_lookups_by_an_id_postgresql_cannot_hold_find_nothing(
     assert await store.get_session(value, NOW) is None
     assert await store.add_session_grant(value, SessionGrant("web", "gr"), NOW + 9, NOW) is None
     assert await store.reauthenticate_session(
-        value, auth_time=NOW, amr=("pwd",), acr="pwd", idle_exp=NOW + 9, now=NOW) is None
+        value, "f" * 64, auth_time=NOW, amr=("pwd",), acr="pwd", idle_exp=NOW + 9,
+        now=NOW) is None
     assert await store.list_sessions(value, NOW) == ()
     assert await store.end_session(value, NOW) is None
     assert await store.end_session_by_sid(value, NOW) is None
@@ -192,8 +193,8 @@ async def test_writes_of_a_value_postgresql_cannot_hold_are_invalid_value(
         store.create_session(_session("c", amr=("pwd", value)), NOW),
         store.add_session_grant(session.id_hash, SessionGrant(value, "gr"), NOW + 9, NOW),
         store.add_session_grant(session.id_hash, SessionGrant("web", value), NOW + 9, NOW),
-        store.reauthenticate_session(session.id_hash, auth_time=NOW, amr=(value,), acr="pwd",
-                                     idle_exp=NOW + 9, now=NOW),
+        store.reauthenticate_session(session.id_hash, "f" * 64, auth_time=NOW, amr=(value,),
+                                     acr="pwd", idle_exp=NOW + 9, now=NOW),
         store.grant_consent(value, "app", ("openid",), NOW),
         store.grant_consent("u-1", "app", (value,), NOW),
         store.record_consent_grant("u-1", "app", value, NOW + 9, NOW),

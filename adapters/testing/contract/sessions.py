@@ -113,27 +113,100 @@ class SessionContract(StoreFixtures):
         ended = await store.end_session(session.id_hash, now)
         assert ended is not None and len(ended.grants) == CONCURRENCY
 
-    async def test_reauthenticating_changes_how_but_keeps_sid_clients_and_grants(
-        self, store: Store, now: int
+    async def test_reauthenticating_rekeys_and_changes_how_but_keeps_sid_clients_and_grants(
+        self, store: Store, other_instance: Store, now: int
     ) -> None:
         session = _session("a", now, idle_exp=now + 100)
+        new_hash = _session("a2", now).id_hash
         await store.create_session(session, now)
         await store.add_session_grant(session.id_hash, SessionGrant("web", "gr_1"), now + 100,
                                       now)
+        await store.add_session_grant(session.id_hash, SessionGrant("mail", "gr_2"), now + 100,
+                                      now)
         again = await store.reauthenticate_session(
-            session.id_hash, auth_time=now + 50, amr=("pwd", "otp", "mfa"), acr="mfa",
-            idle_exp=now + 700, now=now + 50)
+            session.id_hash, new_hash, auth_time=now + 50, amr=("pwd", "otp", "mfa"),
+            acr="mfa", idle_exp=now + 700, now=now + 50)
         assert again is not None
+        assert again.id_hash == new_hash
         assert (again.auth_time, again.amr, again.acr) == (now + 50, ("pwd", "otp", "mfa"), "mfa")
-        assert (again.sid, again.clients, again.exp, again.created_at) == \
-            (session.sid, ("web",), session.exp, session.created_at)
+        assert (again.sid, again.user_id, again.clients, again.exp, again.created_at) == \
+            (session.sid, session.user_id, ("web", "mail"), session.exp, session.created_at)
         assert again.idle_exp == now + 700
-        assert await store.get_session(session.id_hash, now + 60) == again
-        ended = await store.end_session(session.id_hash, now + 60)
-        assert ended is not None and ended.grants == (SessionGrant("web", "gr_1"),)
+        # The old cookie names nothing any more, on any instance.
+        for instance in (store, other_instance):
+            assert await instance.get_session(session.id_hash, now + 60) is None
+            assert await instance.get_session(new_hash, now + 60) == again
+        assert await store.add_session_grant(
+            session.id_hash, SessionGrant("web", "gr_x"), now + 800, now + 60) is None
+        assert await store.end_session(session.id_hash, now + 60) is None
         assert await store.reauthenticate_session(
-            session.id_hash, auth_time=now + 70, amr=("pwd",), acr="pwd", idle_exp=now + 800,
-            now=now + 70) is None
+            session.id_hash, _session("a3", now).id_hash, auth_time=now + 60, amr=("pwd",),
+            acr="pwd", idle_exp=now + 800, now=now + 60) is None
+        assert await store.list_sessions("user-1", now + 60) == (again,)
+        # Still findable by its sid; its grants came along, in their order.
+        ended = await other_instance.end_session_by_sid(session.sid, now + 60)
+        assert ended is not None and ended.session == again
+        assert ended.grants == (SessionGrant("web", "gr_1"), SessionGrant("mail", "gr_2"))
+        assert await store.get_session(new_hash, now + 60) is None
+        assert await store.reauthenticate_session(
+            new_hash, _session("a4", now).id_hash, auth_time=now + 70, amr=("pwd",),
+            acr="pwd", idle_exp=now + 800, now=now + 70) is None
+
+    async def test_a_rekeyed_session_takes_new_grants_and_ends_with_all_of_them(
+        self, store: Store, now: int
+    ) -> None:
+        session = _session("a", now)
+        new_hash = _session("a2", now).id_hash
+        await store.create_session(session, now)
+        await store.add_session_grant(session.id_hash, SessionGrant("web", "gr_1"), now + IDLE,
+                                      now)
+        again = await store.reauthenticate_session(
+            session.id_hash, new_hash, auth_time=now, amr=("pwd",), acr="pwd",
+            idle_exp=now + IDLE, now=now)
+        assert again is not None
+        later = await store.add_session_grant(new_hash, SessionGrant("mail", "gr_2"),
+                                              now + IDLE, now)
+        assert later is not None and later.clients == ("web", "mail")
+        ended = await store.end_user_sessions("user-1", now)
+        assert [r.session.id_hash for r in ended] == [new_hash]
+        assert ended[0].grants == (SessionGrant("web", "gr_1"), SessionGrant("mail", "gr_2"))
+
+    async def test_reauthenticating_a_dead_session_rekeys_nothing(
+        self, store: Store, now: int
+    ) -> None:
+        session = _session("a", now, idle_exp=now + 60)
+        new_hash = _session("a2", now).id_hash
+        await store.create_session(session, now)
+        assert await store.reauthenticate_session(
+            session.id_hash, new_hash, auth_time=now + 60, amr=("pwd",), acr="pwd",
+            idle_exp=now + 999, now=now + 60) is None
+        assert await store.get_session(new_hash, now + 60) is None
+        assert await store.list_sessions("user-1", now + 60) == ()
+
+    async def test_of_concurrent_reauthentications_across_instances_exactly_one_wins(
+        self, store: Store, other_instance: Store, now: int
+    ) -> None:
+        self._require_concurrency()
+        session = _session("a", now)
+        await store.create_session(session, now)
+        await store.add_session_grant(session.id_hash, SessionGrant("web", "gr_1"), now + IDLE,
+                                      now)
+        new_hashes = [_session(f"new-{n}", now).id_hash for n in range(CONCURRENCY)]
+        results = await asyncio.gather(*(
+            (store if n % 2 else other_instance).reauthenticate_session(
+                session.id_hash, new_hash, auth_time=now, amr=("pwd", "otp", "mfa"),
+                acr="mfa", idle_exp=now + IDLE, now=now)
+            for n, new_hash in enumerate(new_hashes)))
+        won = [r for r in results if r is not None]
+        assert len(won) == 1
+        winner = won[0]
+        assert await store.get_session(session.id_hash, now) is None
+        for new_hash in new_hashes:
+            found = await other_instance.get_session(new_hash, now)
+            assert found == (winner if new_hash == winner.id_hash else None)
+        assert await store.list_sessions("user-1", now) == (winner,)
+        ended = await store.end_session(winner.id_hash, now)
+        assert ended is not None and ended.grants == (SessionGrant("web", "gr_1"),)
 
     async def test_a_users_sessions_are_listed_oldest_first_and_no_one_elses(
         self, store: Store, now: int

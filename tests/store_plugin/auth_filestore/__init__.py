@@ -406,11 +406,12 @@ class FileStore:
         return await self._write(lambda m: m.add_session_grant(id_hash, grant, idle_exp, now))
 
     async def reauthenticate_session(
-        self, id_hash: str, *, auth_time: int, amr: tuple[str, ...], acr: str, idle_exp: int,
-        now: int,
+        self, id_hash: str, new_id_hash: str, *, auth_time: int, amr: tuple[str, ...],
+        acr: str, idle_exp: int, now: int,
     ) -> Session | None:
         return await self._write(lambda m: m.reauthenticate_session(
-            id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp, now=now))
+            id_hash, new_id_hash, auth_time=auth_time, amr=amr, acr=acr, idle_exp=idle_exp,
+            now=now))
 
     async def list_sessions(self, user_id: str, now: int) -> tuple[Session, ...]:
         return await self._read(lambda m: m.list_sessions(user_id, now))
