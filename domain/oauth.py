@@ -177,8 +177,8 @@ def parse_scope(scope: str | None) -> tuple[str, ...] | None:
 
 
 async def issue_client_credentials(
-    ports: OAuthPorts, client: Client, scope: str | None, resources: tuple[str, ...] = (),
-    binding: str | None = None,
+    ports: OAuthPorts, client: Client, scope: str | None, *,
+    resources: tuple[str, ...] = (), binding: str | None = None,
 ) -> TokenResponse:
     """Issue an access token to the client itself (RFC 6749 section 4.4).
 
@@ -354,6 +354,7 @@ async def exchange_authorization_code(
     code: str,
     redirect_uri: str | None,
     code_verifier: str | None,
+    *,
     binding: str | None = None,
     resources: tuple[str, ...] = (),
 ) -> TokenResponse:
@@ -558,7 +559,7 @@ def _id_token_claims(
 
 
 async def refresh(
-    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None,
+    ports: OAuthPorts, client: Client, refresh_token: str, scope: str | None, *,
     binding: str | None = None,
     resources: tuple[str, ...] = (),
 ) -> TokenResponse:

@@ -85,6 +85,7 @@ async def test_id_token_without_mfa_and_nonce() -> None:
 async def test_a_code_from_a_session_carries_its_sid_acr_amr_and_grant_into_the_tokens() -> None:
     world = World()
     await world.ensure_user("user-1")
+    await world.store.grant_consent("user-1", CONFIDENTIAL.client_id, ("openid", "read"), T0)
     code = await create_authorization_code(
         world.ports, client=CONFIDENTIAL, redirect_uri=REDIRECT, scope="openid read",
         user_id="user-1", nonce=None, code_challenge=pkce_s256(VERIFIER),

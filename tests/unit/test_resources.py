@@ -51,7 +51,7 @@ async def _code_tokens(world: World, *, resources: tuple[str, ...] = (),
     code = await world.code(APP, scope="openid offline_access read orders:read reports",
                             resources=resources)
     return await exchange_authorization_code(world.ports, APP, code, REDIRECT, VERIFIER,
-                                             token_resources)
+                                             resources=token_resources)
 
 
 # Audiences
@@ -60,7 +60,7 @@ async def _code_tokens(world: World, *, resources: tuple[str, ...] = (),
 async def test_a_token_is_for_the_resources_of_its_request_with_their_scopes_only() -> None:
     world = _world()
     issued = await issue_client_credentials(world.ports, APP, "read write orders:read",
-                                            (ORDERS,))
+                                            resources=(ORDERS,))
     # write is defined by no resource of the audience: the token does not carry it.
     assert issued.scope == "read orders:read"
     record = await world.store.get_access_token(hash_token(issued.access_token), T0)
@@ -88,7 +88,7 @@ async def test_default_resource_applies_without_resource() -> None:
     result = await introspect(world.ports, ORDERS_API, issued.access_token, None)
     assert result.active and result.aud == ORDERS
     # A resource named in the request wins over the default.
-    other = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
+    other = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
     assert (await introspect(world.ports, APP, other.access_token, None)).aud == REPORTS
 
 
@@ -99,7 +99,7 @@ async def test_default_resource_applies_without_resource() -> None:
 async def test_an_unknown_or_malformed_resource_is_invalid_target(resource: str) -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "read", (resource or " ",))
+        await issue_client_credentials(world.ports, APP, "read", resources=(resource or " ",))
     assert caught.value.error == "invalid_target"
     with pytest.raises(OAuthError) as at_code:
         await world.code(APP, resources=(resource or " ",))
@@ -129,7 +129,8 @@ async def test_the_token_request_may_narrow_the_codes_resources_but_not_widen_th
 async def test_a_refresh_may_narrow_the_resource_and_the_grant_keeps_them_all() -> None:
     world = _world()
     issued = await _code_tokens(world, resources=(ORDERS, REPORTS))
-    narrowed = await refresh(world.ports, APP, issued.refresh_token, None, (REPORTS,))
+    narrowed = await refresh(world.ports, APP, issued.refresh_token, None,
+                             resources=(REPORTS,))
     assert narrowed.scope == "openid offline_access reports"
     info = await introspect(world.ports, REPORTS_API, narrowed.access_token, None)
     assert info.active and info.aud == REPORTS
@@ -139,17 +140,18 @@ async def test_a_refresh_may_narrow_the_resource_and_the_grant_keeps_them_all() 
     assert record is not None and record.audience == (ORDERS, REPORTS)
     assert both.refresh_token is not None
     with pytest.raises(OAuthError) as caught:
-        await refresh(world.ports, APP, both.refresh_token, None, ("https://unknown.test",))
+        await refresh(world.ports, APP, both.refresh_token, None,
+                      resources=("https://unknown.test",))
     assert caught.value.error == "invalid_target"
     # The refused refresh did not burn the token.
-    assert await refresh(world.ports, APP, both.refresh_token, None, (ORDERS,))
+    assert await refresh(world.ports, APP, both.refresh_token, None, resources=(ORDERS,))
 
 
 async def test_an_unbound_grant_may_name_any_resource_at_each_request() -> None:
     world = _world()
     issued = await _code_tokens(world, token_resources=(REPORTS,))
     assert issued.scope == "openid offline_access reports"
-    rotated = await refresh(world.ports, APP, issued.refresh_token, None, (ORDERS,))
+    rotated = await refresh(world.ports, APP, issued.refresh_token, None, resources=(ORDERS,))
     assert rotated.scope == "openid offline_access read orders:read"
 
 
@@ -159,7 +161,7 @@ async def test_an_unbound_grant_may_name_any_resource_at_each_request() -> None:
 async def test_only_the_tokens_client_and_its_audience_see_it() -> None:
     world = _world(None, ORDERS_API, REPORTS_API, msgspec.structs.replace(
         REPORTS_API, client_id="other-api", resource_uri="https://other.example.test"))
-    issued = await issue_client_credentials(world.ports, APP, "read", (ORDERS,))
+    issued = await issue_client_credentials(world.ports, APP, "read", resources=(ORDERS,))
     own = await introspect(world.ports, APP, issued.access_token, None)
     assert own.active and own.aud == ORDERS and own.client_id == APP.client_id
     assert (await introspect(world.ports, ORDERS_API, issued.access_token, None)).active
@@ -178,7 +180,7 @@ async def test_a_token_without_audience_is_hidden_from_other_clients() -> None:
 async def test_introspect_any_token_sees_every_token() -> None:
     world = _world()
     for resources in ((), (ORDERS,)):
-        issued = await issue_client_credentials(world.ports, APP, "read", resources)
+        issued = await issue_client_credentials(world.ports, APP, "read", resources=resources)
         assert (await introspect(world.ports, GATEWAY, issued.access_token, None)).active
 
 
@@ -213,7 +215,7 @@ async def test_a_jwt_resource_server_gets_a_signed_at_jwt() -> None:
 
 async def test_a_clients_own_jwt_has_the_client_as_subject() -> None:
     world = _world()
-    issued = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
+    issued = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
     claims = _verify(issued.access_token).claims
     assert claims["sub"] == claims["client_id"] == APP.client_id
     assert "auth_time" not in claims and "acr" not in claims
@@ -222,7 +224,7 @@ async def test_a_clients_own_jwt_has_the_client_as_subject() -> None:
 async def test_a_refresh_for_a_jwt_server_gets_a_jwt() -> None:
     world = _world()
     issued = await _code_tokens(world, resources=(ORDERS, REPORTS))
-    rotated = await refresh(world.ports, APP, issued.refresh_token, None, (REPORTS,))
+    rotated = await refresh(world.ports, APP, issued.refresh_token, None, resources=(REPORTS,))
     assert _verify(rotated.access_token).claims["aud"] == REPORTS
 
 
@@ -313,7 +315,7 @@ def test_registration_ignores_the_operators_keys() -> None:
 async def test_a_request_left_with_no_scope_by_its_audience_is_invalid_scope() -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "write", (REPORTS,))
+        await issue_client_credentials(world.ports, APP, "write", resources=(REPORTS,))
     assert caught.value.error == "invalid_scope" and REPORTS in caught.value.description
 
 
