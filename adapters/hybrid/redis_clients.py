@@ -4,8 +4,8 @@ port call, one Lua script per step that reads and writes (``scripts.py``, "Clien
 Every key of the part carries the hash tag ``{cl}``, so on a Redis Cluster they all live in
 one slot and every script runs there, atomically: a compare-and-set replace, a create that
 must find the id free (and the ``resource_uri`` too: a pointer key per resource server,
-kept by the scripts that write clients), a use of an initial access token. One slot is enough: clients are
-configuration (thousands, not millions), read once per authentication.
+kept by the scripts that write clients), a use of an initial access token. One slot is
+enough: clients are configuration (thousands, not millions), read once per authentication.
 
 Methods raise redis-py exceptions; :class:`~adapters.hybrid.clients.HybridClients` turns
 them into ``StoreUnavailable``.
