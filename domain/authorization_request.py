@@ -196,8 +196,9 @@ async def validate_authorization_request(
 
     try:
         resources = parse_resources(params.get("resource", ()))
+        servers = resource_servers if resource_servers is not None else ResourceServers()
         for uri in resources:
-            (resource_servers or ResourceServers()).server(uri)
+            await servers.server(uri)
     except ResourceRefused as exc:
         return fail(exc.error, exc.description)
 

@@ -3,7 +3,9 @@ registration.
 
 Each takes a :class:`ClientPorts` and a :class:`~domain.client_metadata.ClientDraft` (or
 an id), and emits one security event per change (``client_created``, ``client_updated``,
-``client_deleted``, ``client_secret_added``). Static clients cannot be changed here:
+``client_deleted``, ``client_secret_added``). A stored resource server may not take a
+static one's ``resource_uri`` (``ClientMetadataError``, 400); the store refuses a stored
+one's (``Conflict``, attribute ``resource_uri``, 409). Static clients cannot be changed here:
 :class:`StaticClient` is raised, which callers answer with 409. A secret is returned in
 clear exactly once, by the call that made it, and kept only as a digest, or also sealed
 for a ``client_secret_jwt`` client (HMAC verification needs the secret itself).
@@ -17,7 +19,7 @@ from typing import Any
 import msgspec
 
 from domain.client_assertion import seal_client_secret
-from domain.client_metadata import ClientDraft, KeyCheck, client_metadata
+from domain.client_metadata import ClientDraft, ClientMetadataError, KeyCheck, client_metadata
 from domain.clients import AUTH_SECRET_JWT, SECRET_METHODS, Client, ClientRegistry, ClientSecret
 from domain.errors import Conflict, DomainError, NotFound, PreconditionFailed
 from ports.clock import Clock
@@ -90,6 +92,15 @@ def make_secret(ports: ClientPorts, client: Client, value: str | None = None, *,
     return NewSecret(value=value, held=held)
 
 
+def _check_resource_uri(ports: ClientPorts, client: Client) -> None:
+    """Refuse a ``resource_uri`` a static client has: the static one would win every
+    look-up, so the stored one could never be the server its tokens name."""
+    uri = client.resource_uri
+    if uri is not None and any(c.resource_uri == uri for c in ports.static):
+        raise ClientMetadataError("resource_uri", f"resource_uri {uri} belongs to a static "
+                                  "client (CLIENTS_FILE)")
+
+
 def new_client_id(ports: ClientPorts) -> str:
     return ports.token_generator.new(CLIENT_ID_PREFIX)[:27]
 
@@ -103,6 +114,7 @@ async def create_client(
     client = draft.client
     if client.client_id in ports.static:
         raise Conflict(f"client {client.client_id!r} is a static client", "client_id")
+    _check_resource_uri(ports, client)
     now = ports.clock.now()
     secret = None
     secrets: tuple[ClientSecret, ...] = ()
@@ -142,6 +154,7 @@ async def update_client(
     """
     held = await get_stored_client(ports, draft.client.client_id)
     client = draft.client
+    _check_resource_uri(ports, client)
     secrets = held.secrets if client.auth_methods & SECRET_METHODS else ()
     new_secret = None
     if AUTH_SECRET_JWT in client.auth_methods and any(s.sealed is None for s in secrets):

@@ -14,8 +14,10 @@ everywhere (docs/clients.md has the table):
   the resource-server keys are the operator's to set and are ignored.
 
 The resource-server keys (``resource_uri``, ``resource_scopes``, ``access_token_format``,
-``domain.resources``) are accepted from ``file`` only: resource servers are looked up among
-the static clients. The admin API refuses them with a message that says so.
+``domain.resources``) are accepted from ``file`` and ``admin`` (registration ignores them,
+as every operator key). A ``resource_uri`` unique among the clients is checked by the
+caller: the file loader among static clients, the admin use cases against the static ones
+and the store among stored ones.
 
 Secrets are never part of the result's :class:`~domain.clients.Client`: the secret given
 (``client_secret``, or ``secret`` in the file) is returned beside it, for the caller to
@@ -252,10 +254,6 @@ class _Reader:
                     raise ClientMetadataError(key, f"{key} belongs to a resource server: give "
                                               "its resource_uri too")
             return client
-        if self.source is not MetadataSource.FILE:
-            raise ClientMetadataError(
-                "resource_uri", "resource_uri: resource servers are declared in CLIENTS_FILE "
-                "(a stored client cannot be one yet)")
         if not isinstance(uri, str):
             raise ClientMetadataError("resource_uri", "resource_uri must be a string")
         problem = resource_uri_problem(self._text("resource_uri", uri))

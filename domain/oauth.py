@@ -203,7 +203,7 @@ async def issue_client_credentials(
         if any(s in IDENTITY_SCOPES for s in requested):
             raise OAuthError("invalid_scope", "this scope needs a signed-in user")
         granted = requested
-    audience = audience_of(ports, resources, (), granted)
+    audience = await audience_of(ports, resources, (), granted)
     now = ports.clock.now()
     scope_text = _scope_for(audience, granted)
     value, access = _new_access_token(ports, client, _Grant(client.client_id, scope_text),
@@ -281,7 +281,7 @@ async def create_authorization_code(
         raise OAuthError("access_denied", "this application requires two-factor "
                          "authentication: set up an authenticator app (TOTP) for your "
                          "account, then sign in again", event="mfa_required")
-    audience_of(ports, resources)
+    await audience_of(ports, resources)
     now = ports.clock.now()
     value = ports.token_generator.new(CODE_PREFIX)
     code = AuthorizationCode(
@@ -386,7 +386,7 @@ async def exchange_authorization_code(
     alg = id_token_alg(client, ports.signer)
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
-    audience_of(ports, resources)  # an unknown resource is refused before the code is used
+    await audience_of(ports, resources)  # an unknown resource is refused before the code is used
     policy = ports.policy
     now = ports.clock.now()
     # Remember a redeemed code as long as anything issued from it may live, so that a late
@@ -424,7 +424,7 @@ async def exchange_authorization_code(
     # A sign-in time is what the absolute lifetime counts from: a code without one (older
     # than this rule) starts it now.
     auth_time = taken.auth_time if taken.auth_time is not None else now
-    audience = audience_of(ports, resources, taken.resources, scopes)
+    audience = await audience_of(ports, resources, taken.resources, scopes)
     grant = _Grant(client.client_id, taken.scope, taken.grant_id, taken.user_id,
                    taken.mfa_verified, auth_time, taken.resources,
                    taken.acr or _acr(taken.mfa_verified))
@@ -604,7 +604,7 @@ async def refresh(
     issued: tuple[TokenResponse, AccessToken, RefreshToken] | None = None
     if current is not None:
         access_scope = _check_refresh(ports.policy, current, client, requested, now)
-        issued = _next_pair(ports, client, current, access_scope, now, resources, binding)
+        issued = await _next_pair(ports, client, current, access_scope, now, resources, binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     outcome = await ports.store.take_refresh_token(token_hash, now)
     if isinstance(outcome, Reused):
@@ -622,7 +622,7 @@ async def refresh(
         # The token appeared between the read and the take (refresh-token records are never
         # modified in place, so a token that was read is the one taken).
         access_scope = _check_refresh(ports.policy, outcome.token, client, requested, now)
-        issued = _next_pair(ports, client, outcome.token, access_scope, now, resources,
+        issued = await _next_pair(ports, client, outcome.token, access_scope, now, resources,
                             binding)
         await ports.store.save_tokens(issued[1], issued[2], now)
     # After the save, as in the code exchange, so that a concurrent deprovisioning cannot
@@ -635,13 +635,13 @@ async def refresh(
     return issued[0]
 
 
-def _next_pair(
+async def _next_pair(
     ports: OAuthPorts, client: Client, old: RefreshToken, requested: tuple[str, ...] | None,
     now: int, resources: tuple[str, ...] = (), binding: str | None = None,
 ) -> tuple[TokenResponse, AccessToken, RefreshToken]:
     refresh_binding = _refresh_binding(client, old, binding)
     asked = requested if requested is not None else tuple(old.scope.split())
-    audience = audience_of(ports, resources, old.resources, asked)
+    audience = await audience_of(ports, resources, old.resources, asked)
     access_scope = _scope_for(audience, asked)
     # The refresh token keeps the grant's whole scope (RFC 6749 section 6); only the access
     # token is narrowed. ``auth_time`` is carried, never renewed: it anchors the cap.
@@ -738,14 +738,14 @@ def _as_jwt(
     return value, msgspec.structs.replace(record, token_hash=hash_token(value))
 
 
-def audience_of(
+async def audience_of(
     ports: OAuthPorts, requested: tuple[str, ...], bound: tuple[str, ...] = (),
     scopes: tuple[str, ...] = (),
 ) -> Audience:
     """The audience for a request's ``resource`` values (``ResourceServers.audience``),
     or ``invalid_target``."""
     try:
-        return ports.resources.audience(requested, bound, scopes)
+        return await ports.resources.audience(requested, bound, scopes)
     except ResourceRefused as exc:
         raise OAuthError(exc.error, exc.description) from None
 
@@ -871,8 +871,8 @@ async def introspect(
             clients = ports.clients
             # A deleted client's tokens (a revoked registration) are inactive at once. The
             # static check is a dict lookup, so static clients' tokens cost no store read.
-            if access is not None and access.is_active(now) and may_introspect(
-                    client, access) and (
+            if access is not None and access.is_active(now) and await may_introspect(
+                    client, access, ports.resources) and (
                     clients is None or access.client_id in clients.static
                     or await clients.store.get_client(access.client_id) is not None):
                 result = Introspection(

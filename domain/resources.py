@@ -13,11 +13,11 @@ the refresh token): a token request of that grant may name some of them (narrowi
 never another. A grant whose authorization request named none is not bound: each token
 request may name any resource server (its scopes are limited all the same).
 
-Resource servers are found among the static clients only (``CLIENTS_FILE``), through an
-index built at start-up: a lookup costs a dict read on the token endpoint's hot path, and
-resource URIs are unique among them (a clash stops the start-up). Stored clients (admin
-API, registration) cannot be resource servers yet; that needs a look-up by resource in the
-Store's client part (docs/resource-servers.md, "Limitations").
+Resource servers are found among the static clients first (``CLIENTS_FILE``), through an
+index built at start-up (a dict read on the token endpoint's hot path; a clash stops the
+start-up), then among the stored clients (admin API, CLI) through
+``ClientStore.find_client_by_resource`` (one store read; the store keeps resource URIs
+unique among stored clients, and the admin use cases refuse a static client's URI).
 
 Introspection (RFC 7662 section 4) answers a token's details only to the client it was
 issued to, to the resource servers in its ``aud``, and to clients with
@@ -36,6 +36,7 @@ from domain.clients import Client
 from domain.entities import AccessToken
 from domain.scopes import IDENTITY_SCOPES, SERVICE_SCOPES
 from domain.token_binding import confirmation
+from ports.store import ClientStore
 
 ACCESS_TOKEN_OPAQUE = "opaque"
 ACCESS_TOKEN_JWT = "jwt"
@@ -108,12 +109,17 @@ NO_AUDIENCE = Audience()
 
 
 class ResourceServers:
-    """The resource servers, by resource URI (the static clients that have one), and the
-    ``DEFAULT_RESOURCE``. Built once at start-up, read-only afterwards."""
+    """The resource servers, by resource URI: the static clients that have one (indexed
+    once at start-up, read-only afterwards), then the stored ones (``store``, asked on each
+    look-up, so that one created, changed or deleted at run time counts at once on every
+    instance). And the ``DEFAULT_RESOURCE``: a static server's or a stored one's, looked up
+    when it is used (a stored one may be created after the start-up), so that one naming
+    no server makes the requests it applies to ``invalid_target``."""
 
-    __slots__ = ("_servers", "default")
+    __slots__ = ("_servers", "_store", "default")
 
-    def __init__(self, clients: Iterable[Client] = (), default: str | None = None) -> None:
+    def __init__(self, clients: Iterable[Client] = (), default: str | None = None,
+                 store: ClientStore | None = None) -> None:
         self._servers: dict[str, Client] = {}
         for client in clients:
             uri = client.resource_uri
@@ -124,17 +130,24 @@ class ResourceServers:
                 raise ValueError(f"clients {held.client_id!r} and {client.client_id!r} have "
                                  f"the same resource_uri {uri!r}")
             self._servers[uri] = client
-        if default is not None and default not in self._servers:
-            raise ValueError(f"{default!r} is the resource_uri of no client")
+        self._store = store
         self.default = default
 
     def get(self, resource_uri: str) -> Client | None:
+        """The static resource server of ``resource_uri`` (no store read), or None."""
         return self._servers.get(resource_uri)
+
+    async def find(self, resource_uri: str) -> Client | None:
+        """The resource server of ``resource_uri``: a static one, else a stored one."""
+        server = self._servers.get(resource_uri)
+        if server is None and self._store is not None:
+            server = await self._store.find_client_by_resource(resource_uri)
+        return server
 
     def __len__(self) -> int:
         return len(self._servers)
 
-    def audience(
+    async def audience(
         self, requested: tuple[str, ...], bound: tuple[str, ...] = (),
         scopes: tuple[str, ...] = (),
     ) -> Audience:
@@ -156,14 +169,14 @@ class ResourceServers:
             outside = [r for r in requested if r not in bound]
             if outside:
                 raise ResourceRefused(f"{outside[0]} was not part of the authorization")
-        servers = tuple(self.server(uri) for uri in requested)
+        servers = tuple([await self.server(uri) for uri in requested])
         return Audience(requested, servers)
 
-    def server(self, resource_uri: str) -> Client:
+    async def server(self, resource_uri: str) -> Client:
         """The resource server of ``resource_uri``; :class:`ResourceRefused` when none."""
-        server = self._servers.get(resource_uri)
+        problem = resource_uri_problem(resource_uri)
+        server = None if problem is not None else await self.find(resource_uri)
         if server is None:
-            problem = resource_uri_problem(resource_uri)
             raise ResourceRefused(f"resource {problem}" if problem is not None
                                   else f"{resource_uri} is not a known resource server")
         return server
@@ -182,11 +195,24 @@ def parse_resources(values: Iterable[str]) -> tuple[str, ...]:
     return resources
 
 
-def may_introspect(client: Client, token: AccessToken) -> bool:
+async def may_introspect(
+    client: Client, token: AccessToken, servers: ResourceServers | None = None
+) -> bool:
     """Whether ``client`` may see the details of ``token`` (RFC 7662 section 4): it is the
-    token's client, a resource server of its audience, or trusted with every token."""
-    return (client.client_id == token.client_id or client.introspect_any_token
-            or (client.resource_uri is not None and client.resource_uri in token.audience))
+    token's client, a resource server of its audience, or trusted with every token.
+
+    With ``servers``, a client that names a resource of the audience must also be the
+    server ``servers`` finds for it (static or stored): a client holding a stale copy of
+    a ``resource_uri`` that another client now has sees nothing."""
+    if client.client_id == token.client_id or client.introspect_any_token:
+        return True
+    uri = client.resource_uri
+    if uri is None or uri not in token.audience:
+        return False
+    if servers is None:
+        return True
+    server = await servers.find(uri)
+    return server is not None and server.client_id == client.client_id
 
 
 def aud_claim(audience: tuple[str, ...]) -> str | list[str] | None:

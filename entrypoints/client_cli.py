@@ -165,7 +165,15 @@ def _metadata_flags(parser: argparse.ArgumentParser) -> None:
                         help="an allowed CORS origin (repeat)")
     parser.add_argument("--access-token-lifetime", type=int, metavar="SECONDS")
     parser.add_argument("--refresh-token-lifetime", type=int, metavar="SECONDS")
+    parser.add_argument("--resource-uri", metavar="URI",
+                        help="make it a resource server (RFC 8707) with this identifier")
+    parser.add_argument("--resource-scope", action="append", metavar="SCOPE",
+                        help="a scope the resource server defines (repeat, or "
+                             "space-separated)")
+    parser.add_argument("--access-token-format", choices=("opaque", "jwt"),
+                        help="the format of the access tokens for the resource server")
     for flag, help_text in (("require-pkce", "require PKCE (the default)"),
+                            ("introspect-any-token", "may introspect every token (a gateway)"),
                             ("require-mfa", "sign-ins need a second factor"),
                             ("first-party", "trusted: no consent screen"),
                             ("backchannel-logout-session-required", "send sid")):
@@ -216,6 +224,10 @@ def _metadata(args: argparse.Namespace) -> dict[str, Any]:
         "require_mfa": args.require_mfa,
         "first_party": args.first_party,
         "backchannel_logout_session_required": args.backchannel_logout_session_required,
+        "resource_uri": args.resource_uri,
+        "resource_scopes": " ".join(args.resource_scope) if args.resource_scope else None,
+        "access_token_format": args.access_token_format,
+        "introspect_any_token": args.introspect_any_token,
         "client_secret": args.secret,
     }
     if args.public and args.auth_method not in (None, "none"):
@@ -347,6 +359,10 @@ def run_update(settings: Settings, args: argparse.Namespace) -> int:
         if changes.get("client_id", held.client_id) != held.client_id:
             raise Refused("client_id cannot be changed (a client cannot be renamed)")
         current = {k: v for k, v in client_view(held).items() if k not in SERVER_MANAGED_KEYS}
+        if "resource_uri" in changes and changes["resource_uri"] is None:
+            # "resource_uri": null in --metadata: no longer a resource server.
+            for key in ("resource_uri", "resource_scopes", "access_token_format"):
+                current.pop(key, None)
         draft = parse_client_metadata(
             {**current, **changes}, source=MetadataSource.ADMIN, client_id=held.client_id,
             allow_loopback_http=settings.outbound_allow_loopback, check_keys=ports.check_keys,

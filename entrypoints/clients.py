@@ -35,6 +35,7 @@ from domain.resources import ResourceServers
 from entrypoints.settings import ConfigError, Settings
 from ports.client_assertion import InvalidAssertion
 from ports.sealing import SecretSealer
+from ports.store import ClientStore
 
 
 def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> ClientRegistry:
@@ -72,15 +73,17 @@ def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> Clie
     return ClientRegistry(clients.values())
 
 
-def load_resource_servers(settings: Settings, clients: ClientRegistry) -> ResourceServers:
-    """The resource servers among the static clients (unique ``resource_uri``s) and
-    ``DEFAULT_RESOURCE``, which must be one of theirs; raises :class:`ConfigError`."""
-    default = settings.default_resource
-    if default is not None and not any(c.resource_uri == default for c in clients):
-        raise ConfigError("DEFAULT_RESOURCE", f"{default!r} is the resource_uri of no client "
-                          "in CLIENTS_FILE")
+def load_resource_servers(
+    settings: Settings, clients: ClientRegistry, store: ClientStore | None = None
+) -> ResourceServers:
+    """The resource servers: the static clients' (unique ``resource_uri``s, else
+    :class:`ConfigError`), then the stored ones (``store``), and ``DEFAULT_RESOURCE``. A
+    ``DEFAULT_RESOURCE`` that is no static client's is taken to name a stored resource
+    server: it is looked up when used (the store is not open yet at the start-up checks,
+    and the server may be created later), and a request it applies to is
+    ``invalid_target`` while no client has it."""
     try:
-        return ResourceServers(clients, default)
+        return ResourceServers(clients, settings.default_resource, store)
     except ValueError as exc:
         raise ConfigError("CLIENTS_FILE", str(exc)) from None
 

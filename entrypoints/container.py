@@ -69,7 +69,8 @@ class Container(containers.DeclarativeContainer):
     account_form_key = providers.Singleton(load_account_form_key, signer)
     secret_sealer = providers.Singleton(load_secret_sealer, settings, signer)
     clients = providers.Singleton(load_clients, settings, secret_sealer)
-    resource_servers = providers.Singleton(load_resource_servers, settings, clients)
+    #: Static resource servers, then stored ones (looked up in the store on each use).
+    resource_servers = providers.Singleton(load_resource_servers, settings, clients, store)
     #: Every URL the server calls obeys this policy (OUTBOUND_ALLOW_LOOPBACK).
     outbound_policy = providers.Singleton(
         OutboundPolicy, allow_loopback=settings.provided.outbound_allow_loopback)

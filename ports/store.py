@@ -297,13 +297,22 @@ class ClientStore(Protocol):
     async def create_client(self, client: Client) -> Client:
         """Store a new client; return it as stored, with ``version`` 1 (other fields as
         given). Raises ``Conflict`` (``attribute`` ``"client_id"``) when a client with the
-        same ``client_id`` (compared exactly) exists."""
+        same ``client_id`` (compared exactly) exists, and ``Conflict`` (``attribute``
+        ``"resource_uri"``) when another stored client has the same ``resource_uri``
+        (compared exactly): of concurrent creates with one ``resource_uri``, on one
+        instance or several, exactly one wins."""
         ...
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client with exactly this id, or None (also for an id the backend could
         never hold, such as one with a NUL on PostgreSQL: a lookup never raises
         ``InvalidValue``)."""
+        ...
+
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        """The stored client whose ``resource_uri`` (RFC 8707) is exactly this one, or
+        None (at most one can be: create and replace keep them unique). A lookup never
+        raises ``InvalidValue``, whatever the value."""
         ...
 
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
@@ -316,11 +325,14 @@ class ClientStore(Protocol):
         ``expected_version`` (compare-and-set: of two writers holding the same version,
         exactly one wins); return it as stored, with ``version`` ``expected_version + 1``.
         Raises ``NotFound`` when there is no such client, ``PreconditionFailed`` when the
-        version differs."""
+        version differs, ``Conflict`` (``attribute`` ``"resource_uri"``) when another
+        stored client has the new ``resource_uri``. The old ``resource_uri``, changed or
+        removed, is free at once."""
         ...
 
     async def delete_client(self, client_id: str) -> bool:
-        """Delete the client; False when there was none."""
+        """Delete the client (its ``resource_uri`` is free at once); False when there was
+        none."""
         ...
 
     async def save_initial_access_token(self, token: InitialAccessToken, now: int) -> None:
@@ -657,7 +669,10 @@ class ClientTransfer(Protocol):
         ...
 
     async def import_clients(self, records: tuple[Client, ...], now: int) -> int:
-        """Write the clients as given (versions included), replacing the target's."""
+        """Write the clients as given (versions included), replacing the target's; the
+        ``resource_uri`` look-up follows. Raises ``Conflict`` (``attribute``
+        ``"resource_uri"``), writing none of the batch, when a record's ``resource_uri`` is
+        held by another client of the target (or of the batch)."""
         ...
 
     async def export_initial_access_tokens(

@@ -58,6 +58,12 @@ class HybridClients(HybridConnection):
             return await self.clients.get_client(client_id)
         return await self._on_redis(lambda r: r.get_client(client_id))
 
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        """See :meth:`ports.store.ClientStore.find_client_by_resource`. One script."""
+        if not self._shares:
+            return await self.clients.find_client_by_resource(resource_uri)
+        return await self._on_redis(lambda r: r.find_client_by_resource(resource_uri))
+
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
         """See :meth:`ports.store.ClientStore.list_clients`."""
         if not self._shares:

@@ -3,8 +3,9 @@ port call, one Lua script per step that reads and writes (``scripts.py``, "Clien
 
 Every key of the part carries the hash tag ``{cl}``, so on a Redis Cluster they all live in
 one slot and every script runs there, atomically: a compare-and-set replace, a create that
-must find the id free, a use of an initial access token. One slot is enough: clients are
-configuration (thousands, not millions), read once per authentication.
+must find the id free (and the ``resource_uri`` too: a pointer key per resource server,
+kept by the scripts that write clients), a use of an initial access token. One slot is
+enough: clients are configuration (thousands, not millions), read once per authentication.
 
 Methods raise redis-py exceptions; :class:`~adapters.hybrid.clients.HybridClients` turns
 them into ``StoreUnavailable``.
@@ -46,6 +47,11 @@ def clients_of(state: SharedTokenState) -> RedisClients:
     raise TypeError(f"no client part for {type(state).__name__}")
 
 
+def _resource_taken(client: Client) -> Conflict:
+    return Conflict(f"resource_uri {client.resource_uri!r} is held by another client",
+                    "resource_uri")
+
+
 def _after(cursor: str | None) -> str:
     """The ``ZRANGEBYLEX`` lower bound of the members after ``cursor``."""
     return "-" if cursor is None else "(" + cursor
@@ -60,12 +66,14 @@ class RedisClients:
         "_create",
         "_delete",
         "_export_tokens",
+        "_find_resource",
         "_ids",
         "_import_clients",
         "_import_tokens",
         "_list",
         "_purge_tokens",
         "_replace",
+        "_resource_head",
         "_save_token",
         "_token_head",
         "_tokens",
@@ -77,6 +85,7 @@ class RedisClients:
         self.client = client
         self._client_head = f"{prefix}cl:{TAG}"
         self._ids = f"{prefix}cls:{TAG}"
+        self._resource_head = f"{prefix}clr:{TAG}"
         self._token_head = f"{prefix}ia:{TAG}"
         self._tokens = f"{prefix}ias:{TAG}"
 
@@ -91,6 +100,7 @@ class RedisClients:
         self._replace = script(scripts.REPLACE_CLIENT)
         self._delete = script(scripts.DELETE_CLIENT)
         self._list = script(scripts.LIST_CLIENTS)
+        self._find_resource = script(scripts.FIND_CLIENT_BY_RESOURCE)
         self._import_clients = script(scripts.IMPORT_CLIENTS)
         self._save_token = script(scripts.SAVE_INITIAL_TOKEN)
         self._use_token = script(scripts.USE_INITIAL_TOKEN)
@@ -104,8 +114,11 @@ class RedisClients:
         stored = msgspec.structs.replace(client, version=1)
         created = await self._create(
             keys=[self._client_head + client.client_id, self._ids],
-            args=[client.client_id, _encode(stored)],
+            args=[client.client_id, _encode(stored), self._resource_head,
+                  client.resource_uri or ""],
         )
+        if created == 2:
+            raise _resource_taken(client)
         if not created:
             raise Conflict(f"client {client.client_id!r} already exists", "client_id")
         return stored
@@ -113,6 +126,13 @@ class RedisClients:
     async def get_client(self, client_id: str) -> Client | None:
         data = await self.client.hget(self._client_head + client_id, "d")
         return None if data is None else _decode_client(data)
+
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        if not resource_uri:
+            return None  # '' stands for "no resource" in the client hashes
+        data = await self._find_resource(keys=[self._resource_head + resource_uri],
+                                         args=[self._client_head, resource_uri])
+        return None if not data else _decode_client(data)
 
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
         reply: list[Any] = await self._list(
@@ -126,8 +146,11 @@ class RedisClients:
         stored = msgspec.structs.replace(client, version=expected_version + 1)
         reply = await self._replace(
             keys=[self._client_head + client.client_id],
-            args=[str(expected_version), str(stored.version), _encode(stored)],
+            args=[str(expected_version), str(stored.version), _encode(stored),
+                  self._resource_head, client.resource_uri or "", client.client_id],
         )
+        if reply == 2:
+            raise _resource_taken(client)
         if reply == -1:
             raise NotFound(f"no client {client.client_id!r}")
         if reply == 0:
@@ -138,7 +161,8 @@ class RedisClients:
 
     async def delete_client(self, client_id: str) -> bool:
         reply = await self._delete(
-            keys=[self._client_head + client_id, self._ids], args=[client_id]
+            keys=[self._client_head + client_id, self._ids],
+            args=[client_id, self._resource_head],
         )
         return bool(reply)
 
@@ -148,11 +172,16 @@ class RedisClients:
     async def import_clients(self, records: tuple[Client, ...]) -> int:
         if not records:
             return 0
-        args: list[str | bytes | int] = [self._client_head]
+        args: list[str | bytes | int] = [self._client_head, self._resource_head]
         for client in records:
-            args += [client.client_id, str(client.version), _encode(client)]
+            args += [client.client_id, str(client.version), _encode(client),
+                     client.resource_uri or ""]
         # One script per call: the batch is written whole or not at all.
-        return int(await self._import_clients(keys=[self._ids], args=args))
+        changed = int(await self._import_clients(keys=[self._ids], args=args))
+        if changed < 0:
+            raise Conflict("a client's resource_uri is held by another client",
+                           "resource_uri")
+        return changed
 
     # Initial access tokens
 

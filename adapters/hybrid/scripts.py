@@ -390,35 +390,69 @@ return changed
 
 # Clients (``redis_clients.py``). Every key of the part carries the hash tag ``{cl}``, so on
 # a cluster all of them live in one slot and each script below runs there, atomically:
-# ``Pcl:{cl}<client_id>`` a client (hash: ``v`` version, ``d`` the document),
+# ``Pcl:{cl}<client_id>`` a client (hash: ``v`` version, ``d`` the document, ``r`` its
+# resource_uri or '' / absent for none),
+# ``Pclr:{cl}<resource_uri>`` the id of the client with that resource_uri (RFC 8707), kept
+# by the same scripts that write and delete clients, so it is never out of step,
 # ``Pcls:{cl}`` the sorted set of client ids (score 0: ordered by id, for keyset paging),
 # ``Pia:{cl}<digest>`` an initial access token (hash: ``u`` uses left, ``c`` created at,
 # ``e`` expires at or ''), ``Pias:{cl}`` the sorted set of their digests. Clients have no
 # TTL (they live until deleted); an initial access token with an expiry has one.
 
-# KEYS: client, ids. ARGV: client id, document. Returns 1 when created, 0 when the id is taken.
+# KEYS: client, ids. ARGV: client id, document, the resource pointers' key head
+# (``Pclr:{cl}``), resource_uri or ''. Returns 1 when created, 0 when the id is taken, 2 when
+# another client has the resource_uri.
 CREATE_CLIENT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[2])
+local uri = ARGV[4]
+if uri ~= '' and redis.call('EXISTS', ARGV[3] .. uri) == 1 then return 2 end
+redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[2], 'r', uri)
+if uri ~= '' then redis.call('SET', ARGV[3] .. uri, ARGV[1]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return 1
 """
 
-# KEYS: client. ARGV: expected version, new version, document.
-# Returns 1 when replaced, 0 when the stored version differs, -1 when there is no client.
+# KEYS: client. ARGV: expected version, new version, document, the resource pointers' key
+# head, the new resource_uri or '', client id. Returns 1 when replaced, 0 when the stored
+# version differs, -1 when there is no client, 2 when another client has the resource_uri.
 REPLACE_CLIENT = """
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+local held = redis.call('HMGET', KEYS[1], 'v', 'r')
+if not held[1] then return -1 end
+if held[1] ~= ARGV[1] then return 0 end
+local uri, id = ARGV[5], ARGV[6]
+if uri ~= '' then
+  local owner = redis.call('GET', ARGV[4] .. uri)
+  if owner and owner ~= id then return 2 end
+end
+local old = held[2]
+if old and old ~= '' and old ~= uri and redis.call('GET', ARGV[4] .. old) == id then
+  redis.call('DEL', ARGV[4] .. old)
+end
+if uri ~= '' then redis.call('SET', ARGV[4] .. uri, id) end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 'r', uri)
 return 1
 """
 
-# KEYS: client, ids. ARGV: client id. Returns 1 when a client was deleted.
+# KEYS: client, ids. ARGV: client id, the resource pointers' key head. Returns 1 when a
+# client was deleted.
 DELETE_CLIENT = """
+local old = redis.call('HGET', KEYS[1], 'r')
+if old and old ~= '' and redis.call('GET', ARGV[2] .. old) == ARGV[1] then
+  redis.call('DEL', ARGV[2] .. old)
+end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return n
+"""
+
+# KEYS: resource pointer. ARGV: the clients' key head, resource_uri. Returns the document of
+# the client the pointer names, or false.
+FIND_CLIENT_BY_RESOURCE = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local held = redis.call('HMGET', ARGV[1] .. id, 'd', 'r')
+if held[2] ~= ARGV[2] then return false end
+return held[1]
 """
 
 # KEYS: ids. ARGV: the clients' key head (``Pcl:{cl}``), the lowest id ('-' or '(' .. cursor),
@@ -435,16 +469,40 @@ end
 return out
 """
 
-# KEYS: ids. ARGV: the clients' key head, then per record client id, version, document.
-# Writes each client as given unless it is stored identically; returns how many changed.
+# KEYS: ids. ARGV: the clients' key head, the resource pointers' key head, then per record
+# client id, version, document, resource_uri or ''. Writes each client as given unless it is
+# stored identically and moves its resource pointer; returns how many changed, or -1 (and
+# writes nothing) when a record's resource_uri is held by another client.
 IMPORT_CLIENTS = """
+local owners = {}
+local function owner(uri)
+  local o = owners[uri]
+  if o == nil then o = redis.call('GET', ARGV[2] .. uri) end
+  return o
+end
+for i = 3, #ARGV, 4 do
+  local id, uri = ARGV[i], ARGV[i + 3]
+  local old = redis.call('HGET', ARGV[1] .. id, 'r')
+  if old and old ~= '' and owner(old) == id then owners[old] = false end
+  if uri ~= '' then
+    local o = owner(uri)
+    if o and o ~= id then return -1 end
+    owners[uri] = id
+  end
+end
 local changed = 0
-for i = 2, #ARGV, 3 do
-  local key = ARGV[1] .. ARGV[i]
-  local held = redis.call('HMGET', key, 'v', 'd')
-  if held[1] ~= ARGV[i + 1] or held[2] ~= ARGV[i + 2] then
-    redis.call('HSET', key, 'v', ARGV[i + 1], 'd', ARGV[i + 2])
-    redis.call('ZADD', KEYS[1], 0, ARGV[i])
+for i = 3, #ARGV, 4 do
+  local id, uri = ARGV[i], ARGV[i + 3]
+  local key = ARGV[1] .. id
+  local held = redis.call('HMGET', key, 'v', 'd', 'r')
+  if held[3] and held[3] ~= '' and held[3] ~= uri
+      and redis.call('GET', ARGV[2] .. held[3]) == id then
+    redis.call('DEL', ARGV[2] .. held[3])
+  end
+  if uri ~= '' then redis.call('SET', ARGV[2] .. uri, id) end
+  if held[1] ~= ARGV[i + 1] or held[2] ~= ARGV[i + 2] or (held[3] or '') ~= uri then
+    redis.call('HSET', key, 'v', ARGV[i + 1], 'd', ARGV[i + 2], 'r', uri)
+    redis.call('ZADD', KEYS[1], 0, id)
     changed = changed + 1
   end
 end

@@ -195,6 +195,10 @@ class ClientsInMemory:
         """See :meth:`ports.store.ClientStore.get_client`."""
         return await self.clients.get_client(client_id)
 
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        """See :meth:`ports.store.ClientStore.find_client_by_resource`."""
+        return await self.clients.find_client_by_resource(resource_uri)
+
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
         """See :meth:`ports.store.ClientStore.list_clients`."""
         return await self.clients.list_clients(cursor, limit)

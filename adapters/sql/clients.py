@@ -2,7 +2,9 @@
 (``oauth_clients``, ``client_initial_access_tokens``).
 
 A client is one row whose ``document`` is the whole :class:`~domain.clients.Client` as
-JSON; ``version`` is also a column, so that compare-and-set is one conditional UPDATE.
+JSON; ``version`` is also a column, so that compare-and-set is one conditional UPDATE. A
+unique expression index on the document's ``resource_uri`` (migration 0017) finds a
+resource server and keeps resource URIs unique; its violation is a ``Conflict``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ class SqlClients(SqlConnection):
         row = await self._first(
             sa.select(_clients.c.document, _clients.c.version)
             .where(_clients.c.client_id == client_id)
+        )
+        return None if row is None else client_from_row(row.document, row.version)
+
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        """See :meth:`ports.store.ClientStore.find_client_by_resource`. One index probe
+        (``oauth_clients_resource_uri_key``)."""
+        if _UNSTORABLE in resource_uri:
+            return None  # no document can hold a NUL (see get_client)
+        row = await self._first(
+            sa.select(_clients.c.document, _clients.c.version)
+            .where(_clients.c.document["resource_uri"].astext == resource_uri)
         )
         return None if row is None else client_from_row(row.document, row.version)
 

@@ -255,6 +255,8 @@ class SqlConnection:
         state = _sqlstate(exc)
         constraint = _constraint(exc)
         if state == _UNIQUE_VIOLATION:
+            if constraint == "oauth_clients_resource_uri_key":
+                return Conflict("another client has this resource_uri", "resource_uri")
             if constraint == "oauth_clients_pkey":
                 return Conflict("a client with this client_id exists", "client_id")
             if constraint == "sessions_sid_key":

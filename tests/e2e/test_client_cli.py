@@ -183,3 +183,25 @@ def test_client_secret_jwt_secrets_are_sealed_with_the_servers_key(
         assert secret not in held.sealed
         assert services.secret_sealer.open(held.sealed, sealing_context("jwt")).plaintext \
             == secret
+
+
+@pytest.mark.postgres
+def test_a_resource_server_is_created_and_dropped_from_the_cli(cli: Cli, tmp_path: Path
+                                                               ) -> None:
+    created = cli.json("create", "--client-id", "orders-api", "--grant-type",
+                       "client_credentials", "--scope", "read", "--resource-uri",
+                       "https://orders.example/api", "--resource-scope", "orders:read",
+                       "--access-token-format", "jwt", "--introspect-any-token")
+    assert (created["resource_uri"], created["resource_scopes"],
+            created["access_token_format"], created["introspect_any_token"]) == \
+        ("https://orders.example/api", "orders:read", "jwt", True)
+    cli("create", "--client-id", "twin", "--grant-type", "client_credentials", "--scope",
+        "read", "--resource-uri", "https://orders.example/api", status=1)
+    assert "resource_uri" in cli.stderr
+    plain = tmp_path / "plain.json"
+    plain.write_text('{"resource_uri": null}')
+    updated = cli.json("update", "orders-api", "--metadata", str(plain))
+    assert "resource_uri" not in updated and updated["version"] == 2
+    assert cli.json("create", "--client-id", "twin", "--grant-type", "client_credentials",
+                    "--scope", "read", "--resource-uri",
+                    "https://orders.example/api")["resource_uri"] == "https://orders.example/api"

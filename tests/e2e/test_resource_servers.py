@@ -16,6 +16,8 @@ from litestar.testing import TestClient
 
 from domain.oauth import create_authorization_code, pkce_s256
 from tests.doubles import FakeClock
+from tests.e2e.admin_support import CLIENTS_TOML as ADMIN_CLIENTS_TOML
+from tests.e2e.admin_support import ENV_ID, ENV_SECRET, admin_app
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     CLIENTS_TOML,
@@ -301,3 +303,58 @@ def test_signed_introspection_responses(store: StoreBackend, tmp_path: Path) -> 
                           ).claims["token_introspection"] == {"active": False}
         assert client.get("/.well-known/oauth-authorization-server").json()[
             "introspection_signing_alg_values_supported"] == ["RS256"]
+
+
+# Resource servers managed at run time (the admin API)
+
+BILLING = "https://billing.example.test"
+
+
+def test_a_resource_server_created_through_the_admin_api_gets_its_audience(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    clients_file = tmp_path / "with-orders.toml"
+    clients_file.write_text(ADMIN_CLIENTS_TOML + RESOURCE_SERVERS_TOML)
+    with admin_app(store, tmp_path, CLIENTS_FILE=str(clients_file)) as instance:
+        created = instance.create(
+            client_id="billing-api", grant_types=["client_credentials"], scope="read",
+            resource_uri=BILLING, resource_scopes="read", access_token_format="opaque")
+        assert created["resource_uri"] == BILLING and created["resource_scopes"] == "read"
+        billing = basic("billing-api", created["client_secret"])
+
+        def token(*resources: str) -> Any:
+            return instance.client.post(
+                "/oauth/token", headers={**FORM, **basic(ENV_ID, ENV_SECRET)},
+                data={"grant_type": "client_credentials", "scope": "read",
+                      "resource": list(resources)})
+
+        def introspect(token: str, auth: dict[str, str]) -> dict[str, Any]:
+            response = instance.client.post("/oauth/introspect", headers={**FORM, **auth},
+                                            data={"token": token})
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        issued = token(BILLING)
+        assert issued.status_code == 200, issued.text
+        access = issued.json()["access_token"]
+        shown = introspect(access, billing)
+        assert shown["active"] is True and shown["aud"] == BILLING
+        assert introspect(access, basic(ENV_ID, ENV_SECRET))["aud"] == BILLING
+        assert introspect(access, basic("orders-api", API_SECRET)) == {"active": False}
+
+        # A clash: with a static server's URI 400, with another stored one's 409.
+        for uri, status, error in ((ORDERS, 400, "invalid_client_metadata"),
+                                   (BILLING, 409, "conflict")):
+            refused = instance.client.post("/admin/clients", headers=instance.admin(), json={
+                "client_id": "twin", "grant_types": ["client_credentials"], "scope": "read",
+                "resource_uri": uri})
+            assert refused.status_code == status, refused.text
+            assert refused.json()["error"] == error
+        assert instance.client.get("/admin/clients/twin",
+                                   headers=instance.admin()).status_code == 404
+
+        deleted = instance.client.delete("/admin/clients/billing-api", headers=instance.admin())
+        assert deleted.status_code == 204, deleted.text
+        gone = token(BILLING)
+        assert gone.status_code == 400 and gone.json()["error"] == "invalid_target"

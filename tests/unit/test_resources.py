@@ -10,13 +10,18 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from adapters.memory.store import MemoryStore
+from adapters.secret_sealing import AesGcmSecretSealer
+from domain.client_admin import ClientPorts, create_client, update_client
 from domain.client_metadata import (
+    ClientDraft,
     ClientMetadataError,
     MetadataSource,
     client_metadata,
     parse_client_metadata,
 )
-from domain.clients import Client
+from domain.clients import Client, ClientRegistry
+from domain.errors import Conflict
 from domain.oauth import (
     OAuthError,
     exchange_authorization_code,
@@ -27,6 +32,8 @@ from domain.oauth import (
 )
 from domain.resources import Audience, ResourceServers, parse_resources, resource_uri_problem
 from domain.tokens import hash_token, is_access_token
+from ports.security import SecretsTokenGenerator
+from tests.doubles import FakeClock, RecordingEvents
 from tests.unit.oauth_doubles import CONFIDENTIAL, ISSUER, OTHER, REDIRECT, T0, VERIFIER, World
 
 ORDERS = "https://orders.example.test"
@@ -60,7 +67,7 @@ async def _code_tokens(world: World, *, resources: tuple[str, ...] = (),
 async def test_a_token_is_for_the_resources_of_its_request_with_their_scopes_only() -> None:
     world = _world()
     issued = await issue_client_credentials(world.ports, APP, "read write orders:read",
-                                            resources=(ORDERS,))
+                                            (ORDERS,))
     # write is defined by no resource of the audience: the token does not carry it.
     assert issued.scope == "read orders:read"
     record = await world.store.get_access_token(hash_token(issued.access_token), T0)
@@ -88,7 +95,7 @@ async def test_default_resource_applies_without_resource() -> None:
     result = await introspect(world.ports, ORDERS_API, issued.access_token, None)
     assert result.active and result.aud == ORDERS
     # A resource named in the request wins over the default.
-    other = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
+    other = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
     assert (await introspect(world.ports, APP, other.access_token, None)).aud == REPORTS
 
 
@@ -99,7 +106,7 @@ async def test_default_resource_applies_without_resource() -> None:
 async def test_an_unknown_or_malformed_resource_is_invalid_target(resource: str) -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "read", resources=(resource or " ",))
+        await issue_client_credentials(world.ports, APP, "read", (resource or " ",))
     assert caught.value.error == "invalid_target"
     with pytest.raises(OAuthError) as at_code:
         await world.code(APP, resources=(resource or " ",))
@@ -129,8 +136,7 @@ async def test_the_token_request_may_narrow_the_codes_resources_but_not_widen_th
 async def test_a_refresh_may_narrow_the_resource_and_the_grant_keeps_them_all() -> None:
     world = _world()
     issued = await _code_tokens(world, resources=(ORDERS, REPORTS))
-    narrowed = await refresh(world.ports, APP, issued.refresh_token, None,
-                             resources=(REPORTS,))
+    narrowed = await refresh(world.ports, APP, issued.refresh_token, None, resources=(REPORTS,))
     assert narrowed.scope == "openid offline_access reports"
     info = await introspect(world.ports, REPORTS_API, narrowed.access_token, None)
     assert info.active and info.aud == REPORTS
@@ -140,8 +146,7 @@ async def test_a_refresh_may_narrow_the_resource_and_the_grant_keeps_them_all() 
     assert record is not None and record.audience == (ORDERS, REPORTS)
     assert both.refresh_token is not None
     with pytest.raises(OAuthError) as caught:
-        await refresh(world.ports, APP, both.refresh_token, None,
-                      resources=("https://unknown.test",))
+        await refresh(world.ports, APP, both.refresh_token, None, resources=("https://unknown.test",))
     assert caught.value.error == "invalid_target"
     # The refused refresh did not burn the token.
     assert await refresh(world.ports, APP, both.refresh_token, None, resources=(ORDERS,))
@@ -161,7 +166,7 @@ async def test_an_unbound_grant_may_name_any_resource_at_each_request() -> None:
 async def test_only_the_tokens_client_and_its_audience_see_it() -> None:
     world = _world(None, ORDERS_API, REPORTS_API, msgspec.structs.replace(
         REPORTS_API, client_id="other-api", resource_uri="https://other.example.test"))
-    issued = await issue_client_credentials(world.ports, APP, "read", resources=(ORDERS,))
+    issued = await issue_client_credentials(world.ports, APP, "read", (ORDERS,))
     own = await introspect(world.ports, APP, issued.access_token, None)
     assert own.active and own.aud == ORDERS and own.client_id == APP.client_id
     assert (await introspect(world.ports, ORDERS_API, issued.access_token, None)).active
@@ -180,7 +185,7 @@ async def test_a_token_without_audience_is_hidden_from_other_clients() -> None:
 async def test_introspect_any_token_sees_every_token() -> None:
     world = _world()
     for resources in ((), (ORDERS,)):
-        issued = await issue_client_credentials(world.ports, APP, "read", resources=resources)
+        issued = await issue_client_credentials(world.ports, APP, "read", resources)
         assert (await introspect(world.ports, GATEWAY, issued.access_token, None)).active
 
 
@@ -215,7 +220,7 @@ async def test_a_jwt_resource_server_gets_a_signed_at_jwt() -> None:
 
 async def test_a_clients_own_jwt_has_the_client_as_subject() -> None:
     world = _world()
-    issued = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
+    issued = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
     claims = _verify(issued.access_token).claims
     assert claims["sub"] == claims["client_id"] == APP.client_id
     assert "auth_time" not in claims and "acr" not in claims
@@ -247,11 +252,14 @@ def test_resource_uris_are_absolute_without_fragment() -> None:
     assert parse_resources([ORDERS, ORDERS, REPORTS]) == (ORDERS, REPORTS)
 
 
-def test_resource_uris_are_unique_and_the_default_must_exist() -> None:
+async def test_resource_uris_are_unique_and_an_unknown_default_is_invalid_target() -> None:
     with pytest.raises(ValueError, match="same resource_uri"):
         ResourceServers([ORDERS_API, msgspec.structs.replace(ORDERS_API, client_id="twin")])
-    with pytest.raises(ValueError, match="no client"):
-        ResourceServers([ORDERS_API], default=REPORTS)
+    # The default may name a stored server created later: it is looked up when used.
+    world = _world("https://later.example", ORDERS_API)
+    with pytest.raises(OAuthError) as caught:
+        await issue_client_credentials(world.ports, APP, "read")
+    assert caught.value.error == "invalid_target"
 
 
 # Client metadata
@@ -295,10 +303,14 @@ def test_bad_resource_server_metadata_names_its_key(keys: dict[str, Any], key: s
     assert caught.value.key == key
 
 
-def test_the_admin_api_may_trust_a_gateway_but_not_declare_a_resource_server() -> None:
+def test_the_admin_api_may_trust_a_gateway_and_declare_a_resource_server() -> None:
     assert _parse(MetadataSource.ADMIN, introspect_any_token=True).introspect_any_token
-    with pytest.raises(ClientMetadataError, match="CLIENTS_FILE") as caught:
-        _parse(MetadataSource.ADMIN, resource_uri=ORDERS)
+    server = _parse(MetadataSource.ADMIN, resource_uri=ORDERS, resource_scopes="orders:read",
+                    access_token_format="jwt")
+    assert (server.resource_uri, server.resource_scopes, server.access_token_format) == \
+        (ORDERS, frozenset({"orders:read"}), "jwt")
+    with pytest.raises(ClientMetadataError) as caught:
+        _parse(MetadataSource.ADMIN, resource_uri=ORDERS + "#x")
     assert caught.value.key == "resource_uri"
 
 
@@ -315,7 +327,7 @@ def test_registration_ignores_the_operators_keys() -> None:
 async def test_a_request_left_with_no_scope_by_its_audience_is_invalid_scope() -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "write", resources=(REPORTS,))
+        await issue_client_credentials(world.ports, APP, "write", (REPORTS,))
     assert caught.value.error == "invalid_scope" and REPORTS in caught.value.description
 
 
@@ -330,3 +342,67 @@ async def test_default_resource_leaves_requests_for_this_server_alone() -> None:
     code = await world.code(APP, scope="openid offline_access")
     signed_in = await exchange_authorization_code(world.ports, APP, code, REDIRECT, VERIFIER)
     assert (await introspect(world.ports, APP, signed_in.access_token, None)).aud is None
+
+
+# Stored resource servers (the admin API's, looked up in the store)
+
+STORED = "https://stored.example.test"
+STORED_API = msgspec.structs.replace(
+    OTHER, client_id="stored-api", resource_uri=STORED, resource_scopes=frozenset({"read"}))
+
+
+def _stored_world(default: str | None = None) -> World:
+    store = MemoryStore()
+    return World(store=store, resources=ResourceServers((ORDERS_API,), default, store))
+
+
+async def test_a_stored_resource_server_is_an_audience_until_it_is_deleted() -> None:
+    world = _stored_world()
+    await world.store.create_client(STORED_API)
+    issued = await issue_client_credentials(world.ports, APP, "read write", (STORED,))
+    record = await world.store.get_access_token(hash_token(issued.access_token), T0)
+    assert record is not None and record.audience == (STORED,) and record.scope == "read"
+    shown = await introspect(world.ports, STORED_API, issued.access_token, None)
+    assert shown.active and shown.aud == STORED
+    assert not (await introspect(world.ports, ORDERS_API, issued.access_token, None)).active
+    await world.store.delete_client("stored-api")
+    with pytest.raises(OAuthError) as caught:
+        await issue_client_credentials(world.ports, APP, "read", (STORED,))
+    assert caught.value.error == "invalid_target"
+
+
+async def test_the_static_server_wins_and_a_stale_copy_of_a_uri_sees_nothing() -> None:
+    world = _stored_world()
+    await world.store.create_client(STORED_API)
+    issued = await issue_client_credentials(world.ports, APP, "read", (STORED,))
+    # Another client that says it has the URI (a copy read before a change) is not its server.
+    impostor = msgspec.structs.replace(STORED_API, client_id="impostor")
+    assert not (await introspect(world.ports, impostor, issued.access_token, None)).active
+    # A static server is found without asking the store.
+    assert await world.ports.resources.find(ORDERS) == ORDERS_API
+
+
+async def test_default_resource_may_name_a_stored_server() -> None:
+    world = _stored_world(default=STORED)
+    await world.store.create_client(STORED_API)
+    issued = await issue_client_credentials(world.ports, APP, "read")
+    record = await world.store.get_access_token(hash_token(issued.access_token), T0)
+    assert record is not None and record.audience == (STORED,)
+
+
+async def test_the_admin_use_cases_refuse_a_static_servers_uri_and_the_store_a_stored_one(
+) -> None:
+    ports = ClientPorts(store=MemoryStore(), static=ClientRegistry([ORDERS_API]),
+                        clock=FakeClock(), token_generator=SecretsTokenGenerator(),
+                        sealer=AesGcmSecretSealer([b"k" * 32]), events=RecordingEvents())
+    clash = msgspec.structs.replace(STORED_API, resource_uri=ORDERS)
+    with pytest.raises(ClientMetadataError) as static:
+        await create_client(ports, ClientDraft(client=clash))
+    assert static.value.key == "resource_uri" and static.value.error == "invalid_client_metadata"
+    await create_client(ports, ClientDraft(client=STORED_API))
+    twin = msgspec.structs.replace(STORED_API, client_id="twin")
+    with pytest.raises(Conflict) as stored:
+        await create_client(ports, ClientDraft(client=twin))
+    assert stored.value.attribute == "resource_uri"
+    with pytest.raises(ClientMetadataError):
+        await update_client(ports, ClientDraft(client=clash))

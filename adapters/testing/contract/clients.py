@@ -25,6 +25,9 @@ from ports.store import Store
 
 CLEAR_SECRET = "s3cr3t-" + "k" * 40
 T0 = 1_600_000_000
+ORDERS = "https://orders.example/api"
+REPORTS = "https://reports.example"
+SHIPPING = "urn:example:shipping"
 
 
 def _client(client_id: str, **changes: object) -> Client:
@@ -286,6 +289,111 @@ class ClientContract(StoreFixtures):
         assert await store.get_client("web") == replaced
         assert await store.delete_client("web") is True
         assert await other_instance.get_client("web") is None
+
+    # Resource servers (find_client_by_resource)
+
+    async def test_a_resource_server_is_found_by_its_exact_resource_uri(
+        self, store: Store, other_instance: Store
+    ) -> None:
+        created = await store.create_client(_client("api", resource_uri=ORDERS,
+                                                    resource_scopes=frozenset({"orders"})))
+        await store.create_client(_client("web"))
+        assert await store.find_client_by_resource(ORDERS) == created
+        assert await other_instance.find_client_by_resource(ORDERS) == created
+        # Compared exactly: no case folding, no trailing slash, no prefix.
+        for near in (ORDERS.upper(), ORDERS + "/", ORDERS[:-1], "", "api"):
+            assert await store.find_client_by_resource(near) is None
+        # A lookup of a value no backend could hold is simply not found.
+        assert await store.find_client_by_resource("https://a\x00b") is None
+
+    async def test_a_second_client_with_the_same_resource_uri_is_a_conflict(
+        self, store: Store
+    ) -> None:
+        first = await store.create_client(_client("api", resource_uri=ORDERS))
+        with pytest.raises(Conflict) as raised:
+            await store.create_client(_client("twin", resource_uri=ORDERS))
+        assert raised.value.attribute == "resource_uri"
+        assert await store.get_client("twin") is None
+        other = await store.create_client(_client("other", resource_uri=REPORTS))
+        with pytest.raises(Conflict) as replaced:
+            await store.replace_client(_client("other", resource_uri=ORDERS),
+                                       expected_version=1)
+        assert replaced.value.attribute == "resource_uri"
+        assert await store.get_client("other") == other
+        assert await store.find_client_by_resource(ORDERS) == first
+        # Replacing a client with its own resource_uri is no clash.
+        assert (await store.replace_client(_client("api", name="Again", resource_uri=ORDERS),
+                                           expected_version=1)).version == 2
+
+    async def test_concurrent_creates_of_one_resource_uri_have_exactly_one_winner(
+        self, store: Store, other_instance: Store
+    ) -> None:
+        self._require_concurrency()
+        candidates = [_client(f"api-{n}", resource_uri=ORDERS) for n in range(CONCURRENCY)]
+        results = await asyncio.gather(
+            *((store if n % 2 else other_instance).create_client(c)
+              for n, c in enumerate(candidates)),
+            return_exceptions=True,
+        )
+        winners = [r for r in results if isinstance(r, Client)]
+        assert len(winners) == 1
+        assert all(isinstance(r, Conflict) and r.attribute == "resource_uri"
+                   for r in results if not isinstance(r, Client))
+        assert await store.find_client_by_resource(ORDERS) == winners[0]
+        assert [c.client_id for c in (await store.list_clients(None, 100)).records] == \
+            [winners[0].client_id]
+
+    async def test_replace_changing_or_removing_the_resource_uri_frees_the_old_one(
+        self, store: Store, other_instance: Store
+    ) -> None:
+        await store.create_client(_client("api", resource_uri=ORDERS))
+        moved = await store.replace_client(_client("api", resource_uri=REPORTS),
+                                           expected_version=1)
+        assert await other_instance.find_client_by_resource(ORDERS) is None
+        assert await other_instance.find_client_by_resource(REPORTS) == moved
+        taken = await other_instance.create_client(_client("new", resource_uri=ORDERS))
+        assert await store.find_client_by_resource(ORDERS) == taken
+        await store.replace_client(_client("api"), expected_version=2)
+        assert await store.find_client_by_resource(REPORTS) is None
+        assert (await store.create_client(_client("late", resource_uri=REPORTS))).version == 1
+        # A refused replace (stale version) leaves the index as it was.
+        with pytest.raises(PreconditionFailed):
+            await store.replace_client(_client("late", resource_uri=SHIPPING),
+                                       expected_version=7)
+        assert await store.find_client_by_resource(SHIPPING) is None
+        assert (await store.find_client_by_resource(REPORTS) or _client("x")).client_id == "late"
+
+    async def test_delete_frees_the_resource_uri(
+        self, store: Store, other_instance: Store
+    ) -> None:
+        await store.create_client(_client("api", resource_uri=ORDERS))
+        assert await other_instance.delete_client("api") is True
+        assert await store.find_client_by_resource(ORDERS) is None
+        again = await store.create_client(_client("api-2", resource_uri=ORDERS))
+        assert await other_instance.find_client_by_resource(ORDERS) == again
+
+    async def test_import_keeps_the_resource_index_right(
+        self, store: Store, now: int
+    ) -> None:
+        await store.create_client(_client("api", resource_uri=ORDERS))
+        await store.create_client(_client("web"))
+        source = (_client("api", version=3, resource_uri=REPORTS),
+                  _client("ship", version=1, resource_uri=SHIPPING))
+        assert await store.import_clients(source, now) == 2
+        assert await store.find_client_by_resource(ORDERS) is None
+        assert await store.find_client_by_resource(REPORTS) == source[0]
+        assert await store.find_client_by_resource(SHIPPING) == source[1]
+        # A record whose resource_uri another client of the target holds: the batch is
+        # written whole or not at all.
+        with pytest.raises(Conflict) as raised:
+            await store.import_clients(
+                (_client("new", version=1, resource_uri=ORDERS),
+                 _client("web", version=2, resource_uri=REPORTS)), now)
+        assert raised.value.attribute == "resource_uri"
+        assert await store.get_client("new") is None
+        assert (await store.get_client("web") or _client("x")).version == 1
+        assert await store.find_client_by_resource(ORDERS) is None
+        assert await store.find_client_by_resource(REPORTS) == source[0]
 
     # Initial access tokens
 

@@ -313,6 +313,9 @@ class FileStore:
     async def get_client(self, client_id: str) -> Client | None:
         return await self._read(lambda m: m.get_client(client_id))
 
+    async def find_client_by_resource(self, resource_uri: str) -> Client | None:
+        return await self._read(lambda m: m.find_client_by_resource(resource_uri))
+
     async def list_clients(self, cursor: str | None, limit: int) -> Batch[Client]:
         return await self._read(lambda m: m.list_clients(cursor, limit))
 
