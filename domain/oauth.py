@@ -44,6 +44,7 @@ from domain.resources import (
     ResourceRefused,
     ResourceServers,
     access_token_claims,
+    act_claim,
     aud_claim,
     may_introspect,
 )
@@ -701,19 +702,36 @@ def _capped(exp: int, not_after: int | None) -> int:
     return exp if not_after is None else min(exp, not_after)
 
 
+def new_user_access_token(
+    ports: OAuthPorts, client: Client, *, subject: AccessToken, scope: str, now: int,
+    audience: Audience, binding: str | None, act: tuple[str, ...],
+) -> tuple[str, AccessToken]:
+    """A new access token of ``subject``'s grant (same user, sign-in and grant id), issued
+    to ``client`` for ``audience`` with ``scope`` and actors ``act``, never outliving
+    ``subject`` (token exchange, ``domain.token_exchange``). Not saved."""
+    grant = _Grant(client.client_id, scope, subject.grant_id, subject.sub,
+                   subject.mfa_verified, subject.auth_time, (), _acr(subject.mfa_verified))
+    return _new_access_token(ports, client, grant, scope, now, audience, binding, act=act,
+                             not_after=subject.exp)
+
+
 def _new_access_token(
     ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int,
     audience: Audience = NO_AUDIENCE,
     binding: str | None = None,
+    *,
+    act: tuple[str, ...] = (),
+    not_after: int | None = None,
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    exp = _capped(now + ports.policy.access_lifetime(client), grant.not_after(ports.policy))
     record = AccessToken(
         token_hash=hash_token(value),
         token_display=token_display(value),
         active=True,
         scope=scope,
         client_id=grant.client_id,
-        exp=_capped(now + ports.policy.access_lifetime(client), grant.not_after(ports.policy)),
+        exp=_capped(exp, not_after),
         iat=now,
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
@@ -721,6 +739,7 @@ def _new_access_token(
         auth_time=grant.auth_time,
         token_binding=binding,
         audience=audience.resources,
+        act=act,
     )
     if audience.jwt:
         return _as_jwt(ports, record, value, grant.acr)
@@ -843,6 +862,8 @@ class Introspection(msgspec.Struct, frozen=True, omit_defaults=True):
     mfa_verified: bool | None = None
     cnf: dict[str, str] | None = None
     aud: str | list[str] | None = None
+    #: RFC 8693 section 4.1: who acts for ``sub`` (an exchanged token).
+    act: dict[str, Any] | None = None
 
 
 INACTIVE = Introspection(active=False)
@@ -888,6 +909,7 @@ async def introspect(
                     mfa_verified=access.mfa_verified,
                     cnf=confirmation(access.token_binding),
                     aud=aud_claim(access.audience),
+                    act=act_claim(access.act),
                 )
         elif token.startswith(REFRESH_TOKEN_PREFIX):
             refresh_record = await ports.store.get_refresh_token(hash_token(token), now)

@@ -42,6 +42,7 @@ from domain.clients import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
     Client,
 )
 from domain.dpop import INVALID_DPOP_PROOF, current_nonce, token_request_binding
@@ -63,6 +64,7 @@ from domain.resources import (
     signed_introspection_claims,
 )
 from domain.text import UNSTORABLE
+from domain.token_exchange import ExchangeRequest, ExchangeResponse, exchange_token
 from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
@@ -169,9 +171,9 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return (_header(request, b"content-type") or "").partition(";")[0].strip().lower()
 
 
-#: The parameters that may be repeated (RFC 8707 section 2: ``resource``); their values
-#: are joined by spaces, which no URI holds.
-MULTI_VALUED = frozenset({"resource"})
+#: The parameters that may be repeated (RFC 8707 section 2: ``resource``; RFC 8693 section
+#: 2.1: ``audience``); their values are joined by spaces, which no URI or client id holds.
+MULTI_VALUED = frozenset({"resource", "audience"})
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -441,7 +443,8 @@ def _required(form: dict[str, str], name: str) -> str:
     "/oauth/token",
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
-    description="Grants authorization_code (with PKCE), client_credentials and refresh_token. "
+    description="Grants authorization_code (with PKCE), client_credentials, refresh_token and "
+    "token exchange (RFC 8693). "
     "Form body; client authentication by HTTP Basic or client_secret_post. `resource` "
     "(RFC 8707, repeatable) names the resource servers the token is for.",
     tags=["oauth"],
@@ -468,6 +471,7 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
         binding = await token_request_binding(
             services.dpop, client, proof, now=services.clock.now(),
             url=services.settings.external_base_url + TOKEN_PATH)
+        result: TokenResponse | ExchangeResponse
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             result = await issue_client_credentials(ports, client, form.get("scope"),
                                                     resources=form_resources(form),
@@ -487,6 +491,17 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
                 binding=binding,
                 resources=form_resources(form),
             )
+        elif grant_type == GRANT_TOKEN_EXCHANGE:
+            result = await exchange_token(ports, client, ExchangeRequest(
+                subject_token=form.get("subject_token"),
+                subject_token_type=form.get("subject_token_type"),
+                actor_token=form.get("actor_token"),
+                actor_token_type=form.get("actor_token_type"),
+                resources=form_resources(form),
+                audiences=tuple(form.get("audience", "").split()),
+                scope=form.get("scope"),
+                requested_token_type=form.get("requested_token_type"),
+            ), binding=binding)
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
         answer = _json_response(result)
