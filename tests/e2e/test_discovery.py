@@ -37,7 +37,8 @@ def test_metadata(tmp_path: Path, path: str) -> None:
         assert meta["response_modes_supported"] == ["query"]
         assert meta["code_challenge_methods_supported"] == ["S256"]
         assert set(meta["grant_types_supported"]) == {
-            "authorization_code", "client_credentials", "refresh_token"}
+            "authorization_code", "client_credentials", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"}
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none", "client_secret_jwt",
             "private_key_jwt"}
