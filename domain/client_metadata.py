@@ -360,6 +360,11 @@ class _Reader:
             # who it is may hold one.
             raise ClientMetadataError("grant_types", "grant_types: a public client cannot use "
                                       "token exchange")
+        if self.registration and GRANT_TOKEN_EXCHANGE in grants:
+            # Which APIs a client may exchange for is the operator's call
+            # (token_exchange_audiences), so the grant is too.
+            raise ClientMetadataError("grant_types", "grant_types: token exchange is set up "
+                                      "by the operator, not in a registration")
         if not grants:
             raise ClientMetadataError("grant_types", "grant_types must not be empty")
         return grants

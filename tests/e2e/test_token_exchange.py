@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from tests.doubles import FakeClock
 from tests.dpop_proofs import DpopKey
+from tests.e2e.admin_support import admin_app
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     CLIENTS_TOML,
@@ -255,3 +256,20 @@ def test_discovery_lists_the_grant_type(store: StoreBackend, tmp_path: Path) -> 
     with running(_app(store, tmp_path)) as client:
         meta = client.get("/.well-known/openid-configuration").json()
         assert EXCHANGE in meta["grant_types_supported"]
+
+
+def test_the_admin_api_sets_and_shows_token_exchange_audiences(
+    store: StoreBackend, tmp_path: Path
+) -> None:
+    with admin_app(store, tmp_path) as a:
+        created = a.create(client_id="gw", grant_types=["client_credentials", EXCHANGE],
+                           scope="read", token_exchange_audiences=[BILLING])
+        assert created["token_exchange_audiences"] == [BILLING]
+        read = a.client.get("/admin/clients/gw", headers=a.admin())
+        assert read.status_code == 200, read.text
+        assert read.json()["token_exchange_audiences"] == [BILLING]
+        refused = a.client.post("/admin/clients", headers=a.admin(), json={
+            "client_id": "gw2", "grant_types": ["client_credentials"], "scope": "read",
+            "token_exchange_audiences": [BILLING]})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_client_metadata"

@@ -255,6 +255,15 @@ def test_a_registration_cannot_set_token_exchange_audiences() -> None:
     assert "token_exchange_audiences" not in client_metadata(client)
 
 
+def test_a_registration_cannot_ask_for_the_token_exchange_grant() -> None:
+    with pytest.raises(ClientMetadataError) as caught:
+        parse_client_metadata({
+            "redirect_uris": ["https://app.example.test/cb"],
+            "grant_types": ["authorization_code", GRANT_TOKEN_EXCHANGE]},
+            source=MetadataSource.REGISTRATION, client_id="dyn")
+    assert caught.value.key == "grant_types"
+
+
 @pytest.mark.parametrize(("doc", "key"), [
     ({"token_exchange_audiences": ["not a uri"]}, "token_exchange_audiences"),
     ({"token_exchange_audiences": REPORTS}, "token_exchange_audiences"),
