@@ -25,6 +25,7 @@ from domain.clients import (
     AUTH_BASIC,
     AUTH_POST,
     AUTH_SECRET_JWT,
+    GRANT_TOKEN_EXCHANGE,
     GRANT_TYPES,
     Client,
     ClientRegistry,
@@ -47,7 +48,8 @@ def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> Clie
             name=client_id,
             secrets=(ClientSecret(id=secret_hash[:12], digest=secret_hash),),
             redirect_uris=tuple(settings.client_redirect_uris.get(client_id, ())),
-            grant_types=frozenset(GRANT_TYPES),
+            # Token exchange needs token_exchange_audiences, which only CLIENTS_FILE sets.
+            grant_types=frozenset(GRANT_TYPES) - {GRANT_TOKEN_EXCHANGE},
             scopes=frozenset(settings.allowed_scopes),
             auth_methods=frozenset({AUTH_BASIC, AUTH_POST}),
             static=True,
