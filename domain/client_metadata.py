@@ -10,8 +10,9 @@ everywhere (docs/clients.md has the table):
   returned can be sent back in a PUT.
 - ``registration``: dynamic registration (RFC 7591). Unknown metadata is ignored (section
   2); redirect URIs must be https, loopback http, or a private-use scheme for native apps;
-  service scopes are refused; ``first_party``, token lifetimes, ``introspect_any_token`` and
-  the resource-server keys are the operator's to set and are ignored.
+  service scopes are refused; ``first_party``, token lifetimes, ``introspect_any_token``,
+  ``token_exchange_audiences`` and the resource-server keys are the operator's to set and
+  are ignored.
 
 The resource-server keys (``resource_uri``, ``resource_scopes``, ``access_token_format``,
 ``domain.resources``) are accepted from ``file`` and ``admin`` (registration ignores them,
@@ -44,6 +45,7 @@ from domain.clients import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
     GRANT_TYPES,
     RESPONSE_TYPE_CODE,
     SECRET_METHODS,
@@ -109,6 +111,7 @@ _RFC_KEYS = frozenset({
     "allowed_cors_origins", "revoke_tokens_on_logout",
     "id_token_signed_response_alg", "dpop_bound_access_tokens",
     "resource_uri", "resource_scopes", "access_token_format", "introspect_any_token",
+    "token_exchange_audiences",
 })
 #: Older CLIENTS_FILE keys, still accepted there.
 _FILE_ONLY_KEYS = frozenset({"secret", "scopes", "public", "name"})
@@ -121,7 +124,7 @@ SERVER_MANAGED_KEYS = frozenset({
 #: Keys a registration may not set; the operator decides them.
 _OPERATOR_KEYS = frozenset({
     "first_party", "access_token_lifetime", "refresh_token_lifetime", "introspect_any_token",
-    "resource_uri", "resource_scopes", "access_token_format",
+    "resource_uri", "resource_scopes", "access_token_format", "token_exchange_audiences",
 })
 _DEFAULT_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 #: The grants through which a signed-in user delegates (and so an ID token can be issued).
@@ -242,6 +245,7 @@ class _Reader:
             registered=self.registration,
         )
         client = self._resource_server(client)
+        client = self._token_exchange(client)
         return ClientDraft(client=client, secret=secret)
 
     # The fields
@@ -281,6 +285,17 @@ class _Reader:
         return msgspec.structs.replace(client, resource_uri=uri,
                                        resource_scopes=frozenset(scopes),
                                        access_token_format=token_format)
+
+    def _token_exchange(self, client: Client) -> Client:
+        key = "token_exchange_audiences"
+        audiences = self._strings(key, ())
+        for uri in audiences:
+            problem = resource_uri_problem(uri)
+            if problem is not None:
+                raise ClientMetadataError(key, f"{key}: {uri!r} {problem}")
+        if audiences and GRANT_TOKEN_EXCHANGE not in client.grant_types:
+            raise ClientMetadataError(key, f"{key} needs the grant type {GRANT_TOKEN_EXCHANGE}")
+        return msgspec.structs.replace(client, token_exchange_audiences=audiences)
 
     def _client_id(self, default: str | None) -> str:
         value = default if self.registration else self.doc.get("client_id", default)
@@ -341,6 +356,16 @@ class _Reader:
         if public and GRANT_CLIENT_CREDENTIALS in grants:
             raise ClientMetadataError("grant_types", "grant_types: a public client cannot use "
                                       "client_credentials")
+        if public and GRANT_TOKEN_EXCHANGE in grants:
+            # The exchanged token acts for a user at another API: only a client that proves
+            # who it is may hold one.
+            raise ClientMetadataError("grant_types", "grant_types: a public client cannot use "
+                                      "token exchange")
+        if self.registration and GRANT_TOKEN_EXCHANGE in grants:
+            # Which APIs a client may exchange for is the operator's call
+            # (token_exchange_audiences), so the grant is too.
+            raise ClientMetadataError("grant_types", "grant_types: token exchange is set up "
+                                      "by the operator, not in a registration")
         if not grants:
             raise ClientMetadataError("grant_types", "grant_types must not be empty")
         return grants
@@ -588,6 +613,8 @@ def client_metadata(client: Client) -> dict[str, Any]:
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "introspect_any_token": client.introspect_any_token,
     }
+    if client.token_exchange_audiences:
+        shown["token_exchange_audiences"] = list(client.token_exchange_audiences)
     if client.resource_uri is not None:
         shown["resource_uri"] = client.resource_uri
         shown["resource_scopes"] = " ".join(sorted(client.resource_scopes))

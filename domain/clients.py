@@ -28,11 +28,14 @@ GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_REFRESH_TOKEN = "refresh_token"
 #: The device authorization grant (RFC 8628 section 3.4), for devices without a browser.
 GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+#: RFC 8693: a service exchanges a user's access token for one meant for another API.
+GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GRANT_TYPES: tuple[str, ...] = (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_REFRESH_TOKEN,
     GRANT_DEVICE_CODE,
+    GRANT_TOKEN_EXCHANGE,
 )
 
 AUTH_BASIC = "client_secret_basic"
@@ -138,6 +141,9 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     #: Trusted by the operator to introspect every token (a gateway in front of older
     #: APIs), not only its own and those meant for it.
     introspect_any_token: bool = False
+    #: The resource URIs this client may exchange a user's token for (RFC 8693,
+    #: ``domain.token_exchange``); set by the operator only. Empty: none.
+    token_exchange_audiences: tuple[str, ...] = ()
     static: bool = False
     registered: bool = False
     registration_token_digest: str | None = None

@@ -414,7 +414,7 @@ async def _issue(
     if client.require_mfa and not mfa_verified:
         raise OAuthError("invalid_grant", "this client requires a two-factor sign-in")
     grant_id = oauth.token_generator.new(GRANT_ID_PREFIX)
-    tokens = new_user_tokens(oauth, client, scope=approved.scope, grant_id=grant_id,
+    tokens = await new_user_tokens(oauth, client, scope=approved.scope, grant_id=grant_id,
                              user_id=user_id, mfa_verified=mfa_verified, auth_time=auth_time,
                              now=now, resources=approved.resources, acr=approved.acr)
     # Saved before anything that may revoke the grant (a deprovisioning, a withdrawn consent,

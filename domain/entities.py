@@ -220,6 +220,9 @@ class AccessToken(msgspec.Struct, frozen=True, kw_only=True):
     #: The token's ``aud``: the resource URIs of the resource servers it is meant for
     #: (RFC 8707); empty for a token without audience.
     audience: tuple[str, ...] = ()
+    #: The actors of an exchanged token (RFC 8693 ``act``), by client id: the current actor
+    #: first, then the actors of the token it was exchanged from. Empty: not exchanged.
+    act: tuple[str, ...] = ()
 
     def is_active(self, now: int) -> bool:
         return self.active and self.exp > now

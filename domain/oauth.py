@@ -44,6 +44,7 @@ from domain.resources import (
     ResourceRefused,
     ResourceServers,
     access_token_claims,
+    act_claim,
     aud_claim,
     may_introspect,
 )
@@ -386,7 +387,8 @@ async def exchange_authorization_code(
     alg = id_token_alg(client, ports.signer)
     if not code.startswith(CODE_PREFIX) or len(code) > _MAX_TOKEN_LENGTH:
         raise OAuthError("invalid_grant", "the code is invalid or expired")
-    await audience_of(ports, resources)  # an unknown resource is refused before the code is used
+    # An unknown resource is refused before the code is used.
+    await audience_of(ports, resources)
     policy = ports.policy
     now = ports.clock.now()
     # Remember a redeemed code as long as anything issued from it may live, so that a late
@@ -702,19 +704,36 @@ def _capped(exp: int, not_after: int | None) -> int:
     return exp if not_after is None else min(exp, not_after)
 
 
+def new_user_access_token(
+    ports: OAuthPorts, client: Client, *, subject: AccessToken, scope: str, now: int,
+    audience: Audience, binding: str | None, act: tuple[str, ...],
+) -> tuple[str, AccessToken]:
+    """A new access token of ``subject``'s grant (same user, sign-in and grant id), issued
+    to ``client`` for ``audience`` with ``scope`` and actors ``act``, never outliving
+    ``subject`` (token exchange, ``domain.token_exchange``). Not saved."""
+    grant = _Grant(client.client_id, scope, subject.grant_id, subject.sub,
+                   subject.mfa_verified, subject.auth_time, (), _acr(subject.mfa_verified))
+    return _new_access_token(ports, client, grant, scope, now, audience, binding, act=act,
+                             not_after=subject.exp)
+
+
 def _new_access_token(
     ports: OAuthPorts, client: Client, grant: _Grant, scope: str, now: int,
     audience: Audience = NO_AUDIENCE,
     binding: str | None = None,
+    *,
+    act: tuple[str, ...] = (),
+    not_after: int | None = None,
 ) -> tuple[str, AccessToken]:
     value = ports.token_generator.new(ACCESS_TOKEN_PREFIX)
+    exp = _capped(now + ports.policy.access_lifetime(client), grant.not_after(ports.policy))
     record = AccessToken(
         token_hash=hash_token(value),
         token_display=token_display(value),
         active=True,
         scope=scope,
         client_id=grant.client_id,
-        exp=_capped(now + ports.policy.access_lifetime(client), grant.not_after(ports.policy)),
+        exp=_capped(exp, not_after),
         iat=now,
         sub=grant.sub,
         mfa_verified=grant.mfa_verified,
@@ -722,6 +741,7 @@ def _new_access_token(
         auth_time=grant.auth_time,
         token_binding=binding,
         audience=audience.resources,
+        act=act,
     )
     if audience.jwt:
         return _as_jwt(ports, record, value, grant.acr)
@@ -844,6 +864,8 @@ class Introspection(msgspec.Struct, frozen=True, omit_defaults=True):
     mfa_verified: bool | None = None
     cnf: dict[str, str] | None = None
     aud: str | list[str] | None = None
+    #: RFC 8693 section 4.1: who acts for ``sub`` (an exchanged token).
+    act: dict[str, Any] | None = None
 
 
 INACTIVE = Introspection(active=False)
@@ -889,6 +911,7 @@ async def introspect(
                     mfa_verified=access.mfa_verified,
                     cnf=confirmation(access.token_binding),
                     aud=aud_claim(access.audience),
+                    act=act_claim(access.act),
                 )
         elif token.startswith(REFRESH_TOKEN_PREFIX):
             refresh_record = await ports.store.get_refresh_token(hash_token(token), now)
@@ -956,7 +979,7 @@ class UserTokens(NamedTuple):
     refresh: RefreshToken | None
 
 
-def new_user_tokens(
+async def new_user_tokens(
     ports: OAuthPorts, client: Client, *, scope: str, grant_id: str, user_id: str,
     mfa_verified: bool, auth_time: int, now: int, resources: tuple[str, ...] = (),
     acr: str | None = None,
@@ -967,7 +990,7 @@ def new_user_tokens(
     bind the grant and are the access token's audience, its scope limited to what they
     define (``invalid_target`` for one that names no resource server)."""
     scopes = tuple(scope.split())
-    audience = audience_of(ports, resources, (), scopes)
+    audience = await audience_of(ports, resources, (), scopes)
     grant = _Grant(client.client_id, scope, grant_id, user_id, mfa_verified, auth_time,
                    resources, acr or _acr(mfa_verified))
     access_value, access = _new_access_token(ports, client, grant, _scope_for(audience, scopes),

@@ -144,6 +144,18 @@ class ResourceServers:
             server = await self._store.find_client_by_resource(resource_uri)
         return server
 
+    async def named(self, name: str) -> Client | None:
+        """The resource server ``name`` names: by its resource URI, else by its client id
+        (the RFC 8693 ``audience`` parameter is a logical name); static ones first."""
+        found = await self.find(name)
+        if found is None:
+            found = next((s for s in self._servers.values() if s.client_id == name), None)
+        if found is None and self._store is not None:
+            stored = await self._store.get_client(name)
+            if stored is not None and stored.resource_uri is not None:
+                found = stored
+        return found
+
     def __len__(self) -> int:
         return len(self._servers)
 
@@ -223,6 +235,15 @@ def aud_claim(audience: tuple[str, ...]) -> str | list[str] | None:
     return audience[0] if len(audience) == 1 else list(audience)
 
 
+def act_claim(actors: tuple[str, ...]) -> dict[str, Any] | None:
+    """The ``act`` claim (RFC 8693 section 4.1) of a token's actor chain (current actor
+    first): ``{"sub": actor, "act": {...earlier actors}}``; None when there is none."""
+    claim: dict[str, Any] | None = None
+    for actor in reversed(actors):
+        claim = {"sub": actor} if claim is None else {"sub": actor, "act": claim}
+    return claim
+
+
 def access_token_claims(
     *, issuer: str, token: AccessToken, jti: str, acr: str | None,
 ) -> dict[str, Any]:
@@ -248,6 +269,9 @@ def access_token_claims(
     cnf = confirmation(token.token_binding)
     if cnf is not None:
         claims["cnf"] = cnf
+    act = act_claim(token.act)
+    if act is not None:
+        claims["act"] = act
     return claims
 
 

@@ -26,6 +26,7 @@ from domain.clients import (
     AUTH_POST,
     AUTH_SECRET_JWT,
     GRANT_DEVICE_CODE,
+    GRANT_TOKEN_EXCHANGE,
     GRANT_TYPES,
     Client,
     ClientRegistry,
@@ -50,8 +51,9 @@ def load_clients(settings: Settings, sealer: SecretSealer | None = None) -> Clie
             secrets=(ClientSecret(id=secret_hash[:12], digest=secret_hash),),
             redirect_uris=tuple(settings.client_redirect_uris.get(client_id, ())),
             # The device grant is opted into per client (CLIENTS_FILE, admin API), so that
-            # these clients keep the grants they had before it existed.
-            grant_types=frozenset(GRANT_TYPES) - {GRANT_DEVICE_CODE},
+            # these clients keep the grants they had before it existed; token exchange needs
+            # token_exchange_audiences, which these clients cannot set.
+            grant_types=frozenset(GRANT_TYPES) - {GRANT_DEVICE_CODE, GRANT_TOKEN_EXCHANGE},
             scopes=frozenset(settings.allowed_scopes),
             auth_methods=frozenset({AUTH_BASIC, AUTH_POST}),
             static=True,

@@ -52,6 +52,8 @@ class AccessWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=Tru
     grant_id: str | None = None
     auth_time: int | None = None
     audience: tuple[str, ...] = ()
+    #: Appended last, so that records written before it decode.
+    act: tuple[str, ...] = ()
 
 
 class RefreshWire(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True, gc=False):
@@ -160,6 +162,7 @@ class Codec:
                 grant_id=token.grant_id,
                 auth_time=token.auth_time,
                 audience=token.audience,
+                act=token.act,
             )
         )
         return (ACTIVE if token.active else REVOKED) + body
@@ -180,6 +183,7 @@ class Codec:
             grant_id=w.grant_id,
             auth_time=w.auth_time,
             audience=w.audience,
+            act=w.act,
         )
 
     def access_exp(self, data: bytes) -> int:

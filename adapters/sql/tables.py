@@ -126,6 +126,8 @@ tokens = sa.Table(
     sa.Column("auth_time", sa.BigInteger),
     #: The token's ``aud``, space-separated resource URIs ('' for none).
     sa.Column("audience", sa.Text, nullable=False, server_default=""),
+    #: The actors of an exchanged token (RFC 8693 ``act``), space-separated client ids.
+    sa.Column("act", sa.Text, nullable=False, server_default=""),
 )
 
 refresh_tokens = sa.Table(

@@ -35,6 +35,7 @@ def _access_from_row(m: Mapping[Any, Any]) -> AccessToken:
         grant_id=m["grant_id"],
         auth_time=m["auth_time"],
         audience=tuple(m["audience"].split()),
+        act=tuple(m["act"].split()),
     )
 
 
@@ -80,7 +81,7 @@ _GET_ACCESS_TOKEN = sa.select(t.tokens).where(
 )
 _GET_ACCESS_TOKEN_SQL = (
     "SELECT token_hash, token_display, active, scope, client_id, exp, iat, sub,"
-    " token_binding, mfa_verified, grant_id, auth_time, audience"
+    " token_binding, mfa_verified, grant_id, auth_time, audience, act"
     " FROM tokens WHERE token_hash = $1 AND exp > $2"
 )
 
@@ -116,6 +117,7 @@ class SqlTokens(SqlConnection):
             "grant_id": access.grant_id,
             "auth_time": access.auth_time,
             "audience": " ".join(access.audience),
+            "act": " ".join(access.act),
         }
         refresh_values: dict[str, Any] | None = None
         if refresh is not None:

@@ -143,6 +143,7 @@ def _access_values(token: AccessToken) -> dict[str, Any]:
         "grant_id": token.grant_id,
         "auth_time": token.auth_time,
         "audience": " ".join(token.audience),
+        "act": " ".join(token.act),
     }
 
 

@@ -270,6 +270,7 @@ def _metadata_schema() -> Schema:
             "access_token_lifetime": seconds, "refresh_token_lifetime": seconds,
             "require_pkce": boolean, "require_mfa": boolean, "first_party": boolean,
             "allowed_cors_origins": strings, "revoke_tokens_on_logout": boolean,
+            "token_exchange_audiences": strings,
             "version": Schema(type=OpenAPIType.INTEGER, minimum=0),
         },
     )

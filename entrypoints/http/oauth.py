@@ -43,6 +43,7 @@ from domain.clients import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE,
     GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
     Client,
 )
 from domain.device_grant import redeem_device_code
@@ -65,6 +66,7 @@ from domain.resources import (
     signed_introspection_claims,
 )
 from domain.text import UNSTORABLE
+from domain.token_exchange import ExchangeRequest, ExchangeResponse, exchange_token
 from entrypoints.http.cors import ORIGIN_KEY, response_headers
 from entrypoints.http.services import Services, services_of
 
@@ -171,9 +173,9 @@ def _media_type(request: Request[Any, Any, Any]) -> str:
     return (_header(request, b"content-type") or "").partition(";")[0].strip().lower()
 
 
-#: The parameters that may be repeated (RFC 8707 section 2: ``resource``); their values
-#: are joined by spaces, which no URI holds.
-MULTI_VALUED = frozenset({"resource"})
+#: The parameters that may be repeated (RFC 8707 section 2: ``resource``; RFC 8693 section
+#: 2.1: ``audience``); their values are joined by spaces, which no URI or client id holds.
+MULTI_VALUED = frozenset({"resource", "audience"})
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -443,8 +445,8 @@ def _required(form: dict[str, str], name: str) -> str:
     "/oauth/token",
     operation_id="token",
     summary="Token endpoint (RFC 6749 section 3.2)",
-    description="Grants authorization_code (with PKCE), client_credentials, refresh_token "
-    "and urn:ietf:params:oauth:grant-type:device_code (RFC 8628). "
+    description="Grants authorization_code (with PKCE), client_credentials, refresh_token, "
+    "urn:ietf:params:oauth:grant-type:device_code (RFC 8628) and token exchange (RFC 8693). "
     "Form body; client authentication by HTTP Basic or client_secret_post. `resource` "
     "(RFC 8707, repeatable) names the resource servers the token is for.",
     tags=["oauth"],
@@ -471,6 +473,7 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
         binding = await token_request_binding(
             services.dpop, client, proof, now=services.clock.now(),
             url=services.settings.external_base_url + TOKEN_PATH)
+        result: TokenResponse | ExchangeResponse
         if grant_type == GRANT_CLIENT_CREDENTIALS:
             result = await issue_client_credentials(ports, client, form.get("scope"),
                                                     resources=form_resources(form),
@@ -493,6 +496,17 @@ async def token_endpoint(request: Request[Any, Any, Any]) -> JsonAnswer:
         elif grant_type == GRANT_DEVICE_CODE:
             result = await redeem_device_code(services.device, client,
                                               _required(form, "device_code"))
+        elif grant_type == GRANT_TOKEN_EXCHANGE:
+            result = await exchange_token(ports, client, ExchangeRequest(
+                subject_token=form.get("subject_token"),
+                subject_token_type=form.get("subject_token_type"),
+                actor_token=form.get("actor_token"),
+                actor_token_type=form.get("actor_token_type"),
+                resources=form_resources(form),
+                audiences=tuple(form.get("audience", "").split()),
+                scope=form.get("scope"),
+                requested_token_type=form.get("requested_token_type"),
+            ), binding=binding)
         else:
             raise OAuthError("unsupported_grant_type", "the grant type is not supported")
         answer = _json_response(result)

@@ -38,7 +38,8 @@ def test_metadata(tmp_path: Path, path: str) -> None:
         assert meta["code_challenge_methods_supported"] == ["S256"]
         assert set(meta["grant_types_supported"]) == {
             "authorization_code", "client_credentials", "refresh_token",
-            "urn:ietf:params:oauth:grant-type:device_code"}
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"}
         assert meta["device_authorization_endpoint"] == f"{ISSUER}/oauth/device_authorization"
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic", "client_secret_post", "none", "client_secret_jwt",

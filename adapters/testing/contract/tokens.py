@@ -54,7 +54,8 @@ class TokenContract(StoreFixtures):
     ) -> None:
         resources = ("https://api.example/v1", "urn:example:reports")
         access = msgspec.structs.replace(
-            _access("tk_aud", now, grant_id="grant-aud", sub="user-1"), audience=resources[:1])
+            _access("tk_aud", now, grant_id="grant-aud", sub="user-1"), audience=resources[:1],
+            act=("orders-api", "gateway"))
         refresh = msgspec.structs.replace(
             _refresh("rt_aud", access, now, grant_id="grant-aud"), resources=resources)
         await store.save_tokens(access, refresh, now)

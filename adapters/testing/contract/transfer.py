@@ -120,7 +120,7 @@ def _access(name: str, now: int, *, active: bool = True, grant_id: str | None = 
         token_hash=hash_token(name), token_display=name[:7] + "...", active=active,
         scope="openid read", client_id="client-a", exp=now + ttl, iat=now - 5, sub=sub,
         token_binding="bind", mfa_verified=True, grant_id=grant_id, auth_time=now - 50,
-        audience=("https://api.example/v1",),
+        audience=("https://api.example/v1",), act=("orders-api", "gateway"),
     )
 
 
