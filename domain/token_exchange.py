@@ -95,7 +95,7 @@ async def exchange_token(
                                       request.subject_token_type, now)
     if subject.sub is None:
         raise OAuthError("invalid_request", "the subject_token is not a user's token")
-    if not may_introspect(client, subject):
+    if not await may_introspect(client, subject, ports.resources):
         raise OAuthError("invalid_request", "the subject_token was neither issued to this "
                          "client nor meant for it")
     actor = client.client_id

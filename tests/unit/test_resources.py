@@ -67,7 +67,7 @@ async def _code_tokens(world: World, *, resources: tuple[str, ...] = (),
 async def test_a_token_is_for_the_resources_of_its_request_with_their_scopes_only() -> None:
     world = _world()
     issued = await issue_client_credentials(world.ports, APP, "read write orders:read",
-                                            (ORDERS,))
+                                            resources=(ORDERS,))
     # write is defined by no resource of the audience: the token does not carry it.
     assert issued.scope == "read orders:read"
     record = await world.store.get_access_token(hash_token(issued.access_token), T0)
@@ -95,7 +95,7 @@ async def test_default_resource_applies_without_resource() -> None:
     result = await introspect(world.ports, ORDERS_API, issued.access_token, None)
     assert result.active and result.aud == ORDERS
     # A resource named in the request wins over the default.
-    other = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
+    other = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
     assert (await introspect(world.ports, APP, other.access_token, None)).aud == REPORTS
 
 
@@ -106,7 +106,7 @@ async def test_default_resource_applies_without_resource() -> None:
 async def test_an_unknown_or_malformed_resource_is_invalid_target(resource: str) -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "read", (resource or " ",))
+        await issue_client_credentials(world.ports, APP, "read", resources=(resource or " ",))
     assert caught.value.error == "invalid_target"
     with pytest.raises(OAuthError) as at_code:
         await world.code(APP, resources=(resource or " ",))
@@ -166,7 +166,7 @@ async def test_an_unbound_grant_may_name_any_resource_at_each_request() -> None:
 async def test_only_the_tokens_client_and_its_audience_see_it() -> None:
     world = _world(None, ORDERS_API, REPORTS_API, msgspec.structs.replace(
         REPORTS_API, client_id="other-api", resource_uri="https://other.example.test"))
-    issued = await issue_client_credentials(world.ports, APP, "read", (ORDERS,))
+    issued = await issue_client_credentials(world.ports, APP, "read", resources=(ORDERS,))
     own = await introspect(world.ports, APP, issued.access_token, None)
     assert own.active and own.aud == ORDERS and own.client_id == APP.client_id
     assert (await introspect(world.ports, ORDERS_API, issued.access_token, None)).active
@@ -185,7 +185,7 @@ async def test_a_token_without_audience_is_hidden_from_other_clients() -> None:
 async def test_introspect_any_token_sees_every_token() -> None:
     world = _world()
     for resources in ((), (ORDERS,)):
-        issued = await issue_client_credentials(world.ports, APP, "read", resources)
+        issued = await issue_client_credentials(world.ports, APP, "read", resources=resources)
         assert (await introspect(world.ports, GATEWAY, issued.access_token, None)).active
 
 
@@ -220,7 +220,7 @@ async def test_a_jwt_resource_server_gets_a_signed_at_jwt() -> None:
 
 async def test_a_clients_own_jwt_has_the_client_as_subject() -> None:
     world = _world()
-    issued = await issue_client_credentials(world.ports, APP, "reports", (REPORTS,))
+    issued = await issue_client_credentials(world.ports, APP, "reports", resources=(REPORTS,))
     claims = _verify(issued.access_token).claims
     assert claims["sub"] == claims["client_id"] == APP.client_id
     assert "auth_time" not in claims and "acr" not in claims
@@ -327,7 +327,7 @@ def test_registration_ignores_the_operators_keys() -> None:
 async def test_a_request_left_with_no_scope_by_its_audience_is_invalid_scope() -> None:
     world = _world()
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "write", (REPORTS,))
+        await issue_client_credentials(world.ports, APP, "write", resources=(REPORTS,))
     assert caught.value.error == "invalid_scope" and REPORTS in caught.value.description
 
 
@@ -359,7 +359,7 @@ def _stored_world(default: str | None = None) -> World:
 async def test_a_stored_resource_server_is_an_audience_until_it_is_deleted() -> None:
     world = _stored_world()
     await world.store.create_client(STORED_API)
-    issued = await issue_client_credentials(world.ports, APP, "read write", (STORED,))
+    issued = await issue_client_credentials(world.ports, APP, "read write", resources=(STORED,))
     record = await world.store.get_access_token(hash_token(issued.access_token), T0)
     assert record is not None and record.audience == (STORED,) and record.scope == "read"
     shown = await introspect(world.ports, STORED_API, issued.access_token, None)
@@ -367,14 +367,14 @@ async def test_a_stored_resource_server_is_an_audience_until_it_is_deleted() -> 
     assert not (await introspect(world.ports, ORDERS_API, issued.access_token, None)).active
     await world.store.delete_client("stored-api")
     with pytest.raises(OAuthError) as caught:
-        await issue_client_credentials(world.ports, APP, "read", (STORED,))
+        await issue_client_credentials(world.ports, APP, "read", resources=(STORED,))
     assert caught.value.error == "invalid_target"
 
 
 async def test_the_static_server_wins_and_a_stale_copy_of_a_uri_sees_nothing() -> None:
     world = _stored_world()
     await world.store.create_client(STORED_API)
-    issued = await issue_client_credentials(world.ports, APP, "read", (STORED,))
+    issued = await issue_client_credentials(world.ports, APP, "read", resources=(STORED,))
     # Another client that says it has the URI (a copy read before a change) is not its server.
     impostor = msgspec.structs.replace(STORED_API, client_id="impostor")
     assert not (await introspect(world.ports, impostor, issued.access_token, None)).active
