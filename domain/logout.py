@@ -20,12 +20,13 @@ from typing import Protocol
 from domain.client_directory import ClientDirectory
 from domain.clients import Client
 from domain.errors import StoreUnavailable
+from domain.oauth import session_ended_key
 from domain.sessions import SessionRecord
 from ports.clock import Clock
 from ports.events import Events
 from ports.logout import LogoutNotice, LogoutSender
 from ports.security import IdTokenSigner, TokenGenerator
-from ports.store import SessionStore, TokenStore
+from ports.store import EphemeralStore, SessionStore, TokenStore
 
 #: The ``events`` claim of a logout token (Back-Channel Logout 1.0 section 2.4).
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -34,7 +35,7 @@ BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_SECONDS = 120
 
 
-class LogoutStore(SessionStore, TokenStore, Protocol):
+class LogoutStore(SessionStore, TokenStore, EphemeralStore, Protocol):
     """What ending sessions needs from the store."""
 
 
@@ -48,6 +49,9 @@ class LogoutPorts:
     clock: Clock
     token_generator: TokenGenerator
     issuer: str
+    #: ``AUTH_CODE_EXPIRY_SECONDS``: how long a code issued in an ended session could still
+    #: be presented, so how long its grant is remembered as ended.
+    code_seconds: int = 600
 
 
 def logout_token_claims(
@@ -99,6 +103,10 @@ async def end_sessions(
             if client is not None and not client.revoke_tokens_on_logout:
                 continue
             try:
+                # A code of this grant may still be on its way to the client: marked ended,
+                # its exchange revokes what it issues (domain.oauth.session_ended_key).
+                await ports.store.claim_once(session_ended_key(grant.grant_id),
+                                             now + ports.code_seconds, now)
                 await ports.store.revoke_grant(grant.grant_id, now)
             except StoreUnavailable as exc:
                 failure = failure or exc

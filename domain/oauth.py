@@ -446,6 +446,15 @@ async def exchange_authorization_code(
         await ports.store.revoke_grant(taken.grant_id, now)
         raise OAuthError("invalid_grant", "the code was already used; its tokens are revoked",
                          event="authorization_code_replayed")
+    if taken.sid is not None and not await ports.store.claim_once(
+            session_ended_key(taken.grant_id), remember_until, now):
+        # The session ended (a logout, a deprovisioning) after the code was issued, and its
+        # revocation ran before these tokens existed: revoke them too.
+        await ports.store.revoke_grant(taken.grant_id, now)
+        ports.events.emit("grant_refused_session_ended", client_id=client.client_id,
+                          grant_id=taken.grant_id)
+        raise OAuthError("invalid_grant", "the sign-in session of this code has ended",
+                         event="grant_refused_session_ended")
     user = await _require_active_user(ports, taken.user_id, taken.grant_id, client, now)
     await _require_consent(ports, user.id, scopes, taken.grant_id, client, now)
     id_token: str | None = None
@@ -527,6 +536,13 @@ def id_token_alg(client: Client, signer: IdTokenSigner) -> str | None:
         raise OAuthError("unauthorized_client", f"the server has no {alg} key for this "
                          "client's id_token_signed_response_alg")
     return alg
+
+
+def session_ended_key(grant_id: str) -> str:
+    """The claim that settles a session's code against the end of that session: whichever
+    of the code exchange and the logout (``domain.logout``) claims it second revokes the
+    grant, so no token issued from a code outlives the session it came from."""
+    return f"grant-session-ended:{grant_id}"
 
 
 def _settled_key(grant_id: str) -> str:

@@ -171,7 +171,8 @@ async def command_logout(settings: Settings, store: Store) -> AsyncIterator[Comm
     ports = LogoutPorts(
         store=store, clients=ClientDirectory(load_clients(settings, ServerSealer(settings)), store),
         signer=signer, sender=http if keyed else _Unsigned(events), events=events,
-        clock=SystemClock(), token_generator=SecretsTokenGenerator(), issuer=settings.issuer)
+        clock=SystemClock(), token_generator=SecretsTokenGenerator(), issuer=settings.issuer,
+        code_seconds=settings.auth_code_expiry_seconds)
     try:
         yield CommandLogout(ports, events)
     finally:
