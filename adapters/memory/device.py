@@ -145,8 +145,12 @@ class MemoryDevice:
             if held is not None and (held == record or held.status != "pending"
                                      or record.status == "pending"):
                 continue
-            if held is None and self._live(self._by_user.get(record.user_code_hash), now):
+            holder = self._by_user.get(record.user_code_hash)
+            if holder is not None and holder != record.device_code_hash and \
+                    self._live(holder, now) is not None:
                 continue  # another live authorization holds this user code
+            if held is not None and held.user_code_hash != record.user_code_hash:
+                self._by_user.pop(held.user_code_hash, None)
             self._put(record)
             changed += 1
         return changed

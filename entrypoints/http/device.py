@@ -31,7 +31,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -66,6 +65,7 @@ from entrypoints.http.oauth import (
     error_response,
     throttled_authentication,
 )
+from entrypoints.http.sealed_cookie import SealedCookie
 from entrypoints.http.services import (
     DEVICE_PAGE_PATH,
     Services,
@@ -192,8 +192,6 @@ class DeviceForm(msgspec.Struct, frozen=True, kw_only=True):
     user_code_hash: str | None = None
 
 
-_encode_form = msgspec.json.Encoder().encode
-_decode_form = msgspec.json.Decoder(DeviceForm).decode
 
 
 class BadRequest(Exception):
@@ -202,37 +200,12 @@ class BadRequest(Exception):
         self.message = message
 
 
-def _secure(services: Services) -> bool:
-    return services.settings.external_base_url.startswith("https://")
 
 
-def _cookie_name(services: Services) -> str:
-    return "__Host-device" if _secure(services) else "device"
 
 
-def _form_cookie(services: Services, form: DeviceForm | None) -> Cookie:
-    secure = _secure(services)
-    return Cookie(
-        key=_cookie_name(services),
-        value=services.signin_sealer.seal(_encode_form(form)) if form else "",
-        max_age=FORM_SECONDS if form else 0,
-        path="/" if secure else DEVICE_PAGE_PATH,
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-    )
 
 
-def _open_form(request: Request[Any, Any, Any], services: Services) -> DeviceForm | None:
-    sealed = request.cookies.get(_cookie_name(services))
-    payload = services.signin_sealer.unseal(sealed) if sealed else None
-    if payload is None:
-        return None
-    try:
-        form = _decode_form(payload)
-    except msgspec.ValidationError:
-        return None
-    return form if form.exp > services.clock.now() else None
 
 
 def _new_form(services: Services, session: Session, user_code_hash: str | None = None
@@ -321,7 +294,7 @@ async def _code_page(
     response = page("device.html", status_code, headers, action=DEVICE_PAGE_PATH,
                     csrf_token=form.csrf, user_code=_shown_code(user_code), error=error,
                     user_name=await _user_name(services, session.user_id))
-    response.set_cookie(_form_cookie(services, form))
+    response.set_cookie(_FORM.cookie(services, form))
     return response
 
 
@@ -339,14 +312,14 @@ async def _confirm_page(
                 for s in authorization.scope.split()],
         resources=authorization.resources, mfa_required=mfa_required,
         signin_url=_signin_url(user_code))
-    response.set_cookie(_form_cookie(services, form))
+    response.set_cookie(_FORM.cookie(services, form))
     return response
 
 
 def _done_page(services: Services, *, approved: bool, client_name: str | None
                ) -> Response[str]:
     response = page("device_done.html", approved=approved, client_name=client_name)
-    response.set_cookie(_form_cookie(services, None))
+    response.set_cookie(_FORM.cookie(services, None))
     return response
 
 
@@ -387,7 +360,7 @@ class DeviceController(Controller):
         session = await current_session(request, services)
         if session is None:
             return _see_other(_signin_url(user_code))
-        form = _open_form(request, services)
+        form = _FORM.read(request, services)
         if form is None or form.sid != session.sid:
             return await _code_page(services, session, user_code=user_code, error=EXPIRED_FORM,
                                     status_code=400)
@@ -441,3 +414,7 @@ class DeviceController(Controller):
 
 #: The device flow's handlers, for ``create_app``.
 DEVICE_HANDLERS = [device_authorization_endpoint, DeviceController]
+
+
+#: The verification form's state (its CSRF token, bound to the session that saw it).
+_FORM = SealedCookie("device", DeviceForm, seconds=FORM_SECONDS, path=DEVICE_PAGE_PATH)

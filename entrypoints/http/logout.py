@@ -37,7 +37,6 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from domain.authorization_request import redirect_location
@@ -47,6 +46,7 @@ from domain.logout import end_session
 from domain.sessions import Session
 from domain.text import is_storable
 from entrypoints.http.html import page
+from entrypoints.http.sealed_cookie import SealedCookie
 from entrypoints.http.services import Services, ServicesDependency
 from entrypoints.http.session_cookie import current_session, session_cookie, session_id_of
 
@@ -82,8 +82,6 @@ class Confirmation(msgspec.Struct, frozen=True, kw_only=True):
     problem: str | None = None
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Confirmation).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,39 +111,12 @@ class BadRequest(Exception):
         self.message = message
 
 
-def _secure(services: Services) -> bool:
-    return services.settings.external_base_url.startswith("https://")
 
 
-def _cookie_name(services: Services) -> str:
-    return "__Host-logout" if _secure(services) else "logout"
 
 
-def _confirmation_cookie(services: Services, confirmation: Confirmation | None) -> Cookie:
-    secure = _secure(services)
-    return Cookie(
-        key=_cookie_name(services),
-        value=services.signin_sealer.seal(_encode(confirmation)) if confirmation else "",
-        max_age=CONFIRMATION_SECONDS if confirmation else 0,
-        path="/" if secure else PATH,
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-    )
 
 
-def _open_confirmation(
-    request: Request[Any, Any, Any], services: Services
-) -> Confirmation | None:
-    sealed = request.cookies.get(_cookie_name(services))
-    payload = services.signin_sealer.unseal(sealed) if sealed else None
-    if payload is None:
-        return None
-    try:
-        confirmation = _decode(payload)
-    except msgspec.ValidationError:
-        return None
-    return confirmation if confirmation.exp > services.clock.now() else None
 
 
 def _multi(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
@@ -250,7 +221,7 @@ def _finish(
         response = page("signed_out.html", title="You are signed out",
                         issuer=services.settings.issuer, problem=problem)
     response.set_cookie(session_cookie(services, None))
-    response.set_cookie(_confirmation_cookie(services, None))
+    response.set_cookie(_CONFIRMATION.cookie(services, None))
     return response
 
 
@@ -277,7 +248,7 @@ async def _confirmation_page(
         client_name=logout.client.name if logout.client else None,
         user_name=await _user_name(services, session.user_id),
         other_account=other_account, error=error)
-    response.set_cookie(_confirmation_cookie(services, confirmation))
+    response.set_cookie(_CONFIRMATION.cookie(services, confirmation))
     return response
 
 
@@ -333,7 +304,7 @@ class LogoutController(Controller):
             values = fields.get(name, [])
             return values[0][:_MAX_FIELD] if len(values) == 1 else ""
 
-        confirmation = _open_confirmation(request, services)
+        confirmation = _CONFIRMATION.read(request, services)
         session = await current_session(request, services)
         if confirmation is None:
             if session is None:
@@ -350,7 +321,7 @@ class LogoutController(Controller):
         if field("action") == "cancel":
             response = page("signed_out.html", title="You are still signed in",
                             issuer=services.settings.issuer, problem=None, still_signed_in=True)
-            response.set_cookie(_confirmation_cookie(services, None))
+            response.set_cookie(_CONFIRMATION.cookie(services, None))
             return response
         if session is not None:
             await end_session(services.logout, session.id_hash, reason="logout")
@@ -362,3 +333,7 @@ class LogoutController(Controller):
             if client is None or redirect_uri not in client.post_logout_redirect_uris:
                 redirect_uri, problem = None, UNREGISTERED_REDIRECT
         return _finish(services, redirect_uri, confirmation.state, problem)
+
+
+#: The confirmation page's state (its CSRF token and the request it confirms).
+_CONFIRMATION = SealedCookie("logout", Confirmation, seconds=CONFIRMATION_SECONDS, path=PATH)

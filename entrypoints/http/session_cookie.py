@@ -15,15 +15,12 @@ from litestar import Request
 from litestar.datastructures import Cookie
 
 from domain.sessions import Session, find_session
+from entrypoints.http.sealed_cookie import is_secure
 from entrypoints.http.services import Services
 
 
-def _secure(services: Services) -> bool:
-    return services.settings.external_base_url.startswith("https://")
-
-
 def session_cookie_name(services: Services) -> str:
-    return "__Host-session" if _secure(services) else "session"
+    return "__Host-session" if is_secure(services) else "session"
 
 
 def session_id_of(request: Request[Any, Any, Any], services: Services) -> str | None:
@@ -47,6 +44,6 @@ def session_cookie(services: Services, session_id: str | None) -> Cookie:
         max_age=None if session_id else 0,
         path="/",
         httponly=True,
-        secure=_secure(services),
+        secure=is_secure(services),
         samesite="lax",
     )

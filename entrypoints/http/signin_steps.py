@@ -41,6 +41,7 @@ from domain.signin import (
 )
 from domain.text import is_storable
 from entrypoints.http.html import page
+from entrypoints.http.sealed_cookie import SealedCookie
 from entrypoints.http.services import Services
 
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -86,23 +87,18 @@ class SignedIn(msgspec.Struct, frozen=True):
     amr: tuple[str, ...]
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Transaction).decode
 
 
-def _secure(services: Services) -> bool:
-    return services.settings.external_base_url.startswith("https://")
 
 
-def _cookie_name(services: Services) -> str:
-    # The __Host- prefix makes browsers refuse the cookie unless Secure, host-only, Path=/.
-    return "__Host-signin" if _secure(services) else "signin"
 
 
-def _cookie_path(services: Services, plain: bool) -> str:
-    if _secure(services):
-        return "/"
-    return SIGNIN_PATH if plain else AUTHORIZE_PATH
+
+
+#: The sign-in in progress (the ``__Host-`` prefix makes browsers refuse the cookie unless
+#: Secure, host-only, Path=/).
+_TRANSACTION = SealedCookie("signin", Transaction, seconds=TRANSACTION_SECONDS,
+                            path=AUTHORIZE_PATH)
 
 
 def new_transaction(
@@ -119,35 +115,16 @@ def transaction_cookie(
     services: Services, transaction: Transaction | None, *, plain: bool = False
 ) -> Cookie:
     """The cookie that carries ``transaction``, or (None) removes the one at ``plain``'s
-    path."""
-    secure = _secure(services)
+    path (over plain http the cookie is limited to its page)."""
     if transaction is not None:
         plain = transaction.request is None
-    return Cookie(
-        key=_cookie_name(services),
-        value=services.signin_sealer.seal(_encode(transaction)) if transaction else "",
-        max_age=TRANSACTION_SECONDS if transaction else 0,
-        path=_cookie_path(services, plain),
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-    )
+    return _TRANSACTION.cookie(services, transaction,
+                               path=SIGNIN_PATH if plain else AUTHORIZE_PATH)
 
 
 def open_transaction(request: Request[Any, Any, Any], services: Services) -> Transaction | None:
-    sealed = request.cookies.get(_cookie_name(services))
-    if not sealed:
-        return None
-    payload = services.signin_sealer.unseal(sealed)
-    if payload is None:
-        return None
-    try:
-        transaction = _decode(payload)
-    except msgspec.ValidationError:
-        return None
-    if transaction.exp <= services.clock.now():
-        return None
-    if (transaction.request is None) == (transaction.return_to is None):
+    transaction = _TRANSACTION.read(request, services)
+    if transaction is None or (transaction.request is None) == (transaction.return_to is None):
         return None
     return transaction
 

@@ -83,6 +83,8 @@ name = "Introspecting API"
 secret = "{STRANGER_SECRET}"
 grant_types = ["client_credentials"]
 scopes = ["read"]
+# Tokens without an audience are shown only to their client and to gateways.
+introspect_any_token = true
 """
 
 

@@ -716,3 +716,15 @@ class TransferContract(StoreFixtures):
         assert await store.import_device_authorizations((decided,), now) == 1
         found = await store.find_device_authorization(other.user_code_hash, now)
         assert found is not None and found.status == "approved"
+
+    async def test_an_imported_decision_never_takes_another_live_records_user_code(
+        self, store: Store, now: int
+    ) -> None:
+        mine, theirs = _device("mine", now), _device("theirs", now)
+        await store.save_device_authorization(mine, now)
+        await store.save_device_authorization(theirs, now)
+        stolen = msgspec.structs.replace(mine, status="approved", user_id="u-1",
+                                         user_code_hash=theirs.user_code_hash)
+        assert await store.import_device_authorizations((stolen,), now) == 0
+        assert await store.find_device_authorization(theirs.user_code_hash, now) == theirs
+        assert await store.find_device_authorization(mine.user_code_hash, now) == mine
