@@ -6,7 +6,7 @@ digests (``*_hash``) and a short ``display`` prefix for logs.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import msgspec
 
@@ -157,6 +157,48 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     password_hash: str | None = None
     totp_secret: str | None = None
     totp_confirmed: bool = False
+    #: The address (lower-cased) the user proved they receive mail at, by a verification
+    #: link. ``email_verified`` is true while it equals the user's primary email.
+    verified_email: str | None = None
+
+
+class Passkey(msgspec.Struct, frozen=True, kw_only=True):
+    """A WebAuthn credential (a passkey) registered by a user (``domain.passkeys``).
+
+    ``credential_id`` and ``public_key`` (the COSE key) are base64url without padding.
+    ``sign_count`` is the authenticator's counter as last seen (0: the authenticator keeps
+    none). ``synced`` is the backup-eligible flag: a passkey that may be copied to other
+    devices (``amr`` ``swk``) rather than bound to one (``hwk``). ``transports`` are the
+    hints the browser gave at registration (``usb``, ``internal``, ...).
+    """
+
+    credential_id: str
+    user_id: str
+    public_key: str
+    sign_count: int = 0
+    transports: tuple[str, ...] = ()
+    name: str
+    synced: bool = False
+    created_at: int
+    last_used_at: int | None = None
+
+
+AccountTokenKind = Literal["password_reset", "email_verification"]
+
+
+class AccountToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A single-use link mailed to a user, stored by the SHA-256 hex of its secret.
+
+    ``email`` is the address the link was sent to: the one a verification link proves, or
+    the one a reset link went to (for the log). Live while ``now < exp``.
+    """
+
+    token_hash: str
+    kind: AccountTokenKind
+    user_id: str
+    email: str
+    created_at: int
+    exp: int
 
 
 class AuthorizationCode(msgspec.Struct, frozen=True, kw_only=True):
@@ -297,13 +339,15 @@ class PurgeCounts(msgspec.Struct, frozen=True):
     consent_grants: int = 0
     #: Device authorizations (RFC 8628) past their expiry.
     device_authorizations: int = 0
+    #: Password-reset and email-verification links past their expiry.
+    account_tokens: int = 0
 
     @property
     def total(self) -> int:
         return (
             self.codes + self.access_tokens + self.refresh_tokens + self.reuse_markers + self.other
             + self.initial_access_tokens + self.sessions + self.consent_grants
-            + self.device_authorizations
+            + self.device_authorizations + self.account_tokens
         )
 
 
@@ -322,3 +366,5 @@ class StoreCounts(msgspec.Struct, frozen=True):
     consents: int = 0
     #: Live device authorizations (RFC 8628).
     device_authorizations: int = 0
+    #: Live password-reset and email-verification links.
+    account_tokens: int = 0

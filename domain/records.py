@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from domain.entities import User
+from domain.entities import Passkey, User
 
 T = TypeVar("T")
 
@@ -30,12 +30,17 @@ class Batch(msgspec.Struct, Generic[T], frozen=True):
 
 class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A user as stored (``groups`` empty: memberships travel with the groups) and its
-    credentials. ``totp_confirmed`` is false whenever ``totp_secret`` is None."""
+    credentials (password, TOTP, verified email, passkeys, recovery codes).
+    ``totp_confirmed`` is false whenever ``totp_secret`` is None."""
 
     user: User
     password_hash: str | None = None
     totp_secret: str | None = None
     totp_confirmed: bool = False
+    verified_email: str | None = None
+    passkeys: tuple[Passkey, ...] = ()
+    #: SHA-256 hex of each unused recovery code.
+    recovery_codes: tuple[str, ...] = ()
 
 
 class ConsumedCodeRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,7 +31,7 @@ check them with ``isinstance``: :class:`Migratable` (a schema to migrate) and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.clients import Client, InitialAccessToken
@@ -39,11 +39,14 @@ from domain.consent import Consent, ConsentRecord
 from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
+    AccountToken,
+    AccountTokenKind,
     AuthorizationCode,
     ConsumedCode,
     Credentials,
     Group,
     Page,
+    Passkey,
     PurgeCounts,
     RefreshTake,
     RefreshToken,
@@ -186,6 +189,65 @@ class CredentialStore(Protocol):
         The seed arrives sealed by the use cases: store it as the opaque string it is.
         Raises ``NotFound``.
         """
+        ...
+
+    async def set_verified_email(self, user_id: str, address: str | None) -> None:
+        """Record the address the user proved by a verification link (None: none), as
+        given (the use cases lower-case it). Raises ``NotFound``."""
+        ...
+
+    # Passkeys (``domain.passkeys``). A credential id is unique across all users.
+
+    async def add_passkey(self, passkey: Passkey) -> None:
+        """Keep a new passkey of ``passkey.user_id``. Raises ``Conflict`` when any user
+        already holds its ``credential_id``, ``NotFound`` for no user."""
+        ...
+
+    async def list_passkeys(self, user_id: str) -> list[Passkey]:
+        """The user's passkeys, oldest first (``created_at``, then ``credential_id``);
+        empty for a user with none or no such user."""
+        ...
+
+    async def find_passkey(self, credential_id: str) -> Passkey | None:
+        """The passkey with this credential id, whoever holds it, or None."""
+        ...
+
+    async def record_passkey_use(self, credential_id: str, sign_count: int, now: int) -> bool:
+        """Accept one use of the passkey, atomically: when ``sign_count`` is greater than
+        the stored count, or both are 0 (an authenticator without a counter), store it
+        and ``last_used_at = now`` and return True. Otherwise (the counter went back or
+        stood still: a cloned authenticator or a replay) change nothing and return False;
+        of concurrent callers with the same count, on any instance, at most one gets True.
+        False for an unknown credential."""
+        ...
+
+    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
+        """Rename the user's passkey; False when the user holds no such passkey."""
+        ...
+
+    async def remove_passkey(self, user_id: str, credential_id: str) -> bool:
+        """Forget the user's passkey; False when the user holds no such passkey."""
+        ...
+
+    async def remove_passkeys(self, user_id: str) -> int:
+        """Forget all of the user's passkeys (an MFA reset); how many there were."""
+        ...
+
+    # Recovery codes (``domain.recovery``): stored as the SHA-256 hex of each code.
+
+    async def replace_recovery_codes(self, user_id: str, code_hashes: Sequence[str]) -> None:
+        """Make ``code_hashes`` the user's whole set of unused codes (empty: none); the old
+        set is gone. Raises ``NotFound`` for no user."""
+        ...
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        """Spend one code, atomically: True when it was in the user's set (it is removed),
+        False otherwise. Of concurrent callers with one code, on any instance, exactly one
+        gets True."""
+        ...
+
+    async def count_recovery_codes(self, user_id: str) -> int:
+        """How many unused codes the user has (0 for no such user)."""
         ...
 
 
@@ -497,6 +559,32 @@ class DeviceStore(Protocol):
         ...
 
 
+class AccountTokenStore(Protocol):
+    """Single-use links mailed to users (password reset, email verification;
+    :class:`~domain.entities.AccountToken`), keyed by the SHA-256 hex of the secret. A
+    record is live while ``now < exp``; every method treats any other as absent."""
+
+    async def save_account_token(self, token: AccountToken, now: int) -> None:
+        """Keep a new token until its ``exp``."""
+        ...
+
+    async def take_account_token(
+        self, kind: AccountTokenKind, token_hash: str, now: int
+    ) -> AccountToken | None:
+        """Spend the live token of this kind and hash, atomically, and return it: of
+        concurrent takers, on any instance, exactly one gets it; after that, and for an
+        unknown, expired or other-kind hash, None (a token of another kind is left as
+        it is)."""
+        ...
+
+    async def revoke_account_tokens(
+        self, user_id: str, kind: AccountTokenKind, now: int
+    ) -> int:
+        """Forget every live token of this kind of the user (a password was set, an email
+        changed); how many there were."""
+        ...
+
+
 class StoreAdmin(Protocol):
     async def health(self) -> dict[str, bool]:
         """Each component's state, e.g. ``{"store": True, "redis": False}``. Never raises."""
@@ -732,11 +820,24 @@ class DeviceTransfer(Protocol):
         ...
 
 
+class AccountTokenTransfer(Protocol):
+    async def export_account_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccountToken]:
+        """Every live account token, by ``token_hash``."""
+        ...
+
+    async def import_account_tokens(self, records: tuple[AccountToken, ...], now: int) -> int:
+        """Keep each record; one the target already holds is left as it is. Expired
+        ones are skipped."""
+        ...
+
+
 class Store(
     UserStore, GroupStore, CredentialStore, CodeStore, TokenStore, EphemeralStore, ClientStore,
-    SessionStore, ConsentStore, DeviceStore, StoreAdmin,
+    SessionStore, ConsentStore, DeviceStore, AccountTokenStore, StoreAdmin,
     UserTransfer, GroupTransfer, CodeTransfer, TokenTransfer, EphemeralTransfer, ClientTransfer,
-    SessionTransfer, ConsentTransfer, DeviceTransfer, Protocol,
+    SessionTransfer, ConsentTransfer, DeviceTransfer, AccountTokenTransfer, Protocol,
 ):
     """Everything auth-service persists. See the module docstring for shared conventions."""
 
@@ -745,10 +846,11 @@ class Store(
 #: ``credentials`` (``CredentialStore``), ``codes`` (``CodeStore``), ``tokens``
 #: (``TokenStore``), ``ephemeral`` (``EphemeralStore``), ``clients`` (``ClientStore``),
 #: ``sessions`` (``SessionStore``), ``consents`` (``ConsentStore``), ``device``
-#: (``DeviceStore``). New parts add their name here.
+#: (``DeviceStore``), ``account_tokens`` (``AccountTokenStore``). New parts add their name
+#: here.
 StorePart = Literal[
     "users", "groups", "credentials", "codes", "tokens", "ephemeral", "clients", "sessions",
-    "consents", "device",
+    "consents", "device", "account_tokens",
 ]
 #: What the ``auth-service`` commands need, by command kind.
 IDENTITY_PARTS: frozenset[StorePart] = frozenset({"users", "groups", "credentials"})
@@ -756,6 +858,7 @@ TOKEN_STATE_PARTS: frozenset[StorePart] = frozenset({"codes", "tokens", "ephemer
 CLIENT_PARTS: frozenset[StorePart] = frozenset({"clients"})
 SESSION_PARTS: frozenset[StorePart] = frozenset({"sessions", "consents"})
 DEVICE_PARTS: frozenset[StorePart] = frozenset({"device"})
+ACCOUNT_TOKEN_PARTS: frozenset[StorePart] = frozenset({"account_tokens"})
 
 
 @runtime_checkable

@@ -8,6 +8,9 @@ forwards codes, tokens and ephemeral state to its ``tokens`` attribute.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from adapters.memory.account_tokens import MemoryAccountTokens
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
 from adapters.memory.device import MemoryDevice
@@ -19,11 +22,14 @@ from domain.consent import Consent, ConsentRecord
 from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
+    AccountToken,
+    AccountTokenKind,
     AuthorizationCode,
     ConsumedCode,
     Credentials,
     Group,
     Page,
+    Passkey,
     RefreshTake,
     RefreshToken,
     User,
@@ -117,6 +123,50 @@ class IdentitiesInMemory:
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
         """See :meth:`ports.store.CredentialStore.set_totp`."""
         await self.identities.set_totp(user_id, secret, confirmed=confirmed)
+
+    async def set_verified_email(self, user_id: str, address: str | None) -> None:
+        """See :meth:`ports.store.CredentialStore.set_verified_email`."""
+        await self.identities.set_verified_email(user_id, address)
+
+    async def add_passkey(self, passkey: Passkey) -> None:
+        """See :meth:`ports.store.CredentialStore.add_passkey`."""
+        await self.identities.add_passkey(passkey)
+
+    async def list_passkeys(self, user_id: str) -> list[Passkey]:
+        """See :meth:`ports.store.CredentialStore.list_passkeys`."""
+        return await self.identities.list_passkeys(user_id)
+
+    async def find_passkey(self, credential_id: str) -> Passkey | None:
+        """See :meth:`ports.store.CredentialStore.find_passkey`."""
+        return await self.identities.find_passkey(credential_id)
+
+    async def record_passkey_use(self, credential_id: str, sign_count: int, now: int) -> bool:
+        """See :meth:`ports.store.CredentialStore.record_passkey_use`."""
+        return await self.identities.record_passkey_use(credential_id, sign_count, now)
+
+    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
+        """See :meth:`ports.store.CredentialStore.rename_passkey`."""
+        return await self.identities.rename_passkey(user_id, credential_id, name)
+
+    async def remove_passkey(self, user_id: str, credential_id: str) -> bool:
+        """See :meth:`ports.store.CredentialStore.remove_passkey`."""
+        return await self.identities.remove_passkey(user_id, credential_id)
+
+    async def remove_passkeys(self, user_id: str) -> int:
+        """See :meth:`ports.store.CredentialStore.remove_passkeys`."""
+        return await self.identities.remove_passkeys(user_id)
+
+    async def replace_recovery_codes(self, user_id: str, code_hashes: Sequence[str]) -> None:
+        """See :meth:`ports.store.CredentialStore.replace_recovery_codes`."""
+        await self.identities.replace_recovery_codes(user_id, code_hashes)
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        """See :meth:`ports.store.CredentialStore.use_recovery_code`."""
+        return await self.identities.use_recovery_code(user_id, code_hash)
+
+    async def count_recovery_codes(self, user_id: str) -> int:
+        """See :meth:`ports.store.CredentialStore.count_recovery_codes`."""
+        return await self.identities.count_recovery_codes(user_id)
 
 
 class TokenStateInMemory:
@@ -380,3 +430,37 @@ class DeviceInMemory:
     ) -> int:
         """See :meth:`ports.store.DeviceTransfer.import_device_authorizations`."""
         return await self.device.import_device_authorizations(records, now)
+
+
+class AccountTokensInMemory:
+    """Forwards :class:`ports.store.AccountTokenStore` and ``AccountTokenTransfer`` to
+    ``self.account_tokens``."""
+
+    __slots__ = ()
+    account_tokens: MemoryAccountTokens
+
+    async def save_account_token(self, token: AccountToken, now: int) -> None:
+        """See :meth:`ports.store.AccountTokenStore.save_account_token`."""
+        await self.account_tokens.save_account_token(token, now)
+
+    async def take_account_token(
+        self, kind: AccountTokenKind, token_hash: str, now: int
+    ) -> AccountToken | None:
+        """See :meth:`ports.store.AccountTokenStore.take_account_token`."""
+        return await self.account_tokens.take_account_token(kind, token_hash, now)
+
+    async def revoke_account_tokens(
+        self, user_id: str, kind: AccountTokenKind, now: int
+    ) -> int:
+        """See :meth:`ports.store.AccountTokenStore.revoke_account_tokens`."""
+        return await self.account_tokens.revoke_account_tokens(user_id, kind, now)
+
+    async def export_account_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccountToken]:
+        """See :meth:`ports.store.AccountTokenTransfer.export_account_tokens`."""
+        return await self.account_tokens.export_account_tokens(cursor, limit, now)
+
+    async def import_account_tokens(self, records: tuple[AccountToken, ...], now: int) -> int:
+        """See :meth:`ports.store.AccountTokenTransfer.import_account_tokens`."""
+        return await self.account_tokens.import_account_tokens(records, now)

@@ -123,6 +123,9 @@ class MemoryIdentities(MemoryCredentials):
         del self._users[user_id]
         del self._user_ids_by_name[_fold(user.user_name)]
         self._credentials.pop(user_id, None)
+        self._recovery_codes.pop(user_id, None)
+        for credential_id in self._passkeys_of_user.pop(user_id, ()):
+            del self._passkeys[credential_id]
         for group_id in self._groups_of_user.pop(user_id, ()):
             # Losing a member is not a replace of the group: its version stays.
             self._members[group_id].pop(user_id, None)

@@ -19,6 +19,7 @@ from domain.entities import (
     Credentials,
     Group,
     Member,
+    Passkey,
     RefreshToken,
     User,
 )
@@ -66,6 +67,9 @@ class IdentityState:
         "_groups",
         "_groups_of_user",
         "_members",
+        "_passkeys",
+        "_passkeys_of_user",
+        "_recovery_codes",
         "_user_ids_by_name",
         "_users",
     )
@@ -81,6 +85,11 @@ class IdentityState:
         self._groups_of_user: dict[str, set[str]] = {}
         # Only users with something set have an entry.
         self._credentials: dict[str, Credentials] = {}
+        # Passkeys by credential id (unique across users), and each user's ids in the
+        # order they were added; unused recovery code hashes by user id.
+        self._passkeys: dict[str, Passkey] = {}
+        self._passkeys_of_user: dict[str, list[str]] = {}
+        self._recovery_codes: dict[str, set[str]] = {}
 
     @property
     def user_count(self) -> int:

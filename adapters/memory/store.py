@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import msgspec
 
+from adapters.memory.account_tokens import MemoryAccountTokens
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
 from adapters.memory.delegation import (
+    AccountTokensInMemory,
     ClientsInMemory,
     ConsentsInMemory,
     DeviceInMemory,
@@ -30,7 +32,7 @@ from domain.entities import PurgeCounts, StoreCounts
 
 class MemoryStore(
     IdentitiesInMemory, TokenStateInMemory, ClientsInMemory, SessionsInMemory, ConsentsInMemory,
-    DeviceInMemory, MemoryTransfer,
+    DeviceInMemory, AccountTokensInMemory, MemoryTransfer,
 ):
     """Implements :class:`ports.store.Store` with dicts; nothing survives the process.
 
@@ -38,7 +40,8 @@ class MemoryStore(
     half, or an adapter composing them); by default each store gets fresh, empty halves.
     """
 
-    __slots__ = ("clients", "consents", "device", "identities", "sessions", "tokens")
+    __slots__ = ("account_tokens", "clients", "consents", "device", "identities", "sessions",
+                 "tokens")
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class MemoryStore(
         sessions: MemorySessions | None = None,
         consents: MemoryConsents | None = None,
         device: MemoryDevice | None = None,
+        account_tokens: MemoryAccountTokens | None = None,
     ) -> None:
         self.identities = identities if identities is not None else MemoryIdentities()
         self.tokens = tokens if tokens is not None else MemoryTokenState()
@@ -55,6 +59,8 @@ class MemoryStore(
         self.sessions = sessions if sessions is not None else MemorySessions()
         self.consents = consents if consents is not None else MemoryConsents()
         self.device = device if device is not None else MemoryDevice()
+        self.account_tokens = (account_tokens if account_tokens is not None
+                               else MemoryAccountTokens())
 
     # StoreAdmin
 
@@ -74,6 +80,7 @@ class MemoryStore(
             sessions=self.sessions.count(now),
             consents=self.consents.count,
             device_authorizations=self.device.count(now),
+            account_tokens=self.account_tokens.count(now),
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
@@ -82,7 +89,8 @@ class MemoryStore(
         dead = self.clients.purge_initial_access_tokens(now)
         return msgspec.structs.replace(
             counts, initial_access_tokens=dead, sessions=self.sessions.purge(now),
-            consent_grants=self.consents.purge(now), device_authorizations=self.device.purge(now))
+            consent_grants=self.consents.purge(now), device_authorizations=self.device.purge(now),
+            account_tokens=self.account_tokens.purge(now))
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -29,6 +29,7 @@ from domain.entities import (
     Credentials,
     Group,
     Member,
+    Passkey,
     RefreshToken,
     User,
 )
@@ -69,14 +70,25 @@ def _value(key: str, value: _R) -> _R:
 
 def _credentials_of(record: UserRecord) -> Credentials | None:
     """The credentials entry the record means; None when it sets nothing (as stored)."""
-    if record.password_hash is None and record.totp_secret is None:
-        return None
-    return Credentials(
+    credentials = Credentials(
         user_id=record.user.id,
         password_hash=record.password_hash,
         totp_secret=record.totp_secret,
         totp_confirmed=record.totp_confirmed and record.totp_secret is not None,
+        verified_email=record.verified_email,
     )
+    return None if credentials == Credentials(user_id=record.user.id) else credentials
+
+
+def _factors_of(record: UserRecord) -> tuple[tuple[Passkey, ...], frozenset[str]]:
+    return tuple(record.passkeys), frozenset(record.recovery_codes)
+
+
+def _factors_held(
+    ids: MemoryIdentities, user_id: str
+) -> tuple[tuple[Passkey, ...], frozenset[str]]:
+    return (tuple(ids._passkeys[c] for c in ids._passkeys_of_user.get(user_id, ())),
+            frozenset(ids._recovery_codes.get(user_id, ())))
 
 
 def _claim_names(
@@ -110,6 +122,9 @@ class IdentityTransferInMemory:
                 password_hash=credentials.password_hash,
                 totp_secret=credentials.totp_secret,
                 totp_confirmed=credentials.totp_confirmed,
+                verified_email=credentials.verified_email,
+                passkeys=tuple(ids._passkeys[c] for c in ids._passkeys_of_user.get(user_id, ())),
+                recovery_codes=tuple(sorted(ids._recovery_codes.get(user_id, ()))),
             )
 
         return _batch(ids._users, cursor, limit, record_of)
@@ -118,16 +133,23 @@ class IdentityTransferInMemory:
         """See :meth:`ports.store.UserTransfer.import_users`."""
         ids = self.identities
         claimed: dict[str, str] = {}
-        changes: list[tuple[User, Credentials | None]] = []
+        changes: list[tuple[User, Credentials | None, UserRecord]] = []
         for record in records:
             user = stored_form(record.user)
             if not user.id:
                 raise InvalidValue("a user record without an id")
             _claim_names(ids._user_ids_by_name, claimed, user.user_name, user.id, "userName")
             credentials = _credentials_of(record)
-            if ids._users.get(user.id) != user or ids._credentials.get(user.id) != credentials:
-                changes.append((user, credentials))
-        for user, credentials in changes:
+            for passkey in record.passkeys:
+                holder = ids._passkeys.get(passkey.credential_id)
+                if passkey.user_id != user.id or (holder is not None
+                                                  and holder.user_id != user.id):
+                    raise Conflict(f"passkey {passkey.credential_id!r} belongs to another "
+                                   "user", "credential_id")
+            if ids._users.get(user.id) != user or ids._credentials.get(user.id) != credentials \
+                    or _factors_held(ids, user.id) != _factors_of(record):
+                changes.append((user, credentials, record))
+        for user, credentials, record in changes:
             old = ids._users.get(user.id)
             if old is not None and ids._user_ids_by_name.get(_fold(old.user_name)) == user.id:
                 del ids._user_ids_by_name[_fold(old.user_name)]
@@ -137,6 +159,14 @@ class IdentityTransferInMemory:
                 ids._credentials.pop(user.id, None)
             else:
                 ids._credentials[user.id] = credentials
+            ids._drop_passkeys(user.id)
+            for passkey in record.passkeys:
+                ids._passkeys[passkey.credential_id] = passkey
+                ids._passkeys_of_user.setdefault(user.id, []).append(passkey.credential_id)
+            if record.recovery_codes:
+                ids._recovery_codes[user.id] = set(record.recovery_codes)
+            else:
+                ids._recovery_codes.pop(user.id, None)
         return len(changes)
 
     async def export_groups(self, cursor: str | None, limit: int, now: int) -> Batch[Group]:

@@ -4,7 +4,8 @@
   It is made of one class per part of the port (``contract``: ``IdentityContract``,
   ``CredentialContract``, ``CodeContract``, ``TokenContract``, ``EphemeralContract``,
   ``ClientContract``, ``SessionContract``, ``ConsentContract``, ``DeviceContract``,
-  ``TransferContract``, ``AdminContract``), each usable alone with the same ``store``.
+  ``AccountTokenContract``, ``TransferContract``, ``AdminContract``), each usable alone
+  with the same ``store``.
 - :class:`FilterAgreement`: the same for SCIM filters, against the memory adapter.
 
 Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
@@ -12,6 +13,7 @@ Both need pytest, pytest-asyncio (strict or auto mode) and hypothesis
 """
 
 from adapters.testing.contract import (
+    AccountTokenContract,
     AdminContract,
     ClientContract,
     CodeContract,
@@ -28,6 +30,7 @@ from adapters.testing.contract import (
 from adapters.testing.filter_agreement import FilterAgreement
 
 __all__ = [
+    "AccountTokenContract",
     "AdminContract",
     "ClientContract",
     "CodeContract",

@@ -34,6 +34,7 @@ PART_CLASSES = {
     "sessions": "SessionContract",
     "consents": "ConsentContract",
     "device": "DeviceContract",
+    "account_tokens": "AccountTokenContract",
     "transfer": "TransferContract",
     "admin": "AdminContract",
 }

@@ -3,10 +3,11 @@
 See :class:`StoreContract` (``store``) for how to run it against an adapter. One module per
 part of the port, named as the adapters' modules are: ``identities`` (users, groups),
 ``credentials``, ``codes``, ``tokens`` (access and refresh), ``ephemeral``, ``clients``,
-``sessions``, ``consents``, ``device``, ``transfer`` and ``admin``, each with one class of
-tests over the shared ``fixtures``.
+``sessions``, ``consents``, ``device``, ``account_tokens``, ``transfer`` and ``admin``,
+each with one class of tests over the shared ``fixtures``.
 """
 
+from adapters.testing.contract.account_tokens import AccountTokenContract
 from adapters.testing.contract.admin import AdminContract
 from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
@@ -22,6 +23,7 @@ from adapters.testing.contract.tokens import TokenContract
 from adapters.testing.contract.transfer import TransferContract
 
 __all__ = [
+    "AccountTokenContract",
     "AdminContract",
     "ClientContract",
     "CodeContract",

@@ -2,12 +2,14 @@
 
 Each part of the port has its class in the module of its name, as in ``adapters/sql`` and
 ``adapters/memory``: ``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``,
-``clients``, ``sessions``, ``consents``, ``device``, ``transfer`` and ``admin``, all over
+``clients``, ``sessions``, ``consents``, ``device``, ``account_tokens``, ``transfer`` and
+``admin``, all over
 :class:`~adapters.testing.contract.fixtures.StoreFixtures`.
 """
 
 from __future__ import annotations
 
+from adapters.testing.contract.account_tokens import AccountTokenContract
 from adapters.testing.contract.admin import AdminContract
 from adapters.testing.contract.clients import ClientContract
 from adapters.testing.contract.codes import CodeContract
@@ -31,6 +33,7 @@ class StoreContract(
     SessionContract,
     ConsentContract,
     DeviceContract,
+    AccountTokenContract,
     TransferContract,
     AdminContract,
 ):
