@@ -357,6 +357,7 @@ class MfaReset(msgspec.Struct, frozen=True):
     user: User
     revoked: int
     sessions_ended: int = 0
+    passkeys_removed: int = 0
 
 
 class _ResetStore(UserStore, CredentialStore, TokenStore, Protocol):
@@ -366,8 +367,10 @@ class _ResetStore(UserStore, CredentialStore, TokenStore, Protocol):
 async def reset_mfa(
     store: _ResetStore, *, user_name: str, now: int, sessions: UserSessionEnder
 ) -> MfaReset:
-    """Administrative reset: remove the TOTP factor of the user named ``user_name``
-    (case-insensitively) and end its sign-ins: every browser session of the user is ended
+    """Administrative reset: remove every second factor of the user named ``user_name``
+    (case-insensitively): the TOTP seed, the passkeys and the recovery codes, as a user
+    who lost a phone may have lost all three. Then end its sign-ins: every browser session
+    of the user is ended
     (``sessions``, reason ``mfa_reset``; a session's ``mfa`` no longer stands for a factor
     the user has) and every access and refresh token of the user is revoked, so whoever held
     one must sign in again (with the password alone, then enrol).
@@ -378,5 +381,7 @@ async def reset_mfa(
     if user is None:
         raise NotFound(f"no user named {user_name!r}")
     await store.set_totp(user.id, None, confirmed=False)
+    passkeys = await store.remove_passkeys(user.id)
+    await store.replace_recovery_codes(user.id, [])
     ended, revoked = await end_sign_ins(store, sessions, user.id, reason=MFA_RESET, now=now)
-    return MfaReset(user=user, revoked=revoked, sessions_ended=ended)
+    return MfaReset(user=user, revoked=revoked, sessions_ended=ended, passkeys_removed=passkeys)

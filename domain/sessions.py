@@ -33,6 +33,10 @@ SID_PREFIX = "sid_"
 #: RFC 8176 authentication method references.
 AMR_PASSWORD = "pwd"
 AMR_OTP = "otp"
+#: Proof of possession of a hardware-secured key (a device-bound passkey), or of a
+#: software-secured one (a synced passkey, which may be copied between devices).
+AMR_HWK = "hwk"
+AMR_SWK = "swk"
 #: "Multiple-factor authentication": set whenever two factors were proved.
 AMR_MFA = "mfa"
 
@@ -50,10 +54,16 @@ def acr_of(amr: tuple[str, ...]) -> str:
 
 def amr_of(*, second_factor: str | None) -> tuple[str, ...]:
     """The ``amr`` of a password sign-in, with the second factor's method if one was
-    proved (``"otp"`` for TOTP)."""
+    proved (``"otp"`` for TOTP or a recovery code, ``"hwk"``/``"swk"`` for a passkey)."""
     if second_factor is None:
         return (AMR_PASSWORD,)
     return (AMR_PASSWORD, second_factor, AMR_MFA)
+
+
+def passkey_amr(*, synced: bool) -> tuple[str, ...]:
+    """The ``amr`` of a sign-in with a passkey alone. The browser verified the user (PIN or
+    biometrics: user verification required) on top of the key: two factors, so ``mfa``."""
+    return (AMR_SWK if synced else AMR_HWK, AMR_MFA)
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,6 +35,7 @@ from domain.password_policy import (
     PasswordPolicy,
     check_password_policy,
 )
+from domain.recovery import spend_recovery_code
 from domain.text import is_storable
 from domain.user_sessions import PASSWORD_CHANGED, UserSessionEnder, end_sign_ins
 from ports.events import Events
@@ -75,16 +76,42 @@ class ThrottlePolicy(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_THROTTLE = ThrottlePolicy()
 
 
+#: The second factors a user may have.
+FACTOR_TOTP = "totp"
+FACTOR_PASSKEY = "passkey"
+
+
+async def second_factors(store: CredentialStore, user_id: str) -> tuple[str, ...]:
+    """The user's second factors (:data:`FACTOR_TOTP`: a confirmed TOTP seed;
+    :data:`FACTOR_PASSKEY`: at least one passkey); empty for none or no such user. A
+    recovery code is not a factor of its own: it stands in for one."""
+    try:
+        credentials = await store.get_credentials(user_id)
+    except NotFound:
+        return ()
+    totp = credentials.totp_confirmed and credentials.totp_secret is not None
+    passkeys = bool(await store.list_passkeys(user_id))
+    return ((FACTOR_TOTP,) if totp else ()) + ((FACTOR_PASSKEY,) if passkeys else ())
+
+
 class PasswordAccepted(msgspec.Struct, frozen=True):
-    """The password was right. ``totp_required`` says a confirmed TOTP factor must follow."""
+    """The password was right. ``totp_required`` says the user has a confirmed TOTP factor,
+    ``passkeys`` that they have passkeys; with either, a second factor must follow (a
+    recovery code may stand in for it)."""
 
     user_id: str
     auth_time: int
     totp_required: bool
+    passkeys: bool = False
+
+    @property
+    def second_factor_required(self) -> bool:
+        return self.totp_required or self.passkeys
 
 
 class TotpAccepted(msgspec.Struct, frozen=True):
-    """The TOTP code was valid and unused: the sign-in proved a second factor."""
+    """The TOTP code (or a recovery code) was valid and unused: the sign-in proved a
+    second factor."""
 
     user_id: str
 
@@ -221,10 +248,12 @@ async def check_password(
         )
         return Rejected()
     await _give_back(store, policy, reservation, now)
-    totp_required = credentials.totp_confirmed and credentials.totp_secret is not None
-    if not totp_required:
+    factors = await second_factors(store, user.id)
+    totp_required, passkeys = FACTOR_TOTP in factors, FACTOR_PASSKEY in factors
+    if not factors:
         events.emit("signin_succeeded", user_id=user.id, amr="pwd")
-    return PasswordAccepted(user_id=user.id, auth_time=now, totp_required=totp_required)
+    return PasswordAccepted(user_id=user.id, auth_time=now, totp_required=totp_required,
+                            passkeys=passkeys)
 
 
 async def check_totp(
@@ -295,3 +324,31 @@ async def set_password(
         user.id, await hasher.hash(password) if password is not None else None)
     await end_sign_ins(store, sessions, user.id, reason=PASSWORD_CHANGED, now=now)
     return user
+
+
+async def check_recovery_code(
+    store: SigninStore,
+    events: Events,
+    *,
+    user_id: str,
+    code: str,
+    client_ip: str,
+    now: int,
+    policy: ThrottlePolicy = DEFAULT_THROTTLE,
+) -> TotpOutcome:
+    """The second step with a recovery code instead of the TOTP code or a passkey
+    (:mod:`domain.recovery`): counted and limited as a TOTP code is (the same per-user
+    counter), accepted once. A user deactivated between the steps is rejected."""
+    user = await store.get_user(user_id)
+    reservation = await _reserve(store, events, policy, step="totp", user_name=user.user_name,
+                                 user_id=user_id, client_ip=client_ip, now=now)
+    if isinstance(reservation, Throttled):
+        return reservation
+    if not (user.active and await spend_recovery_code(store, events, user_id, code,
+                                                      client_ip=client_ip)):
+        events.emit("signin_failed", reason="bad_recovery_code", user_id=user_id,
+                    client_ip=client_ip)
+        return Rejected()
+    await _give_back(store, policy, reservation, now)
+    events.emit("signin_succeeded", user_id=user_id, amr="pwd otp")
+    return TotpAccepted(user_id=user_id)

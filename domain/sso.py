@@ -34,6 +34,7 @@ from domain.consent import scopes_to_ask
 from domain.entities import User
 from domain.errors import NotFound
 from domain.sessions import Session
+from domain.signin import second_factors
 from ports.store import ConsentStore, CredentialStore, UserStore
 
 
@@ -45,7 +46,10 @@ class SignIn(msgspec.Struct, frozen=True):
 
 
 class StepUp(msgspec.Struct, frozen=True):
-    """The session's user must prove the second factor before going on."""
+    """The session's user must prove the second factor before going on, with one of
+    ``factors`` (``domain.signin.FACTOR_TOTP``, ``FACTOR_PASSKEY``)."""
+
+    factors: tuple[str, ...]
 
 
 class AskConsent(msgspec.Struct, frozen=True):
@@ -105,11 +109,13 @@ async def next_step(
         if request.max_age is not None and (
                 request.max_age == 0 or now - session.auth_time > request.max_age):
             return sign_in("max_age")
-    if (not session.mfa_verified and (request.wants_mfa or client.require_mfa)
-            and await _has_second_factor(store, user)):
+    factors = (await second_factors(store, user.id)
+               if not session.mfa_verified and (request.wants_mfa or client.require_mfa)
+               else ())
+    if factors:
         if silent:
             return Unmet("interaction_required", "the user must verify a second factor")
-        return StepUp()
+        return StepUp(factors)
     asked = PROMPT_CONSENT in request.prompt
     if client.first_party and not asked:
         return Authorized()
@@ -128,11 +134,3 @@ async def _active_user(store: UserStore, user_id: str) -> User | None:
     except NotFound:
         return None
     return user if user.active else None
-
-
-async def _has_second_factor(store: CredentialStore, user: User) -> bool:
-    try:
-        credentials = await store.get_credentials(user.id)
-    except NotFound:
-        return False
-    return credentials.totp_confirmed and credentials.totp_secret is not None

@@ -120,6 +120,7 @@ def build_services(container: Container) -> Services:
                        nonce_key=signer.derive_secret(DPOP_NONCE_LABEL),
                        policy=DpopPolicy(require_nonce=settings.dpop_require_nonce)),
         account_form_key=container.account_form_key(),
+        mailer=container.mailer(),
     )
 
 

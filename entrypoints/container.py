@@ -36,6 +36,7 @@ from entrypoints.signing import (
 )
 from entrypoints.telemetry import TelemetryEvents
 from ports.clock import SystemClock
+from ports.mail import Mailer
 from ports.security import SecretsTokenGenerator
 from ports.store import Store
 
@@ -77,6 +78,8 @@ class Container(containers.DeclarativeContainer):
     outbound = providers.Singleton(HttpxJsonFetcher, outbound_policy)
     #: Back-channel logout deliveries (in the background; adapters/backchannel_http.py).
     logout_sender = providers.Singleton(HttpLogoutSender, outbound_policy, events)
+    #: Mail to users (ports.mail); None without SMTP_URL. Tests override it with a double.
+    mailer: providers.Provider[Mailer | None] = providers.Object(None)
     assertion_codec = providers.Singleton(JoseAssertionCodec)
     dpop_codec = providers.Singleton(JoseDpopCodec)
 

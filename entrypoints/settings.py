@@ -120,6 +120,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_device_authorization_per_minute: int = 20
     rate_limit_device_code_failures_per_address: int = 10
     rate_limit_device_code_failures: int = 1000
+    #: ``SMTP_URL``: the mail server (``smtp://[user:password@]host[:port]`` with STARTTLS
+    #: when the server offers it, or ``smtps://`` for TLS from the start); None: no mail,
+    #: and no password reset or email verification. ``SMTP_FROM``: the sender address,
+    #: required with ``SMTP_URL``.
+    smtp_url: str | None = None
+    smtp_from: str | None = None
+    #: ``PASSWORD_RESET_SECONDS``: how long a mailed password-reset link works;
+    #: ``EMAIL_VERIFICATION_SECONDS``: how long an email verification link works.
+    password_reset_seconds: int = 1800
+    email_verification_seconds: int = 86400
 
     @property
     def issuer(self) -> str:
@@ -250,7 +260,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "RATE_LIMIT_DEVICE_CODE_FAILURES_PER_ADDRESS", 10),
         rate_limit_device_code_failures=_non_negative_int(
             env, "RATE_LIMIT_DEVICE_CODE_FAILURES", 1000),
+        smtp_url=_smtp_url(get("SMTP_URL")),
+        smtp_from=_smtp_from(get("SMTP_URL"), get("SMTP_FROM")),
+        password_reset_seconds=_positive_int(env, "PASSWORD_RESET_SECONDS", 1800),
+        email_verification_seconds=_positive_int(env, "EMAIL_VERIFICATION_SECONDS", 86400),
     )
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SMTP_URL", "must be smtp://host[:port] or smtps://host[:port]")
+    try:
+        parts.port  # noqa: B018 (a port out of range raises here)
+    except ValueError as exc:
+        raise ConfigError("SMTP_URL", "has an invalid port") from exc
+    return value
+
+
+def _smtp_from(url: str | None, value: str | None) -> str | None:
+    if not url:
+        return value or None
+    if not value or "@" not in value or any(c in value for c in "\r\n"):
+        raise ConfigError("SMTP_FROM", "must be the sender's email address when SMTP_URL is set")
+    return value
 
 
 def _default_resource(value: str | None) -> str | None:

@@ -1,4 +1,8 @@
-"""``/account``: the signed-in user's own page: their sessions, their consents, sign out.
+"""``/account``: the signed-in user's own page: how they sign in (email, password, TOTP,
+passkeys, recovery codes), their sessions, their consents, sign out.
+
+The forms of the sign-in methods have modules of their own (``account_*.py``), built on the
+helpers here (:func:`open_account_form`, :func:`back_to_account`, :func:`recent_sign_in`).
 
 The user is the one of the browser's session cookie (``session_cookie.current_session``);
 without a live session the page links to the plain sign-in page. Every change is a form
@@ -26,11 +30,12 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from domain.account import end_own_session, withdraw_consent
 from domain.client_metadata import MAX_CLIENT_ID_LENGTH
+from domain.email_verification import email_verified, primary_email
 from domain.entities import User
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.logout import end_session
-from domain.sessions import AMR_OTP, AMR_PASSWORD, SID_PREFIX, Session
-from entrypoints.http.authorize import SCOPE_DESCRIPTIONS
+from domain.sessions import AMR_HWK, AMR_OTP, AMR_PASSWORD, AMR_SWK, SID_PREFIX, Session
+from entrypoints.http.authorize import SCOPE_DESCRIPTIONS, reauthentication_url
 from entrypoints.http.html import page
 from entrypoints.http.services import Services, ServicesDependency
 from entrypoints.http.session_cookie import current_session, session_cookie
@@ -55,7 +60,8 @@ REASON_LOGOUT = "logout"
 
 _SID = re.compile(r"[A-Za-z0-9_\-]{1,124}")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]+")
-_AMR_NAMES = {AMR_PASSWORD: "password", AMR_OTP: "one-time code (authenticator app)"}
+_AMR_NAMES = {AMR_PASSWORD: "password", AMR_OTP: "one-time code",
+              AMR_HWK: "passkey", AMR_SWK: "passkey"}
 
 
 def form_token(services: Services, session: Session) -> str:
@@ -65,7 +71,7 @@ def form_token(services: Services, session: Session) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-def _redirect(done: str, clear_cookie_of: Services | None = None) -> Response[None]:
+def back_to_account(done: str, clear_cookie_of: Services | None = None) -> Response[None]:
     response: Response[None] = Response(
         None, status_code=HTTP_303_SEE_OTHER,
         headers={"Location": f"{PATH}?done={done}", "Cache-Control": "no-store",
@@ -75,18 +81,18 @@ def _redirect(done: str, clear_cookie_of: Services | None = None) -> Response[No
     return response
 
 
-def _error_page(title: str, message: str, status_code: int,
+def account_error_page(title: str, message: str, status_code: int,
                 retry_after: int | None = None) -> Response[str]:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return page("account_error.html", status_code, headers, title=title, message=message)
 
 
-def _domain_error_page(exc: DomainError) -> Response[str]:
+def account_domain_error_page(exc: DomainError) -> Response[str]:
     if isinstance(exc, InvalidValue):
-        return _error_page("Invalid request", "The form contains a value that is not allowed.",
-                           400)
-    return _error_page("Service unavailable", "Your account page is temporarily unavailable. "
-                       "Please try again shortly.", 503, retry_after=1)
+        return account_error_page("Invalid request",
+                                  "The form contains a value that is not allowed.", 400)
+    return account_error_page("Service unavailable", "Your account page is temporarily "
+                              "unavailable. Please try again shortly.", 503, retry_after=1)
 
 
 def _time(seconds: int) -> dict[str, str]:
@@ -115,7 +121,7 @@ class _Names:
         return self._names[client_id]
 
 
-async def _signed_in_user(services: Services, session: Session | None) -> User | None:
+async def signed_in_user(services: Services, session: Session | None) -> User | None:
     """The session's user, or None (gone or deactivated: as good as signed out)."""
     if session is None:
         return None
@@ -126,12 +132,12 @@ async def _signed_in_user(services: Services, session: Session | None) -> User |
     return user if user.active else None
 
 
-def _single(fields: dict[str, list[str]], name: str) -> str | None:
+def single_field(fields: dict[str, list[str]], name: str) -> str | None:
     values = fields.get(name, [])
     return values[0] if len(values) == 1 else None
 
 
-async def _form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
+async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
     form = await request.form()
     fields: dict[str, list[str]] = {}
     for key, value in form.multi_items():
@@ -140,20 +146,76 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
     return fields
 
 
-def _token_matches(services: Services, session: Session, fields: dict[str, list[str]]) -> bool:
-    sent = _single(fields, "csrf_token") or ""
+def form_token_matches(services: Services, session: Session, fields: dict[str, list[str]]) -> bool:
+    sent = single_field(fields, "csrf_token") or ""
     expected = form_token(services, session)
     return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
 
 
-def _refused() -> Response[str]:
-    return _error_page("Form refused", "This form was not the one your account page sent, "
+def refused_page() -> Response[str]:
+    return account_error_page("Form refused", "This form was not the one your account page sent, "
                        "so nothing was changed. Open your account page and try again.", 403)
 
 
-def _invalid(what: str) -> Response[str]:
-    return _error_page("Invalid request", f"The form's {what} is not valid; nothing was "
+def invalid_page(what: str) -> Response[str]:
+    return account_error_page("Invalid request", f"The form's {what} is not valid; nothing was "
                        "changed.", 400)
+
+
+def recent_sign_in(services: Services, session: Session) -> bool:
+    """Whether the session's sign-in is recent enough to change how the user signs in
+    (``MFA_RECENT_AUTH_SECONDS``): passkeys, TOTP, recovery codes, the email address."""
+    return services.clock.now() - session.auth_time <= services.settings.mfa_recent_auth_seconds
+
+
+class AccountForm:
+    """A form POSTed from the account page, checked: the session it came with (live, of an
+    active user) and its CSRF token. ``fields`` are its values by name."""
+
+    def __init__(self, session: Session, user: User, fields: dict[str, list[str]]) -> None:
+        self.session = session
+        self.user = user
+        self.fields = fields
+
+    def single(self, name: str) -> str | None:
+        return single_field(self.fields, name)
+
+
+async def open_account_form(
+    request: Request[Any, Any, Any], services: Services
+) -> AccountForm | Response[Any]:
+    """The checked form, or the answer to give instead: back to the page (no session) or
+    403 (a token that is not this session's)."""
+    fields = await read_form(request)
+    session = await current_session(request, services)
+    user = await signed_in_user(services, session)
+    if session is None or user is None:
+        return back_to_account("no_session", services)
+    if not form_token_matches(services, session, fields):
+        return refused_page()
+    return AccountForm(session, user, fields)
+
+
+async def _security(services: Services, user: User, session: Session) -> dict[str, Any]:
+    """What the page shows of how the user signs in: email, TOTP, passkeys, recovery codes.
+    ``recent``: whether changes to them may be made without signing in again first."""
+    credentials = await services.store.get_credentials(user.id)
+    passkeys = [{
+        "id": p.credential_id, "name": p.name, "created": _time(p.created_at),
+        "last_used": _time(p.last_used_at) if p.last_used_at is not None else None,
+        "synced": p.synced,
+    } for p in await services.store.list_passkeys(user.id)]
+    return {
+        "email": primary_email(user),
+        "email_verified": email_verified(user, credentials),
+        "mail": services.mailer is not None,
+        "password": credentials.password_hash is not None,
+        "totp": credentials.totp_confirmed and credentials.totp_secret is not None,
+        "passkeys": passkeys,
+        "recovery_codes_left": await services.store.count_recovery_codes(user.id),
+        "recent": recent_sign_in(services, session),
+        "reauthenticate_url": reauthentication_url(PATH),
+    }
 
 
 class AccountController(Controller):
@@ -161,7 +223,7 @@ class AccountController(Controller):
 
     path = PATH
     include_in_schema = False
-    exception_handlers = {DomainError: lambda request, exc: _domain_error_page(exc)}
+    exception_handlers = {DomainError: lambda request, exc: account_domain_error_page(exc)}
 
     @get(operation_id="account")
     async def show(self, request: Request[Any, Any, Any],
@@ -169,7 +231,7 @@ class AccountController(Controller):
         """The user's sessions and consents, or a link to sign in."""
         status = MESSAGES.get(request.query_params.get("done") or "")
         session = await current_session(request, services)
-        user = await _signed_in_user(services, session)
+        user = await signed_in_user(services, session)
         if session is None or user is None:
             return page("account_signin.html", signin_url=SIGNIN_URL, status=status)
         now = services.clock.now()
@@ -194,40 +256,41 @@ class AccountController(Controller):
             })
         return page("account.html", name=user.display_name or user.user_name,
                     user_name=user.user_name, sessions=sessions, consents=consents,
-                    csrf_token=form_token(services, session), status=status)
+                    csrf_token=form_token(services, session), status=status,
+                    security=await _security(services, user, session))
 
     @post("/signout", operation_id="accountSignOut", status_code=HTTP_303_SEE_OTHER)
     async def sign_out(self, request: Request[Any, Any, Any],
                        services: ServicesDependency) -> Response[Any]:
         """Sign this browser out: end its session everywhere, clear the cookie."""
-        fields = await _form(request)
+        fields = await read_form(request)
         session = await current_session(request, services)
         if session is None:
-            return _redirect("signed_out", services)
-        if not _token_matches(services, session, fields):
-            return _refused()
+            return back_to_account("signed_out", services)
+        if not form_token_matches(services, session, fields):
+            return refused_page()
         await end_session(services.logout, session.id_hash, reason=REASON_LOGOUT)
-        return _redirect("signed_out", services)
+        return back_to_account("signed_out", services)
 
     @post("/sessions/end", operation_id="accountEndSession", status_code=HTTP_303_SEE_OTHER)
     async def end_one_session(self, request: Request[Any, Any, Any],
                               services: ServicesDependency) -> Response[Any]:
         """Sign out one of the user's sessions (``sid``), this browser's included."""
-        fields = await _form(request)
+        fields = await read_form(request)
         session = await current_session(request, services)
         if session is None:
-            return _redirect("no_session", services)
-        if not _token_matches(services, session, fields):
-            return _refused()
-        sid = _single(fields, "sid") or ""
+            return back_to_account("no_session", services)
+        if not form_token_matches(services, session, fields):
+            return refused_page()
+        sid = single_field(fields, "sid") or ""
         if not sid.startswith(SID_PREFIX) or not _SID.fullmatch(sid[len(SID_PREFIX):]):
-            return _invalid("session")
+            return invalid_page("session")
         if sid == session.sid:
             await end_session(services.logout, session.id_hash, reason=REASON_LOGOUT)
-            return _redirect("signed_out", services)
+            return back_to_account("signed_out", services)
         ended = await end_own_session(services.logout, session.user_id, sid,
                                       reason=REASON_ACCOUNT)
-        return _redirect("session_ended" if ended else "session_gone")
+        return back_to_account("session_ended" if ended else "session_gone")
 
     @post("/consents/withdraw", operation_id="accountWithdrawConsent",
           status_code=HTTP_303_SEE_OTHER)
@@ -235,16 +298,16 @@ class AccountController(Controller):
                        services: ServicesDependency) -> Response[Any]:
         """Withdraw the user's consent for one application (``client_id``) and revoke the
         tokens it got under it."""
-        fields = await _form(request)
+        fields = await read_form(request)
         session = await current_session(request, services)
         if session is None:
-            return _redirect("no_session", services)
-        if not _token_matches(services, session, fields):
-            return _refused()
-        client_id = _single(fields, "client_id") or ""
+            return back_to_account("no_session", services)
+        if not form_token_matches(services, session, fields):
+            return refused_page()
+        client_id = single_field(fields, "client_id") or ""
         if len(client_id) > MAX_CLIENT_ID_LENGTH or not _CLIENT_ID.fullmatch(client_id):
-            return _invalid("application")
+            return invalid_page("application")
         record = await withdraw_consent(services.store, services.events,
                                         user_id=session.user_id, client_id=client_id,
                                         now=services.clock.now())
-        return _redirect("consent_withdrawn" if record is not None else "consent_gone")
+        return back_to_account("consent_withdrawn" if record is not None else "consent_gone")

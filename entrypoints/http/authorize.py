@@ -61,7 +61,7 @@ from entrypoints.http.signin_steps import (
 )
 
 __all__ = ["PATH", "SCOPE_DESCRIPTIONS", "AuthorizeController", "SigninController",
-           "signin_url"]
+           "reauthentication_url", "signin_url"]
 
 PATH = AUTHORIZE_PATH
 #: Where the plain sign-in page goes without a ``return_to``.
@@ -72,6 +72,7 @@ _NOTICES = {
     "prompt": "Please sign in again to continue.",
     "max_age": "Your sign-in is too old for this application: please sign in again.",
     "id_token_hint": "The application expects another account: please sign in.",
+    "reauthenticate": "For your security, please sign in again to make this change.",
 }
 _STEP_UP_NOTICE = "This application asks for a second verification step."
 
@@ -79,6 +80,13 @@ _STEP_UP_NOTICE = "This application asks for a second verification step."
 def signin_url(return_to: str) -> str:
     """The plain sign-in page that comes back to the local path ``return_to``."""
     return f"{SIGNIN_PATH}?return_to={quote(return_to, safe='/')}"
+
+
+def reauthentication_url(return_to: str) -> str:
+    """The plain sign-in page even for a signed-in user (``prompt=login``): signing in
+    again renews the session's ``auth_time`` (and ``amr``), then goes back to
+    ``return_to``. For pages that need a recent sign-in (``/account`` changes)."""
+    return f"{signin_url(return_to)}&prompt=login"
 
 
 def local_path(value: str | None) -> str | None:
@@ -178,7 +186,8 @@ class _Flow:
         elif isinstance(step, StepUp):
             assert session is not None
             transaction = new_transaction(services, request=auth_request, step="totp",
-                                          user_id=session.user_id, sid=session.sid)
+                                          user_id=session.user_id, sid=session.sid,
+                                          factors=step.factors)
             response = signin_page(services, client, transaction, notice=_STEP_UP_NOTICE)
         else:
             assert isinstance(step, AskConsent) and session is not None
@@ -417,9 +426,18 @@ class SigninController(Controller):
         if return_to is None:
             return error_page("Invalid request",
                               "return_to must be a path on this server, starting with /.")
-        if await current_session(request, services) is not None:
+        prompts = request.query_params.getall("prompt", [])
+        if prompts not in ([], ["login"]):
+            return error_page("Invalid request", "prompt may only be login.")
+        session = await current_session(request, services)
+        if session is not None and not prompts:
             return see_other(return_to)
-        return signin_page(services, None, new_transaction(services, return_to=return_to))
+        transaction = new_transaction(services, return_to=return_to)
+        if session is None:
+            return signin_page(services, None, transaction)
+        return signin_page(services, None, transaction,
+                           username=await _user_name(services, session.user_id),
+                           notice=_NOTICES["reauthenticate"])
 
     @post(operation_id="signinSubmit", status_code=200)
     async def submit(

@@ -27,6 +27,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.events import Events
+from ports.mail import Mailer
 from ports.otp import Totp
 from ports.sealing import Sealer, SecretSealer
 from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
@@ -65,6 +66,9 @@ class Services:
     dpop: DpopPorts
     #: The HMAC key of the ``/account`` forms' CSRF tokens (entrypoints/http/account.py).
     account_form_key: bytes
+    #: Mail to users (ports.mail), in the background; None without ``SMTP_URL``: then there
+    #: is no password reset and no email verification.
+    mailer: Mailer | None = None
 
     @property
     def device(self) -> DevicePorts:

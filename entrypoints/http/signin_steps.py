@@ -1,7 +1,8 @@
 """The sign-in steps shared by ``/oauth/authorize`` and the plain ``/signin`` page.
 
-A sign-in runs over one or two pages (password, then a TOTP code when the user has a
-confirmed factor); an authorization may add a consent page. Between pages, the
+A sign-in runs over one or two pages (password, then a second factor when the user has
+one: a TOTP code, a passkey, or a recovery code instead of either); an authorization may
+add a consent page. Between pages, the
 transaction (what the sign-in is for, the step reached, the CSRF token) lives in a
 short-lived cookie sealed with a key derived from the signing key, so any instance can
 carry on a sign-in another one started. The form's CSRF token must equal the one sealed in
@@ -32,11 +33,14 @@ from domain.clients import Client
 from domain.errors import DomainError, InvalidValue
 from domain.sessions import AMR_OTP, amr_of
 from domain.signin import (
+    FACTOR_PASSKEY,
+    FACTOR_TOTP,
     PasswordAccepted,
     Throttled,
     ThrottlePolicy,
     TotpAccepted,
     check_password,
+    check_recovery_code,
     check_totp,
 )
 from domain.text import is_storable
@@ -77,6 +81,9 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
     auth_time: int | None = None
     sid: str | None = None
     scopes: tuple[str, ...] = ()
+    #: On the second-factor step (``totp``): what the user may prove it with, from
+    #: ``FACTOR_TOTP`` and ``FACTOR_PASSKEY`` (a recovery code is always offered).
+    factors: tuple[str, ...] = ()
 
 
 class SignedIn(msgspec.Struct, frozen=True):
@@ -184,6 +191,7 @@ def signin_page(
         action=form_action(transaction), client_name=client.name if client else None,
         scopes=scope_list(auth_request.scopes) if auth_request is not None else [],
         csrf_token=transaction.csrf, error=error, username=username, notice=notice,
+        totp=FACTOR_TOTP in transaction.factors, passkey=FACTOR_PASSKEY in transaction.factors,
     )
     response.set_cookie(transaction_cookie(services, transaction))
     return response
@@ -231,11 +239,13 @@ async def credentials_step(
         if not isinstance(outcome, PasswordAccepted):
             return signin_page(services, client, transaction, username=username,
                                error="The user name or password is incorrect.")
-        if outcome.totp_required:
+        if outcome.second_factor_required:
+            factors = ((FACTOR_TOTP,) if outcome.totp_required else ()) + (
+                (FACTOR_PASSKEY,) if outcome.passkeys else ())
             next_step = new_transaction(
                 services, request=transaction.request, return_to=transaction.return_to,
                 exp=transaction.exp, step="totp", user_id=outcome.user_id,
-                auth_time=outcome.auth_time)
+                auth_time=outcome.auth_time, factors=factors)
             return signin_page(services, client, next_step)
         return SignedIn(outcome.user_id, outcome.auth_time, amr_of(second_factor=None))
 
@@ -248,10 +258,16 @@ async def credentials_step(
                                   return_to=transaction.return_to, exp=transaction.exp)
         return signin_page(services, client, restart, status_code=409, error=(
             "This verification page was already used. Please sign in again."))
-    totp_outcome = await check_totp(
-        services.store, services.totp, services.events, seeds=services.secret_sealer,
-        user_id=transaction.user_id,
-        code=field("code"), client_ip=client_ip, now=now, policy=policy)
+    recovery_code = field("recovery_code")
+    if recovery_code:
+        totp_outcome = await check_recovery_code(
+            services.store, services.events, user_id=transaction.user_id, code=recovery_code,
+            client_ip=client_ip, now=now, policy=policy)
+    else:
+        totp_outcome = await check_totp(
+            services.store, services.totp, services.events, seeds=services.secret_sealer,
+            user_id=transaction.user_id,
+            code=field("code"), client_ip=client_ip, now=now, policy=policy)
     if isinstance(totp_outcome, TotpAccepted):
         # A step-up (no auth_time: the password was proved earlier in the session) is an
         # authentication of its own: it is the session's new auth_time.
@@ -262,5 +278,6 @@ async def credentials_step(
     if isinstance(totp_outcome, Throttled):
         return signin_page(services, client, retry, error=_throttled_message(totp_outcome),
                            status_code=429, retry_after=totp_outcome.retry_after)
-    return signin_page(services, client, retry,
-                       error="The code is incorrect or was already used.")
+    return signin_page(services, client, retry, error=(
+        "The recovery code is incorrect or was already used." if recovery_code
+        else "The code is incorrect or was already used."))

@@ -173,7 +173,7 @@ def test_the_page_shows_the_users_sessions_and_consents(
         # Both of Alice's sessions, this browser marked; the other user's is not shown.
         assert text.count("/account/sessions/end") == 2
         assert "This browser" in text and "Another browser or device" in text
-        assert "password and one-time code (authenticator app)" in text
+        assert "password and one-time code" in text
         assert "Photo &lt;Printer&gt;" in text
         assert "Your email address (<code>email</code>)" in text
         forms = Forms(text)

@@ -68,12 +68,12 @@ async def test_max_age_not_yet_reached_and_the_right_hint_are_fine() -> None:
 async def test_step_up_only_when_the_user_has_a_factor() -> None:
     store, session = await _world(totp=True)
     wants = _request(acr_values=("mfa",))
-    assert await next_step(store, wants, FIRST_PARTY, session, NOW) == StepUp()
+    assert await next_step(store, wants, FIRST_PARTY, session, NOW) == StepUp(("totp",))
     silent = await next_step(store, _request(acr_values=("mfa",), prompt=("none",)),
                              FIRST_PARTY, session, NOW)
     assert isinstance(silent, Unmet) and silent.error == "interaction_required"
     requiring = msgspec.structs.replace(FIRST_PARTY, require_mfa=True)
-    assert await next_step(store, REQUEST, requiring, session, NOW) == StepUp()
+    assert await next_step(store, REQUEST, requiring, session, NOW) == StepUp(("totp",))
     stepped = msgspec.structs.replace(session, amr=amr_of(second_factor="otp"), acr="mfa")
     assert await next_step(store, wants, FIRST_PARTY, stepped, NOW) == Authorized()
     plain, session = await _world()
