@@ -162,6 +162,13 @@ def invalid_page(what: str) -> Response[str]:
                        "changed.", 400)
 
 
+def recovery_codes_page(codes: tuple[str, ...], *, status: str | None = None,
+                        replaced: bool = False) -> Response[str]:
+    """The page that shows a new set of recovery codes, the only time they are shown
+    (``status``: what was just done, e.g. a factor added; ``replaced``: an old set ended)."""
+    return page("recovery_codes.html", codes=list(codes), status=status, replaced=replaced)
+
+
 def recent_sign_in(services: Services, session: Session) -> bool:
     """Whether the session's sign-in is recent enough to change how the user signs in
     (``MFA_RECENT_AUTH_SECONDS``): passkeys, TOTP, recovery codes, the email address."""
