@@ -7,8 +7,9 @@ by itself after a database restart. :func:`open_store` is the ``sql`` entry poin
 (``SqlStore.migrate``, the ``Migratable`` port).
 
 One module per part of the port, each a mixin of ``SqlStore`` (``store``): ``identities``
-(users, groups), ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``transfer`` and
-``admin`` (health, counts, purge, close), all over ``connection`` (the engine, autocommit and
+(users, groups), ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``clients``,
+``sessions``, ``consents``, ``device``, ``account_tokens``, ``transfer`` and ``admin``
+(health, counts, purge, close), all over ``connection`` (the engine, autocommit and
 retried transactions, the one translation of driver errors). ``tables`` describes the schema;
 ``filtering`` turns SCIM filters into SQL.
 """

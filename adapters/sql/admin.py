@@ -61,15 +61,16 @@ class SqlAdmin(SqlConnection):
         stmt = sa.select(
             every(t.users), every(t.groups), live(t.tokens), live(t.refresh_tokens),
             live(t.auth_codes), every(t.oauth_clients), live_sessions, every(t.consents),
-            live(t.device_authorizations),
+            live(t.device_authorizations), live(t.account_tokens),
         )
         row = await self._first(stmt)
         # An aggregate always yields one row; the fallback only satisfies the type.
-        values: tuple[Any, ...] = tuple(row) if row is not None else (0,) * 9
+        values: tuple[Any, ...] = tuple(row) if row is not None else (0,) * 10
         return StoreCounts(
             users=values[0], groups=values[1], access_tokens=values[2],
             refresh_tokens=values[3], codes=values[4], clients=values[5],
             sessions=values[6], consents=values[7], device_authorizations=values[8],
+            account_tokens=values[9],
         )
 
     async def _purge_table(
@@ -102,7 +103,8 @@ class SqlAdmin(SqlConnection):
         tokens go once spent or expired (the ``expires_at`` index finds the expired ones).
         A session goes once idle or past its absolute expiry (the ``live_until`` index finds
         them), its grants with it (``ON DELETE CASCADE``); a consent grant once past its
-        ``exp`` (the consent itself never expires); device authorizations once past ``exp``.
+        ``exp`` (the consent itself never expires); device authorizations and account tokens
+        once past ``exp``.
         """
         size = max(batch_size, 1)
         return PurgeCounts(
@@ -121,6 +123,7 @@ class SqlAdmin(SqlConnection):
             ),
             consent_grants=await self._purge_table(t.consent_grants, now, size),
             device_authorizations=await self._purge_table(t.device_authorizations, now, size),
+            account_tokens=await self._purge_table(t.account_tokens, now, size),
         )
 
     async def close(self) -> None:

@@ -263,6 +263,8 @@ class SqlConnection:
                 return Conflict("another session has this sid", "sid")
             if constraint.startswith("device_authorizations"):
                 return Conflict("a live device authorization holds this code", "user_code")
+            if constraint == "passkeys_pkey":
+                return Conflict("that passkey is registered already", "credential_id")
             if constraint.endswith("_pkey"):
                 return Conflict("an entity with this id exists", "id")
             if "display_name" in constraint:
@@ -270,7 +272,9 @@ class SqlConnection:
             return Conflict("userName is already taken", "userName")
         if state == _FOREIGN_KEY_VIOLATION and constraint.startswith("group_members"):
             return InvalidReference("a member is not an existing user")
-        if state == _FOREIGN_KEY_VIOLATION and constraint.startswith("user_credentials"):
+        if state == _FOREIGN_KEY_VIOLATION and constraint.startswith(
+            ("user_credentials", "passkeys", "recovery_codes")
+        ):
             return NotFound("no such user")
         if state is not None and state.startswith(_DATA_EXCEPTION_CLASS):
             return InvalidValue(f"a value cannot be stored (SQLSTATE {state}): it holds a "

@@ -377,7 +377,8 @@ class SqlIdentities(SqlConnection):
         return await self._transaction(work)
 
     async def delete_user(self, user_id: str, *, expected_version: int | None = None) -> None:
-        """See :meth:`ports.store.UserStore.delete_user`. Credentials and memberships cascade."""
+        """See :meth:`ports.store.UserStore.delete_user`. Credentials, passkeys, recovery
+        codes and memberships cascade (``ON DELETE CASCADE``)."""
         await self._delete(t.users, user_id, expected_version, "user")
 
     async def _delete(

@@ -4,13 +4,14 @@ Single-use operations get their atomicity from PostgreSQL itself (``DELETE ... R
 ``INSERT ... ON CONFLICT ... RETURNING``, conditional ``UPDATE``), never from a read
 followed by a write. Each part of the port is a mixin in the module of its name
 (``identities``, ``credentials``, ``codes``, ``tokens``, ``ephemeral``, ``clients``,
-``sessions``, ``consents``, ``device``, ``transfer``, ``admin``), all over one
-:class:`~adapters.sql.connection.SqlConnection`, which translates every driver error, once,
-into a domain error.
+``sessions``, ``consents``, ``device``, ``account_tokens``, ``transfer``, ``admin``), all
+over one :class:`~adapters.sql.connection.SqlConnection`, which translates every driver
+error, once, into a domain error.
 """
 
 from __future__ import annotations
 
+from adapters.sql.account_tokens import SqlAccountTokens
 from adapters.sql.admin import SqlAdmin
 from adapters.sql.clients import SqlClients
 from adapters.sql.codes import SqlCodes
@@ -26,7 +27,7 @@ from adapters.sql.transfer import SqlTransfer
 
 class SqlStore(
     SqlIdentities, SqlCredentials, SqlCodes, SqlTokens, SqlEphemeral, SqlClients, SqlSessions,
-    SqlConsents, SqlDevice, SqlTransfer, SqlAdmin,
+    SqlConsents, SqlDevice, SqlAccountTokens, SqlTransfer, SqlAdmin,
 ):
     """The ``Store`` port over PostgreSQL. Build it with :func:`adapters.sql.open_sql_store`.
 

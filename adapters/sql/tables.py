@@ -75,6 +75,8 @@ user_credentials = sa.Table(
     sa.Column("password_hash", sa.Text),
     sa.Column("totp_secret", sa.Text),
     sa.Column("totp_confirmed", sa.Boolean, nullable=False),
+    #: The address the user proved by a verification link (migration 0020).
+    sa.Column("verified_email", sa.Text),
 )
 
 auth_codes = sa.Table(
@@ -264,4 +266,40 @@ device_authorizations = sa.Table(
     sa.Column("amr", ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("acr", sa.Text),
     sa.Column("sid", sa.Text),
+)
+
+# Issue 17 (migration 0020): passkeys, recovery codes, mailed single-use links.
+
+passkeys = sa.Table(
+    "passkeys",
+    metadata,
+    sa.Column("credential_id", _KEY, primary_key=True),
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("sign_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("transports", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("synced", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("code_hash", _KEY, primary_key=True),
+)
+
+account_tokens = sa.Table(
+    "account_tokens",
+    metadata,
+    sa.Column("token_hash", _KEY, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("exp", sa.BigInteger, nullable=False),
 )

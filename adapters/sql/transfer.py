@@ -23,6 +23,12 @@ from adapters.sql.codes import _code_from_row, code_values
 from adapters.sql.connection import SqlConnection
 from adapters.sql.consents import consent_from_row, consent_values, union_of_scopes
 from adapters.sql.consents import grants_of as consent_grants_of
+from adapters.sql.credentials import (
+    PASSKEY_ORDER,
+    passkey_from_row,
+    passkey_values,
+    write_recovery_codes,
+)
 from adapters.sql.identities import (
     _group_from_row,
     _unique_members,
@@ -34,7 +40,15 @@ from adapters.sql.sessions import live as live_session
 from adapters.sql.sessions import session_from_row, session_values
 from adapters.sql.tokens import _access_from_row, _refresh_from_row
 from domain.consent import Consent, ConsentRecord, merge_consents
-from domain.entities import AccessToken, AuthorizationCode, Group, Member, RefreshToken
+from domain.entities import (
+    AccessToken,
+    AuthorizationCode,
+    Group,
+    Member,
+    Passkey,
+    RefreshToken,
+)
+from domain.errors import Conflict
 from domain.records import Batch, Claim, ConsumedCodeRecord, ReuseMarker, UserRecord
 from domain.sessions import Session, SessionGrant, SessionRecord, merge_sessions
 
@@ -118,14 +132,92 @@ async def _delete_counting_live(
 
 
 def _credential_values(record: UserRecord) -> dict[str, Any] | None:
-    if record.password_hash is None and record.totp_secret is None:
+    if record.password_hash is None and record.totp_secret is None \
+            and record.verified_email is None:
         return None
     return {
         "user_id": record.user.id,
         "password_hash": record.password_hash,
         "totp_secret": record.totp_secret,
         "totp_confirmed": record.totp_confirmed and record.totp_secret is not None,
+        "verified_email": record.verified_email,
     }
+
+
+def _passkeys_of(records: Sequence[UserRecord]) -> dict[str, dict[str, Passkey]]:
+    """Each record's passkeys by credential id. Raises ``Conflict`` for a passkey of
+    another user than its record's, or one credential id in the records of two users."""
+    holders: dict[str, str] = {}
+    found: dict[str, dict[str, Passkey]] = {}
+    for record in records:
+        user_id = record.user.id
+        mine = found.setdefault(user_id, {})
+        for passkey in record.passkeys:
+            held_by = holders.setdefault(passkey.credential_id, user_id)
+            if passkey.user_id != user_id or held_by != user_id:
+                raise _taken(passkey.credential_id)
+            mine[passkey.credential_id] = passkey
+    return found
+
+
+def _taken(credential_id: str) -> Conflict:
+    return Conflict(f"passkey {credential_id!r} belongs to another user", "credential_id")
+
+
+async def _stored_factors(
+    conn: AsyncConnection, user_ids: Sequence[str]
+) -> tuple[dict[str, list[Passkey]], dict[str, list[str]]]:
+    """The passkeys (oldest first) and recovery code hashes (in code-point order) of
+    these users, as stored."""
+    if not user_ids:
+        return {}, {}
+    p, r = t.passkeys, t.recovery_codes
+    passkeys: dict[str, list[Passkey]] = {}
+    for row in await conn.execute(
+        sa.select(p).where(p.c.user_id.in_(user_ids)).order_by(p.c.user_id, *PASSKEY_ORDER)
+    ):
+        passkeys.setdefault(row.user_id, []).append(passkey_from_row(row))
+    codes: dict[str, list[str]] = {}
+    for user_id, code_hash in await conn.execute(
+        sa.select(r.c.user_id, r.c.code_hash).where(r.c.user_id.in_(user_ids))
+        .order_by(r.c.user_id, r.c.code_hash)
+    ):
+        codes.setdefault(user_id, []).append(code_hash)
+    return passkeys, codes
+
+
+async def _replace_factors(
+    conn: AsyncConnection,
+    wanted_passkeys: dict[str, dict[str, Passkey]],
+    wanted_codes: dict[str, frozenset[str]],
+) -> set[str]:
+    """Make each user's passkeys and recovery codes those wanted; the users changed.
+    Raises ``Conflict`` when another user holds one of the credential ids."""
+    p = t.passkeys
+    ids = list(wanted_passkeys)
+    credential_ids = [c for mine in wanted_passkeys.values() for c in mine]
+    if credential_ids:
+        for credential_id, holder in await conn.execute(
+            sa.select(p.c.credential_id, p.c.user_id).where(p.c.credential_id.in_(credential_ids))
+        ):
+            if credential_id not in wanted_passkeys.get(holder, {}):
+                raise _taken(credential_id)
+    passkeys, codes = await _stored_factors(conn, ids)
+    new_passkeys = [
+        user_id for user_id in ids
+        if frozenset(passkeys.get(user_id, ())) != frozenset(wanted_passkeys[user_id].values())
+    ]
+    new_codes = [user_id for user_id in ids
+                 if frozenset(codes.get(user_id, ())) != wanted_codes[user_id]]
+    if new_passkeys:
+        await conn.execute(sa.delete(p).where(p.c.user_id.in_(new_passkeys)))
+        rows = [passkey_values(passkey) for user_id in new_passkeys
+                for passkey in wanted_passkeys[user_id].values()]
+        for chunk in _chunks(rows):
+            await conn.execute(sa.insert(p).values(list(chunk)))
+    for user_id in new_codes:
+        await write_recovery_codes(conn, user_id, sorted(wanted_codes[user_id]))
+    return set(new_passkeys) | set(new_codes)
 
 
 def _access_values(token: AccessToken) -> dict[str, Any]:
@@ -207,28 +299,46 @@ class SqlTransfer(SqlConnection):
     async def export_users(
         self, cursor: str | None, limit: int, now: int
     ) -> Batch[UserRecord]:
-        """See :meth:`ports.store.UserTransfer.export_users`."""
+        """See :meth:`ports.store.UserTransfer.export_users`: a page of users with their
+        credentials, then the passkeys and recovery codes of the page."""
         u, c = t.users, t.user_credentials
-        stmt = sa.select(u, c.c.password_hash, c.c.totp_secret, c.c.totp_confirmed).select_from(
-            u.outerjoin(c, c.c.user_id == u.c.id)
-        )
+        size = max(limit, 1)
+        stmt = sa.select(
+            u, c.c.password_hash, c.c.totp_secret, c.c.totp_confirmed, c.c.verified_email,
+        ).select_from(u.outerjoin(c, c.c.user_id == u.c.id))
+        if cursor is not None:
+            stmt = stmt.where(u.c.id > cursor)
+        page = stmt.order_by(u.c.id).limit(size)
 
-        def record_of(row: sa.Row[Any]) -> UserRecord:
-            return UserRecord(
-                user=_user_from_row(row),
-                password_hash=row.password_hash,
-                totp_secret=row.totp_secret,
-                totp_confirmed=bool(row.totp_confirmed) and row.totp_secret is not None,
+        async def work(conn: AsyncConnection) -> tuple[UserRecord, ...]:
+            rows = (await conn.execute(page)).all()
+            passkeys, codes = await _stored_factors(conn, [row.id for row in rows])
+            return tuple(
+                UserRecord(
+                    user=_user_from_row(row),
+                    password_hash=row.password_hash,
+                    totp_secret=row.totp_secret,
+                    totp_confirmed=bool(row.totp_confirmed) and row.totp_secret is not None,
+                    verified_email=row.verified_email,
+                    passkeys=tuple(passkeys.get(row.id, ())),
+                    recovery_codes=tuple(codes.get(row.id, ())),
+                )
+                for row in rows
             )
 
-        return await self._export(stmt, u.c.id, cursor, limit, record_of)
+        records = await self._autocommit(work)
+        return Batch(records, records[-1].user.id if len(records) == size else None)
 
     async def import_users(self, records: tuple[UserRecord, ...], now: int) -> int:
-        """See :meth:`ports.store.UserTransfer.import_users`. Users, then credentials, in
-        one transaction; a name clash raises ``Conflict`` and rolls the batch back."""
+        """See :meth:`ports.store.UserTransfer.import_users`. Users, then credentials,
+        then passkeys and recovery codes (a user's set replaced where it differs), in one
+        transaction; a name clash or a credential id another user holds raises
+        ``Conflict`` and rolls the batch back."""
         unique = _last_wins(records, lambda record: record.user.id)
         if not unique:
             return 0
+        wanted_passkeys = _passkeys_of(unique)
+        wanted_codes = {r.user.id: frozenset(r.recovery_codes) for r in unique}
         users = [
             _user_values(r.user)
             | {"id": r.user.id, "created": r.user.created, "version": r.user.version}
@@ -245,8 +355,10 @@ class SqlTransfer(SqlConnection):
             if without:
                 changed |= await _keys(conn, sa.delete(creds).where(
                     creds.c.user_id.in_(without),
-                    sa.or_(creds.c.password_hash.is_not(None), creds.c.totp_secret.is_not(None)),
+                    sa.or_(creds.c.password_hash.is_not(None), creds.c.totp_secret.is_not(None),
+                           creds.c.verified_email.is_not(None)),
                 ).returning(creds.c.user_id))
+            changed |= await _replace_factors(conn, wanted_passkeys, wanted_codes)
             return len(changed)
 
         return await self._transaction(work)

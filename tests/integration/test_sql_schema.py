@@ -234,3 +234,31 @@ async def test_device_authorizations_keep_one_row_per_user_code_and_an_exp_index
     definitions = {r["indexname"]: r["indexdef"] for r in rows}
     assert "UNIQUE" in definitions["device_authorizations_user_code_hash_key"]
     assert "(exp)" in definitions["device_authorizations_exp_idx"]
+
+
+async def test_passkeys_and_account_tokens_have_their_lookup_and_purge_indexes(
+    migrated_database_url: str,
+) -> None:
+    rows = await _fetch(
+        migrated_database_url,
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE tablename IN ('passkeys', 'recovery_codes', 'account_tokens')",
+    )
+    definitions = {r["indexname"]: r["indexdef"] for r in rows}
+    assert "(user_id, created_at, credential_id)" in definitions["passkeys_user_id_idx"]
+    assert "(user_id, code_hash)" in definitions["recovery_codes_pkey"]
+    assert "(user_id, kind)" in definitions["account_tokens_user_id_kind_idx"]
+    assert "(exp)" in definitions["account_tokens_exp_idx"]
+
+
+async def test_a_users_passkeys_and_recovery_codes_go_with_the_user(
+    migrated_database_url: str,
+) -> None:
+    rows = await _fetch(
+        migrated_database_url,
+        "SELECT kcu.table_name, rc.delete_rule FROM information_schema.referential_constraints rc"
+        " JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = rc.constraint_name"
+        " WHERE kcu.table_name IN ('passkeys', 'recovery_codes')",
+    )
+    assert sorted((r["table_name"], r["delete_rule"]) for r in rows) == [
+        ("passkeys", "CASCADE"), ("recovery_codes", "CASCADE")]
