@@ -12,6 +12,12 @@ opaque ``enrollment`` value the client hands back to ``confirm_totp``; only a va
 that seed stores it, confirmed, and only while the factor it replaces is still the stored
 one. So an abandoned re-enrolment leaves the confirmed factor in force.
 
+The same enrolment serves the signed-in browser on ``/account``
+(:func:`begin_totp_enrolment`, :func:`complete_totp_enrolment`; the page checks the
+recent sign-in instead of a token). Confirming a factor issues the user's first recovery
+codes when they have none (:mod:`domain.recovery`); :func:`remove_totp` takes a code of the
+factor or a recovery code, and clears the codes with the last second factor.
+
 Seeds are sealed at rest with a ``SecretSealer`` (key outside the store, the user id as
 associated data), here in the use cases, so every store keeps an opaque string. A seed
 stored in clear by an earlier version, or sealed with an older key, is accepted and sealed

@@ -219,7 +219,7 @@ def test_regenerating_shows_a_new_set_once_and_ends_the_old_one(h: Harness) -> N
 
 
 def test_regenerating_needs_a_recent_sign_in(h: Harness) -> None:
-    user, old = _user_with_totp(h)
+    user, _ = _user_with_totp(h)
     _signed_in(_sign_in(h, totp_secret=SECRET))
     page = _page(h)
     h.clock.advance(h.services.settings.mfa_recent_auth_seconds + 1)
@@ -300,7 +300,7 @@ def _password_form(h: Harness) -> str:
 
 
 def test_changing_the_password_ends_every_other_session_and_token(h: Harness) -> None:
-    user = h.add_user()
+    h.add_user()
     # An application's tokens, from a sign-in in another browser.
     tokens = full_flow(h, scope="openid offline_access")
     elsewhere = h.client.cookies.get("session")
@@ -425,7 +425,7 @@ def test_setting_up_totp_on_the_account_page(h: Harness) -> None:
     assert "You have not set up an authenticator app." in _page(h)
     setup, secret = _set_up(h)
     assert "<svg" in setup.text and 'class="qr"' in setup.text
-    assert f"otpauth://totp/" in setup.text and f"secret={secret}" in setup.text
+    assert "otpauth://totp/" in setup.text and f"secret={secret}" in setup.text
     assert "default-src 'none'" in setup.headers["content-security-policy"]
     assert h.run(h.store.get_credentials(user.id)).totp_secret is None
 
