@@ -12,6 +12,12 @@ opaque ``enrollment`` value the client hands back to ``confirm_totp``; only a va
 that seed stores it, confirmed, and only while the factor it replaces is still the stored
 one. So an abandoned re-enrolment leaves the confirmed factor in force.
 
+The same enrolment serves the signed-in browser on ``/account``
+(:func:`begin_totp_enrolment`, :func:`complete_totp_enrolment`; the page checks the
+recent sign-in instead of a token). Confirming a factor issues the user's first recovery
+codes when they have none (:mod:`domain.recovery`); :func:`remove_totp` takes a code of the
+factor or a recovery code, and clears the codes with the last second factor.
+
 Seeds are sealed at rest with a ``SecretSealer`` (key outside the store, the user id as
 associated data), here in the use cases, so every store keeps an opaque string. A seed
 stored in clear by an earlier version, or sealed with an older key, is accepted and sealed
@@ -32,6 +38,12 @@ import msgspec
 
 from domain.entities import AccessToken, Credentials, User
 from domain.errors import DomainError, NotFound
+from domain.recovery import (
+    clear_recovery_codes,
+    ensure_recovery_codes,
+    looks_like_recovery_code,
+    spend_recovery_code,
+)
 from domain.user_sessions import MFA_RESET, UserSessionEnder, end_sign_ins
 from ports.events import Events
 from ports.otp import Totp
@@ -83,6 +95,10 @@ class FactorAlreadyActive(DomainError):
 class FactorUnreadable(FactorAlreadyActive):
     """The stored factor cannot be opened (its sealing key is not configured): it cannot be
     checked, so it cannot be replaced by the user; an administrator resets it."""
+
+
+class NoFactor(DomainError):
+    """The user has no confirmed TOTP factor to remove."""
 
 
 class InvalidCurrentCode(DomainError):
@@ -261,14 +277,36 @@ async def register_totp(
 ) -> TotpEnrolment:
     """A new seed for the caller's user, sealed in ``enrollment``; no factor is changed.
 
-    ``caller`` must pass :func:`authorize_factor_change`. When a confirmed factor exists,
-    ``current_code`` must be a valid, unused code of it: it is claimed (it cannot be used
-    again, to sign in either) and counts towards the attempt limit when wrong. Raises
-    ``NotAllowed``, ``SignInTooOld``, ``FactorAlreadyActive`` (no ``current_code``; or
+    ``caller`` must pass :func:`authorize_factor_change`; the rest is
+    :func:`begin_totp_enrolment`. Raises ``NotAllowed``, ``SignInTooOld`` and what
+    :func:`begin_totp_enrolment` raises.
+    """
+    user_id = authorize_factor_change(caller, now=now, recent_auth_seconds=recent_auth_seconds)
+    return await begin_totp_enrolment(store, totp, sealer, seeds, user_id=user_id,
+                                      issuer=issuer, current_code=current_code, now=now)
+
+
+async def begin_totp_enrolment(
+    store: _MfaStore,
+    totp: Totp,
+    sealer: Sealer,
+    seeds: SecretSealer,
+    *,
+    user_id: str,
+    issuer: str,
+    current_code: str | None,
+    now: int,
+) -> TotpEnrolment:
+    """A new seed for the user, sealed in ``enrollment``; no factor is changed. The caller
+    has checked that the user may change the factor (a token: :func:`register_totp`; a
+    browser session signed in recently: ``/account``).
+
+    When a confirmed factor exists, ``current_code`` must be a valid, unused code of it: it
+    is claimed (it cannot be used again, to sign in either) and counts towards the attempt
+    limit when wrong. Raises ``FactorAlreadyActive`` (no ``current_code``; or
     ``FactorUnreadable``), ``InvalidCurrentCode``, ``TooManyCodes``, and ``NotFound`` for an
     unknown user.
     """
-    user_id = authorize_factor_change(caller, now=now, recent_auth_seconds=recent_auth_seconds)
     user = await store.get_user(user_id)
     current = _current_factor(seeds, await store.get_credentials(user_id))
     replaces: str | None = None
@@ -309,29 +347,58 @@ def _open_enrollment(sealer: Sealer, enrollment: str, user_id: str, now: int) ->
     return pending
 
 
+class TotpConfirmed(msgspec.Struct, frozen=True):
+    """The enrolment's seed is the user's confirmed factor now. ``recovery_codes``: the
+    user's first set of recovery codes, issued with it (to show once); empty when the user
+    still had codes (:func:`domain.recovery.ensure_recovery_codes`)."""
+
+    recovery_codes: tuple[str, ...] = ()
+
+
 async def confirm_totp(
     store: _MfaStore,
     totp: Totp,
     sealer: Sealer,
     seeds: SecretSealer,
+    events: Events,
     *,
     caller: AccessToken,
     enrollment: str,
     code: str,
     recent_auth_seconds: int,
     now: int,
-) -> bool:
-    """Store the enrolment's seed, sealed, as the user's confirmed factor when ``code`` is
-    valid for it (and unused); True on success, False for a wrong or replayed code.
-
-    The enrolment must replace exactly the factor stored now: the one whose code was given
-    at registration, or none. Raises ``NotAllowed`` and ``SignInTooOld`` (as
-    :func:`register_totp`), ``InvalidEnrollment`` for an altered, expired or another user's
-    enrolment, or one whose replaced factor is gone, ``FactorAlreadyActive`` when another
-    factor was confirmed since the registration, ``TooManyCodes`` after too many wrong
-    codes, and ``NotFound`` for an unknown user.
+) -> TotpConfirmed | None:
+    """:func:`complete_totp_enrolment` for a token that passes
+    :func:`authorize_factor_change` (raises ``NotAllowed`` and ``SignInTooOld`` otherwise).
     """
     user_id = authorize_factor_change(caller, now=now, recent_auth_seconds=recent_auth_seconds)
+    return await complete_totp_enrolment(store, totp, sealer, seeds, events, user_id=user_id,
+                                         enrollment=enrollment, code=code, now=now)
+
+
+async def complete_totp_enrolment(
+    store: _MfaStore,
+    totp: Totp,
+    sealer: Sealer,
+    seeds: SecretSealer,
+    events: Events,
+    *,
+    user_id: str,
+    enrollment: str,
+    code: str,
+    now: int,
+) -> TotpConfirmed | None:
+    """Store the enrolment's seed, sealed, as the user's confirmed factor when ``code`` is
+    valid for it (and unused); None for a wrong or replayed code. A user without recovery
+    codes gets a first set with it (event ``totp_confirmed``, then
+    ``recovery_codes_generated``).
+
+    The enrolment must replace exactly the factor stored now: the one whose code was given
+    at registration, or none. Raises ``InvalidEnrollment`` for an altered, expired or
+    another user's enrolment, or one whose replaced factor is gone, ``FactorAlreadyActive``
+    when another factor was confirmed since the registration, ``TooManyCodes`` after too
+    many wrong codes, and ``NotFound`` for an unknown user.
+    """
     pending = _open_enrollment(sealer, enrollment, user_id, now)
     current = _current_factor(seeds, await store.get_credentials(user_id))
     if current is None and pending.replaces is not None:
@@ -345,9 +412,62 @@ async def confirm_totp(
             "with current_code"
         )
     if not await _check_code(store, totp, user_id, pending.secret, code, now):
-        return False
+        return None
     await store.set_totp(user_id, seal_factor(seeds, user_id, pending.secret), confirmed=True)
-    return True
+    events.emit("totp_confirmed", user_id=user_id, replaced=current is not None)
+    return TotpConfirmed(recovery_codes=await ensure_recovery_codes(store, events, user_id))
+
+
+class TotpRemoved(msgspec.Struct, frozen=True):
+    """What :func:`remove_totp` did: ``recovery_codes_cleared`` when it was the user's last
+    second factor, so their recovery codes went with it."""
+
+    recovery_codes_cleared: bool
+
+
+async def remove_totp(
+    store: _MfaStore,
+    totp: Totp,
+    seeds: SecretSealer,
+    events: Events,
+    *,
+    user_id: str,
+    code: str,
+    client_ip: str,
+    now: int,
+) -> TotpRemoved:
+    """Remove the user's confirmed TOTP factor, proved by ``code``: a valid, unused code
+    of it, or one of the user's recovery codes (spent: a user who lost the phone removes
+    the factor with a code they saved, then sets up a new one). The caller has checked that
+    the user may change the factor (a recent sign-in). Wrong codes count towards the same
+    attempt limit as confirmations.
+
+    When the user has no passkey either, the recovery codes go too: they stand in for a
+    second factor the user no longer has (the next enrolment issues a new set). Raises
+    ``NoFactor`` without a confirmed factor, ``FactorUnreadable`` (only a recovery code
+    removes such a factor), ``InvalidCurrentCode``, ``TooManyCodes``, ``NotFound``.
+    """
+    credentials = await store.get_credentials(user_id)
+    if not credentials.totp_confirmed or credentials.totp_secret is None:
+        raise NoFactor("there is no TOTP factor to remove")
+    recovery = looks_like_recovery_code(code)
+    # Opened first: a factor that does not open is refused before an attempt is counted.
+    factor = None if recovery else _current_factor(seeds, credentials)
+    key = await _counted(store, user_id, now)
+    if factor is not None:
+        proved = await use_totp_code(store, totp, user_id, factor.secret, code, now)
+    else:
+        proved = recovery and await spend_recovery_code(store, events, user_id, code,
+                                                        client_ip=client_ip)
+    if not proved:
+        raise InvalidCurrentCode("the code is incorrect or was already used")
+    await store.hit(key, VERIFY_WINDOW_SECONDS, now, -1)
+    await store.set_totp(user_id, None, confirmed=False)
+    cleared = not await store.list_passkeys(user_id)
+    if cleared:
+        await clear_recovery_codes(store, user_id)
+    events.emit("totp_removed", user_id=user_id, recovery_codes_cleared=cleared)
+    return TotpRemoved(recovery_codes_cleared=cleared)
 
 
 class MfaReset(msgspec.Struct, frozen=True):

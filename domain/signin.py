@@ -299,6 +299,35 @@ async def check_totp(
     return TotpAccepted(user_id=user_id)
 
 
+async def check_current_password(
+    store: SigninStore,
+    hasher: PasswordHasher,
+    events: Events,
+    *,
+    user: User,
+    password: str,
+    client_ip: str,
+    now: int,
+    policy: ThrottlePolicy = DEFAULT_THROTTLE,
+) -> bool | Throttled:
+    """Whether ``password`` is the signed-in ``user``'s current one (to change it, on
+    ``/account``), counted and limited exactly as a sign-in with it: a stolen session is
+    no faster a way to guess the password than the sign-in page. A user without a password
+    never matches (after the same work). Raises ``StoreUnavailable``."""
+    reservation = await _reserve(store, events, policy, step="password",
+                                 user_name=user.user_name, user_id=None,
+                                 client_ip=client_ip, now=now)
+    if isinstance(reservation, Throttled):
+        return reservation
+    credentials = await store.get_credentials(user.id)
+    if not await hasher.verify(credentials.password_hash, password[:MAX_PASSWORD_LENGTH]):
+        events.emit("signin_failed", reason="bad_current_password", user_id=user.id,
+                    client_ip=client_ip)
+        return False
+    await _give_back(store, policy, reservation, now)
+    return True
+
+
 class PasswordStore(UserStore, CredentialStore, TokenStore, Protocol):
     """What :func:`set_password` needs from the store."""
 

@@ -52,6 +52,22 @@ MESSAGES = {
                          "longer work; it will ask for your permission again if you use it.",
     "consent_gone": "That application had no access to withdraw.",
     "no_session": "You are not signed in any more (your session ended).",
+    "password_changed": "Your password is changed. You are signed out everywhere else, and "
+                        "applications ask you to sign in again.",
+    "password_set": "Your password is set. You are signed out everywhere else, and "
+                    "applications ask you to sign in again.",
+    "totp_added": "Your authenticator app is set up: signing in now asks for a code from it.",
+    "totp_replaced": "Your new authenticator app is set up; codes of the old one no longer "
+                     "work.",
+    "totp_removed": "The authenticator app is removed.",
+    "totp_removed_codes_cleared": "The authenticator app is removed. It was your last second "
+                                  "factor, so your recovery codes no longer work either: you "
+                                  "sign in with your password alone.",
+    "totp_gone": "You had no authenticator app to remove.",
+    "totp_setup_expired": "The set-up of your authenticator app expired (it lasts 10 "
+                          "minutes). Nothing was changed: please start again.",
+    "totp_setup_stale": "Your authenticator app was changed elsewhere meanwhile, so this "
+                        "set-up no longer applies. Nothing was changed: please start again.",
 }
 #: A reason in the ``session_ended`` security event: the user ended a session (from this
 #: page, not necessarily in the browser that was signed out).
@@ -217,6 +233,7 @@ async def _security(services: Services, user: User, session: Session) -> dict[st
         "email_verified": email_verified(user, credentials),
         "mail": services.mailer is not None,
         "password": credentials.password_hash is not None,
+        "password_min_length": services.settings.password_min_length,
         "totp": credentials.totp_confirmed and credentials.totp_secret is not None,
         "passkeys": passkeys,
         "recovery_codes_left": await services.store.count_recovery_codes(user.id),

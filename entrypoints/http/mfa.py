@@ -6,14 +6,15 @@ Both need the user's bearer access token with the ``mfa`` scope from a recent si
 Registering returns a new seed, its ``otpauth://`` URI and a sealed ``enrollment``; nothing
 is stored. When a factor is confirmed already, registering needs ``current_code``, a code of
 it. ``verify`` takes the ``enrollment`` and a valid code, and only then stores the seed
-(sealed) as the user's confirmed factor. Neither endpoint changes any token:
+(sealed) as the user's confirmed factor; a user without recovery codes gets a first set in
+that response (``recovery_codes``, shown once). Neither endpoint changes any token:
 ``mfa_verified`` comes only from a sign-in that passed the TOTP step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -55,10 +56,17 @@ class TotpRegistration(msgspec.Struct, frozen=True):
     confirmed: bool = False
 
 
-class TotpConfirmation(msgspec.Struct, frozen=True):
-    """The enrolment's seed is now the user's confirmed factor."""
+class TotpConfirmation(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The enrolment's seed is now the user's confirmed factor. ``recovery_codes``: present
+    only when this confirmation issued the user's first set of recovery codes (the user had
+    none left): ten single-use codes that stand in for the second factor at sign-in. They
+    are shown this once and stored only hashed: hand them to the user now."""
 
     confirmed: bool
+    recovery_codes: Annotated[list[str] | None, msgspec.Meta(description=(
+        "only when this confirmation issued the user's first set: ten single-use recovery "
+        "codes (abcd-efgh-ijkl-mnop), each accepted once at sign-in in place of the second "
+        "factor; shown this once, stored only hashed"))] = None
 
 
 class MfaError(msgspec.Struct, frozen=True):
@@ -217,13 +225,18 @@ class MfaController(Controller):
     @post("/verify", operation_id="verifyTotp", status_code=200,
           operation_class=_VerifyOperation,
           responses={200: ResponseSpec(data_container=TotpConfirmation,
-                                       description="the factor is confirmed and in force",
+                                       description="the factor is confirmed and in force (with the "
+                                                   "user's first recovery codes when it "
+                                                   "issued them)",
                                        generate_examples=False),
                      400: _ERROR, 401: _ERROR, 403: _ERROR, 409: _ERROR, 429: _ERROR})
     async def verify(self,
         request: Request[Any, Any, Any], services: ServicesDependency
     ) -> Response[bytes]:
-        """Confirm a registration with ``enrollment`` and ``code`` (JSON or form)."""
+        """Confirm a registration with ``enrollment`` and ``code`` (JSON or form).
+
+        When the user had no recovery codes, the response carries a first set of ten
+        (``recovery_codes``), shown only this once."""
         record = await _user_token(request, services)
         if isinstance(record, Response):
             return record
@@ -234,7 +247,7 @@ class MfaController(Controller):
         try:
             confirmed = await confirm_totp(
                 services.store, services.totp, services.signin_sealer, services.secret_sealer,
-                caller=record, enrollment=enrollment, code=code,
+                services.events, caller=record, enrollment=enrollment, code=code,
                 recent_auth_seconds=services.settings.mfa_recent_auth_seconds,
                 now=services.clock.now())
         except InvalidEnrollment as exc:
@@ -245,6 +258,7 @@ class MfaController(Controller):
             return _error(409, "factor_already_active", str(exc))
         except TooManyCodes as exc:
             return _too_many(exc)
-        if not confirmed:
+        if confirmed is None:
             return _error(400, "invalid_code", "the code is incorrect or was already used")
-        return _json(TotpConfirmation(confirmed=True))
+        return _json(TotpConfirmation(
+            confirmed=True, recovery_codes=list(confirmed.recovery_codes) or None))

@@ -97,7 +97,10 @@ def test_enrolment_is_inactive_until_confirmed_then_sign_in_asks_for_it(h: Harne
     code = pyotp.TOTP(body["secret"]).at(h.clock.now())
     confirmed = h.client.post("/mfa/totp/verify", headers=_bearer(token),
                               data={"enrollment": body["enrollment"], "code": code})
-    assert confirmed.status_code == 200 and confirmed.json() == {"confirmed": True}
+    assert confirmed.status_code == 200 and confirmed.json()["confirmed"] is True
+    # The first factor comes with the user's first recovery codes (tests/e2e/
+    # test_account_security.py has the rest).
+    assert len(confirmed.json()["recovery_codes"]) == 10
     assert h.totp_seed(user.id) == body["secret"]
     # Confirming did not make the caller's token MFA-verified: only a sign-in does.
     record = h.run(h.store.get_access_token(hash_token(token), h.clock.now()))

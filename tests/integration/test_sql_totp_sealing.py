@@ -47,7 +47,8 @@ async def _enrol(store: SqlStore, user: User) -> str:
         store, TOTP, sealer, SEEDS, caller=_token(user), issuer="iss", current_code=None,
         recent_auth_seconds=RECENT_AUTH_SECONDS, now=NOW)
     assert await confirm_totp(
-        store, TOTP, sealer, SEEDS, caller=_token(user), enrollment=enrolment.enrollment,
+        store, TOTP, sealer, SEEDS, RecordingEvents(), caller=_token(user),
+        enrollment=enrolment.enrollment,
         code=pyotp.TOTP(enrolment.secret).at(NOW), recent_auth_seconds=RECENT_AUTH_SECONDS,
         now=NOW)
     return enrolment.secret

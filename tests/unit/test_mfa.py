@@ -35,6 +35,7 @@ from domain.mfa import (
 )
 from domain.tokens import hash_token
 from ports.sealing import UnreadableSecret
+from tests.doubles import RecordingEvents
 from tests.unit.session_doubles import no_sessions
 
 NOW = 1_700_000_010
@@ -108,9 +109,10 @@ async def _register(store: MemoryStore, user: User, *, current_code: str | None 
 async def _confirm(store: MemoryStore, user: User, enrollment: str, code: str, *,
                    now: int = NOW, caller: AccessToken | None = None,
                    seeds: AesGcmSecretSealer = SEEDS) -> bool:
-    return await confirm_totp(store, TOTP, SEALER, seeds, caller=caller or _token(user),
-                              enrollment=enrollment, code=code,
-                              recent_auth_seconds=RECENT_AUTH_SECONDS, now=now)
+    confirmed = await confirm_totp(store, TOTP, SEALER, seeds, RecordingEvents(),
+                                   caller=caller or _token(user), enrollment=enrollment,
+                                   code=code, recent_auth_seconds=RECENT_AUTH_SECONDS, now=now)
+    return confirmed is not None
 
 
 async def _seed(store: MemoryStore, user: User, seeds: AesGcmSecretSealer = SEEDS) -> str:
