@@ -32,6 +32,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.account import AccountController
+from entrypoints.http.account_email import AccountEmailController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
@@ -176,7 +177,8 @@ def create_app(
                                  AdminController, AdminSessionsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
-                                 SigninController, AccountController, *DEVICE_HANDLERS]
+                                 SigninController, AccountController, *DEVICE_HANDLERS,
+                                 AccountEmailController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
