@@ -50,6 +50,7 @@ from domain.device import (
     hash_user_code,
     normalize_user_code,
 )
+from domain.email_verification import email_claims
 from domain.oauth import (
     BEARER,
     GRANT_ID_PREFIX,
@@ -65,7 +66,7 @@ from domain.oauth import (
     require_active_user,
 )
 from domain.ratelimit import rate_key
-from domain.scopes import GROUPS, OPENID
+from domain.scopes import EMAIL, GROUPS, OPENID
 from domain.sessions import AMR_MFA, Session, SessionGrant, SessionPolicy, idle_expiry
 from domain.tokens import hash_token
 from ports.store import ConsentStore, DeviceStore, SessionStore
@@ -431,6 +432,8 @@ async def _issue(
     id_token: str | None = None
     if OPENID in scopes:
         claims = _id_token_claims(oauth, approved, user_id, auth_time, tokens.access_value, now)
+        if EMAIL in scopes:
+            claims.update(await email_claims(ports.store, user))
         if GROUPS in scopes:
             claims["groups"] = groups_claim(user)
         id_token = oauth.signer.sign(claims)

@@ -152,10 +152,11 @@ async def replace_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
     user_id: str, document: Any, *, sessions: UserSessionEnder,
     expected_version: int | None = None, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+    written: Callable[[User, User], None] | None = None,
 ) -> User:
     """PUT: replace every writable attribute; a password in the body replaces the password
     (and ends the user's sessions and tokens, as ``active`` false does). A body without one
-    keeps the password.
+    keeps the password. ``written`` is told the user before and after, once done.
 
     Raises ``NotFound``, ``InvalidValue``, ``Conflict``, ``PreconditionFailed``.
     """
@@ -173,6 +174,8 @@ async def replace_user(
         await store.set_password_hash(user_id, password_hash)
         await _revoke_for_password(store, sessions, events, user_id, False, clock.now())
     await _revoke_if_deactivated(store, sessions, events, before, stored, clock.now())
+    if written is not None:
+        written(before, stored)
     return stored
 
 
@@ -197,11 +200,13 @@ async def patch_user(
     store: Store, clock: Clock, hasher: PasswordHasher, events: Events,
     user_id: str, body: Any, *, sessions: UserSessionEnder,
     expected_version: int | None = None, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
+    written: Callable[[User, User], None] | None = None,
 ) -> User:
     """PATCH (RFC 7644 3.5.2). A ``password`` set by the patch replaces the password; one
     removed (``remove`` of ``password``, or ``replace`` with null) clears it, so the user can
     no longer sign in with a password. Either ends the user's sessions and tokens, as
-    ``active`` false does.
+    ``active`` false does. ``written`` is told the user before and after the attempt that
+    succeeded.
 
     Raises ``NotFound``, ``InvalidSyntax``, ``InvalidPath``, ``InvalidValue``
     (``PasswordRejected``), ``Mutability``, ``NoTarget``, ``Conflict``, ``PreconditionFailed``.
@@ -241,6 +246,8 @@ async def patch_user(
             await store.set_password_hash(user_id, hashed[password] if password else None)
             await _revoke_for_password(store, sessions, events, user_id, cleared, clock.now())
         await _revoke_if_deactivated(store, sessions, events, before, stored, clock.now())
+        if written is not None:
+            written(before, stored)
         return stored
 
     return await _retrying(attempt, expected_version)

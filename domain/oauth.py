@@ -26,6 +26,7 @@ from domain.clients import (
     GRANT_REFRESH_TOKEN,
     Client,
 )
+from domain.email_verification import email_claims
 from domain.entities import (
     AccessToken,
     AuthorizationCode,
@@ -48,7 +49,14 @@ from domain.resources import (
     aud_claim,
     may_introspect,
 )
-from domain.scopes import GROUPS, IDENTITY_SCOPES, OFFLINE_ACCESS, OPENID, service_scopes_in
+from domain.scopes import (
+    EMAIL,
+    GROUPS,
+    IDENTITY_SCOPES,
+    OFFLINE_ACCESS,
+    OPENID,
+    service_scopes_in,
+)
 from domain.sessions import ACR_MFA, ACR_PASSWORD, AMR_OTP, acr_of, amr_of
 from domain.token_binding import bound_jkt, confirmation, token_type
 from domain.tokens import (
@@ -63,7 +71,14 @@ from domain.tokens import (
 from ports.clock import Clock
 from ports.events import Events
 from ports.security import IdTokenSigner, TokenGenerator
-from ports.store import CodeStore, ConsentStore, EphemeralStore, TokenStore, UserStore
+from ports.store import (
+    CodeStore,
+    ConsentStore,
+    CredentialStore,
+    EphemeralStore,
+    TokenStore,
+    UserStore,
+)
 
 GRANT_ID_PREFIX = "gr_"
 PKCE_S256 = "S256"
@@ -123,9 +138,11 @@ class TokenPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return min(lifetime, self.refresh_max_lifetime_seconds)
 
 
-class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, ConsentStore, Protocol):
+class OAuthStore(CodeStore, TokenStore, EphemeralStore, UserStore, ConsentStore,
+                 CredentialStore, Protocol):
     """The part of the Store the OAuth use cases need (users: to refuse deprovisioned ones;
-    consents: to refuse a grant whose consent was withdrawn)."""
+    consents: to refuse a grant whose consent was withdrawn; credentials: whether the
+    email is verified, for the ID token)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +477,8 @@ async def exchange_authorization_code(
     id_token: str | None = None
     if OPENID in scopes:
         claims = _id_token_claims(policy, taken, access_value, now)
+        if EMAIL in scopes:
+            claims.update(await email_claims(ports.store, user))
         if GROUPS in scopes:
             claims["groups"] = groups_claim(user)
         id_token = ports.signer.sign(claims, alg=alg)

@@ -19,6 +19,8 @@ from domain.entities import AccessToken
 
 OPENID = "openid"
 OFFLINE_ACCESS = "offline_access"
+#: Releases the ``email`` and ``email_verified`` claims in the ID token and at userinfo.
+EMAIL = "email"
 #: Releases the ``groups`` claim (the user's group names) in the ID token and at userinfo.
 GROUPS = "groups"
 SCIM_READ = "scim:read"

@@ -32,6 +32,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.account import AccountController
+from entrypoints.http.account_email import AccountEmailController
 from entrypoints.http.account_security import AccountSecurityController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_sessions import AdminSessionsController
@@ -178,7 +179,7 @@ def create_app(
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController, AccountController, AccountSecurityController,
-                                 *DEVICE_HANDLERS]
+                                 AccountEmailController, *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

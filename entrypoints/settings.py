@@ -130,6 +130,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: ``EMAIL_VERIFICATION_SECONDS``: how long an email verification link works.
     password_reset_seconds: int = 1800
     email_verification_seconds: int = 86400
+    #: ``EMAIL_VERIFICATION_ON_PROVISION``: whether SCIM writes (a provisioning client)
+    #: mail a verification link for each new or changed email; off, users ask for one on
+    #: ``/account``.
+    email_verification_on_provision: bool = True
 
     @property
     def issuer(self) -> str:
@@ -264,6 +268,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_from=_smtp_from(get("SMTP_URL"), get("SMTP_FROM")),
         password_reset_seconds=_positive_int(env, "PASSWORD_RESET_SECONDS", 1800),
         email_verification_seconds=_positive_int(env, "EMAIL_VERIFICATION_SECONDS", 86400),
+        email_verification_on_provision=_flag(env, "EMAIL_VERIFICATION_ON_PROVISION",
+                                              default=True),
     )
 
 

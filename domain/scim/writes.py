@@ -9,6 +9,11 @@ revocations) is kept whole or not at all, whichever endpoint (``/Users/{id}`` or
 A user write that ends the user's sessions (:mod:`domain.user_sessions`: a deactivation,
 a deletion, a password) ends them inside the unit; the back-channel logouts go out once
 the unit is done (:func:`~domain.user_sessions.ending_sessions_after`).
+
+Once a user write is done (the unit committed), a primary email it created or changed gets
+a verification link (:func:`domain.email_verification.email_written_quietly`, with
+``WritePorts.verification``): after the unit, so that no link names a write that was rolled
+back, and never failing the write that succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from domain import identities
+from domain.email_verification import VerificationPorts, email_written_quietly
 from domain.entities import Group, User
 from domain.errors import PreconditionFailed
 from domain.logout import LogoutPorts
@@ -43,6 +49,9 @@ class WritePorts:
     #: Ending the sessions of a user deprovisioned or given a new password.
     logout: LogoutPorts
     policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY
+    #: Mailing verification links for new and changed emails; None: none are sent
+    #: (``EMAIL_VERIFICATION_ON_PROVISION`` off).
+    verification: VerificationPorts | None = None
 
 
 async def atomically(store: Store, work: Callable[[], Awaitable[_T]]) -> _T:
@@ -70,28 +79,54 @@ async def expected_version(
     return version
 
 
+class _Written:
+    """Keeps the user as it was before the write that succeeded (a PATCH's last attempt)."""
+
+    def __init__(self) -> None:
+        self.before: User | None = None
+
+    def __call__(self, before: User, after: User) -> None:
+        self.before = before
+
+
+async def _email_written(ports: WritePorts, before: User | None, after: User, *,
+                         created: bool = False) -> None:
+    if ports.verification is not None and (created or before is not None):
+        await email_written_quietly(ports.verification, before, after, reason="scim")
+
+
 async def create_user(ports: WritePorts, body: Any) -> User:
     """See :func:`domain.identities.create_user`."""
-    return await atomically(ports.store, lambda: identities.create_user(
+    user = await atomically(ports.store, lambda: identities.create_user(
         ports.store, ports.clock, ports.hasher, body, ports.policy))
+    await _email_written(ports, None, user, created=True)
+    return user
 
 
 async def replace_user(ports: WritePorts, user_id: str, body: Any,
                        expected_version: int | None) -> User:
     """See :func:`domain.identities.replace_user`."""
-    return await ending_sessions_after(ports.logout, lambda sessions: atomically(
+    written = _Written()
+    user = await ending_sessions_after(ports.logout, lambda sessions: atomically(
         ports.store, lambda: identities.replace_user(
             ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
-            sessions=sessions, expected_version=expected_version, policy=ports.policy)))
+            sessions=sessions, expected_version=expected_version, policy=ports.policy,
+            written=written)))
+    await _email_written(ports, written.before, user)
+    return user
 
 
 async def patch_user(ports: WritePorts, user_id: str, body: Any,
                      expected_version: int | None) -> User:
     """See :func:`domain.identities.patch_user`."""
-    return await ending_sessions_after(ports.logout, lambda sessions: atomically(
+    written = _Written()
+    user = await ending_sessions_after(ports.logout, lambda sessions: atomically(
         ports.store, lambda: identities.patch_user(
             ports.store, ports.clock, ports.hasher, ports.events, user_id, body,
-            sessions=sessions, expected_version=expected_version, policy=ports.policy)))
+            sessions=sessions, expected_version=expected_version, policy=ports.policy,
+            written=written)))
+    await _email_written(ports, written.before, user)
+    return user
 
 
 async def delete_user(ports: WritePorts, user_id: str, expected_version: int | None) -> None:

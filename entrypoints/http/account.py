@@ -68,6 +68,20 @@ MESSAGES = {
                           "minutes). Nothing was changed: please start again.",
     "totp_setup_stale": "Your authenticator app was changed elsewhere meanwhile, so this "
                         "set-up no longer applies. Nothing was changed: please start again.",
+    # entrypoints/http/account_email.py
+    "email_changed": "Email address changed. We sent a verification link to the new "
+                     "address; it is unverified until you use the link.",
+    "email_changed_unverifiable": "Email address changed. It cannot be verified: this "
+                                  "server sends no email.",
+    "email_unchanged": "That is your email address already; nothing was changed.",
+    "email_reauthenticate": "For your security, sign in again before you change your email "
+                            "address; nothing was changed.",
+    "verification_sent": "We sent a new verification link to your email address. Earlier "
+                         "links no longer work.",
+    "email_verified": "Your email address is verified already.",
+    "email_missing": "Your account has no email address to verify.",
+    "verification_unavailable": "Email verification is unavailable: this server sends no "
+                                "email.",
 }
 #: A reason in the ``session_ended`` security event: the user ended a session (from this
 #: page, not necessarily in the browser that was signed out).

@@ -56,6 +56,7 @@ from domain.scim.schema import (
 )
 from domain.scim.search import SearchRequest, read_search_request, search_all
 from domain.scopes import SCIM_READ, SCIM_WRITE
+from entrypoints.http.account_email import verification_ports
 from entrypoints.http.bearer import ServiceTokenRefused, require_service_token
 from entrypoints.http.services import Services, ServicesDependency
 
@@ -240,8 +241,11 @@ def _password_policy(services: Services) -> PasswordPolicy:
 
 def write_ports(services: Services) -> writes.WritePorts:
     """The ports of a SCIM write (single or Bulk)."""
+    verification = (verification_ports(services)
+                    if services.settings.email_verification_on_provision else None)
     return writes.WritePorts(services.store, services.clock, services.password_hasher,
-                             services.events, services.logout, _password_policy(services))
+                             services.events, services.logout, _password_policy(services),
+                             verification)
 
 
 def _base_url(services: Services) -> str:

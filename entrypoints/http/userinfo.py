@@ -26,10 +26,11 @@ from domain.dpop import (
     check_presentation,
     current_nonce,
 )
+from domain.email_verification import email_claims
 from domain.entities import User
 from domain.errors import NotFound
 from domain.oauth import OAuthError, client_exists, groups_claim
-from domain.scopes import GROUPS
+from domain.scopes import EMAIL, GROUPS
 from entrypoints.http.bearer import bearer_from_header
 from entrypoints.http.cors import request_origin, response_headers
 from entrypoints.http.oauth import dpop_proof
@@ -96,8 +97,11 @@ async def bearer_token(request: Request[Any, Any, Any]) -> str | Response[bytes]
     return from_header or from_body
 
 
-def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
-    """OIDC standard claims of ``user`` released for ``scopes`` (OIDC Core 5.4)."""
+def user_claims(user: User, scopes: list[str], email: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """OIDC standard claims of ``user`` released for ``scopes`` (OIDC Core 5.4); ``email``:
+    the user's ``email`` claims (``domain.email_verification.email_claims``), released
+    with the ``email`` scope."""
     claims: dict[str, Any] = {"sub": user.id}
     if "profile" in scopes:
         claims["preferred_username"] = user.user_name
@@ -109,11 +113,9 @@ def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
             claims["given_name"] = user.name.given_name
         if user.name and user.name.family_name:
             claims["family_name"] = user.name.family_name
-    if "email" in scopes and user.emails:
-        primary = next((e for e in user.emails if e.primary), user.emails[0])
-        claims["email"] = primary.value
-        # Addresses come from SCIM as given; nothing here proves the user controls them.
-        claims["email_verified"] = False
+    if EMAIL in scopes and email:
+        # Verified only by a link the user used (domain.email_verification).
+        claims.update(email)
     if GROUPS in scopes:
         claims["groups"] = groups_claim(user)
     return claims
@@ -193,7 +195,10 @@ async def _answer(
                 record.client_id)
     if not user.active:
         return bearer_error(401, "invalid_token", "the token's user is inactive"), record.client_id
+    scopes = record.scope.split()
+    # The credentials are read only when their claim is asked for.
+    email = await email_claims(services.store, user) if EMAIL in scopes else None
     return Response(
-        _encoder.encode(user_claims(user, record.scope.split())),
+        _encoder.encode(user_claims(user, scopes, email)),
         media_type="application/json", headers=_NO_STORE,
     ), record.client_id

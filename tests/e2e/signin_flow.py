@@ -39,6 +39,7 @@ from entrypoints.app import create_app
 from entrypoints.container import build_container
 from entrypoints.http.services import Services
 from entrypoints.settings import load_settings
+from ports.mail import Mailer
 from ports.store import Store
 from tests.doubles import FakeClock, RecordingEvents
 from tests.e2e.conftest import StoreBackend
@@ -225,14 +226,16 @@ def forwarded_for(address: str) -> dict[str, str]:
 @contextmanager
 def harness(
     tmp_path: Path, *, store: Store | None = None, clock: FakeClock | None = None,
-    peer: str | None = None, backend: StoreBackend | None = None, **env: str,
+    peer: str | None = None, backend: StoreBackend | None = None, mailer: Mailer | None = None,
+    **env: str,
 ) -> Iterator[Harness]:
     """The app with first-party clients (a public one with PKCE, a confidential one, one
     that requires MFA) and a third-party one, a fake clock, no users.
 
     Passing another harness's ``store`` and ``clock`` makes a second instance sharing them;
     ``peer`` puts it behind a proxy at that address (:func:`from_peer`). ``backend`` runs
-    the app on that backend instead of a fresh ``MemoryStore``.
+    the app on that backend instead of a fresh ``MemoryStore``. ``mailer`` is the app's
+    mail sender (none by default: no email features).
     """
     clients_file = tmp_path / "clients.toml"
     clients_file.write_text(_CLIENTS_TOML)
@@ -248,6 +251,8 @@ def harness(
     container.password_hasher.override(providers.Object(HASHER))
     if "SIGNING_KEY_FILE" not in env:
         container.signer.override(providers.Object(SIGNER))
+    if mailer is not None:
+        container.mailer.override(providers.Object(mailer))
     if store is None and backend is not None:
         store = backend.instance
     elif store is None:

@@ -33,7 +33,7 @@ from domain.device_grant import (
     redeem_device_code,
     start_device_authorization,
 )
-from domain.entities import User
+from domain.entities import Email, User
 from domain.oauth import OAuthError, OAuthPorts, TokenPolicy
 from domain.sessions import Session, SessionPolicy, amr_of, open_session
 from domain.tokens import hash_token
@@ -50,7 +50,8 @@ TV = Client(client_id="tv", name="Living-room TV", grant_types=DEVICE_GRANTS, sc
 CONSOLE = Client(client_id="console", name="Console", grant_types=DEVICE_GRANTS,
                  scopes=SCOPES, auth_methods=frozenset({AUTH_NONE}))
 TRUSTED = Client(client_id="trusted", name="Trusted", grant_types=DEVICE_GRANTS,
-                 scopes=SCOPES, auth_methods=frozenset({AUTH_NONE}), first_party=True)
+                 scopes=SCOPES | {"email"}, auth_methods=frozenset({AUTH_NONE}),
+                 first_party=True)
 STRICT = Client(client_id="strict", name="Strict", grant_types=DEVICE_GRANTS, scopes=SCOPES,
                 auth_methods=frozenset({AUTH_NONE}), require_mfa=True)
 WEB = Client(client_id="web", name="Web", grant_types=frozenset({"authorization_code"}),
@@ -319,6 +320,25 @@ async def test_the_polls_of_rfc_8628_section_3_5() -> None:
     assert await w.refused(started) == "invalid_grant"
     assert w.events.named("token_issued") == [{"grant_type": GRANT_DEVICE_CODE,
                                                "client_id": "tv"}]
+
+
+async def test_the_id_token_says_whether_the_email_is_verified() -> None:
+    w = World()
+    alice = await w.store.create_user(User(user_name="alice", emails=(
+        Email(value="Alice@Example.test", primary=True),)))
+    session = await w.session()
+
+    async def email_claims() -> tuple[Any, Any]:
+        started = await w.start(TRUSTED, scope="openid email")
+        await w.approve(started, session)
+        w.clock.advance(5)
+        body = await w.redeem(started, TRUSTED)
+        claims = jwt.decode(body["id_token"], KeySet.import_key_set(SIGNER.jwks())).claims
+        return claims.get("email"), claims.get("email_verified")
+
+    assert await email_claims() == ("Alice@Example.test", False)
+    await w.store.set_verified_email(alice.id, "alice@example.test")
+    assert await email_claims() == ("Alice@Example.test", True)
 
 
 async def test_the_grant_is_recorded_in_the_live_session_and_the_consent() -> None:
