@@ -33,6 +33,7 @@ from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.account import AccountController
 from entrypoints.http.admin import AdminController
+from entrypoints.http.admin_accounts import AdminAccountsController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
 from entrypoints.http.device import DEVICE_HANDLERS
@@ -174,6 +175,7 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, AdminSessionsController,
+                                 AdminAccountsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController, AccountController, *DEVICE_HANDLERS]

@@ -23,7 +23,7 @@ import fcntl
 import os
 import pickle
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ from domain.entities import (
     Credentials,
     Group,
     Page,
+    Passkey,
     PurgeCounts,
     RefreshTake,
     RefreshToken,
@@ -259,6 +260,39 @@ class FileStore:
 
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
         await self._write(lambda m: m.set_totp(user_id, secret, confirmed=confirmed))
+
+    async def set_verified_email(self, user_id: str, address: str | None) -> None:
+        await self._write(lambda m: m.set_verified_email(user_id, address))
+
+    async def add_passkey(self, passkey: Passkey) -> None:
+        await self._write(lambda m: m.add_passkey(passkey))
+
+    async def list_passkeys(self, user_id: str) -> list[Passkey]:
+        return await self._read(lambda m: m.list_passkeys(user_id))
+
+    async def find_passkey(self, credential_id: str) -> Passkey | None:
+        return await self._read(lambda m: m.find_passkey(credential_id))
+
+    async def record_passkey_use(self, credential_id: str, sign_count: int, now: int) -> bool:
+        return await self._write(lambda m: m.record_passkey_use(credential_id, sign_count, now))
+
+    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
+        return await self._write(lambda m: m.rename_passkey(user_id, credential_id, name))
+
+    async def remove_passkey(self, user_id: str, credential_id: str) -> bool:
+        return await self._write(lambda m: m.remove_passkey(user_id, credential_id))
+
+    async def remove_passkeys(self, user_id: str) -> int:
+        return await self._write(lambda m: m.remove_passkeys(user_id))
+
+    async def replace_recovery_codes(self, user_id: str, code_hashes: Sequence[str]) -> None:
+        await self._write(lambda m: m.replace_recovery_codes(user_id, code_hashes))
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        return await self._write(lambda m: m.use_recovery_code(user_id, code_hash))
+
+    async def count_recovery_codes(self, user_id: str) -> int:
+        return await self._read(lambda m: m.count_recovery_codes(user_id))
 
     # CodeStore
 
