@@ -35,6 +35,7 @@ from entrypoints.http.account import AccountController
 from entrypoints.http.account_email import AccountEmailController
 from entrypoints.http.account_security import AccountSecurityController
 from entrypoints.http.admin import AdminController
+from entrypoints.http.admin_accounts import AdminAccountsController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
 from entrypoints.http.device import DEVICE_HANDLERS
@@ -176,6 +177,7 @@ def create_app(
                                  AuthorizeController, UserinfoController, MfaController,
                                  MetricsController, scim_router, scim_extensions_router,
                                  AdminController, AdminSessionsController,
+                                 AdminAccountsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController, AccountController, AccountSecurityController,

@@ -147,7 +147,8 @@ def test_reset_mfa_clears_the_factor_and_revokes_the_users_tokens(
     monkeypatch.setenv("DATABASE_URL", url)
     assert main(["user", "reset-mfa", "ALICE"]) == 0
     out = capsys.readouterr().out
-    assert "TOTP factor removed for alice" in out and "1 token record(s) revoked" in out
+    assert "MFA reset for alice" in out and ": TOTP factor, 0 passkey(s)" in out
+    assert "1 token record(s) revoked" in out
     assert asyncio.run(state(user.id)) == (None, False)
     assert main(["user", "reset-mfa", "nobody"]) == 1
-    assert "no user named 'nobody'" in capsys.readouterr().err
+    assert "no user with the id or userName 'nobody'" in capsys.readouterr().err

@@ -18,4 +18,4 @@ def test_reset_mfa_with_hybrid_explains_why_it_cannot_reach_the_users(
     assert main(["user", "reset-mfa", "alice"]) == 2
     err = capsys.readouterr().err
     assert "STORE_BACKEND" in err and "user reset-mfa cannot reach the users" in err
-    assert "manage those users with SCIM" in err
+    assert "POST /admin/users/{id}/mfa/reset" in err
