@@ -48,6 +48,7 @@ from entrypoints.http.initial_access_tokens import create_initial_access_token
 from entrypoints.http.logout import LogoutController
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
+from entrypoints.http.password_reset import PasswordResetController
 from entrypoints.http.registration import RegistrationController
 from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
@@ -188,7 +189,8 @@ def create_app(
                                  AdminController, AdminSessionsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
-                                 SigninController, AccountController, *DEVICE_HANDLERS]
+                                 SigninController, AccountController, *DEVICE_HANDLERS,
+                                 PasswordResetController]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -59,7 +59,7 @@ class _Handler:
     def __init__(self, server: LocalSmtp) -> None:
         self._server = server
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         return self._server._receive(envelope)
 
 
