@@ -327,3 +327,13 @@ def test_without_a_mailer_there_is_no_reset(tmp_path: Path) -> None:
         assert h.client.post("/signin/forgot", data={"login": "alice"}).status_code == 404
         assert h.client.post("/signin/reset", data={"token": "pr_x"}).status_code == 404
         assert h.events.named("password_reset_requested") == []
+
+
+def test_mail_under_way_is_delivered_before_the_app_stops(
+    tmp_path: Path, smtp_server: LocalSmtp
+) -> None:
+    with harness(tmp_path, **_env(smtp_server)) as h:
+        h.add_user("alice")
+        assert ask(h, "alice").status_code == 200
+    # No explicit drain: the shutdown waited for the delivery.
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1, timeout=0.5)] == [["alice@example.test"]]

@@ -5,6 +5,7 @@ of every outcome; and what ``SMTP_URL`` means (adapters/smtp_mail.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from adapters.smtp_mail import SmtpMailer, SmtpServer, parse_smtp_url
-from entrypoints.mail import TemplateRenderer
+from entrypoints.logging import redact
+from entrypoints.mail import TemplateRenderer, load_mailer, log_mail_status
+from entrypoints.settings import load_settings
 from tests.doubles import T0, FakeClock, RecordingEvents
 from tests.services.smtp import LocalSmtp
 
@@ -346,3 +349,33 @@ def test_starttls_is_required_before_sending_credentials_to_another_machine() ->
 def test_the_description_never_shows_the_password() -> None:
     server = parse_smtp_url("smtp://user:hunter2@mail.example.test:587")
     assert server.describe() == "smtp://mail.example.test:587 with AUTH"
+
+
+def test_no_mailer_without_smtp_url_and_the_start_up_line_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    off = load_settings({})
+    assert load_mailer(off, RecordingEvents(), FakeClock()) is None
+    on = load_settings({"SMTP_URL": "smtp://mailer:hunter2@mail.example.test:587",
+                        "SMTP_FROM": "no-reply@auth.example.test",
+                        "EXTERNAL_BASE_URL": "https://auth.example.test"})
+    mailer = load_mailer(on, RecordingEvents(), FakeClock())
+    assert isinstance(mailer, SmtpMailer)
+    assert mailer.server == SmtpServer(host="mail.example.test", port=587,
+                                       username="mailer", password="hunter2")
+    assert mailer.sender == "no-reply@auth.example.test"
+    assert mailer.helo_name == "auth.example.test"
+
+    with caplog.at_level(logging.INFO, logger="auth_service.mail"):
+        log_mail_status(off)
+        log_mail_status(on)
+    off_line, on_line = (r.getMessage() for r in caplog.records)
+    assert off_line.startswith("mail is off (SMTP_URL is unset)")
+    assert "no password reset" in off_line
+    assert on_line.startswith("mail is on: smtp://mail.example.test:587 with AUTH")
+    assert "hunter2" not in on_line
+
+
+def test_a_reset_secret_in_a_log_line_is_cut_to_its_prefix() -> None:
+    line = redact("opened https://a.test/signin/reset/x/pr_abcdefghijklmnopqrstuvwxyz0123")
+    assert "pr_abcd..." in line and "qrstuvwxyz" not in line
