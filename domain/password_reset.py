@@ -59,6 +59,8 @@ TOKEN_PREFIX = "pr_"
 #: Longest text looked up as a user name or an email address.
 MAX_LOGIN = 256
 _MAX_TOKEN = 128
+#: A secret has 43 characters after the prefix; anything much shorter is a damaged link.
+_MIN_TOKEN_BODY = 16
 
 
 class ResetPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,7 +111,8 @@ def duration_text(seconds: int) -> str:
 def looks_like_reset_token(token: str) -> bool:
     """Whether ``token`` could be a reset link's secret (else it is not looked up)."""
     body = token[len(TOKEN_PREFIX):]
-    return (token.startswith(TOKEN_PREFIX) and 0 < len(token) <= _MAX_TOKEN
+    return (token.startswith(TOKEN_PREFIX) and len(body) >= _MIN_TOKEN_BODY
+            and len(token) <= _MAX_TOKEN
             and all(c.isascii() and (c.isalnum() or c in "-_") for c in body))
 
 

@@ -27,6 +27,7 @@ from tests.e2e.signin_flow import (
     PUBLIC_ID,
     Form,
     Harness,
+    auth_params,
     full_flow,
     harness,
     submit,
@@ -311,8 +312,13 @@ def test_bad_input_is_a_clear_error(h: Harness, smtp_server: LocalSmtp) -> None:
 
 
 def test_the_sign_in_pages_offer_a_reset_with_a_mailer(h: Harness) -> None:
-    page = h.client.get("/signin")
-    assert 'href="/signin/forgot"' in page.text and "Forgot password?" in page.text
+    for page in (h.client.get("/signin"), h.client.get("/oauth/authorize",
+                                                       params=auth_params())):
+        assert page.status_code == 200
+        assert 'href="/signin/forgot"' in page.text and "Forgot password?" in page.text
+    forgot = h.client.get("/signin/forgot")
+    assert forgot.headers["content-security-policy"].startswith("default-src 'none'")
+    assert forgot.headers["cache-control"] == "no-store"
 
 
 def test_without_a_mailer_there_is_no_reset(tmp_path: Path) -> None:
