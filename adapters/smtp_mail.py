@@ -1,8 +1,8 @@
 """Mail to users over SMTP with aiosmtplib, as ``ports.mail.Mailer``.
 
-``send`` renders the message at once (so a bad address or template is reported at once)
-and hands it to a task of its own: the request that asked for the mail never waits for the
-mail server. A delivery:
+``send`` hands the message to a task of its own, which renders it and delivers it: the
+request that asked for the mail never waits for the mail server, nor for the rendering. A
+delivery:
 
 - opens one connection per message to the server of ``SMTP_URL``: ``smtps://`` speaks TLS
   from the start (port 465 by default); ``smtp://`` (port 25 by default) upgrades with
@@ -123,9 +123,12 @@ Renderer = Callable[[MailTemplate, Mapping[str, str]], RenderedMail]
 
 
 class _Outgoing(msgspec.Struct, frozen=True):
-    template: str
+    template: MailTemplate
+    to: str
     user_id: str
-    message: EmailMessage
+    values: dict[str, str]
+    #: When it was sent (the Date header), not when it was delivered.
+    at: int
 
 
 class InvalidMail(ValueError):
@@ -189,22 +192,14 @@ class SmtpMailer:
     def send(
         self, template: MailTemplate, *, to: str, user_id: str, values: Mapping[str, str]
     ) -> None:
-        """See :meth:`ports.mail.Mailer.send`: never raises, never waits."""
-        try:
-            message = build_message(self.sender, to, self.render(template, values),
-                                    now=self.clock.now())
-        except InvalidMail as exc:
-            self._failed(template, user_id, 0, "invalid", str(exc))
-            return
-        except Exception:  # a template that does not render is a bug, not the user's
-            log.exception("mail template %s did not render", template)
-            self._failed(template, user_id, 0, "invalid", "the template did not render")
-            return
+        """See :meth:`ports.mail.Mailer.send`: never raises, never waits. Even the message
+        is made in the background, so that a request that sends mail takes no longer than
+        one that does not (password reset answers everyone alike)."""
         if len(self._tasks) >= self.max_pending:
             self._failed(template, user_id, 0, "abandoned",
                          f"more than {self.max_pending} messages pending")
             return
-        outgoing = _Outgoing(template, user_id, message)
+        outgoing = _Outgoing(template, to, user_id, dict(values), self.clock.now())
         task = asyncio.get_running_loop().create_task(self._deliver(outgoing))
         self._tasks[task] = outgoing
         task.add_done_callback(self._finished)
@@ -247,16 +242,28 @@ class SmtpMailer:
                          "the delivery failed unexpectedly")
 
     async def _deliver(self, outgoing: _Outgoing) -> None:
+        try:
+            message = build_message(self.sender, outgoing.to,
+                                    self.render(outgoing.template, outgoing.values),
+                                    now=outgoing.at)
+        except InvalidMail as exc:
+            self._failed(outgoing.template, outgoing.user_id, 0, "invalid", str(exc))
+            return
+        except Exception:  # a template that does not render is a bug, not the user's
+            log.exception("mail template %s did not render", outgoing.template)
+            self._failed(outgoing.template, outgoing.user_id, 0, "invalid",
+                         "the template did not render")
+            return
         async with self._semaphore():
-            await self._attempts(outgoing)
+            await self._attempts(outgoing, message)
 
-    async def _attempts(self, outgoing: _Outgoing) -> None:
+    async def _attempts(self, outgoing: _Outgoing, message: EmailMessage) -> None:
         attempts = len(self.retry_delays) + 1
         reason, problem, status = "unavailable", "", None
         for attempt in range(1, attempts + 1):
             try:
                 async with asyncio.timeout(self.timeout_seconds):
-                    await self._transmit(outgoing.message)
+                    await self._transmit(message)
             except TimeoutError:  # aiosmtplib's own timeouts are TimeoutErrors too
                 reason, status = "timeout", None
                 problem = f"no answer within {self.timeout_seconds:g} seconds"
