@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.backchannel_http import HttpLogoutSender
+from adapters.smtp_mail import SmtpMailer
 from domain.client_admin import ClientPorts
 from domain.client_assertion import AssertionPolicy, AssertionPorts
 from domain.client_directory import ClientDirectory
@@ -50,6 +51,7 @@ from entrypoints.http.initial_access_tokens import create_initial_access_token
 from entrypoints.http.logout import LogoutController
 from entrypoints.http.mfa import MfaController
 from entrypoints.http.oauth import OAUTH_HANDLERS
+from entrypoints.http.password_reset import PasswordResetController
 from entrypoints.http.registration import RegistrationController
 from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
@@ -138,6 +140,16 @@ async def _drain_logouts(services: Services) -> None:
         await sender.drain(LOGOUT_DRAIN_SECONDS)
 
 
+#: How long shutdown waits for mail under way (then each message left is logged as
+#: abandoned: the user asks again); after the logouts, within the same grace period.
+MAIL_DRAIN_SECONDS = 5.0
+
+
+async def _drain_mail(services: Services) -> None:
+    if isinstance(services.mailer, SmtpMailer):
+        await services.mailer.drain(MAIL_DRAIN_SECONDS)
+
+
 def provide_services(state: State) -> Services:
     """The ``services`` dependency: built once by the lifespan, kept in the app state."""
     services: Services = state.services
@@ -170,6 +182,7 @@ def create_app(
                     yield
                 finally:
                     await _drain_logouts(services)
+                    await _drain_mail(services)
         finally:
             await backend.close()
 
@@ -181,7 +194,8 @@ def create_app(
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController, AccountController, AccountSecurityController,
-                                 AccountEmailController, *DEVICE_HANDLERS]
+                                 AccountEmailController, PasswordResetController,
+                                 *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -26,6 +26,7 @@ from entrypoints.client_cli import add_client_commands
 from entrypoints.clients import check_signing_algorithms, load_clients, load_resource_servers
 from entrypoints.key_cli import add_key_commands
 from entrypoints.logging import configure_logging
+from entrypoints.mail import log_mail_status
 from entrypoints.session_cli import add_session_commands
 from entrypoints.settings import ConfigError, Settings, load_settings
 from entrypoints.signing import signing_algorithms
@@ -88,6 +89,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     load_resource_servers(settings, clients)
     configure_logging(settings)
     warn_if_cleartext(settings)
+    log_mail_status(settings)
     _check_store(settings, workers=args.workers)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess

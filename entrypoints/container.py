@@ -26,6 +26,7 @@ from adapters.totp import PyotpTotp
 from domain.outbound import OutboundPolicy
 from entrypoints.backends import open_store
 from entrypoints.clients import load_clients, load_resource_servers
+from entrypoints.mail import load_mailer
 from entrypoints.metrics import Metrics
 from entrypoints.settings import Settings
 from entrypoints.signing import (
@@ -78,8 +79,10 @@ class Container(containers.DeclarativeContainer):
     outbound = providers.Singleton(HttpxJsonFetcher, outbound_policy)
     #: Back-channel logout deliveries (in the background; adapters/backchannel_http.py).
     logout_sender = providers.Singleton(HttpLogoutSender, outbound_policy, events)
-    #: Mail to users (ports.mail); None without SMTP_URL. Tests override it with a double.
-    mailer: providers.Provider[Mailer | None] = providers.Object(None)
+    #: Mail to users (ports.mail; entrypoints/mail.py), in the background; None without
+    #: SMTP_URL. Tests override it with a double, or point SMTP_URL at tests/services/smtp.py.
+    mailer: providers.Provider[Mailer | None] = providers.Singleton(
+        load_mailer, settings, events, clock)
     assertion_codec = providers.Singleton(JoseAssertionCodec)
     dpop_codec = providers.Singleton(JoseDpopCodec)
 

@@ -2,8 +2,9 @@
 
 Every line written while a request is being served carries that request's id, read from a
 context variable that the request-id middleware sets. Lines are scrubbed of anything that
-looks like a bearer secret (``tk_``/``rt_``/``ac_`` values, ``client_secret=...``) as a last
-line of defence: code must log ``token_display`` values only, never the token.
+looks like a bearer secret (``tk_``/``rt_``/``ac_`` values, ``pr_`` reset links,
+``client_secret=...``) as a last line of defence: code must log ``token_display`` values
+only, never the token.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: and plain, so that it can be logged and echoed without escaping or header injection.
 _REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 
-_TOKEN_PATTERN = re.compile(r"\b((?:tk|rt|ac)_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}")
+_TOKEN_PATTERN = re.compile(r"\b((?:tk|rt|ac|pr)_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}")
 _SECRET_PARAM_PATTERN = re.compile(
     r"(?i)\b(client_secret|password|code_verifier|code|refresh_token|access_token|token"
     r"|otp|totp_code)=([^&\s\"']+)"

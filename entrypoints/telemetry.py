@@ -28,6 +28,9 @@ WARNING_EVENTS = frozenset({
     "session_revocation_failed",
     "device_user_code_rejected",
     "device_user_code_throttled",
+    "mail_failed",
+    "password_reset_throttled",
+    "password_reset_link_refused",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.services.redis_cluster import redis_cluster_session
+from tests.services.smtp import LocalSmtp
 
 #: suite name -> pattern on the test id (file, class and parameters).
 SUITES: dict[str, re.Pattern[str]] = {
@@ -62,3 +63,15 @@ def redis_cluster_url() -> Iterator[str]:
     """A Redis Cluster (3 masters, 3 replicas) for the session, stopped at its end; skips
     (fails with ``CI=true``) when none can be had."""
     yield from redis_cluster_session()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[LocalSmtp]:
+    """A plain SMTP server on 127.0.0.1 (tests/services/smtp.py) for one test, keeping the
+    messages it accepts (``.received``, ``.wait_for(n)``); stopped at the test's end."""
+    server = LocalSmtp()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -192,6 +192,7 @@ def signin_page(
         scopes=scope_list(auth_request.scopes) if auth_request is not None else [],
         csrf_token=transaction.csrf, error=error, username=username, notice=notice,
         totp=FACTOR_TOTP in transaction.factors, passkey=FACTOR_PASSKEY in transaction.factors,
+        forgot_password=services.mailer is not None,
     )
     response.set_cookie(transaction_cookie(services, transaction))
     return response
