@@ -23,13 +23,14 @@ import fcntl
 import os
 import pickle
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from adapters.memory import MemoryStore
+from adapters.memory.account_tokens import MemoryAccountTokens
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
 from adapters.memory.device import MemoryDevice
@@ -39,11 +40,14 @@ from domain.consent import Consent, ConsentRecord
 from domain.device import DeviceAuthorization, DeviceDecision, DevicePoll
 from domain.entities import (
     AccessToken,
+    AccountToken,
+    AccountTokenKind,
     AuthorizationCode,
     ConsumedCode,
     Credentials,
     Group,
     Page,
+    Passkey,
     PurgeCounts,
     RefreshTake,
     RefreshToken,
@@ -147,18 +151,21 @@ class FileStore:
         if state.get("format") != FORMAT:
             raise StoreMisconfigured(f"the store file has format {state.get('format')!r}, "
                                      f"not {FORMAT}")
-        # A file written before clients (sessions, consents) were stored has none.
+        # A file written before clients (sessions, consents, device authorizations,
+        # account tokens) were stored has none.
         self._memory = MemoryStore(state["identities"], state["tokens"],
                                    state.get("clients") or MemoryClients(),
                                    state.get("sessions") or MemorySessions(),
                                    state.get("consents") or MemoryConsents(),
-                                   state.get("device") or MemoryDevice())
+                                   state.get("device") or MemoryDevice(),
+                                   state.get("account_tokens") or MemoryAccountTokens())
         self._loaded = seen
 
     def _save(self, memory: MemoryStore) -> None:
         state = {"format": FORMAT, "identities": memory.identities, "tokens": memory.tokens,
                  "clients": memory.clients, "sessions": memory.sessions,
-                 "consents": memory.consents, "device": memory.device}
+                 "consents": memory.consents, "device": memory.device,
+                 "account_tokens": memory.account_tokens}
         try:
             fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
             with os.fdopen(fd, "wb") as handle:
@@ -259,6 +266,39 @@ class FileStore:
 
     async def set_totp(self, user_id: str, secret: str | None, *, confirmed: bool) -> None:
         await self._write(lambda m: m.set_totp(user_id, secret, confirmed=confirmed))
+
+    async def set_verified_email(self, user_id: str, address: str | None) -> None:
+        await self._write(lambda m: m.set_verified_email(user_id, address))
+
+    async def add_passkey(self, passkey: Passkey) -> None:
+        await self._write(lambda m: m.add_passkey(passkey))
+
+    async def list_passkeys(self, user_id: str) -> list[Passkey]:
+        return await self._read(lambda m: m.list_passkeys(user_id))
+
+    async def find_passkey(self, credential_id: str) -> Passkey | None:
+        return await self._read(lambda m: m.find_passkey(credential_id))
+
+    async def record_passkey_use(self, credential_id: str, sign_count: int, now: int) -> bool:
+        return await self._write(lambda m: m.record_passkey_use(credential_id, sign_count, now))
+
+    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
+        return await self._write(lambda m: m.rename_passkey(user_id, credential_id, name))
+
+    async def remove_passkey(self, user_id: str, credential_id: str) -> bool:
+        return await self._write(lambda m: m.remove_passkey(user_id, credential_id))
+
+    async def remove_passkeys(self, user_id: str) -> int:
+        return await self._write(lambda m: m.remove_passkeys(user_id))
+
+    async def replace_recovery_codes(self, user_id: str, code_hashes: Sequence[str]) -> None:
+        await self._write(lambda m: m.replace_recovery_codes(user_id, code_hashes))
+
+    async def use_recovery_code(self, user_id: str, code_hash: str) -> bool:
+        return await self._write(lambda m: m.use_recovery_code(user_id, code_hash))
+
+    async def count_recovery_codes(self, user_id: str) -> int:
+        return await self._read(lambda m: m.count_recovery_codes(user_id))
 
     # CodeStore
 
@@ -482,6 +522,29 @@ class FileStore:
         self, records: tuple[DeviceAuthorization, ...], now: int
     ) -> int:
         return await self._write(lambda m: m.import_device_authorizations(records, now))
+
+    # AccountTokenStore, AccountTokenTransfer
+
+    async def save_account_token(self, token: AccountToken, now: int) -> None:
+        await self._write(lambda m: m.save_account_token(token, now))
+
+    async def take_account_token(
+        self, kind: AccountTokenKind, token_hash: str, now: int
+    ) -> AccountToken | None:
+        return await self._write(lambda m: m.take_account_token(kind, token_hash, now))
+
+    async def revoke_account_tokens(
+        self, user_id: str, kind: AccountTokenKind, now: int
+    ) -> int:
+        return await self._write(lambda m: m.revoke_account_tokens(user_id, kind, now))
+
+    async def export_account_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccountToken]:
+        return await self._read(lambda m: m.export_account_tokens(cursor, limit, now))
+
+    async def import_account_tokens(self, records: tuple[AccountToken, ...], now: int) -> int:
+        return await self._write(lambda m: m.import_account_tokens(records, now))
 
     # SessionTransfer, ConsentTransfer
 
