@@ -1,12 +1,13 @@
 """A store with one of everything, to copy: the sample the transfer tests share.
 
-``seed`` writes, through the port as the service does, users with password hashes, a
-TOTP seed, a verified email, passkeys and recovery codes, groups with members, stored clients (one replaced, one deleted), initial access
-tokens (one partly spent), a live code, a consumed code's tombstone, access tokens active
-and revoked, refresh tokens, a reuse marker, a claim and a counter, browser sessions (one
-with grants, one ended), consents (one with a grant, one withdrawn), device authorizations
-and account tokens (a reset link and a verification link live, one spent), and expired
-records of each kind; ``EXPECTED`` is what a copy must carry of it.
+``seed`` writes, through the port as the service does, users with password hashes, a TOTP
+seed, a verified email, passkeys and recovery codes, groups with members, stored clients
+(one replaced, one deleted), initial access tokens (one partly spent), a live code, a
+consumed code's tombstone, access tokens active and revoked, refresh tokens, a reuse
+marker, a claim and a counter, browser sessions (one with grants, one ended), consents
+(one with a grant, one withdrawn), device authorizations and account tokens (a reset link
+and a verification link live, one spent), and expired records of each kind;
+``EXPECTED`` is what a copy must carry of it.
 """
 
 from __future__ import annotations
