@@ -29,6 +29,7 @@ from domain.consent import ConsentRecord
 from domain.device import DeviceAuthorization
 from domain.entities import (
     AccessToken,
+    AccountToken,
     AuthorizationCode,
     Group,
     RefreshToken,
@@ -147,6 +148,12 @@ COPY_STEPS: list[CopyStep[Any]] = [
         lambda s, cursor, limit, now: s.export_device_authorizations(cursor, limit, now),
         lambda s, records, now: s.import_device_authorizations(records, now),
         lambda counts: counts.device_authorizations,
+    ),
+    CopyStep(
+        "account_tokens", AccountToken,
+        lambda s, cursor, limit, now: s.export_account_tokens(cursor, limit, now),
+        lambda s, records, now: s.import_account_tokens(records, now),
+        lambda counts: counts.account_tokens,
     ),
 ]
 

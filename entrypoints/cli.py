@@ -187,6 +187,8 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
     from entrypoints.janitor import purge_now
     from entrypoints.logging import configure_logging
 
@@ -197,10 +199,8 @@ def _purge(settings: Settings, args: argparse.Namespace) -> int:
         print(f"nothing to purge: with STORE_BACKEND={settings.store_backend}, the "
               f"{describe(exc.parts)} live in the serving process, whose janitor purges them")
         return 0
-    print(f"purged {counts.total} expired record(s): codes={counts.codes} "
-          f"access_tokens={counts.access_tokens} refresh_tokens={counts.refresh_tokens} "
-          f"reuse_markers={counts.reuse_markers} other={counts.other} "
-          f"initial_access_tokens={counts.initial_access_tokens}")
+    kinds = " ".join(f"{kind}={n}" for kind, n in msgspec.structs.asdict(counts).items())
+    print(f"purged {counts.total} expired record(s): {kinds}")
     return 0
 
 

@@ -39,6 +39,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from domain.entities import PurgeCounts
 from domain.errors import StoreUnavailable
 from entrypoints.http.services import ServicesDependency
 from ports.store import StoreAdmin
@@ -51,7 +52,8 @@ OTHER = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 GRANT_TYPES = frozenset({"authorization_code", "client_credentials", "refresh_token",
                          "urn:ietf:params:oauth:grant-type:device_code"})
-PURGE_KINDS = ("codes", "access_tokens", "refresh_tokens", "reuse_markers", "other")
+#: The ``kind`` labels of purged records: every field of ``PurgeCounts``.
+PURGE_KINDS = tuple(field.name for field in msgspec.structs.fields(PurgeCounts))
 #: How often a scrape may read the store's sizes (a SCAN in Redis, COUNTs in PostgreSQL).
 STORE_SIZES_REFRESH_SECONDS = 30
 #: How long one reading may take before the scrape goes on with the last values.

@@ -1,11 +1,13 @@
 """A store with one of everything, to copy: the sample the transfer tests share.
 
-``seed`` writes, through the port as the service does, users with password hashes and a
-TOTP seed, groups with members, stored clients (one replaced, one deleted), initial access
-tokens (one partly spent), a live code, a consumed code's tombstone, access tokens active
-and revoked, refresh tokens, a reuse marker, a claim and a counter, browser sessions (one
-with grants, one ended) and consents (one with a grant, one withdrawn), and expired records
-of each kind; ``EXPECTED`` is what a copy must carry of it.
+``seed`` writes, through the port as the service does, users with password hashes, a TOTP
+seed, a verified email, passkeys and recovery codes, groups with members, stored clients
+(one replaced, one deleted), initial access tokens (one partly spent), a live code, a
+consumed code's tombstone, access tokens active and revoked, refresh tokens, a reuse
+marker, a claim and a counter, browser sessions (one with grants, one ended), consents
+(one with a grant, one withdrawn), device authorizations and account tokens (a reset link
+and a verification link live, one spent), and expired records of each kind;
+``EXPECTED`` is what a copy must carry of it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from domain.clients import (
 from domain.device import DeviceAuthorization, DeviceDecision, PollApproved
 from domain.entities import (
     AccessToken,
+    AccountToken,
+    AccountTokenKind,
     Address,
     AuthorizationCode,
     ConsumedCode,
@@ -38,6 +42,7 @@ from domain.entities import (
     Member,
     MultiValue,
     Name,
+    Passkey,
     RefreshToken,
     Reused,
     Taken,
@@ -53,7 +58,7 @@ USERS = 7
 EXPECTED = {
     "users": USERS, "groups": 2, "clients": 2, "initial_access_tokens": 2, "codes": 1,
     "consumed_codes": 1, "access_tokens": 5, "refresh_tokens": 2, "reuse_markers": 1,
-    "claims": 1, "sessions": 2, "consents": 1, "device_authorizations": 2,
+    "claims": 1, "sessions": 2, "consents": 1, "device_authorizations": 2, "account_tokens": 2,
 }
 
 
@@ -108,6 +113,21 @@ def _code(name: str, exp: int) -> AuthorizationCode:
     )
 
 
+def _passkey(name: str, user_id: str, **changes: Any) -> Passkey:
+    passkey = Passkey(
+        credential_id=f"cred-{name}", user_id=user_id, public_key=f"pQECAyYgASFY-{name}",
+        sign_count=7, transports=("internal", "hybrid"), name=f"Key {name}", synced=True,
+        created_at=T0 - 600, last_used_at=T0 - 60,
+    )
+    return msgspec.structs.replace(passkey, **changes)
+
+
+def _link(name: str, now: int, kind: AccountTokenKind = "password_reset", *,
+          ttl: int = 1800) -> AccountToken:
+    return AccountToken(token_hash=hash_token(f"lk_{name}"), kind=kind, user_id="u-alice",
+                        email="alice@example.com", created_at=now - 60, exp=now + ttl)
+
+
 def _session(name: str, now: int, **changes: Any) -> Session:
     session = Session(
         id_hash=hash_token(name), sid=f"sid_{name}", user_id="u-alice", auth_time=now - 30,
@@ -132,6 +152,12 @@ async def seed(store: Store, now: int) -> None:
     ), password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
     # A TOTP seed as the store keeps it (sealed or not): copied as an opaque string.
     await store.set_totp("u-alice", "v1.sealed.Zm9vYmFy", confirmed=True)
+    await store.set_verified_email("u-alice", "alice@example.com")
+    await store.add_passkey(_passkey("phone", "u-alice"))
+    await store.add_passkey(_passkey("usb", "u-alice", sign_count=0, transports=("usb",),
+                                     synced=False, created_at=T0 - 300, last_used_at=None))
+    await store.replace_recovery_codes("u-alice", [hash_token(f"rc-{n}") for n in range(3)])
+    assert await store.use_recovery_code("u-alice", hash_token("rc-0"))
     bob = await store.create_user(User(id="u-bob", user_name="bob", created=T0 - 50),
                                   password_hash="$argon2id$v=19$bob")
     await store.replace_user(msgspec.structs.replace(bob, active=False, last_modified=T0 - 10))
@@ -196,6 +222,10 @@ async def seed(store: Store, now: int) -> None:
         ), now - 60)
     await store.decide_device_authorization(hash_token("uc_approved"), DeviceDecision(
         status="approved", user_id="u-alice", auth_time=now - 30, amr=("pwd",), acr="pwd"), now)
+    for link in (_link("reset", now), _link("verify", now, "email_verification"),
+                 _link("spent", now), _link("expired", now, ttl=0)):
+        await store.save_account_token(link, now - 60)
+    assert await store.take_account_token("password_reset", hash_token("lk_spent"), now)
     await store.claim_once("totp:u-bob:000000", now, now - 90)
     await store.hit("signin:alice", 300, now)
 
@@ -257,3 +287,27 @@ async def check_target(target: Store, now: int) -> None:
     assert await target.find_device_authorization(hash_token("uc_pending"), now) is not None
 
 
+    # Passkeys, recovery codes and the verified email travel with their user.
+    alice = await target.get_credentials("u-alice")
+    assert alice.verified_email == "alice@example.com"
+    assert await target.list_passkeys("u-alice") == [
+        _passkey("phone", "u-alice"),
+        _passkey("usb", "u-alice", sign_count=0, transports=("usb",), synced=False,
+                 created_at=T0 - 300, last_used_at=None)]
+    found = await target.find_passkey("cred-phone")
+    assert found is not None and found.user_id == "u-alice"
+    # The copied sign count still guards against a cloned authenticator.
+    assert not await target.record_passkey_use("cred-phone", 7, now)
+    assert await target.record_passkey_use("cred-phone", 8, now)
+    assert await target.count_recovery_codes("u-alice") == 2
+    assert not await target.use_recovery_code("u-alice", hash_token("rc-0"))
+    assert await target.use_recovery_code("u-alice", hash_token("rc-1"))
+    assert await target.count_recovery_codes("u-bob") == 0
+    # A live link works once in the target; a spent or expired one not at all.
+    reset = await target.take_account_token("password_reset", hash_token("lk_reset"), now)
+    assert reset == _link("reset", now)
+    assert await target.take_account_token("password_reset", hash_token("lk_reset"), now) is None
+    assert await target.take_account_token("password_reset", hash_token("lk_spent"), now) is None
+    assert await target.take_account_token(
+        "password_reset", hash_token("lk_expired"), now) is None
+    assert await target.revoke_account_tokens("u-alice", "email_verification", now) == 1

@@ -4,8 +4,8 @@ See ``docs/hybrid-backend.md`` for the key layout, TTLs and failure behaviour.
 :func:`open_store` is the ``hybrid`` entry point of the ``auth_service.stores`` group.
 
 One module per part of the port that ``hybrid`` implements itself, as in ``sql``: ``codes``,
-``tokens``, ``ephemeral``, ``clients``, ``sessions``, ``consents``, ``transfer`` and
-``admin`` (health, counts, purge, close), each a
+``tokens``, ``ephemeral``, ``clients``, ``sessions``, ``consents``, ``device``,
+``account_tokens``, ``transfer`` and ``admin`` (health, counts, purge, close), each a
 mixin of ``HybridStore`` (``store``), all over ``connection`` (this process's memory, the
 shared state in Redis, the outage handling and the write-back queue). There is no
 ``identities`` or ``credentials`` module: users, groups and credentials live only in
@@ -13,9 +13,10 @@ process memory, so those parts are the memory adapter's (``MemoryIdentities``, f
 ``adapters.memory.delegation.IdentitiesInMemory``) with nothing to add. The Redis side:
 ``redis_state`` and ``cluster_state`` (one method per port call, on one Redis or a
 cluster), ``redis_transfer`` and ``cluster_transfer`` (copying), ``scripts`` (Lua) and
-``codec`` (the compact encodings); ``redis_clients``, ``redis_sessions`` and
-``redis_consents`` (the parts that live in Redis only, on one Redis or a cluster alike,
-with their scripts in ``scripts`` and ``session_scripts``).
+``codec`` (the compact encodings); ``redis_clients``, ``redis_sessions``,
+``redis_consents``, ``redis_device`` and ``redis_account_tokens`` (the parts that live in
+Redis only, on one Redis or a cluster alike, with their scripts in ``scripts`` and
+``session_scripts``).
 """
 
 from __future__ import annotations

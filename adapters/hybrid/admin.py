@@ -10,6 +10,7 @@ from adapters.hybrid.redis_state import SharedTokenState
 from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
 from ports.store import (
+    ACCOUNT_TOKEN_PARTS,
     CLIENT_PARTS,
     DEVICE_PARTS,
     IDENTITY_PARTS,
@@ -47,10 +48,10 @@ class HybridAdmin(HybridConnection):
 
     def process_local_parts(self) -> frozenset[StorePart]:
         """See :class:`ports.store.ProcessLocal`: identities always; token state, clients,
-        sessions, consents and device authorizations without Redis."""
+        sessions, consents, device authorizations and account tokens without Redis."""
         if not self._shares:
             return (IDENTITY_PARTS | TOKEN_STATE_PARTS | CLIENT_PARTS | SESSION_PARTS
-                    | DEVICE_PARTS)
+                    | DEVICE_PARTS | ACCOUNT_TOKEN_PARTS)
         return IDENTITY_PARTS
 
     async def counts(self, now: int) -> StoreCounts:
@@ -59,9 +60,9 @@ class HybridAdmin(HybridConnection):
         Token counts come from Redis when it is up (a SCAN of the key space, meant for a
         metrics scrape), else from this instance's memory. Stored clients are counted in
         Redis (one ``ZCARD``), live sessions and consents too (a SCAN each), and device
-        authorizations (one ``ZCOUNT``); during an outage the counts last read there are
-        reported (memory holds no clients, sessions, consents or device authorizations to
-        count when Redis is configured).
+        authorizations and account tokens (one ``ZCOUNT`` each); during an outage the
+        counts last read there are reported (memory holds none of those to count when
+        Redis is configured).
         """
 
         async def from_redis(r: SharedTokenState) -> tuple[int, int, int]:
@@ -69,6 +70,7 @@ class HybridAdmin(HybridConnection):
             self._session_count = await self._session_part(r).count(now)
             self._consent_count = await self._consent_part(r).count()
             self._device_count = await self._device_part(r).count_live(now)
+            self._account_token_count = await self._account_token_part(r).count_live(now)
             return (
                 await r.count_live("t", now),
                 await r.count_live("r", now),
@@ -86,6 +88,8 @@ class HybridAdmin(HybridConnection):
         sessions = self._session_count if self._shares else self.sessions.count(now)
         consents = self._consent_count if self._shares else self.consents.count
         device = self._device_count if self._shares else self.device.count(now)
+        account_tokens = (self._account_token_count if self._shares
+                          else self.account_tokens.count(now))
         return StoreCounts(
             users=self.identities.user_count,
             groups=self.identities.group_count,
@@ -96,6 +100,7 @@ class HybridAdmin(HybridConnection):
             sessions=sessions,
             consents=consents,
             device_authorizations=device,
+            account_tokens=account_tokens,
         )
 
     async def purge_expired(self, now: int, batch_size: int = 1000) -> PurgeCounts:
@@ -107,8 +112,8 @@ class HybridAdmin(HybridConnection):
         or whose expiry, by ``now``, has passed before their key's TTL; skipped during an
         outage, as purging is about space, not correctness), else in memory. So are
         sessions past their expiry and expired consent grants: in Redis, the ones ``now``
-        has passed before their keys' TTLs did; and device authorizations: their keys
-        expire with them, but the indexes listing them do not.
+        has passed before their keys' TTLs did; and device authorizations and account
+        tokens: their keys expire with them, but the indexes listing them do not.
         """
         counts = await self.tokens.purge_expired(now, batch_size)
         if not self._shares:
@@ -116,21 +121,24 @@ class HybridAdmin(HybridConnection):
             sessions = self.sessions.purge(now)
             grants = self.consents.purge(now)
             dead_devices = self.device.purge(now)
+            dead_links = self.account_tokens.purge(now)
         else:
 
-            async def in_redis(r: SharedTokenState) -> tuple[int, int, int, int]:
+            async def in_redis(r: SharedTokenState) -> tuple[int, int, int, int, int]:
                 return (
                     await self._client_part(r).purge_initial_access_tokens(now, batch_size),
                     await self._session_part(r).purge(now, batch_size),
                     await self._consent_part(r).purge(now, batch_size),
                     await self._device_part(r).purge(now, batch_size),
+                    await self._account_token_part(r).purge(now, batch_size),
                 )
 
             purged = await self._ask(now, in_redis)
-            dead, sessions, grants, dead_devices = (0, 0, 0, 0) if purged is _SKIP else purged
+            dead, sessions, grants, dead_devices, dead_links = (
+                (0, 0, 0, 0, 0) if purged is _SKIP else purged)
         return msgspec.structs.replace(
             counts, initial_access_tokens=dead, sessions=sessions, consent_grants=grants,
-            device_authorizations=dead_devices)
+            device_authorizations=dead_devices, account_tokens=dead_links)
 
     async def close(self) -> None:
         """Close the Redis connections. Idempotent."""

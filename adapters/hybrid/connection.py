@@ -22,12 +22,14 @@ from typing import Final, Literal, Protocol, TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from adapters.hybrid.redis_account_tokens import RedisAccountTokens, account_tokens_of
 from adapters.hybrid.redis_clients import RedisClients, clients_of
 from adapters.hybrid.redis_consents import RedisConsents, consents_of
 from adapters.hybrid.redis_device import RedisDevice, device_of
 from adapters.hybrid.redis_sessions import RedisSessions, sessions_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
+from adapters.memory.account_tokens import MemoryAccountTokens
 from adapters.memory.clients import MemoryClients
 from adapters.memory.consents import MemoryConsents
 from adapters.memory.device import MemoryDevice
@@ -82,6 +84,8 @@ class HybridConnection:
 
 
     __slots__ = (
+        "_account_token_count",
+        "_account_token_state",
         "_backlog",
         "_backlog_overflowed",
         "_client_count",
@@ -103,6 +107,7 @@ class HybridConnection:
         "_session_state",
         "_state_transfer",
         "_up",
+        "account_tokens",
         "clients",
         "consents",
         "device",
@@ -131,6 +136,8 @@ class HybridConnection:
         self.consents = MemoryConsents()
         # The device part without Redis (adapters/hybrid/device.py).
         self.device = MemoryDevice()
+        # The account-token part without Redis (adapters/hybrid/account_tokens.py).
+        self.account_tokens = MemoryAccountTokens()
         self._redis = redis
         self._connector = connector
         self._open_lock = asyncio.Lock()
@@ -160,6 +167,10 @@ class HybridConnection:
         # and the number of live device authorizations last counted there.
         self._device_state: RedisDevice | None = None
         self._device_count = 0
+        # The account-token part on the same Redis, made on first use
+        # (adapters/hybrid/account_tokens.py), and the number of live tokens last counted.
+        self._account_token_state: RedisAccountTokens | None = None
+        self._account_token_count = 0
 
     # Redis availability
 
@@ -237,6 +248,12 @@ class HybridConnection:
         if self._device_state is None:
             self._device_state = device_of(redis)
         return self._device_state
+
+    def _account_token_part(self, redis: SharedTokenState) -> RedisAccountTokens:
+        """The account-token part on ``redis``, made once (``redis_account_tokens.py``)."""
+        if self._account_token_state is None:
+            self._account_token_state = account_tokens_of(redis)
+        return self._account_token_state
 
     def _defer(self, op: _Deferred, now: int, *, revocation: bool = False) -> None:
         """Queue a write that Redis missed, to replay it when Redis is back.

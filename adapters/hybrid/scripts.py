@@ -789,3 +789,137 @@ for i = 1, #hashes do
 end
 return {#hashes, deleted}
 """
+
+
+# Account tokens (``redis_account_tokens.py``): the single-use links mailed for a password
+# reset or an email verification. Every key of the part carries the hash tag ``{at}``, so
+# on a cluster they all live in one slot: a take knows only the token's hash and a revoke
+# only its user, so no tag derived from either could put a token and its user's index in
+# one slot. ``Pat:{at}<hash>`` a token (hash: ``k`` kind, ``u`` user id, ``e`` exp, ``a``
+# the record (JSON)); ``Patu:{at}<kind>:<user id>`` the hashes of one user's tokens of one
+# kind, scored by ``exp``; ``Pats:{at}`` every hash (score 0: ordered by hash, for keyset
+# paging) and ``Pate:{at}`` the same hashes scored by ``exp`` (counts and purge). A token
+# expires with its record (TTL ``exp - now``); each index lives as long as its latest
+# token. Liveness is decided by the caller's ``now``, never by the TTL.
+_ACCOUNT_TOKEN = """
+local function live_token(key, now)
+  local e = redis.call('HGET', key, 'e')
+  return e and tonumber(e) > now
+end
+-- The token at key and its index entries, gone. Returns 1 when the token's key existed.
+local function drop_token(key, hash, user_head, ids, by_exp)
+  local f = redis.call('HMGET', key, 'k', 'u')
+  if f[1] and f[2] then redis.call('ZREM', user_head .. f[1] .. ':' .. f[2], hash) end
+  local n = redis.call('DEL', key)
+  redis.call('ZREM', ids, hash)
+  redis.call('ZREM', by_exp, hash)
+  return n
+end
+-- Make key live at least ttl seconds, never shorter than it did.
+local function lengthen(key, ttl)
+  redis.call('EXPIRE', key, ttl, 'NX')
+  redis.call('EXPIRE', key, ttl, 'GT')
+end
+-- a[i..i+5]: hash, kind, user id, exp, ttl, record. Replaces whatever the hash held.
+local function put_token(head, user_head, ids, by_exp, a, i)
+  local key = head .. a[i]
+  if redis.call('EXISTS', key) == 1 then drop_token(key, a[i], user_head, ids, by_exp) end
+  redis.call('HSET', key, 'k', a[i + 1], 'u', a[i + 2], 'e', a[i + 3], 'a', a[i + 5])
+  redis.call('EXPIRE', key, a[i + 4])
+  local index = user_head .. a[i + 1] .. ':' .. a[i + 2]
+  redis.call('ZADD', index, a[i + 3], a[i])
+  lengthen(index, a[i + 4])
+  redis.call('ZADD', ids, 0, a[i])
+  lengthen(ids, a[i + 4])
+  redis.call('ZADD', by_exp, a[i + 3], a[i])
+  lengthen(by_exp, a[i + 4])
+end
+"""
+
+# KEYS: token, user index, ids, by exp. ARGV: now, token head, user index head, then the
+# token (hash, kind, user id, exp, ttl, record).
+SAVE_ACCOUNT_TOKEN = _ACCOUNT_TOKEN + """
+put_token(ARGV[2], ARGV[3], KEYS[3], KEYS[4], ARGV, 4)
+return 1
+"""
+
+# KEYS: token, ids, by exp. ARGV: now, kind, user index head, hash.
+# Removes the live token of this kind and returns its record; nil for none (a token of
+# another kind, or expired, is left as it is).
+TAKE_ACCOUNT_TOKEN = _ACCOUNT_TOKEN + """
+local f = redis.call('HMGET', KEYS[1], 'k', 'e', 'a')
+if f[1] ~= ARGV[2] or tonumber(f[2]) <= tonumber(ARGV[1]) then return false end
+drop_token(KEYS[1], ARGV[4], ARGV[3], KEYS[2], KEYS[3])
+return f[3]
+"""
+
+# KEYS: user index, ids, by exp. ARGV: now, token head, user index head, kind, user id.
+# Removes every token of the user of this kind (expired ones too: they are absent to every
+# reader already); returns how many were live.
+REVOKE_ACCOUNT_TOKENS = _ACCOUNT_TOKEN + """
+local now = tonumber(ARGV[1])
+local hashes = redis.call('ZRANGE', KEYS[1], 0, -1)
+local live = 0
+for i = 1, #hashes do
+  local key = ARGV[2] .. hashes[i]
+  local f = redis.call('HMGET', key, 'k', 'u', 'e')
+  -- An entry whose hash now holds another user's token (a save replaced it) is stale.
+  if f[1] == ARGV[4] and f[2] == ARGV[5] then
+    if tonumber(f[3]) > now then live = live + 1 end
+    drop_token(key, hashes[i], ARGV[3], KEYS[2], KEYS[3])
+  end
+end
+redis.call('DEL', KEYS[1])
+return live
+"""
+
+# KEYS: ids. ARGV: now, token head, the lowest hash ('-' or '(' .. cursor), limit.
+# Returns {last hash examined or '', record, ...}: at most ``limit`` live records, '' when
+# no hash follows.
+EXPORT_ACCOUNT_TOKENS = _ACCOUNT_TOKEN + """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[4])
+local hashes = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], '+', 'LIMIT', 0, limit + 1)
+local out = {''}
+for i = 1, math.min(#hashes, limit) do
+  local key = ARGV[2] .. hashes[i]
+  if live_token(key, now) then out[#out + 1] = redis.call('HGET', key, 'a') end
+end
+if #hashes > limit then out[1] = hashes[limit] end
+return out
+"""
+
+# KEYS: ids, by exp. ARGV: now, token head, user index head, then per record the six
+# fields of SAVE_ACCOUNT_TOKEN. A live token held here is left as it is. Returns how many
+# records were written.
+IMPORT_ACCOUNT_TOKENS = _ACCOUNT_TOKEN + """
+local now = tonumber(ARGV[1])
+local written = 0
+for i = 4, #ARGV, 6 do
+  if not live_token(ARGV[2] .. ARGV[i], now) then
+    put_token(ARGV[2], ARGV[3], KEYS[1], KEYS[2], ARGV, i)
+    written = written + 1
+  end
+end
+return written
+"""
+
+# KEYS: ids, by exp. ARGV: now, token head, user index head, batch size.
+# Removes up to a batch of tokens expired by ``now`` (with their index entries). Returns
+# {hashes examined, tokens deleted (keys Redis had not expired yet)}.
+PURGE_ACCOUNT_TOKENS = _ACCOUNT_TOKEN + """
+local now = tonumber(ARGV[1])
+local hashes = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local deleted = 0
+for i = 1, #hashes do
+  local key = ARGV[2] .. hashes[i]
+  local e = redis.call('HGET', key, 'e')
+  if e and tonumber(e) > now then
+    -- A score behind its token (never written so): set right, so the purge moves on.
+    redis.call('ZADD', KEYS[2], e, hashes[i])
+  else
+    deleted = deleted + drop_token(key, hashes[i], ARGV[3], KEYS[1], KEYS[2])
+  end
+end
+return {#hashes, deleted}
+"""

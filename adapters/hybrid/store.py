@@ -9,14 +9,15 @@ outage (``StoreUnavailable``, a 503), never made by one instance alone. Other wr
 during an outage are queued and replayed into Redis, in order, before Redis is used again,
 so tokens issued meanwhile stay valid and revocations reach every instance; the queue is
 bounded for ordinary writes (past the bound they are refused), never for revocations.
-Stored clients and initial access tokens, browser sessions and consents, and device
-authorizations, with Redis, live in Redis only: no memory copy, so during an outage they
-are refused too, reads included (``clients.py``, ``sessions.py``, ``consents.py``,
-``device.py``).
+Stored clients and initial access tokens, browser sessions and consents, device
+authorizations and account tokens (password-reset and email-verification links), with
+Redis, live in Redis only: no memory copy, so during an outage they are refused too, reads
+included (``clients.py``, ``sessions.py``, ``consents.py``, ``device.py``,
+``account_tokens.py``).
 
 Each part of the port the adapter implements itself is a mixin in the module of its name
 (``clients``, ``codes``, ``tokens``, ``ephemeral``, ``sessions``, ``consents``, ``device``,
-``transfer``, ``admin``), all over one
+``account_tokens``, ``transfer``, ``admin``), all over one
 :class:`~adapters.hybrid.connection.HybridConnection`, which holds this process's memory and
 the shared state and translates every redis-py error, once. Identities and credentials are
 the memory adapter's, forwarded by :class:`~adapters.memory.delegation.IdentitiesInMemory`.
@@ -24,6 +25,7 @@ the memory adapter's, forwarded by :class:`~adapters.memory.delegation.Identitie
 
 from __future__ import annotations
 
+from adapters.hybrid.account_tokens import HybridAccountTokens
 from adapters.hybrid.admin import HybridAdmin
 from adapters.hybrid.clients import HybridClients
 from adapters.hybrid.codes import HybridCodes
@@ -41,7 +43,8 @@ __all__ = ["DEFAULT_BACKLOG", "Connector", "HybridStore"]
 
 class HybridStore(
     IdentitiesInMemory, HybridClients, HybridCodes, HybridTokens, HybridEphemeral,
-    HybridSessions, HybridConsents, HybridDevice, HybridTransfer, HybridAdmin,
+    HybridSessions, HybridConsents, HybridDevice, HybridAccountTokens, HybridTransfer,
+    HybridAdmin,
 ):
     """Implements :class:`ports.store.Store`; see the module docstring. Build it with
     :func:`adapters.hybrid.open_hybrid_store`; the arguments are

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.memory.store import MemoryStore
 from domain.clients import Client
-from domain.entities import AccessToken, StoreCounts
+from domain.entities import AccessToken, AccountToken, StoreCounts
 from domain.errors import StoreUnavailable
 from domain.maintenance import purge_expired
 from tests.e2e.ops_support import SERVICE_ID, SERVICE_SECRET, client_token, metric, ops_app
@@ -104,12 +104,16 @@ def test_purge_counts_are_exported(h: Harness) -> None:
         record = AccessToken(token_hash=f"{n:064x}", token_display="tk_abcd...", active=True,
                              scope="read", client_id="svc", exp=now + 1, iat=now)
         h.run(h.store.save_tokens(record, None, now))
+    h.run(h.store.save_account_token(AccountToken(
+        token_hash="a" * 64, kind="email_verification", user_id="u-1", email="a@example.com",
+        created_at=now, exp=now + 1), now))
     h.clock.advance(10)
     services = h.client.app.state.services
     h.run(purge_expired(services.store, services.clock, services.events))
 
     text = scrape(h)
     assert metric(text, "auth_purged_records_total", kind="access_tokens") == 3
+    assert metric(text, "auth_purged_records_total", kind="account_tokens") == 1
     assert metric(text, "auth_purge_runs_total", result="completed") == 1
 
 
@@ -172,13 +176,17 @@ def test_store_sizes_are_exported_for_every_counted_part(h: Harness) -> None:
     client_token(h.client)
     client_token(h.client)
     h.run(h.store.create_client(Client(client_id="stored-app", name="Stored app")))
+    now = h.clock.now()
+    h.run(h.store.save_account_token(AccountToken(
+        token_hash="a" * 64, kind="password_reset", user_id="u-1", email="a@example.com",
+        created_at=now, exp=now + 1800), now))
     text = scrape(h)
     # One series per field of StoreCounts: a part added to counts() appears by itself.
     assert set(store_records(text)) == {f.name for f in msgspec.structs.fields(StoreCounts)}
     assert store_records(text) == {"users": 2, "groups": 0, "access_tokens": 2,
                                    "refresh_tokens": 0, "codes": 0, "clients": 1,
                                    "sessions": 0, "consents": 0,
-                                   "device_authorizations": 0}
+                                   "device_authorizations": 0, "account_tokens": 1}
     assert metric(text, "auth_store_records_refreshed_timestamp_seconds") == h.clock.now()
 
 

@@ -99,6 +99,7 @@ def test_the_cli_works_on_the_plugin_backend_through_the_port(
     purged = run_cli("purge", env=store_env)
     assert purged.returncode == 0, purged.stderr
     assert purged.stdout.startswith("purged 0 expired record(s)")
+    assert "device_authorizations=0 account_tokens=0" in purged.stdout
 
 
 def test_a_bad_store_backend_lists_the_installed_backends() -> None:

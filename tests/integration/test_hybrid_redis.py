@@ -38,7 +38,7 @@ from domain.entities import (
 )
 from domain.errors import StoreUnavailable
 from domain.sessions import SessionGrant, SessionRecord
-from ports.store import SESSION_PARTS
+from ports.store import ACCOUNT_TOKEN_PARTS, SESSION_PARTS
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import (
     FORM,
@@ -52,6 +52,7 @@ from tests.e2e.oauth_setup import (
     running,
 )
 from tests.integration.token_records import access as _access
+from tests.integration.token_records import account_token as _link
 from tests.integration.token_records import code as _code
 from tests.integration.token_records import device as _device
 from tests.integration.token_records import now as _now
@@ -694,6 +695,19 @@ async def test_with_redis_sessions_and_consents_are_shared_not_kept_in_the_proce
     assert alone.process_local_parts() >= SESSION_PARTS
 
 
+async def test_with_redis_account_tokens_are_shared_not_kept_in_the_process(
+    two_stores: tuple[HybridStore, HybridStore],
+) -> None:
+    a, b = two_stores
+    now = _now()
+    assert not a.process_local_parts() & ACCOUNT_TOKEN_PARTS
+    link = _link("shared", now)
+    await a.save_account_token(link, now)
+    assert (await b.counts(now)).account_tokens == 1
+    assert await b.take_account_token("password_reset", link.token_hash, now) == link
+    assert await a.take_account_token("password_reset", link.token_hash, now) is None
+
+
 async def test_a_burst_of_concurrent_calls_on_one_instance_is_served(prefix: str) -> None:
     """More concurrent calls than the instance keeps connections wait for one; none fails
     (redis-py's default pool refused the 101st, and opening hundreds of connections at
@@ -947,5 +961,103 @@ async def test_device_keys_share_one_slot_live_as_long_as_their_records_and_are_
         assert (await store.purge_expired(later)).device_authorizations == 1
         assert [key async for key in raw.scan_iter(match=prefix + "*")] == []
         assert (await store.purge_expired(later)).device_authorizations == 0
+    finally:
+        await store.close()
+
+
+async def test_account_tokens_fail_closed_during_an_outage_and_are_intact_after(
+    own_redis: LocalRedis,
+) -> None:
+    """Account tokens live in Redis only: during an outage every call raises
+    StoreUnavailable (a link taken or revoked by one instance alone would still work on
+    another), and the refused calls changed nothing."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(own_redis.url), "as:"), retry_after=0)
+    other = await open_hybrid_store(own_redis.url)
+    try:
+        held, kept = _link("held", now), _link("kept", now, kind="email_verification")
+        await store.save_account_token(held, now)
+        await store.save_account_token(kept, now)
+        own_redis.stop()
+        refused = [
+            store.save_account_token(_link("new", now), now),
+            store.take_account_token("password_reset", held.token_hash, now),
+            store.revoke_account_tokens("user-1", "email_verification", now),
+            store.export_account_tokens(None, 10, now),
+            store.import_account_tokens((_link("copied", now),), now),
+        ]
+        for call in refused:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "redis" not in str(caught.value).lower()
+        own_redis.start()
+        assert (await store.health())["redis"] is True
+        assert await other.take_account_token("password_reset", held.token_hash, now) == held
+        assert await other.take_account_token(
+            "password_reset", _link("new", now).token_hash, now) is None
+        assert await other.revoke_account_tokens("user-1", "email_verification", now) == 1
+        assert (await store.counts(now)).account_tokens == 0
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_account_token_keys_share_one_slot_live_as_long_as_their_tokens_and_go(
+    prefix: str, raw: Redis,
+) -> None:
+    """A token and its indexes live as long as the token (the indexes as the latest one);
+    a take and a revoke leave nothing of what they removed; a purge removes what is left
+    of expired tokens."""
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        long, short = _link("long", now), _link("short", now, ttl=30)
+        verification = _link("verify", now, kind="email_verification")
+        for link in (long, short, verification):
+            await store.save_account_token(link, now)
+        keys = sorted([key.decode() async for key in raw.scan_iter(match=prefix + "*")])
+        assert keys == sorted([
+            f"{prefix}at:{{at}}{long.token_hash}", f"{prefix}at:{{at}}{short.token_hash}",
+            f"{prefix}at:{{at}}{verification.token_hash}",
+            f"{prefix}atu:{{at}}password_reset:user-1",
+            f"{prefix}atu:{{at}}email_verification:user-1",
+            f"{prefix}ats:{{at}}", f"{prefix}ate:{{at}}",
+        ])
+        ttls = {key.removeprefix(prefix): await raw.ttl(key) for key in keys}
+        assert 1790 <= ttls[f"at:{{at}}{long.token_hash}"] <= 1800
+        assert 20 <= ttls[f"at:{{at}}{short.token_hash}"] <= 30
+        for index in ("atu:{at}password_reset:user-1", "ats:{at}", "ate:{at}"):
+            assert 1790 <= ttls[index] <= 1800, index
+        assert (await store.counts(now)).account_tokens == 3
+        assert await store.take_account_token(
+            "email_verification", verification.token_hash, now) == verification
+        assert not await raw.exists(f"{prefix}at:{{at}}{verification.token_hash}",
+                                    f"{prefix}atu:{{at}}email_verification:user-1")
+        # Past the short one's expiry (by the caller's clock): counted out, then purged.
+        later = now + 31
+        assert (await store.counts(later)).account_tokens == 1
+        assert (await store.purge_expired(later)).account_tokens == 1
+        assert not await raw.exists(f"{prefix}at:{{at}}{short.token_hash}")
+        assert (await store.purge_expired(later)).account_tokens == 0
+        assert await store.revoke_account_tokens("user-1", "password_reset", later) == 1
+        assert [key async for key in raw.scan_iter(match=prefix + "*")] == []
+    finally:
+        await store.close()
+
+
+async def test_a_saved_token_that_replaces_another_users_is_not_revoked_with_theirs(
+    prefix: str,
+) -> None:
+    """The index of a user's tokens may name a hash that a later save gave to another user
+    (the old entry is removed, and a revoke checks the holder anyway)."""
+    now = _now()
+    store = await open_hybrid_store(session_redis_url(), key_prefix=prefix)
+    try:
+        await store.save_account_token(_link("same", now), now)
+        bobs = _link("same", now, user_id="user-2")
+        await store.save_account_token(bobs, now)
+        assert await store.revoke_account_tokens("user-1", "password_reset", now) == 0
+        assert (await store.counts(now)).account_tokens == 1
+        assert await store.take_account_token("password_reset", bobs.token_hash, now) == bobs
     finally:
         await store.close()

@@ -32,6 +32,7 @@ from domain.sessions import SessionGrant
 from tests.e2e.conftest import StoreBackend
 from tests.e2e.oauth_setup import FORM, basic, build_app, exchange, introspect, running
 from tests.integration.token_records import access as _access
+from tests.integration.token_records import account_token as _link
 from tests.integration.token_records import code as _code
 from tests.integration.token_records import device as _device
 from tests.integration.token_records import now as _now
@@ -132,6 +133,27 @@ async def test_device_authorizations_live_in_one_slot_and_an_approval_is_polled_
     assert await a.find_device_authorization(approved.user_code_hash, now + 1) is None
 
 
+async def test_account_tokens_live_in_one_slot_and_a_link_is_taken_once(
+    two_stores: tuple[HybridStore, HybridStore], raw: RedisCluster, prefix: str,
+) -> None:
+    a, b = two_stores
+    now = _now()
+    for n in range(10):
+        await a.save_account_token(_link(f"slot{n}", now, user_id=f"user-{n % 3}"), now)
+    keys = await _keys(raw, prefix)
+    kinds = {key[len(prefix):].split(b":")[0] for key in keys}
+    assert kinds == {b"at", b"atu", b"ats", b"ate"}, keys
+    # Tokens and every user's index: one slot, so a take and a revoke are one script each.
+    assert len({raw.keyslot(key) for key in keys}) == 1
+    link = _link("slot0", now, user_id="user-0")
+    takes = await asyncio.gather(*(
+        (a if n % 2 else b).take_account_token("password_reset", link.token_hash, now)
+        for n in range(RACERS)))
+    assert [take for take in takes if take is not None] == [link]
+    assert await b.revoke_account_tokens("user-1", "password_reset", now) == 3
+    assert (await a.counts(now)).account_tokens == 6
+
+
 async def test_grants_spread_over_every_master(
     two_stores: tuple[HybridStore, HybridStore], raw: RedisCluster, prefix: str,
 ) -> None:
@@ -196,10 +218,14 @@ async def test_every_key_has_a_ttl_after_a_full_workflow(
     await a.revoke_access_token(access2.token_hash, now)
     await a.claim_once("lock", now + 30, now)
     await a.hit("counter", 60, now)
+    await a.save_account_token(_link("flow", now), now)
+    await b.save_account_token(_link("flow_taken", now), now)
+    await a.take_account_token("password_reset", _link("flow_taken", now).token_hash, now)
 
     ttls = {key: await raw.ttl(key) for key in await _keys(raw, prefix)}
     kinds = {key[len(prefix):].split(b":")[0] for key in ttls}
-    assert {b"c", b"cx", b"t", b"r", b"ru", b"g", b"o", b"h"} <= kinds
+    assert {b"c", b"cx", b"t", b"r", b"ru", b"g", b"o", b"h", b"at", b"atu", b"ats",
+            b"ate"} <= kinds
     assert ttls and all(ttl > 0 for ttl in ttls.values()), ttls
 
 

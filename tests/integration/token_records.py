@@ -9,7 +9,13 @@ from __future__ import annotations
 import time
 
 from domain.device import DeviceAuthorization
-from domain.entities import AccessToken, AuthorizationCode, RefreshToken
+from domain.entities import (
+    AccessToken,
+    AccountToken,
+    AccountTokenKind,
+    AuthorizationCode,
+    RefreshToken,
+)
 from domain.sessions import Session
 from domain.tokens import hash_token
 
@@ -61,4 +67,15 @@ def device(name: str, now: int, ttl: int = 600) -> DeviceAuthorization:
         device_code_hash=hash_token(f"dc_{name}"), user_code_hash=hash_token(f"uc_{name}"),
         client_id="tv", scope="openid offline_access", exp=now + ttl, interval=5,
         created_at=now,
+    )
+
+
+def account_token(
+    name: str, now: int, ttl: int = 1800, *, kind: AccountTokenKind = "password_reset",
+    user_id: str = "user-1",
+) -> AccountToken:
+    """A mailed link of ``user_id`` whose secret is ``lk_<name>``."""
+    return AccountToken(
+        token_hash=hash_token(f"lk_{name}"), kind=kind, user_id=user_id,
+        email=f"{user_id}@example.com", created_at=now, exp=now + ttl,
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import msgspec
 import pytest
 
 from adapters.memory.store import MemoryStore
-from domain.entities import AccessToken, AuthorizationCode, PurgeCounts
+from domain.entities import AccessToken, AccountToken, AuthorizationCode, PurgeCounts
 from domain.errors import StoreUnavailable
 from domain.maintenance import PURGE_LOCK_KEY, purge_expired, purge_if_due
 from entrypoints.janitor import Janitor, janitor_running
@@ -44,6 +45,20 @@ async def test_purge_removes_expired_records_and_reports_counts() -> None:
     [reported] = events.named("purge_completed")
     assert reported["access_tokens"] == 2 and reported["codes"] == 1
     assert reported["total"] == counts.total == 3
+
+
+async def test_the_report_names_every_kind_of_purged_record() -> None:
+    store, clock, events = MemoryStore(), FakeClock(T0 + 100), RecordingEvents()
+    await store.save_account_token(AccountToken(
+        token_hash="a" * 64, kind="password_reset", user_id="u-1", email="a@example.com",
+        created_at=T0, exp=T0 + 10), T0)
+
+    counts = await purge_expired(store, clock, events)
+
+    [reported] = events.named("purge_completed")
+    kinds = {field.name for field in msgspec.structs.fields(PurgeCounts)}
+    assert set(reported) == kinds | {"total"}
+    assert reported["account_tokens"] == counts.account_tokens == 1
 
 
 async def test_a_second_instance_skips_within_the_interval_and_purges_after() -> None:

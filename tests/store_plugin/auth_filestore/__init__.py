@@ -151,8 +151,8 @@ class FileStore:
         if state.get("format") != FORMAT:
             raise StoreMisconfigured(f"the store file has format {state.get('format')!r}, "
                                      f"not {FORMAT}")
-        # A file written before clients (sessions, consents, account tokens) were stored has
-        # none.
+        # A file written before clients (sessions, consents, device authorizations,
+        # account tokens) were stored has none.
         self._memory = MemoryStore(state["identities"], state["tokens"],
                                    state.get("clients") or MemoryClients(),
                                    state.get("sessions") or MemorySessions(),
@@ -523,6 +523,29 @@ class FileStore:
     ) -> int:
         return await self._write(lambda m: m.import_device_authorizations(records, now))
 
+    # AccountTokenStore, AccountTokenTransfer
+
+    async def save_account_token(self, token: AccountToken, now: int) -> None:
+        await self._write(lambda m: m.save_account_token(token, now))
+
+    async def take_account_token(
+        self, kind: AccountTokenKind, token_hash: str, now: int
+    ) -> AccountToken | None:
+        return await self._write(lambda m: m.take_account_token(kind, token_hash, now))
+
+    async def revoke_account_tokens(
+        self, user_id: str, kind: AccountTokenKind, now: int
+    ) -> int:
+        return await self._write(lambda m: m.revoke_account_tokens(user_id, kind, now))
+
+    async def export_account_tokens(
+        self, cursor: str | None, limit: int, now: int
+    ) -> Batch[AccountToken]:
+        return await self._read(lambda m: m.export_account_tokens(cursor, limit, now))
+
+    async def import_account_tokens(self, records: tuple[AccountToken, ...], now: int) -> int:
+        return await self._write(lambda m: m.import_account_tokens(records, now))
+
     # SessionTransfer, ConsentTransfer
 
     async def export_sessions(
@@ -556,27 +579,6 @@ class FileStore:
         self, records: tuple[InitialAccessToken, ...], now: int
     ) -> int:
         return await self._write(lambda m: m.import_initial_access_tokens(records, now))
-
-    # AccountTokenStore, AccountTokenTransfer
-
-    async def save_account_token(self, token: AccountToken, now: int) -> None:
-        await self._write(lambda m: m.save_account_token(token, now))
-
-    async def take_account_token(
-        self, kind: AccountTokenKind, token_hash: str, now: int
-    ) -> AccountToken | None:
-        return await self._write(lambda m: m.take_account_token(kind, token_hash, now))
-
-    async def revoke_account_tokens(self, user_id: str, kind: AccountTokenKind, now: int) -> int:
-        return await self._write(lambda m: m.revoke_account_tokens(user_id, kind, now))
-
-    async def export_account_tokens(
-        self, cursor: str | None, limit: int, now: int
-    ) -> Batch[AccountToken]:
-        return await self._read(lambda m: m.export_account_tokens(cursor, limit, now))
-
-    async def import_account_tokens(self, records: tuple[AccountToken, ...], now: int) -> int:
-        return await self._write(lambda m: m.import_account_tokens(records, now))
 
     # StoreAdmin
 
