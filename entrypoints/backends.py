@@ -35,7 +35,7 @@ _PART_NAMES: dict[StorePart, str] = {
     "sessions": "browser sessions",
     "consents": "consents",
     "device": "device authorizations",
-    "account_tokens": "password-reset and email-verification links",
+    "account_tokens": "mailed links (password reset, email verification)",
 }
 
 

@@ -89,8 +89,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     load_resource_servers(settings, clients)
     configure_logging(settings)
     warn_if_cleartext(settings)
-    log_mail_status(settings)
     _check_store(settings, workers=args.workers)
+    log_mail_status(settings)
     if args.workers > 1:
         from entrypoints.metrics import prepare_multiprocess
 

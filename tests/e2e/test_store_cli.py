@@ -27,8 +27,8 @@ from tests.transfer_sample import SVC_SECRET, check_target, seed, snapshot
         (("--from", "hybrid", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "hybrid keeps its users, groups, credentials, authorization codes, tokens, "
          "ephemeral state (single-use claims, rate-limit counters), stored clients, browser "
-         "sessions, consents, device authorizations and password-reset and "
-         "email-verification links in the memory of the serving process, "
+         "sessions, consents, device authorizations and mailed links (password reset, "
+         "email verification) in the memory of the serving process, "
          "out of this command's reach"),
         (("--from", "sql", "--to", "sql:postgresql://127.0.0.1:1/y"),
          "sql: DATABASE_URL: is required when STORE_BACKEND=sql"),
