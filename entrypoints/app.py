@@ -32,6 +32,7 @@ from domain.sessions import SessionPolicy
 from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.account import AccountController
+from entrypoints.http.account_passkeys import AccountPasskeysController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_sessions import AdminSessionsController
 from entrypoints.http.authorize import AuthorizeController, SigninController
@@ -52,6 +53,7 @@ from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
 from entrypoints.http.scim_extensions import scim_extensions_router
 from entrypoints.http.services import Services
+from entrypoints.http.static import passkeys_script
 from entrypoints.http.userinfo import UserinfoController
 from entrypoints.janitor import Janitor, janitor_running
 from entrypoints.logging import configure_logging
@@ -120,6 +122,7 @@ def build_services(container: Container) -> Services:
                        nonce_key=signer.derive_secret(DPOP_NONCE_LABEL),
                        policy=DpopPolicy(require_nonce=settings.dpop_require_nonce)),
         account_form_key=container.account_form_key(),
+        passkeys=container.passkeys(),
         mailer=container.mailer(),
     )
 
@@ -176,7 +179,8 @@ def create_app(
                                  AdminController, AdminSessionsController,
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
-                                 SigninController, AccountController, *DEVICE_HANDLERS]
+                                 SigninController, AccountController,
+                                 AccountPasskeysController, passkeys_script, *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -52,6 +52,10 @@ MESSAGES = {
                          "longer work; it will ask for your permission again if you use it.",
     "consent_gone": "That application had no access to withdraw.",
     "no_session": "You are not signed in any more (your session ended).",
+    "passkey_added": "Passkey added. You can sign in with it now.",
+    "passkey_renamed": "Passkey renamed.",
+    "passkey_removed": "Passkey removed. It no longer signs you in.",
+    "passkey_gone": "That passkey is not on your account (any more).",
 }
 #: A reason in the ``session_ended`` security event: the user ended a session (from this
 #: page, not necessarily in the browser that was signed out).
