@@ -28,6 +28,7 @@ WARNING_EVENTS = frozenset({
     "session_revocation_failed",
     "device_user_code_rejected",
     "device_user_code_throttled",
+    "passkey_sign_count_regressed",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).

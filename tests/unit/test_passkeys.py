@@ -5,6 +5,7 @@ concurrency, the owner, the counter, names, the last way in)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -189,3 +190,16 @@ async def test_the_only_passkey_of_a_user_without_a_password_cannot_be_removed()
     assert await remove_passkey(store, events, user_id=user.id,
                                 credential_id=key.credential_id) == "missing"
     assert [p.name for p in await store.list_passkeys(user.id)] == ["Phone"]
+
+
+def test_a_counter_that_went_back_is_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from entrypoints.metrics import Metrics
+    from entrypoints.telemetry import TelemetryEvents
+
+    events = TelemetryEvents(Metrics("memory"))
+    with caplog.at_level(logging.INFO, logger="auth_service.events"):
+        events.emit("passkey_sign_count_regressed", user_id="u-1", stored=5, received=3)
+        events.emit("passkey_registered", user_id="u-1")
+    levels = {r.getMessage(): r.levelno for r in caplog.records}
+    assert levels == {"passkey_sign_count_regressed": logging.WARNING,
+                      "passkey_registered": logging.INFO}
