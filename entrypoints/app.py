@@ -34,6 +34,7 @@ from entrypoints.clients import check_signing_algorithms
 from entrypoints.container import Container, build_container, open_backend
 from entrypoints.http.account import AccountController
 from entrypoints.http.account_email import AccountEmailController
+from entrypoints.http.account_passkeys import AccountPasskeysController
 from entrypoints.http.account_security import AccountSecurityController
 from entrypoints.http.admin import AdminController
 from entrypoints.http.admin_accounts import AdminAccountsController
@@ -57,6 +58,7 @@ from entrypoints.http.scim import scim_router
 from entrypoints.http.scim_errors import scim_aware
 from entrypoints.http.scim_extensions import scim_extensions_router
 from entrypoints.http.services import Services
+from entrypoints.http.static import passkeys_script
 from entrypoints.http.userinfo import UserinfoController
 from entrypoints.janitor import Janitor, janitor_running
 from entrypoints.logging import configure_logging
@@ -125,6 +127,7 @@ def build_services(container: Container) -> Services:
                        nonce_key=signer.derive_secret(DPOP_NONCE_LABEL),
                        policy=DpopPolicy(require_nonce=settings.dpop_require_nonce)),
         account_form_key=container.account_form_key(),
+        passkeys=container.passkeys(),
         mailer=container.mailer(),
     )
 
@@ -194,8 +197,8 @@ def create_app(
                                  RegistrationController,
                                  create_initial_access_token, LogoutController,
                                  SigninController, AccountController, AccountSecurityController,
-                                 AccountEmailController, PasswordResetController,
-                                 *DEVICE_HANDLERS]
+                                 AccountEmailController, AccountPasskeysController,
+                                 passkeys_script, PasswordResetController, *DEVICE_HANDLERS]
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from dependency_injector import containers, providers
 
@@ -23,6 +24,7 @@ from adapters.jose_dpop import JoseDpopCodec
 from adapters.outbound_http import HttpxJsonFetcher
 from adapters.passwords import Argon2PasswordHasher
 from adapters.totp import PyotpTotp
+from adapters.webauthn_ceremonies import WebauthnCeremonies
 from domain.outbound import OutboundPolicy
 from entrypoints.backends import open_store
 from entrypoints.clients import load_clients, load_resource_servers
@@ -48,6 +50,15 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+def passkey_ceremonies(settings: Settings) -> WebauthnCeremonies:
+    """The WebAuthn relying party of ``EXTERNAL_BASE_URL``: its host is the relying party id
+    (browsers refuse an IP address there) and its origin the one origin accepted."""
+    parts = urlsplit(settings.external_base_url)
+    host = (parts.hostname or "").lower()
+    origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    return WebauthnCeremonies(rp_id=host, rp_name=host, origin=origin)
 
 
 class Backend(containers.DeclarativeContainer):
@@ -84,6 +95,8 @@ class Container(containers.DeclarativeContainer):
     mailer: providers.Provider[Mailer | None] = providers.Singleton(
         load_mailer, settings, events, clock)
     assertion_codec = providers.Singleton(JoseAssertionCodec)
+    #: The WebAuthn ceremonies of passkeys (ports.passkeys), for EXTERNAL_BASE_URL.
+    passkeys = providers.Singleton(passkey_ceremonies, settings)
     dpop_codec = providers.Singleton(JoseDpopCodec)
 
 

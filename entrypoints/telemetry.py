@@ -31,6 +31,7 @@ WARNING_EVENTS = frozenset({
     "mail_failed",
     "password_reset_throttled",
     "password_reset_link_refused",
+    "passkey_sign_count_regressed",
 })
 #: Counted, but logged only at DEBUG: they happen on every hot-path request (or, for
 #: ``purge_skipped``, on every instance but one at every interval).

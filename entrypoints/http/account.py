@@ -82,6 +82,10 @@ MESSAGES = {
     "email_missing": "Your account has no email address to verify.",
     "verification_unavailable": "Email verification is unavailable: this server sends no "
                                 "email.",
+    "passkey_added": "Passkey added. You can sign in with it now.",
+    "passkey_renamed": "Passkey renamed.",
+    "passkey_removed": "Passkey removed. It no longer signs you in.",
+    "passkey_gone": "That passkey is not on your account (any more).",
 }
 #: A reason in the ``session_ended`` security event: the user ended a session (from this
 #: page, not necessarily in the browser that was signed out).

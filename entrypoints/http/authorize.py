@@ -45,6 +45,8 @@ from entrypoints.http.session_cookie import current_session, session_cookie
 from entrypoints.http.signin_steps import (
     AUTHORIZE_PATH,
     MAX_FIELD,
+    MAX_PASSKEY_FIELD,
+    PASSKEY_FIELD,
     SCOPE_DESCRIPTIONS,
     SIGNIN_PATH,
     SignedIn,
@@ -55,6 +57,7 @@ from entrypoints.http.signin_steps import (
     expired_page,
     new_transaction,
     open_transaction,
+    second_factor_page,
     see_other,
     signin_page,
     transaction_cookie,
@@ -115,7 +118,8 @@ def _multi(items: list[tuple[str, Any]]) -> dict[str, list[str]]:
 def _field_reader(fields: dict[str, list[str]]) -> Callable[[str], str]:
     def field(name: str) -> str:
         values = fields.get(name, [])
-        return values[0][:MAX_FIELD] if len(values) == 1 else ""
+        limit = MAX_PASSKEY_FIELD if name == PASSKEY_FIELD else MAX_FIELD
+        return values[0][:limit] if len(values) == 1 else ""
 
     return field
 
@@ -188,7 +192,8 @@ class _Flow:
             transaction = new_transaction(services, request=auth_request, step="totp",
                                           user_id=session.user_id, sid=session.sid,
                                           factors=step.factors)
-            response = signin_page(services, client, transaction, notice=_STEP_UP_NOTICE)
+            response = await second_factor_page(services, client, transaction,
+                                                notice=_STEP_UP_NOTICE)
         else:
             assert isinstance(step, AskConsent) and session is not None
             transaction = new_transaction(services, request=auth_request, step="consent",

@@ -62,17 +62,24 @@ def page(
     headers: dict[str, str] | None = None,
     *,
     form_target: str | None = None,
+    scripts: bool = False,
     **context: Any,
 ) -> Response[str]:
     """Render ``template`` with ``context`` (autoescaped) as a page with the security headers.
 
     ``form_target`` (a validated redirect URI) is added to ``form-action``, as the page's
-    form ends in a redirect there.
+    form ends in a redirect there. ``scripts``: the page runs this server's own scripts
+    (``script-src 'self'``: the passkey pages' ``/static/passkeys.js``; never an inline
+    script, never another origin's); the template sees it as ``scripts``.
     """
-    body = _templates.get_template(template).render(**context)
+    body = _templates.get_template(template).render(scripts=scripts, **context)
     all_headers = {**PAGE_HEADERS, **(headers or {})}
+    policy = CONTENT_SECURITY_POLICY
+    if scripts:
+        policy = policy.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
     source = form_action_source(form_target) if form_target else None
     if source is not None:
-        all_headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'", f"form-action 'self' {source}")
+        policy = policy.replace("form-action 'self'", f"form-action 'self' {source}")
+    if policy != CONTENT_SECURITY_POLICY:
+        all_headers["Content-Security-Policy"] = policy
     return Response(body, status_code=status_code, media_type="text/html", headers=all_headers)

@@ -29,6 +29,7 @@ from ports.clock import Clock
 from ports.events import Events
 from ports.mail import Mailer
 from ports.otp import Totp
+from ports.passkeys import PasskeyCeremonies
 from ports.sealing import Sealer, SecretSealer
 from ports.security import IdTokenSigner, PasswordHasher, TokenGenerator
 from ports.store import Store
@@ -66,6 +67,8 @@ class Services:
     dpop: DpopPorts
     #: The HMAC key of the ``/account`` forms' CSRF tokens (entrypoints/http/account.py).
     account_form_key: bytes
+    #: The WebAuthn ceremonies of passkeys (domain.passkeys), for ``EXTERNAL_BASE_URL``.
+    passkeys: PasskeyCeremonies
     #: Mail to users (ports.mail), in the background; None without ``SMTP_URL``: then there
     #: is no password reset and no email verification.
     mailer: Mailer | None = None

@@ -107,7 +107,7 @@ def test_a_browser_app_reads_the_token_and_userinfo_answers_only_from_its_origin
             page.goto(f"{base}/oauth/authorize?{query}")
             page.get_by_label("User name").fill("ada")
             page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             page.wait_for_url(f"{redirect_uri}?**", timeout=10_000)
             code = page.evaluate("new URLSearchParams(location.search).get('code')")
             outcome = page.evaluate(FETCH_TOKENS, [base, {

@@ -93,7 +93,7 @@ def test_sign_in_with_password_and_totp_in_chromium(
             page.screenshot(path=str(ARTIFACTS / "signin-1-password.png"), full_page=True)
             page.get_by_label("User name").fill("grace")
             page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             page.get_by_label("Verification code").wait_for()
             page.screenshot(path=str(ARTIFACTS / "signin-2-totp.png"), full_page=True)
             page.get_by_label("Verification code").fill(pyotp.TOTP(secret).now())

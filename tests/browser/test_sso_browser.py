@@ -163,7 +163,7 @@ def _claims(s: Setup, token: str) -> dict[str, Any]:
 def _sign_in(page: Page, password: str = PASSWORD) -> None:
     page.get_by_label("User name").fill("grace")
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def _documents(page: Page) -> list[str]:
@@ -209,7 +209,7 @@ def test_sign_in_to_a_reach_b_without_typing_sign_out_from_b_and_a_hears_of_it(
             expect(page.get_by_label("Password")).to_have_accessible_description(error)
             page.screenshot(path=str(ARTIFACTS / "sso-1-wrong-password.png"), full_page=True)
             page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             a_claims = _claims(s, _id_token(s, a, _code_from(s, page, a)))
 
             # B: straight to its redirect URI; no page of ours, so nothing to type.

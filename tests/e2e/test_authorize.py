@@ -48,13 +48,15 @@ def test_sign_in_page_is_plain_accessible_html_with_security_headers(h: Harness)
     assert page.headers["content-type"].startswith("text/html")
     # form-action also names the client's origin: browsers check it on the redirect that
     # follows the form, and would block the way back to the client otherwise.
+    # script-src: the page's only script is this server's passkey script (no inline one).
     assert page.headers["content-security-policy"] == (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "form-action 'self' https://web.example.test; frame-ancestors 'none'")
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
     assert '<html lang="en">' in page.text
-    assert "<script" not in page.text
+    assert page.text.count("<script") == 1
+    assert '<script src="/static/passkeys.js" defer></script>' in page.text
     # The client's name is shown, escaped; so are the requested scopes.
     assert "Web &lt;App&gt;" in page.text and "Web <App>" not in page.text
     assert "<code>openid</code>" in page.text and "<code>email</code>" in page.text

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("litestar", "sqlalchemy", "asyncpg", "redis", "uvicorn", "dependency_injector",
-             "adapters", "entrypoints", "argon2", "pyotp", "joserfc", "jwt", "prometheus_client")
+             "adapters", "entrypoints", "argon2", "pyotp", "joserfc", "jwt", "prometheus_client",
+             "webauthn")
 
 
 def imported_modules(path: Path) -> set[str]:
