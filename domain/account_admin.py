@@ -30,7 +30,7 @@ from domain.email_verification import email_verified, primary_email
 from domain.entities import Passkey, User
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.mfa import reset_mfa
-from domain.signin import second_factors
+from domain.recovery import drop_codes_without_factor
 from domain.user_sessions import UserSessionEnder
 from ports.events import Events
 from ports.store import CredentialStore, TokenStore, UserStore
@@ -94,11 +94,7 @@ async def remove_user_passkey(
     if not await store.remove_passkey(user_id, credential_id):
         raise NotFound("the user has no passkey with this credential id")  # removed meanwhile
     left = len(await store.list_passkeys(user_id))
-    codes = 0
-    if not await second_factors(store, user_id):
-        codes = await store.count_recovery_codes(user_id)
-        if codes:
-            await store.replace_recovery_codes(user_id, [])
+    codes = await drop_codes_without_factor(store, user_id)
     events.emit("admin_passkey_removed", actor=actor, user_id=user_id,
                 credential_id=credential_id, passkey_name=passkey.name, passkeys_left=left,
                 recovery_codes_removed=codes)

@@ -29,7 +29,7 @@ import msgspec
 from domain.entities import AccountToken, Credentials, Email, User
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.ratelimit import RateLimit, check_rate, rate_key
-from domain.text import UNSTORABLE
+from domain.text import UNSTORABLE, duration_text
 from domain.tokens import hash_token
 from ports.clock import Clock
 from ports.events import Events
@@ -87,16 +87,6 @@ async def email_claims(store: CredentialStore, user: User) -> dict[str, Any]:
     return {"email": address, "email_verified": email_verified(user, credentials)}
 
 
-def expiry_text(seconds: int) -> str:
-    """How long a link works, in words for a message ("30 minutes", "24 hours")."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        # Up to two days reads better in hours ("24 hours", "48 hours").
-        if seconds % size == 0 and (unit != "day" or seconds > 2 * 86400):
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
-
-
 class InvalidAddress(InvalidValue):
     """Not an email address this service accepts."""
 
@@ -148,7 +138,7 @@ async def send_verification_link(ports: VerificationPorts, user: User, *, reason
     ports.mailer.send(KIND, to=address, user_id=user.id, values={
         "name": user.display_name or user.user_name,
         "link": f"{ports.link}?token={secret}",
-        "expires": expiry_text(ports.lifetime),
+        "expires": duration_text(ports.lifetime),
     })
     ports.events.emit("email_verification_sent", user_id=user.id, reason=reason)
     return True

@@ -39,7 +39,7 @@ import msgspec
 from domain.entities import AccessToken, Credentials, User
 from domain.errors import DomainError, NotFound
 from domain.recovery import (
-    clear_recovery_codes,
+    drop_codes_without_factor,
     ensure_recovery_codes,
     looks_like_recovery_code,
     spend_recovery_code,
@@ -464,8 +464,7 @@ async def remove_totp(
     await store.hit(key, VERIFY_WINDOW_SECONDS, now, -1)
     await store.set_totp(user_id, None, confirmed=False)
     cleared = not await store.list_passkeys(user_id)
-    if cleared:
-        await clear_recovery_codes(store, user_id)
+    await drop_codes_without_factor(store, user_id)
     events.emit("totp_removed", user_id=user_id, recovery_codes_cleared=cleared)
     return TotpRemoved(recovery_codes_cleared=cleared)
 

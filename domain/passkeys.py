@@ -40,6 +40,7 @@ import msgspec
 
 from domain.entities import Passkey, User
 from domain.errors import Conflict, NotFound
+from domain.recovery import drop_codes_without_factor
 from domain.sessions import AMR_HWK, AMR_SWK
 from domain.text import is_storable
 from ports.events import Events
@@ -289,5 +290,7 @@ async def remove_passkey(
             return "last_way_in"
     if not await store.remove_passkey(user_id, credential_id):
         return "missing"
-    events.emit("passkey_removed", user_id=user_id, credential=_shown(credential_id))
+    codes = await drop_codes_without_factor(store, user_id)
+    events.emit("passkey_removed", user_id=user_id, credential=_shown(credential_id),
+                recovery_codes_removed=codes)
     return "removed"

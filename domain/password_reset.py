@@ -40,6 +40,7 @@ from domain.entities import AccountToken, AccountTokenKind, User
 from domain.errors import NotFound
 from domain.filters import AttrPath, Compare, ListQuery
 from domain.password_policy import DEFAULT_PASSWORD_POLICY, PasswordPolicy, check_password_policy
+from domain.text import duration_text
 from domain.tokens import hash_token
 from domain.user_sessions import PASSWORD_CHANGED, UserSessionEnder, end_sign_ins
 from ports.events import Events
@@ -97,15 +98,6 @@ class LinkRefused(msgspec.Struct, frozen=True):
 
 
 ResetOutcome = PasswordReset | LinkRefused
-
-
-def duration_text(seconds: int) -> str:
-    """``seconds`` in words for a message: ``30 minutes``, ``1 hour``, ``2 days``."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def looks_like_reset_token(token: str) -> bool:

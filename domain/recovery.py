@@ -92,6 +92,16 @@ async def spend_recovery_code(
     return True
 
 
-async def clear_recovery_codes(store: CredentialStore, user_id: str) -> None:
-    """Forget the user's codes (an MFA reset: the next enrolment issues a new set)."""
-    await store.replace_recovery_codes(user_id, [])
+async def drop_codes_without_factor(store: CredentialStore, user_id: str) -> int:
+    """After a second factor was removed: when the user has none left (no confirmed TOTP
+    seed, no passkey), forget their recovery codes, which stood in for a factor the user no
+    longer has (the next enrolment issues a new set). How many codes went."""
+    credentials = await store.get_credentials(user_id)
+    if (credentials.totp_confirmed and credentials.totp_secret is not None) or \
+            await store.list_passkeys(user_id):
+        return 0
+    codes = await store.count_recovery_codes(user_id)
+    if codes:
+        await store.replace_recovery_codes(user_id, [])
+    return codes
+

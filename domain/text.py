@@ -26,3 +26,12 @@ def require_storable(value: str, what: str) -> str:
         raise InvalidValue(f"{what} contains a character that is not allowed (NUL or a "
                            "lone surrogate)")
     return value
+
+
+def duration_text(seconds: int) -> str:
+    """``seconds`` in words for a message: ``30 minutes``, ``1 hour``, ``2 days``."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, get_args
 
 from adapters.backchannel_http import FAILURE_REASONS
+from domain.passkeys import RefusalReason
 from entrypoints.metrics import GRANT_TYPES, OTHER, PURGE_KINDS, Metrics, bounded
 from ports.events import FieldValue
 
@@ -37,7 +38,10 @@ WARNING_EVENTS = frozenset({
 #: ``purge_skipped``, on every instance but one at every interval).
 QUIET_EVENTS = frozenset({"token_issued", "token_introspected", "token_revoked", "purge_skipped"})
 
-_SIGNIN_FAILURE_REASONS = frozenset({"unknown_user", "inactive", "bad_password", "bad_totp"})
+_SIGNIN_FAILURE_REASONS = frozenset({
+    "unknown_user", "inactive", "bad_password", "bad_totp", "bad_recovery_code",
+    "bad_current_password", *(f"passkey_{r}" for r in get_args(RefusalReason)),
+})
 _BACKCHANNEL_FAILURES = frozenset(FAILURE_REASONS)
 _EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 

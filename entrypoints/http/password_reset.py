@@ -28,12 +28,11 @@ from domain.password_reset import (
     MAX_LOGIN,
     LinkRefused,
     ResetPolicy,
-    duration_text,
     looks_like_reset_token,
     request_password_reset,
     reset_password,
 )
-from domain.text import is_storable
+from domain.text import duration_text, is_storable
 from domain.user_sessions import user_session_ender
 from entrypoints.http.account import read_form, single_field
 from entrypoints.http.authorize import DEFAULT_RETURN_TO

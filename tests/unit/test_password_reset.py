@@ -15,11 +15,11 @@ from domain.password_reset import (
     LinkRefused,
     PasswordReset,
     ResetPolicy,
-    duration_text,
     looks_like_reset_token,
     request_password_reset,
     reset_password,
 )
+from domain.text import duration_text
 from domain.tokens import hash_token
 from ports.security import SecretsTokenGenerator
 from tests.doubles import T0, RecordingEvents, RecordingMailer
