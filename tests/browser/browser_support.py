@@ -88,11 +88,14 @@ def relying_party() -> Iterator[RelyingParty]:
 
 
 @contextmanager
-def served_app(clients_toml: Path, env: dict[str, str] | None = None
-               ) -> Iterator[tuple[str, MemoryStore]]:
-    """The app on a memory store under uvicorn on a free loopback port: (base URL, store)."""
+def served_app(clients_toml: Path, env: dict[str, str] | None = None, *,
+               host_name: str = "127.0.0.1") -> Iterator[tuple[str, MemoryStore]]:
+    """The app on a memory store under uvicorn on a free loopback port: (base URL, store).
+
+    ``host_name`` is the host of the base URL (``EXTERNAL_BASE_URL``): ``localhost`` for
+    passkeys, as browsers refuse an IP address as a WebAuthn relying party id."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host_name}:{port}"
     settings = load_settings({"CLIENTS_FILE": str(clients_toml), "EXTERNAL_BASE_URL": base,
                               "BIND_ADDR": f"127.0.0.1:{port}", **(env or {})})
     store = MemoryStore()
