@@ -101,3 +101,33 @@ def test_a_repeated_return_to_is_refused(h: Harness) -> None:
     response = h.client.get("/signin?return_to=/account&return_to=//evil.example",
                             follow_redirects=False)
     assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_prompt_login_asks_a_signed_in_user_again_and_renews_the_sign_in(h: Harness) -> None:
+    user = h.add_user()
+    page = h.client.get("/signin", params={"return_to": "/account"})
+    submit(h.client, page, username="alice", password=PASSWORD)
+    first = h.session()
+    assert first is not None
+    # Without prompt, a signed-in browser goes straight back.
+    straight = h.client.get("/signin", params={"return_to": "/account"},
+                            follow_redirects=False)
+    assert straight.status_code == 303 and straight.headers["location"] == "/account"
+
+    h.clock.advance(120)
+    again = h.client.get("/signin", params={"return_to": "/account", "prompt": "login"})
+    assert again.status_code == 200 and "please sign in again" in again.text
+    assert Form(again.text).fields["username"] == "alice"
+    done = submit(h.client, again, username="alice", password=PASSWORD)
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+    renewed = h.session()
+    assert renewed is not None and renewed.user_id == user.id
+    # The same session (sid), signed in again: a later auth_time, a new cookie value.
+    assert renewed.sid == first.sid and renewed.auth_time == first.auth_time + 120
+    assert renewed.id_hash != first.id_hash
+
+
+@pytest.mark.parametrize("prompt", [["none"], ["consent"], ["login", "login"]])
+def test_prompt_is_only_login_on_the_plain_page(h: Harness, prompt: list[str]) -> None:
+    response = h.client.get("/signin", params={"return_to": "/account", "prompt": prompt})
+    assert response.status_code == 400 and "prompt may only be login" in response.text
