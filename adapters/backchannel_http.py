@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from adapters.background import Deliveries
 from domain.outbound import OutboundPolicy
 from ports.events import Events
 from ports.logout import LogoutNotice
@@ -59,71 +60,38 @@ class HttpLogoutSender:
         self.events = events
         self.timeout_seconds = timeout_seconds
         self.retry_delays = retry_delays
-        self.max_pending = max_pending
         self._tls = ssl.create_default_context()
-        self.max_concurrent = max_concurrent
-        # Made on the loop that delivers (a semaphore belongs to one event loop).
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        # Held so that running deliveries are not garbage-collected, and can be awaited.
-        self._tasks: dict[asyncio.Task[None], LogoutNotice] = {}
+        self._deliveries: Deliveries[LogoutNotice] = Deliveries(
+            max_concurrent=max_concurrent, max_pending=max_pending,
+            abandoned=lambda notice, problem: self._failed(notice, 0, "abandoned", problem),
+            crashed=self._crashed)
 
     @property
     def pending(self) -> int:
         """Deliveries started and not finished."""
-        return len(self._tasks)
+        return self._deliveries.pending
 
     def send(self, notices: Sequence[LogoutNotice]) -> None:
-        loop = asyncio.get_running_loop()
         for notice in notices:
-            if len(self._tasks) >= self.max_pending:
-                self._failed(notice, 0, "abandoned",
-                             f"more than {self.max_pending} deliveries pending")
-                continue
-            task = loop.create_task(self._deliver(notice))
-            self._tasks[task] = notice
-            task.add_done_callback(self._finished)
+            self._deliveries.start(notice, self._deliver)
 
     async def drain(self, timeout_seconds: float | None = None) -> int:
         """Wait for the deliveries under way (shutdown, tests), at most ``timeout_seconds``
         (None: until they are all done); cancel those still pending then, reporting each as
         ``abandoned``. Returns how many were cancelled."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_seconds is None else loop.time() + timeout_seconds
-        while self._tasks:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                break
-            await asyncio.wait(tuple(self._tasks), timeout=remaining)
-        left = tuple(self._tasks)
-        for task in left:
-            task.cancel()
-        if left:
-            await asyncio.gather(*left, return_exceptions=True)
-        return len(left)
+        return await self._deliveries.drain(timeout_seconds)
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(self.max_concurrent))
-        return self._slots[1]
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        notice = self._tasks.pop(task, None)
-        if notice is None:
-            return
-        if task.cancelled():
-            self._failed(notice, 0, "abandoned", "still pending when the server stopped")
-        elif task.exception() is not None:
-            # _deliver reports every outcome itself; this is a bug, not a client's answer.
-            log.error("back-channel logout delivery crashed", exc_info=task.exception())
-            self._failed(notice, 0, "unavailable", "the delivery failed unexpectedly")
+    def _crashed(self, notice: LogoutNotice, exc: BaseException) -> None:
+        # _deliver reports every outcome itself; this is a bug, not a client's answer.
+        log.error("back-channel logout delivery crashed", exc_info=exc)
+        self._failed(notice, 0, "unavailable", "the delivery failed unexpectedly")
 
     async def _deliver(self, notice: LogoutNotice) -> None:
         refusal = self.policy.refusal(notice.uri)
         if refusal is not None:
             self._failed(notice, 0, "refused", f"the URI is not allowed: {refusal}")
             return
-        async with self._semaphore():
+        async with self._deliveries.slot():
             await self._attempts(notice)
 
     async def _attempts(self, notice: LogoutNotice) -> None:

@@ -45,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import msgspec
 
+from adapters.background import Deliveries
 from ports.clock import Clock
 from ports.events import Events
 from ports.mail import MailTemplate
@@ -176,18 +177,17 @@ class SmtpMailer:
         self.helo_name = helo_name
         self.timeout_seconds = timeout_seconds
         self.retry_delays = retry_delays
-        self.max_concurrent = max_concurrent
-        self.max_pending = max_pending
         self._tls = tls_context or ssl.create_default_context()
-        # Made on the loop that delivers (a semaphore belongs to one event loop).
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        # Held so that running deliveries are not garbage-collected, and can be awaited.
-        self._tasks: dict[asyncio.Task[None], _Outgoing] = {}
+        self._deliveries: Deliveries[_Outgoing] = Deliveries(
+            max_concurrent=max_concurrent, max_pending=max_pending,
+            abandoned=lambda outgoing, problem: self._failed(
+                outgoing.template, outgoing.user_id, 0, "abandoned", problem),
+            crashed=self._crashed)
 
     @property
     def pending(self) -> int:
         """Deliveries started and not finished."""
-        return len(self._tasks)
+        return self._deliveries.pending
 
     def send(
         self, template: MailTemplate, *, to: str, user_id: str, values: Mapping[str, str]
@@ -195,51 +195,20 @@ class SmtpMailer:
         """See :meth:`ports.mail.Mailer.send`: never raises, never waits. Even the message
         is made in the background, so that a request that sends mail takes no longer than
         one that does not (password reset answers everyone alike)."""
-        if len(self._tasks) >= self.max_pending:
-            self._failed(template, user_id, 0, "abandoned",
-                         f"more than {self.max_pending} messages pending")
-            return
-        outgoing = _Outgoing(template, to, user_id, dict(values), self.clock.now())
-        task = asyncio.get_running_loop().create_task(self._deliver(outgoing))
-        self._tasks[task] = outgoing
-        task.add_done_callback(self._finished)
+        self._deliveries.start(
+            _Outgoing(template, to, user_id, dict(values), self.clock.now()), self._deliver)
 
     async def drain(self, timeout_seconds: float | None = None) -> int:
         """Wait for the deliveries under way (shutdown, tests), at most ``timeout_seconds``
         (None: until they are all done); cancel those still pending then, reporting each as
         ``abandoned``. Returns how many were cancelled."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_seconds is None else loop.time() + timeout_seconds
-        while self._tasks:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                break
-            await asyncio.wait(tuple(self._tasks), timeout=remaining)
-        left = tuple(self._tasks)
-        for task in left:
-            task.cancel()
-        if left:
-            await asyncio.gather(*left, return_exceptions=True)
-        return len(left)
+        return await self._deliveries.drain(timeout_seconds)
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(self.max_concurrent))
-        return self._slots[1]
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        outgoing = self._tasks.pop(task, None)
-        if outgoing is None:
-            return
-        if task.cancelled():
-            self._failed(outgoing.template, outgoing.user_id, 0, "abandoned",
-                         "still pending when the server stopped")
-        elif task.exception() is not None:
-            # _attempts reports every outcome itself; this is a bug, not the server's answer.
-            log.error("mail delivery crashed", exc_info=task.exception())
-            self._failed(outgoing.template, outgoing.user_id, 0, "unavailable",
-                         "the delivery failed unexpectedly")
+    def _crashed(self, outgoing: _Outgoing, exc: BaseException) -> None:
+        # _attempts reports every outcome itself; this is a bug, not the server's answer.
+        log.error("mail delivery crashed", exc_info=exc)
+        self._failed(outgoing.template, outgoing.user_id, 0, "unavailable",
+                     "the delivery failed unexpectedly")
 
     async def _deliver(self, outgoing: _Outgoing) -> None:
         try:
@@ -254,7 +223,7 @@ class SmtpMailer:
             self._failed(outgoing.template, outgoing.user_id, 0, "invalid",
                          "the template did not render")
             return
-        async with self._semaphore():
+        async with self._deliveries.slot():
             await self._attempts(outgoing, message)
 
     async def _attempts(self, outgoing: _Outgoing, message: EmailMessage) -> None:
