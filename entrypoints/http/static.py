@@ -20,5 +20,6 @@ def passkeys_script() -> Response[bytes]:
     """The passkey script of the sign-in and account pages."""
     # no-cache: revalidated on each load, so an upgrade's script is never mixed with an
     # older page (the pages themselves are no-store).
-    return Response(_SCRIPT, media_type="text/javascript; charset=utf-8",
+    # Litestar adds the charset to a text/* type itself.
+    return Response(_SCRIPT, media_type="text/javascript",
                     headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})

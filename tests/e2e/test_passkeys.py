@@ -465,7 +465,7 @@ def test_malformed_responses_are_a_clear_400(h: Harness, response: str) -> None:
 def test_the_page_script_is_served_and_the_pages_allow_only_it(h: Harness) -> None:
     script = h.client.get("/static/passkeys.js")
     assert script.status_code == 200
-    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
     assert "navigator.credentials.get" in script.text
     page = passkey_signin_page(h)
     policy = page.headers["content-security-policy"]
