@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from adapters.hybrid.connection import _REDIS_ERRORS, _SKIP, HybridConnection
+from adapters.hybrid.connection import _SKIP, HybridConnection
+from adapters.hybrid.redis_errors import is_redis_failure
 from adapters.hybrid.redis_state import SharedTokenState
 from domain.entities import PurgeCounts, StoreCounts
 from domain.errors import StoreUnavailable
@@ -39,7 +40,9 @@ class HybridAdmin(HybridConnection):
             await redis.ping()
             if self._backlog:
                 await self._replay(redis, None)
-        except _REDIS_ERRORS as exc:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             self._went_down(exc)
             return {"store": True, "redis": False}
         if not self._up:
@@ -150,5 +153,7 @@ class HybridAdmin(HybridConnection):
                 await self._redis.close()
             if self._connector is not None:
                 await self._connector.aclose()
-        except _REDIS_ERRORS as exc:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             raise StoreUnavailable("closing the token store failed") from exc

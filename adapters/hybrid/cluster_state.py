@@ -27,14 +27,16 @@ reuse) and deletes each code, not in one step.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any, Final, cast
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from adapters.hybrid import scripts
 from adapters.hybrid.codec import Codec
+from adapters.hybrid.redis_errors import is_redis_failure
 from adapters.hybrid.redis_state import REVOKED_GRANT_FLAG_MS, _glob_escape, _ttl
 from domain.entities import (
     AccessToken,
@@ -120,7 +122,9 @@ class ClusterTokenState:
             return cast(bytes | None, await client.get(key))
         try:
             return cast(bytes | None, await node.execute_command("GET", key))
-        except RedisError:
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             return cast(bytes | None, await client.get(key))
 
     # Keys
@@ -376,12 +380,18 @@ class ClusterTokenState:
 
 
 class _Script:
-    """A Lua script run with ``EVALSHA``, loaded on the node that answers ``NOSCRIPT``.
+    """A Lua script run with ``EVALSHA``, loaded on every node the client knows when one
+    answers ``NOSCRIPT``.
 
-    redis-py's own ``register_script`` reloads a missing script on the masters it knows;
-    right after a failover that list can still name the old master, while the promoted
-    replica (which has no script cache) already serves the slot: the reload must go to
-    the node that owns the key's slot now.
+    A promoted replica has no script cache, so the first ``EVALSHA`` after a failover
+    meets ``NOSCRIPT``. redis-py's own ``register_script`` reloads the script on the
+    masters its slot map names, and a load on "the slot's owner" would go where the map
+    says: during a failover the map can still name the old master (another command's
+    connection error leaves a reload pending), and the retried ``EVALSHA``, routed by a
+    MOVED reply, meets ``NOSCRIPT`` again. Every node the client knows includes the one
+    that answered (a MOVED reply adds the node it names); a second round covers a map
+    reloaded from a node that had not heard of the promotion yet. Loads happen only after
+    a ``NOSCRIPT``: nothing is added in steady state.
     """
 
     __slots__ = ("_client", "_sha", "_source")
@@ -392,13 +402,29 @@ class _Script:
         self._sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324  # Redis's name
 
     async def __call__(self, *, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._client.evalsha(self._sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # The MOVED reply (if any) has been followed: the slot map names the owner.
-            node = self._client.get_node_from_key(keys[0])
-            await self._client.execute_command("SCRIPT LOAD", self._source, target_nodes=node)
-            return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+        for _ in range(_SCRIPT_LOADS):
+            try:
+                return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await self._load_everywhere()
+        return await self._client.evalsha(self._sha, len(keys), *keys, *args)
+
+    async def _load_everywhere(self) -> None:
+        """``SCRIPT LOAD`` on every node the client knows, each on its own: a node that
+        is down (a master that crashed) fails its own load only; the retried ``EVALSHA``
+        decides."""
+        loads = await asyncio.gather(
+            *(node.execute_command("SCRIPT LOAD", self._source)
+              for node in self._client.get_nodes()),
+            return_exceptions=True,
+        )
+        for load in loads:
+            if isinstance(load, BaseException) and not is_redis_failure(load):
+                raise load
+
+
+# Rounds of loads before an EVALSHA's NOSCRIPT is let through (as a failed Redis call).
+_SCRIPT_LOADS: Final = 2
 
 
 def _index(pipe: Any, key: str, member: str, ttl: int) -> None:

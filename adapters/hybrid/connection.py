@@ -20,12 +20,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, Literal, Protocol, TypeVar
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from adapters.hybrid.redis_account_tokens import RedisAccountTokens, account_tokens_of
 from adapters.hybrid.redis_clients import RedisClients, clients_of
 from adapters.hybrid.redis_consents import RedisConsents, consents_of
 from adapters.hybrid.redis_device import RedisDevice, device_of
+from adapters.hybrid.redis_errors import is_redis_failure, is_torn_connection
 from adapters.hybrid.redis_sessions import RedisSessions, sessions_of
 from adapters.hybrid.redis_state import SharedTokenState
 from adapters.hybrid.redis_transfer import StateTransfer
@@ -46,10 +45,22 @@ _T = TypeVar("_T")
 # A write to replay into Redis: called with the Redis state and the replay time.
 _Deferred = Callable[[SharedTokenState, int], Awaitable[object]]
 
-# Socket errors normally surface as redis ConnectionError, but not on every path; a cluster
-# client that reaches no node raises RedisClusterException, which is no RedisError.
-_REDIS_ERRORS: Final = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 DEFAULT_BACKLOG: Final = 100_000
+
+
+async def _asked_again_if_torn(
+    redis: SharedTokenState, op: Callable[[SharedTokenState], Awaitable[_T]]
+) -> _T:
+    """``op`` on ``redis``, asked once more when redis-py's connection was torn down under
+    it (``is_torn_connection``: no outage, the client reconnects on next use). As with the
+    cluster client's own retry after a connection error, Redis still decides single use:
+    a take asked twice answers "already used" at worst (the request fails closed)."""
+    try:
+        return await op(redis)
+    except Exception as exc:
+        if not is_torn_connection(exc):
+            raise
+    return await op(redis)
 
 
 class _Skip(enum.Enum):
@@ -204,8 +215,10 @@ class HybridConnection:
                 redis = await self._open()
             if self._backlog:
                 await self._replay(redis, now)
-            result = await op(redis)
-        except _REDIS_ERRORS as exc:
+            result = await _asked_again_if_torn(redis, op)
+        except Exception as exc:
+            if not is_redis_failure(exc):
+                raise
             self._went_down(exc)
             return _SKIP
         if not self._up:

@@ -32,28 +32,22 @@ them into ``StoreUnavailable``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Protocol, cast
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from adapters.hybrid import session_scripts as scripts
 from adapters.hybrid.cluster_state import ClusterTokenState, _Script
+from adapters.hybrid.redis_errors import redis_failures_suppressed
 from adapters.hybrid.redis_state import RedisTokenState, SharedTokenState, _glob_escape, _ttl
 from adapters.hybrid.redis_transfer import KeySnapshots
 from domain.records import Batch
 from domain.sessions import Session, SessionGrant, SessionRecord
 
 _SCAN_BATCH: Final = 1000
-# What a failed Redis call raises (as HybridConnection catches them): only a best-effort
-# clean-up swallows them here; every other error reaches HybridConnection.
-_CLEANUP_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    RedisError, RedisClusterException, OSError, asyncio.TimeoutError,
-)
 # Scripts in flight at once when one call ends or imports many sessions (one slot each).
 IN_FLIGHT: Final = 32
 
@@ -301,7 +295,7 @@ class RedisSessions:
             keys=self._keys(new_id_hash), args=[now, _row(session), *members])
         pipe = self.client.pipeline()
         pipe.zrem(self._users + session.user_id, id_hash)
-        with contextlib.suppress(*_CLEANUP_ERRORS):
+        with redis_failures_suppressed():
             await pipe.execute()
         return session if written else None
 
@@ -367,7 +361,7 @@ class RedisSessions:
         for record in ended:
             pipe.zrem(self._users + record.session.user_id, record.session.id_hash)
             pipe.delete(self._sids + record.session.sid)
-        with contextlib.suppress(*_CLEANUP_ERRORS):
+        with redis_failures_suppressed():
             await pipe.execute()
 
     async def end_session_by_sid(self, sid: str, now: int) -> SessionRecord | None:
