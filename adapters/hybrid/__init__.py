@@ -121,7 +121,8 @@ def cluster_client(redis_url: str) -> RedisCluster:
     restarted or replaced leaves dead connections and a stale slot map behind, and
     without it the first command to reach one would take the whole store down for a
     back-off interval. A retry cannot hand anything out twice: Redis decides single use,
-    so a take whose first answer was lost answers "already used" (fail closed).
+    so a refresh take whose first answer was lost answers "already used" (fail closed),
+    and a code take asked again gets the answer of its first ask (scripts.TAKE_CODE).
     """
     if urlsplit(redis_url).scheme == "unix":
         raise ValueError("a Redis Cluster is reached over TCP: use redis:// or rediss://")

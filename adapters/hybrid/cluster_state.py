@@ -7,7 +7,8 @@ touches shares a hash tag:
 * a grant's records, reuse markers and index set carry the grant's tag ``{g:<grant>}``:
   ``Pt:{g:G}<hash>``, ``Pr:{g:G}<hash>``, ``Pru:{g:G}<hash>``, ``Pg:{g:G}``. Taking a
   refresh token, detecting its reuse and revoking the family stay one atomic script;
-* a code and its tombstone carry the code's tag: ``Pc:{<hash>}``, ``Pcx:{<hash>}``;
+* a code, its tombstone and its taker's copy carry the code's tag: ``Pc:{<hash>}``,
+  ``Pcx:{<hash>}``, ``Pcr:{<hash>}``;
 * claims ``Po:<key>``, counters ``Ph:<window>:<key>`` and subject sets ``Ps:<sub>`` are
   single keys, in their own slots.
 
@@ -169,11 +170,12 @@ class ClusterTokenState:
         await pipe.execute()
 
     async def take_code(
-        self, code_hash: str, now: int, remember_until: int
+        self, code_hash: str, now: int, remember_until: int, taker: str
     ) -> AuthorizationCode | ConsumedCode | None:
         p = self._prefix
         reply: list[Any] = await self._take_code(
-            keys=[f"{p}c:{{{code_hash}}}", f"{p}cx:{{{code_hash}}}"], args=[now, remember_until]
+            keys=[f"{p}c:{{{code_hash}}}", f"{p}cx:{{{code_hash}}}", f"{p}cr:{{{code_hash}}}"],
+            args=[now, remember_until, taker],
         )
         if reply[0] == 1:
             return self._codec.decode_code(code_hash, reply[1])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from adapters.hybrid.connection import _SKIP, HybridConnection
 from domain.entities import AuthorizationCode, ConsumedCode
 
@@ -26,6 +28,9 @@ class HybridCodes(HybridConnection):
         With Redis, Redis decides (``StoreUnavailable`` while it cannot); this instance's
         copy is taken too, so that its memory agrees.
         """
-        shared = await self._shared(now, lambda r: r.take_code(code_hash, now, remember_until))
+        # One taker for this call, whoever asks Redis again for it (see scripts.TAKE_CODE).
+        taker = secrets.token_hex(8)
+        shared = await self._shared(
+            now, lambda r: r.take_code(code_hash, now, remember_until, taker))
         local = await self.tokens.take_code(code_hash, now, remember_until=remember_until)
         return local if shared is _SKIP else shared

@@ -54,7 +54,8 @@ async def _asked_again_if_torn(
     """``op`` on ``redis``, asked once more when redis-py's connection was torn down under
     it (``is_torn_connection``: no outage, the client reconnects on next use). As with the
     cluster client's own retry after a connection error, Redis still decides single use:
-    a take asked twice answers "already used" at worst (the request fails closed)."""
+    a code take asked again gets its first answer (the same taker), a refresh take asked
+    twice answers "already used" at worst (the request fails closed)."""
     try:
         return await op(redis)
     except Exception as exc:

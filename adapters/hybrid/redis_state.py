@@ -42,8 +42,11 @@ class SharedTokenState(Protocol):
     async def close(self) -> None: ...
     async def save_code(self, code: AuthorizationCode, now: int) -> None: ...
     async def take_code(
-        self, code_hash: str, now: int, remember_until: int
-    ) -> AuthorizationCode | ConsumedCode | None: ...
+        self, code_hash: str, now: int, remember_until: int, taker: str
+    ) -> AuthorizationCode | ConsumedCode | None:
+        """Take the code once. ``taker`` names the call: asked again with the same
+        ``taker`` (its first answer lost), the take answers the same."""
+        ...
     async def save_tokens(
         self, access: AccessToken, refresh: RefreshToken | None, now: int
     ) -> bool: ...
@@ -62,7 +65,8 @@ class RedisTokenState:
     """Codes, tokens, reuse markers, claims and counters under ``prefix`` in one Redis.
 
     Key layout (``P`` is the prefix, hashes are SHA-256 hex):
-    ``Pc:<hash>`` code, ``Pcx:<hash>`` consumed-code tombstone, ``Pt:<hash>`` access token,
+    ``Pc:<hash>`` code, ``Pcx:<hash>`` consumed-code tombstone, ``Pcr:<hash>`` the taken
+    code's copy for its taker asking again (scripts.TAKE_CODE), ``Pt:<hash>`` access token,
     ``Pr:<hash>`` refresh token, ``Pru:<hash>`` reuse marker, ``Pg:<grant>`` and
     ``Ps:<sub>`` index sets, ``Po:<key>`` claims, ``Ph:<window>:<key>`` counters.
     """
@@ -139,11 +143,12 @@ class RedisTokenState:
         )
 
     async def take_code(
-        self, code_hash: str, now: int, remember_until: int
+        self, code_hash: str, now: int, remember_until: int, taker: str
     ) -> AuthorizationCode | ConsumedCode | None:
         p = self._prefix
         reply: list[Any] = await self._take_code(
-            keys=[f"{p}c:{code_hash}", f"{p}cx:{code_hash}"], args=[now, remember_until]
+            keys=[f"{p}c:{code_hash}", f"{p}cx:{code_hash}", f"{p}cr:{code_hash}"],
+            args=[now, remember_until, taker],
         )
         if reply[0] == 1:
             return self._codec.decode_code(code_hash, reply[1])

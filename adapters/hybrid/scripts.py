@@ -68,8 +68,13 @@ end
 return 0
 """
 
-# KEYS: code, tombstone. ARGV: now, remember_until.
+# KEYS: code, tombstone, retry copy. ARGV: now, remember_until, taker (random, one per
+# take_code call).
 # Returns {1, record} (taken), {2, grant_id, client_id} (a replay), or {0}.
+# A take asked again by the same call -- its first answer lost with a connection, and the
+# cluster client or the store asking again -- gets the same answer, not "a replay": the
+# tombstone names the taker (after the fields every reader decodes), and a copy of the
+# record lives while the code would have (a few seconds; not as long as the tombstone).
 TAKE_CODE = """
 local now = tonumber(ARGV[1])
 local v = redis.call('GET', KEYS[1])
@@ -79,7 +84,9 @@ if v then
   if c[1] > now then
     local until_ = tonumber(ARGV[2])
     if until_ > now then
-      redis.call('SET', KEYS[2], cmsgpack.pack({until_, c[2], c[3]}), 'EX', until_ - now)
+      redis.call('SET', KEYS[2], cmsgpack.pack({until_, c[2], c[3], ARGV[3]}),
+                 'EX', until_ - now)
+      redis.call('SET', KEYS[3], v, 'EX', c[1] - now)
     end
     return {1, v}
   end
@@ -87,7 +94,14 @@ end
 local t = redis.call('GET', KEYS[2])
 if t then
   local d = cmsgpack.unpack(t)
-  if d[1] > now then return {2, d[2], d[3]} end
+  if d[1] > now then
+    if d[4] == ARGV[3] then
+      local again = redis.call('GET', KEYS[3])
+      if again then return {1, again} end
+      return {0}
+    end
+    return {2, d[2], d[3]}
+  end
 end
 return {0}
 """

@@ -18,9 +18,11 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.hybrid import (
     ClusterTokenState,
@@ -83,16 +85,18 @@ def torn(monkeypatch: pytest.MonkeyPatch) -> TornConnections:
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster", marks=pytest.mark.redis_cluster),
 ])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[HybridStore]:
-    """One instance on the session's Redis or Redis Cluster, retrying Redis at once after
-    a failure (no back-off), with keys of its own."""
+def state(request: pytest.FixtureRequest) -> RedisTokenState | ClusterTokenState:
+    """The shared state on the session's Redis or Redis Cluster, with keys of its own."""
     prefix = f"torn:{uuid.uuid4().hex[:12]}:"
     if request.param == "redis":
-        state: RedisTokenState | ClusterTokenState = RedisTokenState(
-            redis_client(session_redis_url()), prefix)
-    else:
-        state = ClusterTokenState(
-            cluster_client(request.getfixturevalue("redis_cluster_url")), prefix)
+        return RedisTokenState(redis_client(session_redis_url()), prefix)
+    return ClusterTokenState(
+        cluster_client(request.getfixturevalue("redis_cluster_url")), prefix)
+
+
+@pytest.fixture
+async def store(state: RedisTokenState | ClusterTokenState) -> AsyncIterator[HybridStore]:
+    """One instance on ``state``, retrying Redis at once after a failure (no back-off)."""
     hybrid = HybridStore(state, retry_after=0)
     assert await hybrid.health() == {"store": True, "redis": True}
     yield hybrid
@@ -147,6 +151,83 @@ async def test_a_refresh_token_rotated_over_torn_connections_is_taken_once(
     assert torn.torn == 2
     assert first == Taken(refresh)
     assert not isinstance(await store.take_refresh_token(refresh.token_hash, now), Taken)
+
+
+async def test_a_take_asked_again_by_the_same_call_gets_the_same_answer(
+    store: HybridStore, state: RedisTokenState | ClusterTokenState,
+) -> None:
+    """A take whose answer was lost is asked again with the same taker: it gets the code,
+    not "already used"; any other take is a replay."""
+    now = _now()
+    code = _code("ac_taker", now + 600)
+    await store.save_code(code, now)
+    assert await state.take_code(code.code_hash, now, now + 600, "taker-1") == code
+    assert await state.take_code(code.code_hash, now, now + 600, "taker-1") == code
+    replay = await state.take_code(code.code_hash, now, now + 600, "taker-2")
+    assert replay == ConsumedCode(code.code_hash, code.grant_id, code.client_id)
+    assert isinstance(await store.take_code(code.code_hash, now, remember_until=now + 600),
+                      ConsumedCode)
+
+
+@pytest.fixture
+def lost_answers(monkeypatch: pytest.MonkeyPatch) -> TornConnections:
+    """Loses the answer of the next ``n`` commands: read, then the connection fails."""
+    faults = TornConnections()
+    read = AbstractConnection.read_response
+
+    async def read_response(connection: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        response = await read(connection, *args, **kwargs)
+        if faults.pending:
+            faults.pending -= 1
+            faults.torn += 1
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError("Connection closed by server.")
+        return response
+
+    monkeypatch.setattr(AbstractConnection, "read_response", read_response)
+    return faults
+
+
+@pytest.mark.redis_cluster
+async def test_on_a_cluster_a_code_whose_answer_was_lost_is_redeemed_by_the_retry(
+    redis_cluster_url: str, lost_answers: TornConnections,
+) -> None:
+    """The cluster client asks once more after a connection error; the code was taken by
+    the first ask, and the second (the same take) gets it: no false replay."""
+    now = _now()
+    store = HybridStore(
+        ClusterTokenState(cluster_client(redis_cluster_url), f"torn:{uuid.uuid4().hex[:12]}:"))
+    try:
+        code = _code("ac_lost", now + 600)
+        await store.save_code(code, now)
+        lost_answers.arm()
+        assert await store.take_code(code.code_hash, now, remember_until=now + 600) == code
+        assert lost_answers.torn == 1
+        again = await store.take_code(code.code_hash, now, remember_until=now + 600)
+        assert isinstance(again, ConsumedCode)
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_on_one_redis_a_code_whose_answer_was_lost_is_refused_and_never_handed_out(
+    lost_answers: TornConnections,
+) -> None:
+    """One Redis is not asked again after a connection error (the store's back-off
+    handles it): the request is refused (503) and the code, taken by Redis, is spent."""
+    now = _now()
+    store = HybridStore(RedisTokenState(redis_client(session_redis_url()),
+                                        f"torn:{uuid.uuid4().hex[:12]}:"), retry_after=0)
+    try:
+        code = _code("ac_lost_one", now + 600)
+        await store.save_code(code, now)
+        lost_answers.arm()
+        with pytest.raises(StoreUnavailable):
+            await store.take_code(code.code_hash, now, remember_until=now + 600)
+        again = await store.take_code(code.code_hash, now, remember_until=now + 600)
+        assert isinstance(again, ConsumedCode)
+    finally:
+        await store.close()
 
 
 @pytest.mark.redis_cluster

@@ -125,9 +125,11 @@ class _BrokenState:
         self.fault = fault
         self.faults = faults
         self.calls = 0
+        self.takers: list[str] = []
 
-    async def take_code(self, *_: object) -> str:
+    async def take_code(self, code_hash: str, now: int, until: int, taker: str) -> str:
         self.calls += 1
+        self.takers.append(taker)
         if self.calls <= self.faults:
             raise self.fault
         return "the code"
@@ -145,6 +147,10 @@ async def test_a_call_over_a_torn_down_connection_is_asked_once_more() -> None:
     store = _store(state, retry_after=60)
     assert await store.take_code("a" * 64, NOW, remember_until=NOW + 600) == "the code"
     assert state.calls == 2
+    # Asked again as the same take: Redis answers it as the first (scripts.TAKE_CODE).
+    assert state.takers[0] == state.takers[1]
+    await store.take_code("a" * 64, NOW, remember_until=NOW + 600)
+    assert state.takers[2] != state.takers[0]
 
 
 async def test_a_connection_torn_down_twice_refuses_the_decision_and_redis_is_tried_again(
